@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+/** Paths of the Go-built binaries the local control plane runs. */
+export interface Binaries {
+  dir: string;
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  kubectl: string;
+  kwok: string;
+}
+
+const BUILD_SCRIPT = fileURLToPath(new URL('./build/build.sh', import.meta.url));
+
+/**
+ * Builds the binaries once (cached outside git, keyed on the pinned versions) and returns their
+ * paths. The build's progress lines go to stderr, so a cold build shows what it is doing.
+ */
+export async function ensureBinaries(): Promise<Binaries> {
+  const dir = await new Promise<string>((resolve, reject) => {
+    const build = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    build.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    build.on('error', reject);
+    build.on('exit', (code) => {
+      const lines = stdout.trim().split('\n');
+      const last = lines[lines.length - 1];
+      if (code === 0 && last) resolve(last);
+      else
+        reject(
+          new Error(
+            `building the local control plane failed (exit ${code}); run bash ${BUILD_SCRIPT} to see why`,
+          ),
+        );
+    });
+  });
+  return {
+    dir,
+    etcd: join(dir, 'etcd'),
+    kubeApiserver: join(dir, 'kube-apiserver'),
+    kubeControllerManager: join(dir, 'kube-controller-manager'),
+    kubeScheduler: join(dir, 'kube-scheduler'),
+    kubectl: join(dir, 'kubectl'),
+    kwok: join(dir, 'kwok'),
+  };
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_FLEET, fleetNodes, type Fleet } from './fleet.ts';
+
+describe('fleetNodes', () => {
+  it('labels nodes the way Karpenter and EKS managed node groups do', () => {
+    const fleet: Fleet = {
+      region: 'us-east-1',
+      pools: [
+        {
+          name: 'spot',
+          instanceType: 'c7g.large',
+          arch: 'arm64',
+          capacityType: 'spot',
+          provisioner: 'karpenter',
+          zones: ['us-east-1a', 'us-east-1b'],
+          count: 3,
+          cpu: '1930m',
+          memory: '3Gi',
+          taints: [{ key: 'spot', effect: 'NoSchedule' }],
+        },
+        {
+          name: 'ng',
+          instanceType: 'm6i.large',
+          arch: 'amd64',
+          capacityType: 'on-demand',
+          provisioner: 'eks-managed-nodegroup',
+          zones: ['us-east-1c'],
+          count: 1,
+          cpu: '1930m',
+          memory: '7Gi',
+        },
+      ],
+    };
+    const nodes = fleetNodes(fleet);
+    expect(
+      nodes.map((node) => [
+        node.metadata.name,
+        node.metadata.labels['topology.kubernetes.io/zone'],
+      ]),
+    ).toEqual([
+      ['spot-a-0', 'us-east-1a'],
+      ['spot-b-0', 'us-east-1b'],
+      ['spot-a-1', 'us-east-1a'],
+      ['ng-c-0', 'us-east-1c'],
+    ]);
+    expect(nodes[0]?.metadata.labels).toMatchObject({
+      'karpenter.sh/capacity-type': 'spot',
+      'kubernetes.io/arch': 'arm64',
+      'node.kubernetes.io/instance-type': 'c7g.large',
+      'topology.kubernetes.io/region': 'us-east-1',
+    });
+    expect(nodes[0]?.spec.taints).toEqual([{ key: 'spot', effect: 'NoSchedule' }]);
+    expect(nodes[3]?.metadata.labels).toMatchObject({
+      'eks.amazonaws.com/capacityType': 'ON_DEMAND',
+      'eks.amazonaws.com/nodegroup': 'ng',
+    });
+    expect(nodes[3]?.metadata.labels['karpenter.sh/capacity-type']).toBeUndefined();
+    expect(nodes[3]?.status.allocatable).toMatchObject({ cpu: '1930m', memory: '7Gi' });
+    expect(new Set(nodes.map((node) => node.spec.providerID)).size).toBe(4);
+  });
+
+  it('describes at least 24 nodes over three zones in the default fleet, with Spot and arm64', () => {
+    const nodes = fleetNodes(DEFAULT_FLEET);
+    expect(nodes.length).toBeGreaterThanOrEqual(24);
+    expect(
+      new Set(nodes.map((node) => node.metadata.labels['topology.kubernetes.io/zone'])).size,
+    ).toBe(3);
+    expect(
+      new Set(nodes.map((node) => node.metadata.labels['node.kubernetes.io/instance-type'])).size,
+    ).toBeGreaterThanOrEqual(5);
+    expect(nodes.some((node) => node.metadata.labels['kubernetes.io/arch'] === 'arm64')).toBe(true);
+    expect(new Set(nodes.map((node) => node.metadata.name)).size).toBe(nodes.length);
+  });
+
+  it('refuses a pool without zones', () => {
+    expect(() =>
+      fleetNodes({
+        region: 'us-east-1',
+        pools: [
+          {
+            name: 'x',
+            instanceType: 'm5.large',
+            arch: 'amd64',
+            capacityType: 'spot',
+            provisioner: 'karpenter',
+            zones: [],
+            count: 1,
+            cpu: '2',
+            memory: '8Gi',
+          },
+        ],
+      }),
+    ).toThrow('node pool x has no zones');
+  });
+});

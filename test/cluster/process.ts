@@ -1,0 +1,123 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+
+/** How a component of the local control plane is started. */
+export interface ComponentSpec {
+  name: string;
+  command: string;
+  args: string[];
+  logPath: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The last `lines` lines of a log file, for error messages (empty when unreadable). */
+export function logTail(path: string, lines = 30): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * One running process of the control plane. It is started under a small shell guard that
+ * kills it when the owning process (`ownerPid`) goes away, even by SIGKILL, so no component
+ * outlives the test run or supervisor that started it.
+ */
+export class Component {
+  readonly spec: ComponentSpec;
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(spec: ComponentSpec) {
+    this.spec = spec;
+  }
+
+  get running(): boolean {
+    return this.child?.exitCode === null && this.child.signalCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(ownerPid: number = process.pid): void {
+    if (this.running) throw new Error(`${this.spec.name} is already running`);
+    const log = createWriteStream(this.spec.logPath, { flags: 'a' });
+    // The guard runs the component in the background, then waits until either the owner or
+    // the component is gone; on the owner's death (or a TERM to the guard) it stops the component.
+    const guard = [
+      '"$@" & child=$!',
+      "trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM INT",
+      `while kill -0 ${ownerPid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1 & wait $!; done`,
+      'kill -TERM $child 2>/dev/null; wait $child',
+    ].join('\n');
+    const child = spawn('sh', ['-c', guard, this.spec.name, this.spec.command, ...this.spec.args], {
+      env: this.spec.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so a last-resort KILL reaches the component and not only the guard.
+      detached: true,
+    });
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    this.child = child;
+    this.exited = once(child, 'exit').then(() => {
+      log.end();
+    });
+  }
+
+  /** Stops the component: TERM, then KILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return this.exited;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      this.killGroup();
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** Synchronous last-resort kill of the guard and the component, for process 'exit' handlers. */
+  killGroup(): void {
+    const pid = this.child?.pid;
+    if (pid === undefined || !this.running) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** An error naming this component, with the end of its log. */
+  failure(what: string): Error {
+    const state = this.running
+      ? 'is running'
+      : `exited (${this.child?.exitCode ?? this.child?.signalCode ?? 'never started'})`;
+    return new Error(
+      `${this.spec.name} ${what}; it ${state}. Last lines of ${this.spec.logPath}:\n${logTail(this.spec.logPath)}`,
+    );
+  }
+}
+
+/** Polls `check` until it returns true, the component dies, or `timeoutMs` passes. */
+export async function waitUntil(
+  component: Component,
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!component.running) throw component.failure(`stopped before it ${what}`);
+    try {
+      if (await check()) return;
+    } catch {
+      // not ready yet
+    }
+    if (Date.now() > deadline)
+      throw component.failure(`did not ${what} within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

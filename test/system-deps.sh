@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Makes sure the tools the tests and the demo need beyond Node packages are present: Go (to
+# build the local control plane) and Debian packages. As root on Debian it installs missing
+# packages; elsewhere it says exactly what to install.
+set -euo pipefail
+
+# command-name:debian-package
+needed=(openssl:openssl flock:util-linux)
+
+if ! command -v go >/dev/null; then
+  echo "system-deps: Go 1.25 or newer is needed to build the local Kubernetes control plane; install it from go.dev/dl" >&2
+  exit 1
+fi
+
+missing=()
+for entry in "${needed[@]}"; do
+  command -v "${entry%%:*}" >/dev/null || missing+=("${entry#*:}")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "system-deps: installing ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+else
+  echo "system-deps: please install these packages first: ${missing[*]}" >&2
+  exit 1
+fi

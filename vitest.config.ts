@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` (pure, fast, no processes) and `integration` (real control plane,
+// registries, Prometheus started by the tests themselves). `npm test` runs both.
+export default defineConfig({
+  test: {
+    reporters: ['default', './test/summary-reporter.ts'],
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          // Unit tests sit next to the code they test.
+          include: ['**/*.test.ts'],
+          exclude: ['test/integration/**', 'node_modules/**'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // One control plane per file already uses both cores; files run one at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
