@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'charts/**'] },
+  { ignores: ['node_modules/**', 'charts/**', '.kopek/**'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   ...tseslint.configs.stylisticTypeChecked,
@@ -15,6 +15,11 @@ export default tseslint.config(
       complexity: ['error', 30],
       'max-depth': ['error', 5],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      // `const { status: _status, ...rest } = object` is how an object is copied without a field.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { ignoreRestSiblings: true, argsIgnorePattern: '^_' },
+      ],
     },
   },
   {

@@ -16,12 +16,13 @@ export interface Binaries {
 const BUILD_SCRIPT = fileURLToPath(new URL('./build/build.sh', import.meta.url));
 
 /**
- * Builds the binaries once (cached outside git, keyed on the pinned versions) and returns their
- * paths. The build's progress lines go to stderr, so a cold build shows what it is doing.
+ * Runs a build script that prints the directory of what it built as its last line on stdout
+ * (build.sh here, test/chart/build/build.sh for helm) and resolves with that directory. The
+ * script's progress lines go to stderr, so a cold build shows what it is doing.
  */
-export async function ensureBinaries(): Promise<Binaries> {
-  const dir = await new Promise<string>((resolve, reject) => {
-    const build = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function runBuildScript(script: string, what: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const build = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     build.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     build.on('error', reject);
@@ -30,13 +31,17 @@ export async function ensureBinaries(): Promise<Binaries> {
       const last = lines[lines.length - 1];
       if (code === 0 && last) resolve(last);
       else
-        reject(
-          new Error(
-            `building the local control plane failed (exit ${code}); run bash ${BUILD_SCRIPT} to see why`,
-          ),
-        );
+        reject(new Error(`building ${what} failed (exit ${code}); run bash ${script} to see why`));
     });
   });
+}
+
+/**
+ * Builds the binaries once (cached outside git, keyed on the pinned versions) and returns their
+ * paths.
+ */
+export async function ensureBinaries(): Promise<Binaries> {
+  const dir = await runBuildScript(BUILD_SCRIPT, 'the local control plane');
   return {
     dir,
     etcd: join(dir, 'etcd'),

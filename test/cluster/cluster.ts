@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -11,6 +10,7 @@ import { ensureBinaries, type Binaries } from './binaries.ts';
 import { fleetNodes, KWOK_NODE_ANNOTATION, type Fleet } from './fleet.ts';
 import { createPki, type ClientIdentity, type Pki } from './pki.ts';
 import { Component, waitUntil } from './process.ts';
+import { freePort } from '../support/ports.ts';
 
 export type ComponentName =
   'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
@@ -43,21 +43,6 @@ export interface KubectlOptions {
   as?: string;
   /** Resolve with a non-zero exit code instead of rejecting. */
   allowFailure?: boolean;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not allocate a loopback port'));
-      });
-    });
-  });
 }
 
 /** GET a URL on loopback; resolves with the status code and body. */

@@ -13,7 +13,11 @@ const exitAtOnce = process.argv.includes('--exit');
 console.log(
   'kopek demo: starting a local Kubernetes control plane (the first run builds it from source: minutes)',
 );
-const cluster = await LocalCluster.start({ log: (line) => { console.log(`  ${line}`); } });
+const cluster = await LocalCluster.start({
+  log: (line) => {
+    console.log(`  ${line}`);
+  },
+});
 let stopping = false;
 const stop = async (): Promise<void> => {
   if (stopping) return;

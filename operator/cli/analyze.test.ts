@@ -1,0 +1,337 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
+import { schemaProblems } from '../../recommender/testing.ts';
+import { analyzeObjects, formatTable, parseDump, parseImagePlatforms } from './analyze.ts';
+import { EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main, type CliIO } from './kopek.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const fixtures = join(root, 'test', 'fixtures', 'commerce');
+const DUMP = join(fixtures, 'dump.yaml');
+const PLATFORMS = join(fixtures, 'image-platforms.json');
+const NOW = '2026-11-20T10:00:00Z';
+
+interface Expected {
+  workloads: Record<
+    string,
+    {
+      spot: string;
+      arm64: string;
+      crossZone: string;
+      codes?: string[];
+      money?: { cost: string; savings: string };
+    }
+  >;
+  absent: string[];
+}
+
+function analyzeFixture() {
+  const warnings: string[] = [];
+  const platforms = parseImagePlatforms(readFileSync(PLATFORMS, 'utf8'), PLATFORMS, warnings);
+  const objects = parseDump(readFileSync(DUMP, 'utf8'), DUMP);
+  return {
+    ...analyzeObjects(objects, { imagePlatforms: platforms }, NOW),
+    platformWarnings: warnings,
+  };
+}
+
+const keyOf = (r: WorkloadRecommendation) =>
+  `${r.metadata.namespace ?? ''}/${r.spec.targetRef.kind}/${r.spec.targetRef.name}`;
+
+describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)', () => {
+  const result = analyzeFixture();
+  const expected = parse(
+    readFileSync(join(fixtures, 'expected-verdicts.yaml'), 'utf8'),
+  ) as Expected;
+  const byKey = new Map(result.list.items.map((r) => [keyOf(r), r]));
+
+  it('recommends for each of the ≥ 40 workloads, and for no other', () => {
+    expect(Object.keys(expected.workloads).length).toBeGreaterThanOrEqual(40);
+    expect([...byKey.keys()].sort()).toEqual(Object.keys(expected.workloads).sort());
+    for (const absent of expected.absent) expect(byKey.has(absent), absent).toBe(false);
+  });
+
+  for (const [key, want] of Object.entries(expected.workloads)) {
+    it(`${key}: Spot ${want.spot}, arm64 ${want.arm64}, cross-zone ${want.crossZone}`, () => {
+      const rec = byKey.get(key);
+      expect(rec, key).toBeDefined();
+      const status = rec?.status ?? {};
+      expect({
+        spot: status.spot?.verdict,
+        arm64: status.arm64?.verdict,
+        crossZone: status.crossZone?.verdict,
+      }).toEqual({
+        spot: want.spot,
+        arm64: want.arm64,
+        crossZone: want.crossZone,
+      });
+      const codes = [status.spot, status.arm64, status.crossZone].flatMap((r) =>
+        (r?.reasons ?? []).map((x) => x.code),
+      );
+      expect(codes).toEqual(expect.arrayContaining(want.codes ?? []));
+      if (want.money !== undefined) {
+        expect({ cost: status.monthlyCostUSD, savings: status.potentialMonthlySavingsUSD }).toEqual(
+          want.money,
+        );
+      }
+      expect(schemaProblems(status)).toEqual([]);
+    });
+  }
+
+  it('writes full WorkloadRecommendation objects, as the operator will', () => {
+    const web = byKey.get('storefront/Deployment/web');
+    expect(web).toMatchObject({
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'WorkloadRecommendation',
+      metadata: {
+        name: 'deployment-web',
+        namespace: 'storefront',
+        ownerReferences: [{ kind: 'Deployment', name: 'web' }],
+      },
+      spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' } },
+      status: {
+        policy: 'recommend-everywhere',
+        pricing: { source: 'Snapshot', region: 'us-east-1' },
+        placement: { replicas: 6, zones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
+        conditions: [
+          { type: 'Ready', status: 'True', reason: 'Recommended', lastTransitionTime: NOW },
+        ],
+      },
+    });
+    expect(byKey.get('search/Rollout/ranker')?.spec.targetRef.apiVersion).toBe(
+      'argoproj.io/v1alpha1',
+    );
+    expect(byKey.get('batch/CronJob/nightly-report')?.metadata.name).toBe('cronjob-nightly-report');
+  });
+
+  it('suggests the patches a person would apply', () => {
+    const patch = byKey.get('shop/Deployment/inventory')?.status?.suggestedPatch;
+    const spec = patch?.podTemplate?.spec as Record<string, unknown>;
+    // The amd64 pin goes; the cluster has both Karpenter and EKS node-group capacity labels.
+    expect(spec.nodeSelector).toEqual({ 'kubernetes.io/arch': null });
+    expect(JSON.stringify(spec.affinity)).toContain('karpenter.sh/capacity-type');
+    expect(JSON.stringify(spec.affinity)).toContain('eks.amazonaws.com/capacityType');
+    expect(patch?.services).toEqual([
+      { name: 'inventory', patch: { spec: { trafficDistribution: 'PreferSameZone' } } },
+    ]);
+    expect(
+      byKey.get('catalog/StatefulSet/catalog-postgres')?.status?.suggestedPatch,
+    ).toBeUndefined();
+  });
+
+  it('warns only about the kind it does not read', () => {
+    expect(result.platformWarnings).toEqual([]);
+    expect(result.warnings).toEqual(['ignored 1 ConfigMap object: kopek does not read that kind']);
+  });
+
+  it('prints the kubectl columns and a savings total', () => {
+    const table = formatTable(result.list.items);
+    const lines = table.trimEnd().split('\n');
+    expect(lines[0]).toMatch(
+      /^NAMESPACE\s+NAME\s+WORKLOAD\s+SPOT\s+ARM64\s+CROSS-ZONE\s+COST\/MO\s+SAVINGS\/MO\s+STATE$/,
+    );
+    expect(lines).toHaveLength(result.list.items.length + 3);
+    expect(lines.at(-1)).toMatch(
+      /^TOTAL: 49 workloads, cost \$[\d,]+\.\d\d\/mo, potential savings \$[\d,]+\.\d\d\/mo \(\d+\.\d% of the cost\)$/,
+    );
+  });
+
+  it('is deterministic', () => {
+    expect(JSON.stringify(analyzeFixture().list)).toBe(JSON.stringify(result.list));
+  });
+});
+
+/** An in-memory CLI: files from a map, output captured. */
+function run(argv: string[], files: Record<string, string> = {}, now = () => NOW) {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIO = {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    readFile: (p) => {
+      const f = files[p];
+      if (f === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+      return f;
+    },
+    readStdin: () => files['-'] ?? '',
+    now,
+    env: {},
+  };
+  const code = main(argv, io);
+  return { code, stdout, stderr };
+}
+
+const SMALL = `
+apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+  labels:
+    topology.kubernetes.io/zone: us-east-1a
+    topology.kubernetes.io/region: us-east-1
+    node.kubernetes.io/instance-type: m6i.xlarge
+    kubernetes.io/arch: amd64
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, uid: u1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          resources: {requests: {cpu: 500m, memory: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-abc-1
+  namespace: shop
+  labels: {app: web, pod-template-hash: abc}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: r1, controller: true}]
+spec:
+  nodeName: n1
+  containers:
+    - name: web
+      image: nginx:1.27
+      resources: {requests: {cpu: 500m, memory: 1Gi}}
+status: {phase: Running}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c, namespace: shop}
+`;
+
+describe('the kopek command', () => {
+  it('prints a table by default', () => {
+    const r = run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': SMALL });
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stdout).toMatch(/^NAMESPACE/);
+    expect(r.stdout).toContain('deployment-web');
+    expect(r.stderr).toBe('warning: ignored 1 ConfigMap object: kopek does not read that kind\n');
+  });
+
+  it('prints a v1 List as JSON or YAML', () => {
+    const json = JSON.parse(run(['analyze', '-f', 'd', '-o', 'json'], { d: SMALL }).stdout) as {
+      kind: string;
+      items: WorkloadRecommendation[];
+    };
+    expect(json.kind).toBe('List');
+    expect(json.items[0]?.metadata.name).toBe('deployment-web');
+    // Without an image-platforms file the arm64 verdict is Unknown, and the reason says why.
+    expect(json.items[0]?.status?.arm64?.verdict).toBe('Unknown');
+    expect(json.items[0]?.status?.arm64?.reasons?.map((r) => r.code)).toContain(
+      'ImagePlatformsUnknown',
+    );
+    const yaml = run(['analyze', '--filename=d', '--output=yaml'], { d: SMALL });
+    expect(parse(yaml.stdout)).toEqual(json);
+    // Strings a YAML 1.1 reader would take for something else are quoted.
+    expect(yaml.stdout).toContain(`lastTransitionTime: "${NOW}"`);
+  });
+
+  it('reads several files, standard input, image platforms and a region', () => {
+    const [node, ...rest] = SMALL.split('---');
+    const r = run(
+      [
+        'analyze',
+        '-f',
+        'a',
+        '-f',
+        '-',
+        '--image-platforms',
+        'p.json',
+        '--region',
+        'eu-west-1',
+        '-o',
+        'json',
+        '-q',
+      ],
+      {
+        a: node ?? '',
+        '-': rest.join('---'),
+        'p.json': '{"docker.io/library/nginx:1.27": ["linux/amd64", "linux/arm64"], "bad": 3}',
+      },
+    );
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stderr).toBe('');
+    const item = (JSON.parse(r.stdout) as { items: WorkloadRecommendation[] }).items[0];
+    expect(item?.status?.arm64?.verdict).toBe('Recommended');
+    expect(item?.status?.pricing?.region).toBe('eu-west-1');
+    expect(item?.status?.spot?.reasons?.map((x) => x.code)).toContain('PricesFromFallbackRegion');
+  });
+
+  it.each([
+    [[], EXIT_USAGE, /Usage:/],
+    [['frobnicate'], EXIT_USAGE, /unknown command frobnicate/],
+    [['analyze'], EXIT_USAGE, /needs at least one -f FILE/],
+    [['analyze', '-f'], EXIT_USAGE, /-f needs a value/],
+    [['analyze', '-f', 'd', '-o', 'xml'], EXIT_USAGE, /table, json or yaml/],
+    [['analyze', '-f', 'd', '--region', 'mars'], EXIT_USAGE, /not an AWS region/],
+    [['analyze', '-f', 'd', '--bogus'], EXIT_USAGE, /unknown option --bogus/],
+    [['analyze', '-f', 'missing.yaml'], EXIT_INPUT, /missing.yaml: cannot read: no such file/],
+    [
+      ['analyze', '-f', 'broken'],
+      EXIT_INPUT,
+      /broken: not valid YAML or JSON \(line \d+, column \d+\)/,
+    ],
+    [['analyze', '-f', 'text'], EXIT_INPUT, /text: no Kubernetes objects found/],
+    [['analyze', '-f', 'empty'], EXIT_INPUT, /empty: the file is empty/],
+    [
+      ['analyze', '-f', 'd', '--image-platforms', 'list.json'],
+      EXIT_INPUT,
+      /list.json: expected a JSON object/,
+    ],
+    [['analyze', '-f', 'd', '--image-platforms', 'broken'], EXIT_INPUT, /broken: not valid JSON/],
+  ])('kopek %j exits %i', (argv, code, message) => {
+    const r = run(argv, {
+      d: SMALL,
+      broken: 'a: [1, 2\nb: }',
+      text: 'hello world\n',
+      empty: '\n',
+      'list.json': '[]',
+    });
+    expect(r.code).toBe(code);
+    expect(r.stderr + r.stdout).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('reports an internal error without a stack trace', () => {
+    const r = run(['analyze', '-f', 'd'], { d: SMALL }, () => {
+      throw new Error('clock broke');
+    });
+    expect(r.code).toBe(EXIT_INTERNAL);
+    expect(r.stderr).toMatch(/^kopek: internal error: clock broke\n/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('documents the exit codes in its help', () => {
+    const r = run(['help']);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stdout).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*usage/);
+    expect(r.stdout).toMatch(/\n\s+2 .*could not be used/);
+  });
+
+  it('runs as a program (the bin entry, under Node type stripping)', () => {
+    const cli = join(root, 'operator', 'cli', 'kopek.ts');
+    const ok = spawnSync(
+      process.execPath,
+      [cli, 'analyze', '-f', DUMP, '--image-platforms', PLATFORMS, '-q'],
+      { encoding: 'utf8' },
+    );
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/TOTAL: 49 workloads/);
+    const bad = spawnSync(process.execPath, [cli, 'analyze', '-f', join(fixtures, 'nope.yaml')], {
+      encoding: 'utf8',
+    });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^kopek: .*nope.yaml: cannot read: no such file\n$/);
+  });
+});

@@ -1,0 +1,163 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { isLogLevel, type LogLevel } from './log.ts';
+
+/** `kopek run` settings, from flags first, then KOPEK_* environment variables, then defaults. */
+export interface OperatorConfig {
+  /** Path of a kubeconfig; absent: in-cluster ServiceAccount credentials. */
+  kubeconfig?: string;
+  metricsHost: string;
+  metricsPort: number;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  identity: string;
+  workers: number;
+  logLevel: LogLevel;
+  minRebuildIntervalMs: number;
+  watchIdleTimeoutMs: number;
+  relistIntervalMs: number;
+  registryTimeoutMs: number;
+  readPullSecrets: boolean;
+  /** host:port registries served over plain HTTP. */
+  insecureRegistries: string[];
+}
+
+export const RUN_USAGE = `Usage: kopek run [flags]
+
+Runs the operator: watches the cluster, keeps a WorkloadRecommendation per workload, and serves
+Prometheus metrics. Each flag can also be set by the environment variable in brackets.
+
+  --kubeconfig PATH               kubeconfig to use [KUBECONFIG]; default: in-cluster credentials
+  --metrics-bind-address ADDR     host:port for /metrics, /healthz, /readyz [KOPEK_METRICS_BIND_ADDRESS] (default 0.0.0.0:8080)
+  --leader-elect BOOL             hold a Lease so only one replica works [KOPEK_LEADER_ELECT] (default true)
+  --leader-election-namespace NS  namespace of the Lease [KOPEK_LEADER_ELECTION_NAMESPACE] (default: the pod's namespace, else kopek)
+  --leader-election-id NAME       name of the Lease [KOPEK_LEADER_ELECTION_ID] (default kopek)
+  --identity NAME                 this replica's name in the Lease [KOPEK_IDENTITY] (default: hostname + random suffix)
+  --workers N                     concurrent reconciles, 1-64 [KOPEK_WORKERS] (default 4)
+  --log-level LEVEL               debug, info, warn or error [KOPEK_LOG_LEVEL] (default info)
+  --batch-interval DURATION       least time between two recomputations of all facts [KOPEK_BATCH_INTERVAL] (default 1s)
+  --watch-idle-timeout DURATION   reconnect a watch silent for this long [KOPEK_WATCH_IDLE_TIMEOUT] (default 150s)
+  --relist-interval DURATION      full relist of every cache this often [KOPEK_RELIST_INTERVAL] (default 1h)
+  --registry-timeout DURATION     per request to an image registry [KOPEK_REGISTRY_TIMEOUT] (default 10s)
+  --read-pull-secrets BOOL        use the imagePullSecrets pods name to read private images [KOPEK_READ_PULL_SECRETS] (default false; needs get on secrets)
+  --insecure-registries LIST      comma-separated host:port registries served over plain HTTP [KOPEK_INSECURE_REGISTRIES]
+
+Durations are like 500ms, 10s, 5m, 1h. Exit codes: 0 stopped by a signal (SIGTERM, SIGINT),
+1 invalid flags or environment, 2 could not start (kubeconfig unreadable, metrics port taken),
+3 failed while running.`;
+
+export class ConfigError extends Error {}
+
+const FLAGS: Record<string, string> = {
+  kubeconfig: 'KUBECONFIG',
+  'metrics-bind-address': 'KOPEK_METRICS_BIND_ADDRESS',
+  'leader-elect': 'KOPEK_LEADER_ELECT',
+  'leader-election-namespace': 'KOPEK_LEADER_ELECTION_NAMESPACE',
+  'leader-election-id': 'KOPEK_LEADER_ELECTION_ID',
+  identity: 'KOPEK_IDENTITY',
+  workers: 'KOPEK_WORKERS',
+  'log-level': 'KOPEK_LOG_LEVEL',
+  'batch-interval': 'KOPEK_BATCH_INTERVAL',
+  'watch-idle-timeout': 'KOPEK_WATCH_IDLE_TIMEOUT',
+  'relist-interval': 'KOPEK_RELIST_INTERVAL',
+  'registry-timeout': 'KOPEK_REGISTRY_TIMEOUT',
+  'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
+  'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
+};
+
+/** Milliseconds of a duration like 500ms, 10s, 5m, 1h or 1h30m. */
+export function parseDuration(text: string): number | undefined {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== text) return undefined;
+  return parts.reduce(
+    (total, [, amount = '0', unit = 's']) => total + Number(amount) * (units[unit] ?? 0),
+    0,
+  );
+}
+
+/** Parses flags (`--name value` or `--name=value`) and the environment; throws ConfigError with a clear message. */
+export function parseRunConfig(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  podNamespace?: string,
+): OperatorConfig {
+  const values = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!match?.[1] || !(match[1] in FLAGS))
+      throw new ConfigError(`unknown flag ${arg}; see kopek run --help`);
+    const value = match[2] ?? args[++i];
+    if (value === undefined) throw new ConfigError(`flag --${match[1]} needs a value`);
+    values.set(match[1], value);
+  }
+  const get = (flag: string): string | undefined => {
+    const variable = FLAGS[flag];
+    return values.get(flag) ?? (variable ? env[variable] : undefined) ?? undefined;
+  };
+  const source = (flag: string): string => (values.has(flag) ? `--${flag}` : (FLAGS[flag] ?? flag));
+
+  const duration = (flag: string, fallback: number): number => {
+    const text = get(flag);
+    if (text === undefined || text === '') return fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0)
+      throw new ConfigError(
+        `${source(flag)} must be a duration like 500ms, 10s or 5m, got "${text}"`,
+      );
+    return ms;
+  };
+
+  const bind = get('metrics-bind-address') ?? '0.0.0.0:8080';
+  const bindMatch = /^(.*):(\d{1,5})$/.exec(bind);
+  const port = Number(bindMatch?.[2]);
+  if (!bindMatch || port > 65535)
+    throw new ConfigError(
+      `${source('metrics-bind-address')} must be host:port (e.g. 0.0.0.0:8080, or :0 for any free port), got "${bind}"`,
+    );
+
+  const boolean = (flag: string, fallback: boolean): boolean => {
+    const text = (get(flag) ?? String(fallback)).toLowerCase();
+    if (text !== 'true' && text !== 'false')
+      throw new ConfigError(`${source(flag)} must be true or false, got "${text}"`);
+    return text === 'true';
+  };
+
+  const workersText = get('workers') ?? '4';
+  const workers = Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new ConfigError(
+      `${source('workers')} must be a whole number from 1 to 64, got "${workersText}"`,
+    );
+
+  const logLevel = get('log-level') ?? 'info';
+  if (!isLogLevel(logLevel))
+    throw new ConfigError(
+      `${source('log-level')} must be debug, info, warn or error, got "${logLevel}"`,
+    );
+
+  const kubeconfig = get('kubeconfig');
+  const config: OperatorConfig = {
+    metricsHost: bindMatch[1] === '' ? '0.0.0.0' : (bindMatch[1] ?? '0.0.0.0'),
+    metricsPort: port,
+    leaderElect: boolean('leader-elect', true),
+    leaderElectionNamespace: get('leader-election-namespace') ?? podNamespace ?? 'kopek',
+    leaderElectionId: get('leader-election-id') ?? 'kopek',
+    identity: get('identity') ?? `${hostname()}-${randomBytes(3).toString('hex')}`,
+    workers,
+    logLevel,
+    minRebuildIntervalMs: duration('batch-interval', 1000),
+    watchIdleTimeoutMs: duration('watch-idle-timeout', 150_000),
+    relistIntervalMs: duration('relist-interval', 3_600_000),
+    registryTimeoutMs: duration('registry-timeout', 10_000),
+    readPullSecrets: boolean('read-pull-secrets', false),
+    insecureRegistries: (get('insecure-registries') ?? '')
+      .split(',')
+      .map((host) => host.trim())
+      .filter(Boolean),
+  };
+  if (kubeconfig) config.kubeconfig = kubeconfig.split(':')[0] ?? kubeconfig;
+  return config;
+}

@@ -1,0 +1,105 @@
+import type { ImagePlatformsFact } from '../recommender/facts.ts';
+import type { ImagePlatformSource, ImageRequest } from './controller.ts';
+import type { KubeClient, ResourceType } from './kube/client.ts';
+import { errorMessage, type Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { RegistryClient } from './registry/client.ts';
+import {
+  CredentialsError,
+  credentialsFromSecret,
+  type RegistryCredentials,
+  type SecretLike,
+} from './registry/credentials.ts';
+import { toImagePlatformsFact } from './registry/pod.ts';
+
+const SECRETS: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'secrets',
+  kind: 'Secret',
+  namespaced: true,
+};
+/** Pull secrets are read again after this long (they rotate, e.g. ECR tokens every 12 h). */
+const SECRET_TTL_MS = 5 * 60_000;
+
+export interface RegistryImageSourceOptions {
+  registry: RegistryClient;
+  kube: KubeClient;
+  log: Logger;
+  metrics: Metrics;
+  /** Read the imagePullSecrets pods reference (opt-in: needs `get` on secrets). */
+  readPullSecrets: boolean;
+}
+
+/**
+ * Image platforms from the registries. An image's platforms are a fact of the image, so each
+ * image is looked up once (the registry client caches and shares lookups), with the pull
+ * secrets of a workload that references it when reading secrets is enabled.
+ */
+export class RegistryImageSource implements ImagePlatformSource {
+  private readonly options: RegistryImageSourceOptions;
+  private readonly secrets = new Map<string, { at: number; credentials: RegistryCredentials[] }>();
+
+  constructor(options: RegistryImageSourceOptions) {
+    this.options = options;
+  }
+
+  async resolve(requests: readonly ImageRequest[]): Promise<Record<string, ImagePlatformsFact>> {
+    const secretsByImage = new Map<string, { namespace: string; names: readonly string[] }>();
+    for (const request of requests) {
+      const known = secretsByImage.get(request.image);
+      if (!known || (known.names.length === 0 && request.pullSecrets.length > 0)) {
+        secretsByImage.set(request.image, {
+          namespace: request.namespace,
+          names: request.pullSecrets,
+        });
+      }
+    }
+    const entries = await Promise.all(
+      [...secretsByImage].map(async ([image, secrets]) => {
+        const credentials = this.options.readPullSecrets
+          ? await this.credentials(secrets.namespace, secrets.names)
+          : [];
+        const resolution = await this.options.registry.resolve(image, credentials);
+        if ('error' in resolution) {
+          this.options.metrics.sourceErrors.inc({ source: 'registry' });
+          this.options.log.debug('image platforms unknown', {
+            image,
+            error: resolution.error.message,
+          });
+        }
+        return [image, toImagePlatformsFact(resolution)] as const;
+      }),
+    );
+    return Object.fromEntries(entries);
+  }
+
+  private async credentials(
+    namespace: string,
+    names: readonly string[],
+  ): Promise<RegistryCredentials[]> {
+    const all: RegistryCredentials[] = [];
+    for (const name of names) {
+      const key = `${namespace}/${name}`;
+      const cached = this.secrets.get(key);
+      if (cached && Date.now() - cached.at < SECRET_TTL_MS) {
+        all.push(...cached.credentials);
+        continue;
+      }
+      let credentials: RegistryCredentials[] = [];
+      try {
+        credentials = credentialsFromSecret(
+          await this.options.kube.get<SecretLike>(SECRETS, name, namespace),
+        );
+      } catch (error) {
+        // The message names the secret, never its content.
+        const reason = error instanceof CredentialsError ? error.message : errorMessage(error);
+        this.options.metrics.sourceErrors.inc({ source: 'kube' });
+        this.options.log.warn('cannot use an image pull secret', { secret: key, error: reason });
+      }
+      this.secrets.set(key, { at: Date.now(), credentials });
+      all.push(...credentials);
+    }
+    return all;
+  }
+}

@@ -1,0 +1,266 @@
+import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { fetch, type Response } from 'undici';
+
+/**
+ * A small JSON client for the Kubernetes API on top of client-node's authentication (TLS,
+ * tokens, exec plugins, impersonation). kopek needs exact control over paging, watches and
+ * server-side apply, which the generated clients hide, so it speaks HTTP itself.
+ */
+
+export interface ResourceType {
+  /** "" for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+export function apiVersionOf(type: ResourceType): string {
+  return type.group === '' ? type.version : `${type.group}/${type.version}`;
+}
+
+/** The collection path, cluster-wide or in one namespace. */
+export function collectionPath(type: ResourceType, namespace?: string): string {
+  const prefix = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
+  return namespace !== undefined && type.namespaced
+    ? `${prefix}/namespaces/${namespace}/${type.plural}`
+    : `${prefix}/${type.plural}`;
+}
+
+export function objectPath(type: ResourceType, name: string, namespace?: string): string {
+  return `${collectionPath(type, namespace)}/${encodeURIComponent(name)}`;
+}
+
+/** An error answer of the API server, with its HTTP status and `Status` reason. */
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/** What kopek sends: any object with a name (and namespace, for namespaced types). */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  spec?: unknown;
+  status?: unknown;
+}
+
+export interface ObjectList<T> {
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: Record<string, unknown>;
+}
+
+/** Counts every request by verb, so tests and metrics can see exactly what kopek writes. */
+export type RequestObserver = (verb: string, resource: string, status: number) => void;
+
+export class KubeClient {
+  private readonly config: KubeConfig;
+  private readonly server: string;
+  private readonly observe: RequestObserver;
+  /** Bounds each non-watch request, so a black-holed connection cannot hang a reconcile. */
+  readonly requestTimeoutMs: number;
+
+  constructor(
+    config: KubeConfig,
+    options: { observe?: RequestObserver; requestTimeoutMs?: number } = {},
+  ) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.config = config;
+    this.server = cluster.server.replace(/\/$/, '');
+    this.observe = options.observe ?? (() => undefined);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  private async send(
+    method: HttpMethod,
+    path: string,
+    options: {
+      query?: Record<string, string>;
+      body?: unknown;
+      contentType?: string;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<Response> {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {}))
+      url.searchParams.set(key, value);
+    const context = new RequestContext(url.toString(), method);
+    await this.config.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { ...context.getHeaders(), accept: 'application/json' };
+    if (options.body !== undefined)
+      headers['content-type'] = options.contentType ?? 'application/json';
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.requestTimeoutMs);
+    const dispatcher = context.getDispatcher();
+    return fetch(url, {
+      method,
+      headers,
+      ...(dispatcher ? { dispatcher } : {}),
+      signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    });
+  }
+
+  private async json<T>(verb: string, resource: string, response: Response): Promise<T> {
+    this.observe(verb, resource, response.status);
+    const text = await response.text();
+    if (!response.ok) throw toApiError(response.status, text);
+    return JSON.parse(text) as T;
+  }
+
+  /** One page of a LIST. */
+  async listPage<T>(
+    type: ResourceType,
+    options: { limit?: number; continueToken?: string; signal?: AbortSignal } = {},
+  ): Promise<ObjectList<T>> {
+    const query: Record<string, string> = { limit: String(options.limit ?? 500) };
+    if (options.continueToken) query.continue = options.continueToken;
+    const response = await this.send(HttpMethod.GET, collectionPath(type), {
+      query,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return this.json('list', type.plural, response);
+  }
+
+  async get<T>(type: ResourceType, name: string, namespace?: string): Promise<T> {
+    return this.json(
+      'get',
+      type.plural,
+      await this.send(HttpMethod.GET, objectPath(type, name, namespace)),
+    );
+  }
+
+  /**
+   * Opens a WATCH and calls `onEvent` for each event line. Resolves when the server ends the
+   * stream (its timeoutSeconds passed), rejects on errors; `signal` aborts it.
+   */
+  async watch(
+    type: ResourceType,
+    options: { resourceVersion: string; timeoutSeconds: number; signal: AbortSignal },
+    onEvent: (event: WatchEvent) => void,
+  ): Promise<void> {
+    const query = {
+      watch: 'true',
+      allowWatchBookmarks: 'true',
+      resourceVersion: options.resourceVersion,
+      timeoutSeconds: String(options.timeoutSeconds),
+    };
+    const response = await this.send(HttpMethod.GET, collectionPath(type), {
+      query,
+      signal: options.signal,
+      // The server closes the stream after timeoutSeconds; allow a margin before giving up.
+      timeoutMs: (options.timeoutSeconds + 30) * 1000,
+    });
+    this.observe('watch', type.plural, response.status);
+    if (!response.ok || !response.body) throw toApiError(response.status, await response.text());
+    // Read the stream of JSON lines directly: an abort or a broken connection rejects this loop
+    // (node:readline over the same stream would neither end nor report it).
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of response.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let newline = buffered.indexOf('\n');
+      while (newline >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line !== '') onEvent(JSON.parse(line) as WatchEvent);
+        newline = buffered.indexOf('\n');
+      }
+    }
+  }
+
+  /** Server-side apply of a whole object (or its status with `subresource: 'status'`). */
+  async apply<T>(
+    type: ResourceType,
+    object: KubeObject,
+    options: { fieldManager: string; subresource?: 'status'; force?: boolean },
+  ): Promise<T> {
+    const path =
+      objectPath(type, object.metadata.name, object.metadata.namespace) +
+      (options.subresource ? `/${options.subresource}` : '');
+    const query: Record<string, string> = {
+      fieldManager: options.fieldManager,
+      fieldValidation: 'Strict',
+    };
+    if (options.force) query.force = 'true';
+    const response = await this.send(HttpMethod.PATCH, path, {
+      query,
+      body: object,
+      // client-node's patch helpers guess the content type; server-side apply needs this one.
+      contentType: 'application/apply-patch+yaml',
+    });
+    return this.json(options.subresource ? 'apply-status' : 'apply', type.plural, response);
+  }
+
+  async create<T>(type: ResourceType, object: KubeObject): Promise<T> {
+    const response = await this.send(
+      HttpMethod.POST,
+      collectionPath(type, object.metadata.namespace),
+      { body: object },
+    );
+    return this.json('create', type.plural, response);
+  }
+
+  /** PUT with the object's resourceVersion: fails with 409 if someone else changed it first. */
+  async replace<T>(type: ResourceType, object: KubeObject): Promise<T> {
+    const response = await this.send(
+      HttpMethod.PUT,
+      objectPath(type, object.metadata.name, object.metadata.namespace),
+      { body: object },
+    );
+    return this.json('update', type.plural, response);
+  }
+
+  async delete(type: ResourceType, name: string, namespace?: string): Promise<void> {
+    const response = await this.send(HttpMethod.DELETE, objectPath(type, name, namespace));
+    this.observe('delete', type.plural, response.status);
+    if (!response.ok && response.status !== 404)
+      throw toApiError(response.status, await response.text());
+    await response.body?.cancel();
+  }
+
+  /** The API server's version (`/version`). */
+  async serverVersion(): Promise<{ major?: string; minor?: string; gitVersion?: string }> {
+    return this.json('get', 'version', await this.send(HttpMethod.GET, '/version'));
+  }
+
+  /** Whether the API server serves a resource type (e.g. Argo Rollouts only where installed). */
+  async serves(type: ResourceType): Promise<boolean> {
+    const path = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
+    const response = await this.send(HttpMethod.GET, path);
+    if (response.status === 404) {
+      this.observe('discovery', type.plural, response.status);
+      await response.body?.cancel();
+      return false;
+    }
+    const resources = await this.json<{ resources: { name: string }[] }>(
+      'discovery',
+      type.plural,
+      response,
+    );
+    return resources.resources.some((resource) => resource.name === type.plural);
+  }
+}
+
+function toApiError(status: number, body: string): KubeApiError {
+  try {
+    const parsed = JSON.parse(body) as { reason?: string; message?: string };
+    return new KubeApiError(status, parsed.reason ?? String(status), parsed.message ?? body);
+  } catch {
+    return new KubeApiError(status, String(status), body.slice(0, 500) || `HTTP ${status}`);
+  }
+}

@@ -1,0 +1,185 @@
+import { apiVersionOf, type ResourceType } from './client.ts';
+import type { CachedObject } from './informer.ts';
+
+/**
+ * Slim projections of what the cache keeps: only what the recommender reads, never
+ * managedFields, so that 50,000 pods fit well under 256 MiB. Each projection is a plain object
+ * in the shape of the API object (apiVersion, kind, metadata, spec, status), so the same
+ * recommender code reads a `kubectl get -o yaml` dump and the cache alike.
+ */
+
+type Obj = Record<string, unknown>;
+
+export interface Projected extends CachedObject {
+  apiVersion: string;
+  kind: string;
+  metadata: CachedObject['metadata'] & {
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+    }[];
+    deletionTimestamp?: string;
+  };
+  spec?: Obj;
+  status?: Obj;
+  [field: string]: unknown;
+}
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Copies only the listed keys that are present. */
+function pick(source: unknown, keys: readonly string[]): Obj | undefined {
+  if (!isObj(source)) return undefined;
+  const out: Obj = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
+}
+
+/** Annotations that are large and never read: kubectl's copy of the last applied object. */
+const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
+
+function slimMetadata(metadata: unknown): Projected['metadata'] {
+  const m = isObj(metadata) ? metadata : {};
+  const out: Projected['metadata'] = { name: typeof m.name === 'string' ? m.name : '' };
+  for (const key of ['namespace', 'uid', 'resourceVersion', 'deletionTimestamp'] as const) {
+    if (typeof m[key] === 'string') out[key] = m[key];
+  }
+  if (typeof m.generation === 'number') out.generation = m.generation;
+  if (isObj(m.labels)) out.labels = m.labels as Record<string, string>;
+  if (isObj(m.annotations)) {
+    const kept = Object.entries(m.annotations as Record<string, string>).filter(
+      ([key]) => !DROPPED_ANNOTATIONS.has(key),
+    );
+    if (kept.length > 0) out.annotations = Object.fromEntries(kept);
+  }
+  if (Array.isArray(m.ownerReferences)) {
+    out.ownerReferences = (m.ownerReferences as Obj[]).map(
+      (ref) =>
+        pick(ref, ['apiVersion', 'kind', 'name', 'uid', 'controller']) as NonNullable<
+          Projected['metadata']['ownerReferences']
+        >[number],
+    );
+  }
+  return out;
+}
+
+function slimContainers(containers: unknown): Obj[] | undefined {
+  if (!Array.isArray(containers)) return undefined;
+  return (containers as unknown[]).map(
+    (container) => pick(container, ['name', 'image', 'resources', 'restartPolicy']) ?? {},
+  );
+}
+
+type Projector = (object: Obj) => { spec?: Obj | undefined; status?: Obj | undefined; extra?: Obj };
+
+const PROJECTORS: Record<string, Projector> = {
+  Pod: (o) => {
+    const spec = isObj(o.spec) ? o.spec : {};
+    const status = isObj(o.status) ? o.status : {};
+    const conditions = Array.isArray(status.conditions)
+      ? (status.conditions as Obj[])
+          .filter((c) => c.type === 'Ready')
+          .map((c) => pick(c, ['type', 'status']))
+      : undefined;
+    return {
+      spec: {
+        ...pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']),
+        containers: slimContainers(spec.containers),
+        initContainers: slimContainers(spec.initContainers),
+      },
+      status: { ...pick(status, ['phase']), ...(conditions ? { conditions } : {}) },
+    };
+  },
+  Node: (o) => {
+    const status = isObj(o.status) ? o.status : {};
+    return {
+      spec: pick(o.spec, ['taints', 'unschedulable', 'providerID']),
+      status: {
+        ...pick(status, ['capacity', 'allocatable']),
+        nodeInfo: pick(status.nodeInfo, ['kubeletVersion', 'architecture', 'operatingSystem']),
+      },
+    };
+  },
+  Namespace: () => ({}),
+  Service: (o) => ({
+    spec: pick(o.spec, [
+      'selector',
+      'type',
+      'trafficDistribution',
+      'ports',
+      'internalTrafficPolicy',
+    ]),
+  }),
+  EndpointSlice: (o) => ({
+    extra: {
+      addressType: o.addressType,
+      endpoints: Array.isArray(o.endpoints)
+        ? (o.endpoints as Obj[]).map((e) =>
+            pick(e, ['conditions', 'zone', 'nodeName', 'targetRef']),
+          )
+        : [],
+    },
+  }),
+  PersistentVolumeClaim: (o) => ({ spec: pick(o.spec, ['volumeName', 'storageClassName']) }),
+  PersistentVolume: (o) => ({ spec: pick(o.spec, ['local', 'hostPath', 'nodeAffinity']) }),
+  PodDisruptionBudget: (o) => ({
+    spec: pick(o.spec, ['selector', 'minAvailable', 'maxUnavailable']),
+    status: pick(o.status, ['disruptionsAllowed', 'currentHealthy', 'expectedPods']),
+  }),
+  HorizontalPodAutoscaler: (o) => ({
+    spec: pick(o.spec, ['scaleTargetRef', 'minReplicas', 'maxReplicas']),
+    status: pick(o.status, ['currentReplicas', 'desiredReplicas']),
+  }),
+};
+
+/** Workload controllers keep their whole spec (the pod template is what kopek judges) and a few status counts. */
+const WORKLOAD_STATUS = [
+  'replicas',
+  'readyReplicas',
+  'availableReplicas',
+  'desiredNumberScheduled',
+  'numberReady',
+  'startTime',
+  'completionTime',
+  'active',
+  'succeeded',
+  'failed',
+  'lastScheduleTime',
+  'observedGeneration',
+];
+
+/** The projection function for a resource type. */
+export function projectionFor(type: ResourceType): (object: Obj) => Projected {
+  const apiVersion = apiVersionOf(type);
+  const projector: Projector =
+    PROJECTORS[type.kind] ??
+    (type.group === 'kopek.dev'
+      ? (o) => ({
+          spec: isObj(o.spec) ? o.spec : undefined,
+          status: isObj(o.status) ? o.status : undefined,
+        })
+      : (o) => ({
+          spec: isObj(o.spec) ? o.spec : undefined,
+          status: pick(o.status, WORKLOAD_STATUS),
+        }));
+  return (object) => {
+    const { spec, status, extra } = projector(object);
+    const projected: Projected = {
+      apiVersion,
+      kind: type.kind,
+      metadata: slimMetadata(object.metadata),
+      ...extra,
+    };
+    if (spec !== undefined) projected.spec = spec;
+    if (status !== undefined) projected.status = status;
+    return projected;
+  };
+}

@@ -1,0 +1,242 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric kopek exports, on a registry of its own. kopek's own series carry the `kopek_`
+ * prefix and base units; work-queue and reconcile series use controller-runtime's names so
+ * dashboards built for Go operators read them unchanged.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const workload = ['namespace', 'kind', 'name'] as const;
+  return {
+    registry,
+    // ---- money and verdicts ----
+    workloadMonthlyCost: new Gauge({
+      name: 'kopek_workload_monthly_cost_usd',
+      help: "Monthly cost of a workload's pods at today's placement, in USD.",
+      labelNames: workload,
+      registers: [registry],
+    }),
+    workloadPotentialSavings: new Gauge({
+      name: 'kopek_workload_potential_monthly_savings_usd',
+      help: 'Potential monthly savings of a workload by optimization (spot, arm64, cross_zone) and all recommended changes together (combined), in USD.',
+      labelNames: [...workload, 'optimization'],
+      registers: [registry],
+    }),
+    workloadCrossZoneCost: new Gauge({
+      name: 'kopek_workload_cross_zone_monthly_cost_usd',
+      help: 'Monthly cost of the traffic a workload sends or receives across zones, in USD.',
+      labelNames: workload,
+      registers: [registry],
+    }),
+    recommendations: new Gauge({
+      name: 'kopek_recommendations',
+      help: 'Workload recommendations by optimization and verdict.',
+      labelNames: ['optimization', 'verdict'],
+      registers: [registry],
+    }),
+    monthlyCost: new Gauge({
+      name: 'kopek_monthly_cost_usd',
+      help: 'Monthly cost of all analysed workloads, in USD.',
+      registers: [registry],
+    }),
+    potentialSavings: new Gauge({
+      name: 'kopek_potential_monthly_savings_usd',
+      help: 'Potential monthly savings over all analysed workloads by optimization and combined, in USD.',
+      labelNames: ['optimization'],
+      registers: [registry],
+    }),
+    nodes: new Gauge({
+      name: 'kopek_nodes',
+      help: 'Nodes by capacity type and architecture.',
+      labelNames: ['capacity_type', 'arch'],
+      registers: [registry],
+    }),
+    // ---- sources and cache ----
+    cacheObjects: new Gauge({
+      name: 'kopek_cache_objects',
+      help: 'Objects in the list-watch cache.',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
+    cacheLastEventAge: new Gauge({
+      name: 'kopek_cache_last_event_age_seconds',
+      help: 'Seconds since the cache last heard from the API server (event, bookmark or list).',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
+    cacheRelists: new Counter({
+      name: 'kopek_cache_relists_total',
+      help: 'Full LISTs of a resource, by reason.',
+      labelNames: ['resource', 'reason'],
+      registers: [registry],
+    }),
+    cacheWatchRestarts: new Counter({
+      name: 'kopek_cache_watch_restarts_total',
+      help: 'Watches that ended and were reopened, by reason.',
+      labelNames: ['resource', 'reason'],
+      registers: [registry],
+    }),
+    cacheEvents: new Counter({
+      name: 'kopek_cache_events_total',
+      help: 'Watch events received, by type.',
+      labelNames: ['resource', 'type'],
+      registers: [registry],
+    }),
+    kubeRequests: new Counter({
+      name: 'kopek_kube_requests_total',
+      help: 'Requests to the Kubernetes API by verb, resource and HTTP status code.',
+      labelNames: ['verb', 'resource', 'code'],
+      registers: [registry],
+    }),
+    sourceErrors: new Counter({
+      name: 'kopek_source_errors_total',
+      help: 'Failures reading a source of facts (kube, registry, pricing, prometheus).',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    priceSnapshotAge: new Gauge({
+      name: 'kopek_price_snapshot_age_seconds',
+      help: 'Age of the prices in use, in seconds.',
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'leader_election_master_status',
+      help: 'Whether this process holds the leader lease (1) or stands by (0).',
+      labelNames: ['name'],
+      registers: [registry],
+    }),
+    // ---- controller-runtime compatible ----
+    reconcileTotal: new Counter({
+      name: 'controller_runtime_reconcile_total',
+      help: 'Reconciliations by controller and result.',
+      labelNames: ['controller', 'result'],
+      registers: [registry],
+    }),
+    reconcileErrors: new Counter({
+      name: 'controller_runtime_reconcile_errors_total',
+      help: 'Reconciliation errors by controller.',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    reconcileTime: new Histogram({
+      name: 'controller_runtime_reconcile_time_seconds',
+      help: 'Time per reconciliation by controller.',
+      labelNames: ['controller'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    activeWorkers: new Gauge({
+      name: 'controller_runtime_active_workers',
+      help: 'Workers reconciling right now.',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    maxConcurrentReconciles: new Gauge({
+      name: 'controller_runtime_max_concurrent_reconciles',
+      help: 'Workers of a controller.',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    queue: {
+      depth: new Gauge({
+        name: 'workqueue_depth',
+        help: 'Current depth of the work queue.',
+        labelNames: ['name'],
+        registers: [registry],
+      }),
+      adds: new Counter({
+        name: 'workqueue_adds_total',
+        help: 'Adds handled by the work queue.',
+        labelNames: ['name'],
+        registers: [registry],
+      }),
+      retries: new Counter({
+        name: 'workqueue_retries_total',
+        help: 'Retries handled by the work queue.',
+        labelNames: ['name'],
+        registers: [registry],
+      }),
+      queueDuration: new Histogram({
+        name: 'workqueue_queue_duration_seconds',
+        help: 'Seconds an item waits in the queue before being handled.',
+        labelNames: ['name'],
+        buckets: [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000],
+        registers: [registry],
+      }),
+      workDuration: new Histogram({
+        name: 'workqueue_work_duration_seconds',
+        help: 'Seconds handling an item takes.',
+        labelNames: ['name'],
+        buckets: [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000],
+        registers: [registry],
+      }),
+      unfinishedWork: new Gauge({
+        name: 'workqueue_unfinished_work_seconds',
+        help: 'Seconds of work in progress not yet observed by work_duration.',
+        labelNames: ['name'],
+        registers: [registry],
+      }),
+      longestRunning: new Gauge({
+        name: 'workqueue_longest_running_processor_seconds',
+        help: 'Seconds the longest-running item has been in progress.',
+        labelNames: ['name'],
+        registers: [registry],
+      }),
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+export type QueueMetrics = Metrics['queue'];
+
+export interface HealthState {
+  /** Ready: caches synced and either leading or standing by as a healthy follower. */
+  ready(): { ok: boolean; detail: string };
+}
+
+/** Serves /metrics, /healthz (the process answers) and /readyz on `host:port`. */
+export async function startMetricsServer(
+  metrics: Metrics,
+  health: HealthState,
+  host: string,
+  port: number,
+  beforeScrape: () => void,
+): Promise<Server> {
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      beforeScrape();
+      metrics.registry.metrics().then(
+        (body) => {
+          response.writeHead(200, { 'content-type': metrics.registry.contentType });
+          response.end(body);
+        },
+        (error: unknown) => {
+          response.writeHead(500, { 'content-type': 'text/plain' });
+          response.end(String(error));
+        },
+      );
+    } else if (path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end('ok\n');
+    } else if (path === '/readyz') {
+      const state = health.ready();
+      response.writeHead(state.ok ? 200 : 503, { 'content-type': 'text/plain' });
+      response.end(`${state.detail}\n`);
+    } else {
+      response.writeHead(404, { 'content-type': 'text/plain' });
+      response.end('not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
+import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
+import { RecommendationController, type ImagePlatformSource } from './controller.ts';
+import { KubeClient } from './kube/client.ts';
+import { LeaderElector } from './leader.ts';
+import { createLogger, errorMessage, type Logger } from './log.ts';
+import { createMetrics, startMetricsServer } from './metrics.ts';
+import { RegistryImageSource } from './images.ts';
+import { RegistryClient } from './registry/client.ts';
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export interface RunningOperator {
+  /** Where /metrics, /healthz and /readyz are served. */
+  metricsUrl: string;
+  controller: RecommendationController;
+  /** Resolves when the operator has stopped: 0 after stop(), 3 after a failure. */
+  done: Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Where image platforms come from; default: the registries themselves. */
+  imagePlatforms?: ImagePlatformSource;
+}
+
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the operator in this process (the `kopek run` command and the tests use it). */
+export async function startOperator(
+  config: OperatorConfig,
+  options: StartOptions = {},
+): Promise<RunningOperator> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromCluster();
+
+  const metrics = createMetrics();
+  const client = new KubeClient(kubeConfig, {
+    observe: (verb, resource, status) => {
+      metrics.kubeRequests.inc({ verb, resource, code: String(status) });
+    },
+  });
+  const imagePlatforms =
+    options.imagePlatforms ??
+    new RegistryImageSource({
+      registry: new RegistryClient({
+        timeoutMs: config.registryTimeoutMs,
+        insecureRegistries: config.insecureRegistries,
+      }),
+      kube: client,
+      log,
+      metrics,
+      readPullSecrets: config.readPullSecrets,
+    });
+  const controller = new RecommendationController({
+    client,
+    log,
+    metrics,
+    prices: SNAPSHOT_PRICES,
+    workers: config.workers,
+    minRebuildIntervalMs: config.minRebuildIntervalMs,
+    informer: {
+      idleTimeoutMs: config.watchIdleTimeoutMs,
+      relistIntervalMs: config.relistIntervalMs,
+    },
+    imagePlatforms,
+  });
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        client,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        log,
+        onLeadershipChange: (leading) => {
+          metrics.leader.set({ name: config.leaderElectionId }, leading ? 1 : 0);
+        },
+      })
+    : undefined;
+  metrics.leader.set({ name: config.leaderElectionId }, elector ? 0 : 1);
+
+  await controller.start();
+  const server: Server = await startMetricsServer(
+    metrics,
+    {
+      ready: () => {
+        if (!controller.synced) return { ok: false, detail: 'caches are still syncing' };
+        return {
+          ok: true,
+          detail: `caches synced; ${!elector || elector.isLeader ? 'leading' : 'standing by'}`,
+        };
+      },
+    },
+    config.metricsHost,
+    config.metricsPort,
+    () => {
+      controller.updateMetrics();
+    },
+  );
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.metricsPort;
+  const metricsUrl = `http://${config.metricsHost === '0.0.0.0' ? '127.0.0.1' : config.metricsHost}:${port}`;
+  log.info('kopek started', {
+    metrics: `${metricsUrl}/metrics`,
+    identity: config.identity,
+    leaderElection: config.leaderElect,
+  });
+
+  const stopping = new AbortController();
+  const done = (async (): Promise<number> => {
+    let code = 0;
+    try {
+      if (!elector) {
+        await controller.run(stopping.signal);
+      } else {
+        // Work only while holding the lease. When a renewal fails past the deadline, stop every
+        // worker at once, then stand for election again with the caches still warm: an API
+        // server outage must not need a restart, and no write happens without the lease.
+        while (await elector.acquire(stopping.signal)) {
+          const working = new AbortController();
+          const onStop = (): void => {
+            working.abort();
+          };
+          stopping.signal.addEventListener('abort', onStop, { once: true });
+          const run = controller.run(working.signal);
+          await elector.holdUntilLost(stopping.signal);
+          working.abort();
+          await run;
+          stopping.signal.removeEventListener('abort', onStop);
+        }
+      }
+    } catch (error) {
+      log.error('operator failed', { error: errorMessage(error) });
+      code = 3;
+    }
+    await controller.stop();
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
+    server.closeAllConnections();
+    return code;
+  })();
+
+  return {
+    metricsUrl,
+    controller,
+    done,
+    stop: async () => {
+      stopping.abort();
+      await done;
+    },
+  };
+}
+
+/** `kopek run`: exit codes 0 (stopped by a signal), 1 (bad configuration), 2 (could not start), 3 (failed). */
+export async function runCommand(args: readonly string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(RUN_USAGE);
+    return 0;
+  }
+  let config: OperatorConfig;
+  try {
+    config = parseRunConfig(args, process.env, podNamespace());
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`kopek run: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  let operator: RunningOperator;
+  try {
+    operator = await startOperator(config, { log });
+  } catch (error) {
+    log.error('kopek could not start', { error: errorMessage(error) });
+    return 2;
+  }
+  const onSignal = (signal: string): void => {
+    log.info('stopping', { signal });
+    void operator.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return operator.done;
+}

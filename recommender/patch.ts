@@ -1,0 +1,242 @@
+/**
+ * Suggested patches: exactly what a person would apply for the recommended changes. The pod
+ * template part is a strategic-merge patch over spec.template. Kubernetes merges nodeSelector
+ * (a map: `null` deletes a key) and topologySpreadConstraints (merge key topologyKey), but
+ * replaces nodeSelectorTerms, preferred scheduling terms and tolerations as whole lists — so
+ * those are written out in full, the template's own entries kept.
+ */
+import type { SuggestedPatch } from './api/v1alpha1.ts';
+import type { CrossZonePlan } from './crossZone.ts';
+import {
+  LABEL_ARCH,
+  LABEL_EKS_CAPACITY,
+  LABEL_KARPENTER_CAPACITY,
+  LABEL_ZONE,
+  type CapacityLabelScheme,
+  type NodeSelectorRequirement,
+  type NodeSelectorTerm,
+  type PreferredSchedulingTerm,
+  type Taint,
+  type Toleration,
+  type WorkloadFacts,
+} from './facts.ts';
+import { ARCH_KEYS, CAPACITY_KEYS, normalizeCapacity } from './scheduling.ts';
+
+/** Which changes to write a patch for. */
+export interface PatchRequest {
+  spot?: boolean;
+  arm64?: boolean;
+  crossZone?: CrossZonePlan;
+}
+
+const SPOT_VALUE: Record<CapacityLabelScheme, { key: string; value: string }> = {
+  karpenter: { key: LABEL_KARPENTER_CAPACITY, value: 'spot' },
+  eks: { key: LABEL_EKS_CAPACITY, value: 'SPOT' },
+};
+
+function schemes(facts: WorkloadFacts): CapacityLabelScheme[] {
+  const s = facts.cluster.capacityLabelSchemes;
+  return s.length > 0 ? [...s].sort() : ['eks', 'karpenter'];
+}
+
+/** Drops expressions on `keys` whose values do not allow `wanted` (the pins being removed). */
+function dropPins(
+  exprs: readonly NodeSelectorRequirement[],
+  keys: readonly string[],
+  wanted: string,
+  norm: (v: string) => string,
+): NodeSelectorRequirement[] {
+  return exprs.filter((e) => {
+    if (!keys.includes(e.key)) return true;
+    const values = (e.values ?? []).map(norm);
+    if (e.operator === 'In') return values.includes(wanted);
+    if (e.operator === 'NotIn') return !values.includes(wanted);
+    return e.operator !== 'DoesNotExist';
+  });
+}
+
+function tolerationFor(t: Taint): Toleration {
+  const out: Toleration = {
+    key: t.key,
+    operator: t.value === undefined ? 'Exists' : 'Equal',
+    effect: t.effect,
+  };
+  if (t.value !== undefined) out.value = t.value;
+  return out;
+}
+
+function sameToleration(a: Toleration, b: Toleration): boolean {
+  return (
+    a.key === b.key && a.operator === b.operator && a.value === b.value && a.effect === b.effect
+  );
+}
+
+function isIdentity(x: unknown, y: unknown): boolean {
+  return JSON.stringify(x) === JSON.stringify(y);
+}
+
+interface Working {
+  nodeSelector: Record<string, string | null>;
+  required: NodeSelectorTerm[] | undefined;
+  preferred: PreferredSchedulingTerm[];
+  tolerations: Toleration[];
+}
+
+function applySpot(facts: WorkloadFacts, w: Working): void {
+  const norm = normalizeCapacity;
+  for (const key of CAPACITY_KEYS) {
+    const v = facts.template.nodeSelector[key];
+    if (v !== undefined && norm(v) !== 'spot') w.nodeSelector[key] = null;
+  }
+  const targets = schemes(facts).map((s) => SPOT_VALUE[s]);
+  if (w.required !== undefined) {
+    w.required = w.required.map((t) => ({
+      ...t,
+      matchExpressions: dropPins(t.matchExpressions ?? [], CAPACITY_KEYS, 'spot', norm),
+    }));
+  }
+  // Preferences for on-demand go; a preference for Spot (per label scheme) comes in.
+  w.preferred = w.preferred.filter(
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => CAPACITY_KEYS.includes(e.key)),
+  );
+  if (facts.policy.spot.placement === 'Required') {
+    const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
+    w.required = base.flatMap((t) =>
+      targets.map((s) => ({
+        ...t,
+        matchExpressions: [
+          ...(t.matchExpressions ?? []).filter((e) => !CAPACITY_KEYS.includes(e.key)),
+          { key: s.key, operator: 'In', values: [s.value] },
+        ],
+      })),
+    );
+  } else {
+    for (const s of targets) {
+      w.preferred.push({
+        weight: 100,
+        preference: { matchExpressions: [{ key: s.key, operator: 'In', values: [s.value] }] },
+      });
+    }
+  }
+  const wanted: Toleration[] = [
+    ...targets.map((s) => ({
+      key: s.key,
+      operator: 'Equal',
+      value: s.value,
+      effect: 'NoSchedule',
+    })),
+    ...facts.cluster.spotNodeTaints.map(tolerationFor),
+  ];
+  for (const t of wanted)
+    if (!w.tolerations.some((x) => sameToleration(x, t))) w.tolerations.push(t);
+}
+
+function applyArm64(facts: WorkloadFacts, w: Working): void {
+  for (const key of ARCH_KEYS) {
+    const v = facts.template.nodeSelector[key];
+    if (v !== undefined && v !== 'arm64') w.nodeSelector[key] = null;
+  }
+  if (w.required !== undefined) {
+    w.required = w.required.map((t) => ({
+      ...t,
+      matchExpressions: dropPins(t.matchExpressions ?? [], ARCH_KEYS, 'arm64', (v) => v),
+    }));
+  }
+  w.preferred = w.preferred.filter(
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => ARCH_KEYS.includes(e.key)),
+  );
+  if (facts.policy.arm64.placement === 'Required') {
+    w.nodeSelector[LABEL_ARCH] = 'arm64';
+  } else {
+    w.preferred.push({
+      weight: 100,
+      preference: { matchExpressions: [{ key: LABEL_ARCH, operator: 'In', values: ['arm64'] }] },
+    });
+  }
+  const wanted: Toleration[] = [
+    { key: LABEL_ARCH, operator: 'Equal', value: 'arm64', effect: 'NoSchedule' },
+    ...facts.cluster.arm64NodeTaints.map(tolerationFor),
+  ];
+  for (const t of wanted)
+    if (!w.tolerations.some((x) => sameToleration(x, t))) w.tolerations.push(t);
+}
+
+/** The nodeAffinity part of the patch, or undefined when nothing changed. */
+function nodeAffinityPatch(facts: WorkloadFacts, w: Working): Record<string, unknown> | undefined {
+  const na = facts.template.affinity?.nodeAffinity;
+  const out: Record<string, unknown> = {};
+  const origRequired = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+  // A term left without expressions would match every node: drop it; no terms left → delete.
+  const required = w.required?.filter(
+    (t) => (t.matchExpressions ?? []).length + (t.matchFields ?? []).length > 0,
+  );
+  if (!isIdentity(required, origRequired)) {
+    out.requiredDuringSchedulingIgnoredDuringExecution =
+      required === undefined || required.length === 0 ? null : { nodeSelectorTerms: required };
+  }
+  const origPreferred = na?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  if (!isIdentity(w.preferred, origPreferred)) {
+    out.preferredDuringSchedulingIgnoredDuringExecution = w.preferred;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function spreadPatch(facts: WorkloadFacts): Record<string, unknown>[] | undefined {
+  if (facts.template.topologySpread.some((s) => s.topologyKey === LABEL_ZONE)) return undefined;
+  return [
+    {
+      maxSkew: 1,
+      topologyKey: LABEL_ZONE,
+      whenUnsatisfiable: 'ScheduleAnyway',
+      labelSelector: { matchLabels: { ...facts.selector } },
+    },
+  ];
+}
+
+/**
+ * The suggested patch for the requested changes, or undefined when there is nothing to change.
+ * Pure and deterministic: the same facts and request always give the same patch.
+ */
+export function suggestPatch(
+  facts: WorkloadFacts,
+  request: PatchRequest,
+): SuggestedPatch | undefined {
+  const t = facts.template;
+  const w: Working = {
+    nodeSelector: {},
+    required:
+      t.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms.map(
+        (x) => ({
+          ...x,
+          matchExpressions: [...(x.matchExpressions ?? [])],
+        }),
+      ),
+    preferred: [
+      ...(t.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []),
+    ],
+    tolerations: [...t.tolerations],
+  };
+  if (request.spot === true) applySpot(facts, w);
+  if (request.arm64 === true) applyArm64(facts, w);
+
+  const spec: Record<string, unknown> = {};
+  if (Object.keys(w.nodeSelector).length > 0) {
+    spec.nodeSelector = Object.fromEntries(
+      Object.entries(w.nodeSelector).sort(([a], [b]) => a.localeCompare(b)),
+    );
+  }
+  const nodeAffinity = nodeAffinityPatch(facts, w);
+  if (nodeAffinity !== undefined) spec.affinity = { nodeAffinity };
+  if (!isIdentity(w.tolerations, t.tolerations)) spec.tolerations = w.tolerations;
+  if (request.crossZone?.spreadOverZones === true) {
+    const spread = spreadPatch(facts);
+    if (spread !== undefined) spec.topologySpreadConstraints = spread;
+  }
+
+  const patch: SuggestedPatch = {};
+  if (Object.keys(spec).length > 0) patch.podTemplate = { spec };
+  const services = request.crossZone?.services ?? [];
+  if (services.length > 0)
+    patch.services = services.slice(0, 32).map((s) => ({ name: s.name, patch: s.patch }));
+  return Object.keys(patch).length > 0 ? patch : undefined;
+}

@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import type { WorkloadRecommendationStatus } from './api/v1alpha1.ts';
+import { SNAPSHOT_PRICES } from './pricing.ts';
+import {
+  readyCondition,
+  recommend,
+  recommendationName,
+  toWorkloadRecommendation,
+} from './recommend.ts';
+import { ZONES, goodFacts, node, pod, schemaProblems, service, template } from './testing.ts';
+
+describe('recommend', () => {
+  it('puts verdicts, money on the combined target, placement, prices and the patch together', () => {
+    const status = recommend(goodFacts());
+    expect(schemaProblems(status)).toEqual([]);
+    // 3 pods × 35.04 (m6i.xlarge, 1 vCPU + 4 GiB each). Spot alone saves 57.82, arm64 alone
+    // 15.77 — but both together are priced on m7g.xlarge Spot: 3 × 23.72208 = 71.17, not 73.59.
+    expect(status).toMatchObject({
+      monthlyCostUSD: '105.12',
+      potentialMonthlySavingsUSD: '71.17',
+      pricing: { source: 'Snapshot', region: 'us-east-1', asOf: '2026-07-20T13:44:30Z' },
+      placement: {
+        replicas: 3,
+        zones: [...ZONES],
+        instanceTypes: ['m6i.xlarge'],
+        capacityTypes: ['on-demand'],
+        architectures: ['amd64'],
+      },
+      spot: { verdict: 'Recommended', monthlySavingsUSD: '57.82' },
+      arm64: { verdict: 'Recommended', monthlySavingsUSD: '15.77' },
+      crossZone: { verdict: 'Recommended', monthlySavingsUSD: '0.00' },
+    });
+    expect(status.suggestedPatch?.podTemplate).toBeDefined();
+    expect(status.suggestedPatch?.services).toEqual([
+      { name: 'checkout', patch: { spec: { trafficDistribution: 'PreferSameZone' } } },
+    ]);
+    expect(status.policy).toBeUndefined();
+  });
+
+  it('adds measured cross-zone savings to the compute savings (a separate bill)', () => {
+    const facts = goodFacts({
+      services: [service('checkout', { measuredCrossZoneBytesPerMonth: 1000 * 1024 ** 3 })],
+    });
+    expect(recommend(facts).potentialMonthlySavingsUSD).toBe('91.17');
+  });
+
+  it('counts only what the patch does: a blocked Spot move leaves the arm64 savings', () => {
+    const facts = goodFacts({ template: template({ volumes: [{ name: 'h', kind: 'hostPath' }] }) });
+    const status = recommend(facts);
+    expect(status.spot?.verdict).toBe('NotRecommended');
+    expect(status.potentialMonthlySavingsUSD).toBe(status.arm64?.monthlySavingsUSD);
+  });
+
+  it('is deterministic', () => {
+    expect(JSON.stringify(recommend(goodFacts()))).toBe(JSON.stringify(recommend(goodFacts())));
+  });
+
+  it("takes another price book (the operator's live prices)", () => {
+    const live = { ...SNAPSHOT_PRICES, source: 'Live' as const, asOf: '2026-11-20T10:00:00Z' };
+    expect(recommend(goodFacts(), live).pricing).toEqual({
+      source: 'Live',
+      region: 'us-east-1',
+      asOf: '2026-11-20T10:00:00Z',
+    });
+  });
+
+  it('names the SavingsPolicy in force', () => {
+    const facts = goodFacts();
+    expect(
+      recommend({ ...facts, policy: { ...facts.policy, name: 'apply-stateless-prod' } }).policy,
+    ).toBe('apply-stateless-prod');
+  });
+
+  it('places pods with unknown capacity type as on-demand', () => {
+    const facts = goodFacts({
+      pods: [pod('p', { ...node('n', 'us-east-1a'), capacityType: undefined } as never)],
+    });
+    expect(recommend(facts).placement?.capacityTypes).toEqual(['on-demand']);
+  });
+});
+
+describe('readyCondition', () => {
+  it('says what is recommended', () => {
+    expect(readyCondition(recommend(goodFacts()))).toEqual({
+      type: 'Ready',
+      status: 'True',
+      reason: 'Recommended',
+      message: 'Spot, arm64 and cross-zone changes are recommended.',
+    });
+  });
+
+  it('says what only needs the suggested patch, and what is unknown', () => {
+    const status: WorkloadRecommendationStatus = {
+      spot: {
+        verdict: 'Possible',
+        score: 50,
+        monthlySavingsUSD: '1.00',
+        reasons: [{ code: 'OnDemandPinned', message: 'm', effect: 'Requires' }],
+      },
+      arm64: {
+        verdict: 'Unknown',
+        score: 30,
+        monthlySavingsUSD: '0.00',
+        reasons: [{ code: 'ImagePlatformsUnknown', message: 'm', effect: 'Info' }],
+      },
+      crossZone: { verdict: 'NotApplicable', score: 0, monthlySavingsUSD: '0.00' },
+    };
+    expect(readyCondition(status)).toMatchObject({
+      reason: 'Recommended',
+      message:
+        'Spot is possible with the suggested patch. Unknown for arm64: a fact is missing (see the reasons).',
+    });
+  });
+
+  it('says when there is nothing to do', () => {
+    const facts = goodFacts({ kind: 'DaemonSet', services: [] });
+    expect(readyCondition(recommend(facts))).toMatchObject({
+      reason: 'NothingToDo',
+      message: 'No change is recommended.',
+    });
+  });
+});
+
+describe('the WorkloadRecommendation object', () => {
+  it('is named <kind>-<name>, owned by the workload, and carries the Ready condition', () => {
+    const facts = goodFacts();
+    const obj = toWorkloadRecommendation(facts, recommend(facts), '2026-11-20T10:00:00Z');
+    expect(obj).toMatchObject({
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'WorkloadRecommendation',
+      metadata: {
+        name: 'deployment-checkout',
+        namespace: 'shop',
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'Deployment', name: 'checkout', uid: facts.uid },
+        ],
+      },
+      spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'checkout' } },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-11-20T10:00:00Z' }],
+      },
+    });
+    expect(obj.metadata.ownerReferences?.[0]).not.toHaveProperty('blockOwnerDeletion');
+  });
+
+  it('uses the API group of each kind', () => {
+    for (const [kind, apiVersion] of [
+      ['CronJob', 'batch/v1'],
+      ['Job', 'batch/v1'],
+      ['Rollout', 'argoproj.io/v1alpha1'],
+      ['StatefulSet', 'apps/v1'],
+    ] as const) {
+      const facts = goodFacts({ kind });
+      expect(toWorkloadRecommendation(facts, recommend(facts), 'x').spec.targetRef.apiVersion).toBe(
+        apiVersion,
+      );
+    }
+  });
+
+  it('leaves out the ownerReference without a uid', () => {
+    const facts = { ...goodFacts(), uid: undefined } as unknown as ReturnType<typeof goodFacts>;
+    expect(
+      toWorkloadRecommendation(facts, recommend(facts), 'x').metadata.ownerReferences,
+    ).toBeUndefined();
+  });
+});
+
+describe('recommendationName', () => {
+  it('is <kind>-<name> in lower case', () => {
+    expect(recommendationName('Deployment', 'checkout')).toBe('deployment-checkout');
+    expect(recommendationName('StatefulSet', 'orders-db')).toBe('statefulset-orders-db');
+  });
+
+  it('cuts names over 253 characters and ends them with a hash, distinct and valid', () => {
+    const long = `a${'b'.repeat(249)}`;
+    const one = recommendationName('Deployment', `${long}1`);
+    const two = recommendationName('Deployment', `${long}2`);
+    expect(one).toHaveLength(253);
+    expect(one).not.toBe(two);
+    expect(one).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+    expect(recommendationName('Deployment', `${long}1`)).toBe(one);
+  });
+
+  it('never leaves a dash or dot before the hash', () => {
+    const name = `${'x'.repeat(230)}.${'-'.repeat(30)}y`;
+    expect(recommendationName('Job', name)).toMatch(/^[a-z0-9.-]*[a-z0-9]-[0-9a-f]{10}$/);
+    expect(recommendationName('Job', name)).not.toMatch(/[-.]-[0-9a-f]{10}$/);
+  });
+});

@@ -1,0 +1,435 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
+import { parseRunConfig } from '../../operator/config.ts';
+import { startOperator, type RunningOperator } from '../../operator/run.ts';
+import { LocalCluster } from '../cluster/cluster.ts';
+import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { LocalRegistry } from '../registry/registry.ts';
+import { pushImage, pushIndex } from '../registry/seed.ts';
+
+const CHART_FILES = fileURLToPath(new URL('../../charts/kopek/files/', import.meta.url));
+const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
+
+/** Binds the chart's own RBAC rules to ServiceAccount kopek/kopek, exactly as the chart does. */
+async function chartRbac(cluster: LocalCluster): Promise<void> {
+  const clusterRules = parse(
+    await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8'),
+  ) as unknown;
+  const roleRules = parse(
+    await readFile(join(CHART_FILES, 'leader-election-role-rules.yaml'), 'utf8'),
+  ) as unknown;
+  const subjects = [{ kind: 'ServiceAccount', name: 'kopek', namespace: 'kopek' }];
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kopek' } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kopek', namespace: 'kopek' } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'kopek' },
+      rules: clusterRules,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'kopek' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kopek' },
+      subjects,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'kopek-leader-election', namespace: 'kopek' },
+      rules: roleRules,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'kopek-leader-election', namespace: 'kopek' },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: 'kopek-leader-election',
+      },
+      subjects,
+    },
+  ];
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: objects.map((object) => stringify(object)).join('---\n'),
+  });
+}
+
+function container(name: string, image: string): Record<string, unknown> {
+  return {
+    name,
+    image,
+    resources: { requests: { cpu: '500m', memory: '512Mi' } },
+    readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+  };
+}
+
+function workloads(registry: string): string {
+  const labels = (app: string): Record<string, unknown> => ({
+    selector: { matchLabels: { app } },
+    template: { metadata: { labels: { app } } },
+  });
+  const deployment = (
+    name: string,
+    replicas: number,
+    podSpec: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ): Record<string, unknown> => {
+    const base = labels(name) as { selector: unknown; template: { metadata: unknown } };
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: 'shop', ...extra },
+      spec: { replicas, selector: base.selector, template: { ...base.template, spec: podSpec } },
+    };
+  };
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
+    deployment('web', 1, {
+      nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      containers: [container('web', `${registry}/shop/web:1`)],
+    }),
+    deployment('api', 3, {
+      containers: [
+        container('api', `${registry}/shop/web:1`),
+        container('log-shipper', `${registry}/shop/shipper:1`),
+      ],
+    }),
+    deployment(
+      'ignored',
+      2,
+      { containers: [container('x', `${registry}/shop/web:1`)] },
+      { annotations: { 'kopek.dev/ignore': 'true' } },
+    ),
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'db', namespace: 'shop' },
+      spec: {
+        replicas: 3,
+        serviceName: 'db',
+        ...labels('db'),
+        template: {
+          metadata: { labels: { app: 'db' } },
+          spec: { containers: [container('postgres', `${registry}/shop/web:1`)] },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data' },
+            spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } },
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'agent', namespace: 'shop' },
+      spec: {
+        ...labels('agent'),
+        template: {
+          metadata: { labels: { app: 'agent' } },
+          spec: { containers: [container('agent', `${registry}/shop/web:1`)] },
+        },
+      },
+    },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'report', namespace: 'shop' },
+      spec: {
+        schedule: '0 3 * * *',
+        jobTemplate: {
+          spec: {
+            backoffLimit: 3,
+            template: {
+              spec: {
+                restartPolicy: 'OnFailure',
+                containers: [container('report', `${registry}/shop/web:1`)],
+              },
+            },
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'system-thing', namespace: 'kube-system' },
+      spec: {
+        replicas: 1,
+        ...labels('system-thing'),
+        template: {
+          metadata: { labels: { app: 'system-thing' } },
+          spec: { containers: [container('x', `${registry}/shop/web:1`)] },
+        },
+      },
+    },
+  ];
+  return objects.map((object) => stringify(object)).join('---\n');
+}
+
+/** Requests kopek made that change something, by summing its own request counter. */
+async function writeCalls(operator: RunningOperator, exclude = 'leases'): Promise<number> {
+  const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const match =
+      /^kopek_kube_requests_total\{verb="([^"]+)",resource="([^"]+)",code="\d+"\} (\d+)/.exec(line);
+    if (
+      match &&
+      ['apply', 'apply-status', 'create', 'update', 'delete'].includes(match[1] ?? '') &&
+      match[2] !== exclude
+    )
+      total += Number(match[3]);
+  }
+  return total;
+}
+
+describe('kopek run against a real cluster, with the chart RBAC and a real registry', () => {
+  let cluster: LocalCluster;
+  let registry: LocalRegistry;
+  let registryDir: string;
+  let operator: RunningOperator;
+
+  const wrec = async (name: string): Promise<WorkloadRecommendation | undefined> => {
+    const result = await cluster.kubectl(['get', 'wrec', name, '-n', 'shop', '-o', 'json'], {
+      allowFailure: true,
+    });
+    return result.exitCode === 0
+      ? (JSON.parse(result.stdout) as WorkloadRecommendation)
+      : undefined;
+  };
+  const codes = (reasons: { code: string }[] | undefined): string[] =>
+    (reasons ?? []).map((reason) => reason.code);
+
+  beforeAll(async () => {
+    registryDir = await mkdtemp(join(tmpdir(), 'kopek-operator-registry-'));
+    registry = await LocalRegistry.start({ dir: registryDir, name: 'shop-registry' });
+    const target = { url: registry.url };
+    await pushIndex(
+      target,
+      'shop/web',
+      '1',
+      [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      ],
+      'oci',
+    );
+    await pushImage(target, 'shop/shipper', '1', { os: 'linux', architecture: 'amd64' }, 'docker');
+
+    cluster = await LocalCluster.start();
+    await cluster.addFleet(DEFAULT_FLEET);
+    await cluster.kubectl(['apply', '--server-side', '-f', CRDS]);
+    await cluster.kubectl([
+      'wait',
+      '--for=condition=Established',
+      'crd/workloadrecommendations.kopek.dev',
+      'crd/savingspolicies.kopek.dev',
+    ]);
+    await chartRbac(cluster);
+    await cluster.kubectl(['apply', '-f', '-'], { input: workloads(registry.host) });
+
+    const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
+    const config = parseRunConfig(
+      [
+        '--kubeconfig',
+        kubeconfig,
+        '--metrics-bind-address',
+        '127.0.0.1:0',
+        '--leader-election-namespace',
+        'kopek',
+        '--batch-interval',
+        '200ms',
+        '--insecure-registries',
+        registry.host,
+        '--log-level',
+        'warn',
+      ],
+      {},
+    );
+    operator = await startOperator(config);
+  });
+
+  afterAll(async () => {
+    await operator.stop();
+    await cluster.stop();
+    await registry.component.stop();
+    await rm(registryDir, { recursive: true, force: true });
+  });
+
+  it('writes a recommendation for every analysed workload, and none for ignored or system ones', async () => {
+    await expect
+      .poll(
+        async () =>
+          (await cluster.kubectl(['get', 'wrec', '-A', '-o', 'name'])).stdout
+            .trim()
+            .split('\n')
+            .sort(),
+        { timeout: 60_000, interval: 500 },
+      )
+      .toEqual([
+        'workloadrecommendation.kopek.dev/cronjob-report',
+        'workloadrecommendation.kopek.dev/daemonset-agent',
+        'workloadrecommendation.kopek.dev/deployment-api',
+        'workloadrecommendation.kopek.dev/deployment-web',
+        'workloadrecommendation.kopek.dev/statefulset-db',
+      ]);
+  });
+
+  it('keeps a StatefulSet with volume claims off Spot', async () => {
+    const db = await wrec('statefulset-db');
+    expect(db?.status?.spot?.verdict).toBe('NotRecommended');
+    expect(codes(db?.status?.spot?.reasons)).toContain('StatefulWithVolumeClaims');
+  });
+
+  it('does not ask a DaemonSet to move to Spot', async () => {
+    expect((await wrec('daemonset-agent'))?.status?.spot?.verdict).toBe('NotApplicable');
+  });
+
+  it('reads platforms from the registry and names the amd64-only sidecar that blocks arm64', async () => {
+    const api = await wrec('deployment-api');
+    const arm64 = api?.status?.arm64;
+    expect(arm64?.verdict).toBe('NotRecommended');
+    expect(arm64?.reasons?.find((reason) => reason.code === 'ImageAmd64Only')?.message).toContain(
+      'log-shipper',
+    );
+    expect(arm64?.images).toContainEqual(
+      expect.objectContaining({ container: 'api', platforms: ['linux/amd64', 'linux/arm64/v8'] }),
+    );
+  });
+
+  it('owns each recommendation by its workload, without blockOwnerDeletion', async () => {
+    const owner = (await wrec('deployment-api'))?.metadata.ownerReferences?.[0];
+    expect(owner).toMatchObject({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api' });
+    expect(owner?.blockOwnerDeletion).toBeUndefined();
+  });
+
+  it('explains why a single pinned replica is not ready for Spot or arm64 yet', async () => {
+    const status = (await wrec('deployment-web'))?.status;
+    expect(status?.spot?.verdict).toBe('NotRecommended');
+    expect(codes(status?.spot?.reasons)).toContain('SingleReplica');
+    expect(status?.arm64?.verdict).toBe('Possible');
+    expect(codes(status?.arm64?.reasons)).toContain('Amd64Pinned');
+    expect(status?.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'True' });
+  });
+
+  it('follows changes to workloads within seconds', async () => {
+    await cluster.kubectl(['scale', 'deployment/web', '-n', 'shop', '--replicas=3']);
+    await expect
+      .poll(async () => (await wrec('deployment-web'))?.status?.spot?.verdict, { timeout: 30_000 })
+      .toBe('Recommended');
+    expect(codes((await wrec('deployment-web'))?.status?.spot?.reasons)).toContain(
+      'EnoughReplicas',
+    );
+
+    await cluster.kubectl([
+      'create',
+      'poddisruptionbudget',
+      'api',
+      '-n',
+      'shop',
+      '--selector=app=api',
+      '--max-unavailable=1',
+    ]);
+    await expect
+      .poll(async () => codes((await wrec('deployment-api'))?.status?.spot?.reasons), {
+        timeout: 30_000,
+      })
+      .toContain('PodDisruptionBudgetAllows');
+
+    await cluster.kubectl([
+      'patch',
+      'deployment/web',
+      '-n',
+      'shop',
+      '--type=json',
+      '-p',
+      '[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]',
+    ]);
+    await expect
+      .poll(async () => (await wrec('deployment-web'))?.status?.arm64?.verdict, { timeout: 30_000 })
+      .toBe('Recommended');
+  });
+
+  it('removes the recommendation when its workload is deleted', async () => {
+    await cluster.kubectl(['delete', 'cronjob/report', '-n', 'shop']);
+    await expect
+      .poll(async () => await wrec('cronjob-report'), { timeout: 30_000 })
+      .toBeUndefined();
+  });
+
+  it('shows a SavingsPolicy the workloads it governs and their totals', async () => {
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'kopek.dev/v1alpha1',
+        kind: 'SavingsPolicy',
+        metadata: { name: 'shop' },
+        spec: {
+          priority: 10,
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'shop' } },
+        },
+      }),
+    });
+    await expect
+      .poll(
+        async () =>
+          JSON.parse(
+            (await cluster.kubectl(['get', 'savingspolicy', 'shop', '-o', 'json'])).stdout,
+          ) as { status?: { matchedWorkloads?: number; topWorkloads?: unknown[] } },
+        { timeout: 30_000 },
+      )
+      .toMatchObject({
+        status: {
+          matchedWorkloads: 4,
+          topWorkloads: expect.arrayContaining([
+            expect.objectContaining({ name: 'api' }),
+          ]) as unknown,
+        },
+      });
+    await expect
+      .poll(async () => (await wrec('deployment-api'))?.status?.policy, { timeout: 30_000 })
+      .toBe('shop');
+  });
+
+  it('makes no write calls while nothing changes (60 s)', async () => {
+    // Let the changes above settle, then count.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const before = await writeCalls(operator);
+    await new Promise((resolve) => setTimeout(resolve, 60_000));
+    expect(await writeCalls(operator)).toBe(before);
+  }, 90_000);
+
+  it('rides out a 10 s API server outage without restarting and reflects later changes', async () => {
+    // 10 s is past the 10 s renew deadline: kopek stops working, keeps its caches, and
+    // takes the lease again when the API server is back.
+    await cluster.stopComponent('kube-apiserver');
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    await cluster.startComponent('kube-apiserver');
+    await cluster.kubectl(['scale', 'deployment/api', '-n', 'shop', '--replicas=5']);
+    await expect
+      .poll(async () => (await wrec('deployment-api'))?.status?.placement?.replicas, {
+        timeout: 60_000,
+        interval: 1000,
+      })
+      .toBe(5);
+    const outcome = await Promise.race([
+      operator.done,
+      new Promise((resolve) =>
+        setTimeout(() => {
+          resolve('running');
+        }, 100),
+      ),
+    ]);
+    expect(outcome).toBe('running');
+  });
+});
