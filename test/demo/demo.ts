@@ -1,71 +1,401 @@
 /**
- * `npm run demo`: starts the local control plane with the sample EKS-like fleet, deploys a slice
- * of a commerce platform, and shows where the real scheduler placed it. Runs until Ctrl-C
- * (or exits at once with --exit), then stops everything it started.
+ * `npm run demo`: a local EKS-like cluster running a commerce platform, analysed by kopek.
+ *
+ * 1. starts a local OCI registry holding the platform's images (with the platforms each offers);
+ * 2. starts the local control plane with 24 KWOK nodes over three zones;
+ * 3. deploys the commerce platform of test/fixtures/commerce (the workloads, Services, PDBs and
+ *    policies of its dump; controllers and the scheduler create and place the pods), with
+ *    EBS-like volumes for its StatefulSets and images pointing at the local registry;
+ * 4. runs `kopek run` with the Helm chart's RBAC, waits for every recommendation, and prints
+ *    `kubectl get wrec -A` and the savings summary;
+ * 5. keeps everything running, metrics URL shown, until Ctrl-C (or exits at once with --exit),
+ *    then stops all it started.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { Component, logTail, waitUntil } from '../cluster/process.ts';
+import { LocalRegistry } from '../registry/registry.ts';
+import { pushImage, pushIndex, type Platform } from '../registry/seed.ts';
+import { installChartRbac, installCrds, KOPEK_CLI } from '../support/kopek.ts';
+import { freePort } from '../support/ports.ts';
 
-const SHOP = fileURLToPath(new URL('./shop.yaml', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/commerce/', import.meta.url));
 const exitAtOnce = process.argv.includes('--exit');
+/** Kinds the demo applies; controllers make the rest (ReplicaSets, Jobs, Pods, EndpointSlices). */
+const APPLIED_KINDS = new Set([
+  'Namespace',
+  'Deployment',
+  'StatefulSet',
+  'DaemonSet',
+  'CronJob',
+  'PodDisruptionBudget',
+  'HorizontalPodAutoscaler',
+  'Service',
+  'SavingsPolicy',
+]);
+const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 
-console.log(
-  'kopek demo: starting a local Kubernetes control plane (the first run builds it from source: minutes)',
-);
-const cluster = await LocalCluster.start({
-  log: (line) => {
-    console.log(`  ${line}`);
-  },
-});
-let stopping = false;
-const stop = async (): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
-  console.log('\nStopping the local cluster...');
-  await cluster.stop();
-  console.log('Stopped; nothing left running.');
-  process.exit(0);
+type Obj = Record<string, unknown>;
+
+const say = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
 };
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+
+/** Where an image lives in the local registry: same repository path, registry host replaced. */
+function localImage(registryHost: string, image: string): string {
+  const parts = image.split('/');
+  const first = parts[0] ?? '';
+  const hasRegistry =
+    parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const path = hasRegistry
+    ? parts.slice(1).join('/')
+    : parts.length === 1
+      ? `library/${image}`
+      : image;
+  return `${registryHost}/${path.toLowerCase()}`;
+}
+
+function platformOf(text: string): Platform | undefined {
+  const [os, architecture, variant] = text.split('/');
+  if (!os || !architecture || os === 'unknown') return undefined;
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+/** Pushes every image of the fixture's platform table, offering exactly its platforms. */
+async function seedRegistry(
+  registry: LocalRegistry,
+  table: Record<string, string[] | { platforms?: string[]; error?: string }>,
+): Promise<number> {
+  let pushed = 0;
+  for (const [image, entry] of Object.entries(table)) {
+    // An entry that records a registry error stays unpushed: kopek will find it missing.
+    const platformTexts = Array.isArray(entry) ? entry : (entry.platforms ?? []);
+    const reference = localImage(registry.host, image).slice(registry.host.length + 1);
+    const at = reference.lastIndexOf(':');
+    const [repository, tag] =
+      at > 0 ? [reference.slice(0, at), reference.slice(at + 1)] : [reference, 'latest'];
+    const platforms = platformTexts.flatMap((text) => platformOf(text) ?? []);
+    const target = { url: registry.url };
+    if (platforms.length === 1 && platforms[0])
+      await pushImage(target, repository, tag, platforms[0], 'docker');
+    else if (platforms.length > 1) await pushIndex(target, repository, tag, platforms, 'oci');
+    else continue;
+    pushed++;
+  }
+  return pushed;
+}
+
+function rewriteImages(template: unknown, registryHost: string): void {
+  const spec = (template as { spec?: { containers?: Obj[]; initContainers?: Obj[] } } | undefined)
+    ?.spec;
+  for (const container of [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])]) {
+    if (typeof container.image === 'string')
+      container.image = localImage(registryHost, container.image);
+  }
+}
+
+/** The dump's top-level objects as a person would apply them: no status, no server fields. */
+function manifests(dump: { items: Obj[] }, registryHost: string): Obj[] {
+  const out: Obj[] = [];
+  for (const item of dump.items) {
+    const metadata = item.metadata as Obj & { ownerReferences?: unknown; namespace?: string };
+    if (!APPLIED_KINDS.has(String(item.kind)) || metadata.ownerReferences) continue;
+    if (
+      ['kube-system', 'kube-public', 'kube-node-lease', 'default'].includes(
+        String(metadata.namespace ?? metadata.name),
+      )
+    ) {
+      if (item.kind === 'Namespace') continue;
+    }
+    const {
+      uid: _uid,
+      resourceVersion: _rv,
+      creationTimestamp: _ct,
+      generation: _gen,
+      ...cleanMeta
+    } = metadata;
+    const { status: _status, ...object } = item;
+    const clean: Obj = { ...object, metadata: cleanMeta };
+    const spec = clean.spec as
+      | {
+          template?: unknown;
+          jobTemplate?: { spec?: { template?: unknown } };
+          clusterIP?: unknown;
+          clusterIPs?: unknown;
+        }
+      | undefined;
+    if (spec?.template) rewriteImages(spec.template, registryHost);
+    if (spec?.jobTemplate?.spec?.template)
+      rewriteImages(spec.jobTemplate.spec.template, registryHost);
+    if (item.kind === 'Service' && spec) {
+      delete spec.clusterIP;
+      delete spec.clusterIPs;
+    }
+    out.push(clean);
+  }
+  return out;
+}
+
+/**
+ * EBS-like PersistentVolumes for the StatefulSets' claims, pre-bound to the claims the
+ * StatefulSet controller will create and spread over the zones, so the scheduler places each
+ * replica in its volume's zone as on EKS.
+ */
+function volumesFor(objects: readonly Obj[]): Obj[] {
+  const volumes: Obj[] = [];
+  for (const object of objects) {
+    if (object.kind !== 'StatefulSet') continue;
+    const metadata = object.metadata as { name: string; namespace: string };
+    const spec = object.spec as {
+      replicas?: number;
+      volumeClaimTemplates?: {
+        metadata: { name: string };
+        spec: {
+          accessModes?: string[];
+          storageClassName?: string;
+          resources?: { requests?: { storage?: string } };
+        };
+      }[];
+    };
+    for (let replica = 0; replica < (spec.replicas ?? 1); replica++) {
+      for (const claim of spec.volumeClaimTemplates ?? []) {
+        const claimName = `${claim.metadata.name}-${metadata.name}-${replica}`;
+        const zone = ZONES[replica % ZONES.length] ?? 'us-east-1a';
+        volumes.push({
+          apiVersion: 'v1',
+          kind: 'PersistentVolume',
+          metadata: { name: `pv-${metadata.namespace}-${claimName}` },
+          spec: {
+            capacity: { storage: claim.spec.resources?.requests?.storage ?? '10Gi' },
+            accessModes: claim.spec.accessModes ?? ['ReadWriteOnce'],
+            storageClassName: claim.spec.storageClassName ?? '',
+            persistentVolumeReclaimPolicy: 'Delete',
+            claimRef: { namespace: metadata.namespace, name: claimName },
+            csi: {
+              driver: 'ebs.csi.aws.com',
+              volumeHandle: `vol-${replica}${claimName.length.toString(16)}demo`,
+              fsType: 'ext4',
+            },
+            nodeAffinity: {
+              required: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [
+                      { key: 'topology.kubernetes.io/zone', operator: 'In', values: [zone] },
+                    ],
+                  },
+                ],
+              },
+            },
+          },
+        });
+      }
+    }
+  }
+  return volumes;
+}
+
+function money(text: string | undefined): number {
+  return Number(text ?? 0);
+}
+
+function summary(wrecs: WorkloadRecommendation[]): void {
+  let cost = 0;
+  let savings = 0;
+  const parts = { spot: 0, arm64: 0, crossZone: 0 };
+  const counts = new Map<string, number>();
+  for (const wrec of wrecs) {
+    const status = wrec.status ?? {};
+    cost += money(status.monthlyCostUSD);
+    savings += money(status.potentialMonthlySavingsUSD);
+    for (const key of ['spot', 'arm64', 'crossZone'] as const) {
+      const part = status[key];
+      if (!part) continue;
+      if (part.verdict === 'Recommended') parts[key] += money(part.monthlySavingsUSD);
+      const label = `${key} ${part.verdict}`;
+      counts.set(label, (counts.get(label) ?? 0) + 1);
+    }
+  }
+  const usd = (value: number): string =>
+    `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  say('\nSavings summary');
+  say(`  workloads analysed        ${wrecs.length}`);
+  say(`  monthly cost now          ${usd(cost)}`);
+  say(
+    `  potential savings / month ${usd(savings)} (${cost > 0 ? ((100 * savings) / cost).toFixed(1) : '0'}% — all recommended changes together, not a sum)`,
+  );
+  say(`    Spot recommended        ${usd(parts.spot)}`);
+  say(`    arm64 recommended       ${usd(parts.arm64)}`);
+  say(`    cross-zone recommended  ${usd(parts.crossZone)}`);
+  say('  verdicts');
+  for (const [label, count] of [...counts].sort()) say(`    ${label.padEnd(28)}${count}`);
+  const top = [...wrecs]
+    .sort(
+      (a, b) =>
+        money(b.status?.potentialMonthlySavingsUSD) - money(a.status?.potentialMonthlySavingsUSD),
+    )
+    .slice(0, 5);
+  say('  top savings');
+  for (const wrec of top)
+    say(
+      `    ${`${wrec.metadata.namespace ?? ''}/${wrec.spec.targetRef.name}`.padEnd(36)}${usd(money(wrec.status?.potentialMonthlySavingsUSD))}/mo`,
+    );
+}
+
+const workDir = await mkdtemp(join(tmpdir(), 'kopek-demo-'));
+const started: { stop(): Promise<void> }[] = [];
+let stopping = false;
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('\nStopping kopek, the cluster and the registry...');
+    for (const part of started.reverse()) await part.stop().catch(() => undefined);
+    await rm(workDir, { recursive: true, force: true });
+    say('Stopped; nothing left running.');
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
 
 try {
-  await cluster.addFleet(DEFAULT_FLEET);
-  await cluster.kubectl(['apply', '-f', SHOP]);
-  await cluster.kubectl(['rollout', 'status', '-n', 'shop', '--timeout=120s', 'deployment']);
+  say('kopek demo');
+  say('1/4 starting a local OCI registry with the platform images');
+  const registry = await LocalRegistry.start({ dir: workDir, name: 'demo-registry' });
+  started.push({ stop: () => registry.component.stop() });
+  const table = JSON.parse(await readFile(join(FIXTURE, 'image-platforms.json'), 'utf8')) as Record<
+    string,
+    string[] | { platforms?: string[] }
+  >;
+  say(`    ${await seedRegistry(registry, table)} images pushed to ${registry.host}`);
 
-  const show = async (title: string, args: string[]): Promise<void> => {
-    console.log(`\n$ kubectl ${args.join(' ')}    # ${title}`);
-    console.log((await cluster.kubectl(args)).stdout.trimEnd());
-  };
-  await show('the EKS-like fleet', [
-    'get',
-    'nodes',
-    '-L',
-    'topology.kubernetes.io/zone,node.kubernetes.io/instance-type,kubernetes.io/arch,karpenter.sh/capacity-type,eks.amazonaws.com/capacityType',
-  ]);
-  await show('where the shop runs', [
-    'get',
-    'pods',
-    '-n',
-    'shop',
-    '-o',
-    'custom-columns=POD:.metadata.name,STATUS:.status.phase,NODE:.spec.nodeName',
-  ]);
-} catch (error) {
-  console.error(`Demo failed: ${error instanceof Error ? error.message : String(error)}`);
-  await cluster.stop({ keepDir: true });
-  console.error(`Logs kept in ${cluster.dir}/logs`);
-  process.exit(1);
-}
-
-if (exitAtOnce) {
-  await stop();
-} else {
-  console.log(
-    `\nThe cluster keeps running: KUBECONFIG=${cluster.kubeconfigPath} ${cluster.binaries.kubectl} get pods -A`,
+  say(
+    '2/4 starting the local control plane (the first run builds Kubernetes from source: minutes)',
   );
-  console.log('Press Ctrl-C to stop it and clean up.');
-  setInterval(() => undefined, 1 << 30);
+  const cluster = await LocalCluster.start({
+    log: (line) => {
+      say(`    ${line}`);
+    },
+  });
+  started.push({ stop: () => cluster.stop() });
+  await cluster.addFleet(DEFAULT_FLEET);
+  await installCrds(cluster);
+  await installChartRbac(cluster);
+
+  say('3/4 deploying the commerce platform');
+  const dump = parse(await readFile(join(FIXTURE, 'dump.yaml'), 'utf8')) as { items: Obj[] };
+  const objects = manifests(dump, registry.host);
+  const namespaces = objects.filter((object) => object.kind === 'Namespace');
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: namespaces.map((object) => stringify(object)).join('---\n'),
+  });
+  const rest = [...volumesFor(objects), ...objects.filter((object) => object.kind !== 'Namespace')];
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: rest.map((object) => stringify(object)).join('---\n'),
+  });
+  const workloads = objects.filter((object) =>
+    ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'].includes(String(object.kind)),
+  ).length;
+  say(
+    `    ${workloads} workloads and ${objects.length - workloads} other objects applied; waiting for pods`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 5000));
+  const pods = (
+    await cluster.kubectl([
+      'get',
+      'pods',
+      '-A',
+      '--no-headers',
+      '-o',
+      'custom-columns=PHASE:.status.phase',
+    ])
+  ).stdout
+    .trim()
+    .split('\n');
+  say(
+    `    ${pods.filter((phase) => phase === 'Running').length} pods Running, ${pods.filter((phase) => phase === 'Pending').length} Pending`,
+  );
+
+  say("4/4 running kopek with the Helm chart's RBAC");
+  const port = await freePort();
+  const kopek = new Component({
+    name: 'kopek',
+    command: process.execPath,
+    args: [
+      KOPEK_CLI,
+      'run',
+      '--kubeconfig',
+      await cluster.kubeconfigAsServiceAccount('kopek', 'kopek'),
+      '--metrics-bind-address',
+      `127.0.0.1:${port}`,
+      '--leader-election-namespace',
+      'kopek',
+      '--insecure-registries',
+      registry.host,
+    ],
+    logPath: join(workDir, 'kopek.log'),
+  });
+  const kopekStarted = Date.now();
+  kopek.start();
+  started.push({ stop: () => kopek.stop() });
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    kopek,
+    'became ready',
+    async () => (await fetch(`${metricsUrl}/readyz`)).ok,
+    60_000,
+  );
+
+  // All written: the count stops growing and matches the workloads kopek analyses.
+  let wrecs: WorkloadRecommendation[] = [];
+  let stableSince = Date.now();
+  let lastCount = -1;
+  await waitUntil(
+    kopek,
+    'wrote every recommendation',
+    async () => {
+      const list = JSON.parse(
+        (await cluster.kubectl(['get', 'wrec', '-A', '-o', 'json'])).stdout,
+      ) as { items: WorkloadRecommendation[] };
+      wrecs = list.items;
+      const complete = wrecs.filter((wrec) => wrec.status?.conditions?.length).length;
+      if (complete !== lastCount) {
+        lastCount = complete;
+        stableSince = Date.now();
+      }
+      return complete > 0 && complete === wrecs.length && Date.now() - stableSince > 3000;
+    },
+    120_000,
+  );
+  // The last recommendation was written when the count last changed.
+  const writtenSeconds = (stableSince - kopekStarted) / 1000;
+
+  say(
+    `\n$ kubectl get wrec -A    # ${wrecs.length} recommendations, all written ${writtenSeconds.toFixed(1)} s after kopek started`,
+  );
+  say((await cluster.kubectl(['get', 'wrec', '-A'])).stdout.trimEnd());
+  summary(wrecs);
+  const metrics = await (await fetch(`${metricsUrl}/metrics`)).text();
+  const rss = Number(/^process_resident_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? 0);
+  say(`\nkopek's resident memory: ${(rss / 2 ** 20).toFixed(0)} MiB`);
+  say(`Metrics: ${metricsUrl}/metrics   Health: ${metricsUrl}/readyz`);
+  say(
+    `Try: KUBECONFIG=${cluster.kubeconfigPath} ${cluster.binaries.kubectl} get wrec -n shop deployment-checkout -o yaml`,
+  );
+} catch (error) {
+  say(`\nDemo failed: ${error instanceof Error ? error.message : String(error)}`);
+  const log = join(workDir, 'kopek.log');
+  const tail = logTail(log, 20);
+  if (tail) say(`Last lines of kopek's log:\n${tail}`);
+  await stopAll(1);
 }
+
+if (exitAtOnce) await stopAll(0);
+say('\nEverything keeps running. Press Ctrl-C to stop it and clean up.');
+setInterval(() => undefined, 1 << 30);

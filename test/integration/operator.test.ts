@@ -1,9 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { parseRunConfig } from '../../operator/config.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
@@ -11,57 +10,7 @@ import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex } from '../registry/seed.ts';
-
-const CHART_FILES = fileURLToPath(new URL('../../charts/kopek/files/', import.meta.url));
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
-
-/** Binds the chart's own RBAC rules to ServiceAccount kopek/kopek, exactly as the chart does. */
-async function chartRbac(cluster: LocalCluster): Promise<void> {
-  const clusterRules = parse(
-    await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8'),
-  ) as unknown;
-  const roleRules = parse(
-    await readFile(join(CHART_FILES, 'leader-election-role-rules.yaml'), 'utf8'),
-  ) as unknown;
-  const subjects = [{ kind: 'ServiceAccount', name: 'kopek', namespace: 'kopek' }];
-  const objects = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kopek' } },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kopek', namespace: 'kopek' } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'kopek' },
-      rules: clusterRules,
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'kopek' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kopek' },
-      subjects,
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'kopek-leader-election', namespace: 'kopek' },
-      rules: roleRules,
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'kopek-leader-election', namespace: 'kopek' },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'Role',
-        name: 'kopek-leader-election',
-      },
-      subjects,
-    },
-  ];
-  await cluster.kubectl(['apply', '-f', '-'], {
-    input: objects.map((object) => stringify(object)).join('---\n'),
-  });
-}
+import { installChartRbac, installCrds, writeCalls } from '../support/kopek.ts';
 
 function container(name: string, image: string): Record<string, unknown> {
   return {
@@ -177,23 +126,6 @@ function workloads(registry: string): string {
   return objects.map((object) => stringify(object)).join('---\n');
 }
 
-/** Requests kopek made that change something, by summing its own request counter. */
-async function writeCalls(operator: RunningOperator, exclude = 'leases'): Promise<number> {
-  const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match =
-      /^kopek_kube_requests_total\{verb="([^"]+)",resource="([^"]+)",code="\d+"\} (\d+)/.exec(line);
-    if (
-      match &&
-      ['apply', 'apply-status', 'create', 'update', 'delete'].includes(match[1] ?? '') &&
-      match[2] !== exclude
-    )
-      total += Number(match[3]);
-  }
-  return total;
-}
-
 describe('kopek run against a real cluster, with the chart RBAC and a real registry', () => {
   let cluster: LocalCluster;
   let registry: LocalRegistry;
@@ -229,14 +161,8 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
 
     cluster = await LocalCluster.start();
     await cluster.addFleet(DEFAULT_FLEET);
-    await cluster.kubectl(['apply', '--server-side', '-f', CRDS]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      'crd/workloadrecommendations.kopek.dev',
-      'crd/savingspolicies.kopek.dev',
-    ]);
-    await chartRbac(cluster);
+    await installCrds(cluster);
+    await installChartRbac(cluster);
     await cluster.kubectl(['apply', '-f', '-'], { input: workloads(registry.host) });
 
     const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
@@ -404,9 +330,9 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
   it('makes no write calls while nothing changes (60 s)', async () => {
     // Let the changes above settle, then count.
     await new Promise((resolve) => setTimeout(resolve, 5000));
-    const before = await writeCalls(operator);
+    const before = await writeCalls(operator.metricsUrl);
     await new Promise((resolve) => setTimeout(resolve, 60_000));
-    expect(await writeCalls(operator)).toBe(before);
+    expect(await writeCalls(operator.metricsUrl)).toBe(before);
   }, 90_000);
 
   it('rides out a 10 s API server outage without restarting and reflects later changes', async () => {

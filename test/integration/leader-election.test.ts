@@ -1,0 +1,146 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../cluster/cluster.ts';
+import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { Component, logTail, waitUntil } from '../cluster/process.ts';
+import { installChartRbac, installCrds, KOPEK_CLI, writeCalls } from '../support/kopek.ts';
+import { freePort } from '../support/ports.ts';
+
+const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
+
+interface Replica {
+  identity: string;
+  metricsUrl: string;
+  process: Component;
+}
+
+async function leaseHolder(cluster: LocalCluster): Promise<string | undefined> {
+  const result = await cluster.kubectl(
+    ['get', 'lease', 'kopek', '-n', 'kopek', '-o', 'jsonpath={.spec.holderIdentity}'],
+    { allowFailure: true },
+  );
+  return result.exitCode === 0 ? result.stdout : undefined;
+}
+
+async function leading(replica: Replica): Promise<number> {
+  const text = await (await fetch(`${replica.metricsUrl}/metrics`)).text();
+  return Number(/^leader_election_master_status\{name="kopek"\} (\d)/m.exec(text)?.[1] ?? -1);
+}
+
+describe('two kopek processes', () => {
+  let cluster: LocalCluster;
+  let dir: string;
+  const replicas: Replica[] = [];
+
+  async function startReplica(identity: string, kubeconfig: string): Promise<Replica> {
+    const port = await freePort();
+    const process = new Component({
+      name: identity,
+      command: globalThis.process.execPath,
+      args: [
+        KOPEK_CLI,
+        'run',
+        '--kubeconfig',
+        kubeconfig,
+        '--metrics-bind-address',
+        `127.0.0.1:${port}`,
+        '--leader-election-namespace',
+        'kopek',
+        '--identity',
+        identity,
+        '--batch-interval',
+        '200ms',
+      ],
+      logPath: join(dir, `${identity}.log`),
+    });
+    process.start();
+    const replica = { identity, metricsUrl: `http://127.0.0.1:${port}`, process };
+    await waitUntil(
+      process,
+      'served /readyz',
+      async () => (await fetch(`${replica.metricsUrl}/readyz`)).ok,
+      30_000,
+    );
+    return replica;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kopek-ha-'));
+    cluster = await LocalCluster.start();
+    await cluster.addFleet(DEFAULT_FLEET);
+    await installCrds(cluster);
+    await installChartRbac(cluster);
+    await cluster.kubectl(['apply', '-f', SHOP]);
+    const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
+    replicas.push(
+      await startReplica('kopek-a', kubeconfig),
+      await startReplica('kopek-b', kubeconfig),
+    );
+  });
+
+  afterAll(async () => {
+    for (const replica of replicas) await replica.process.stop();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('elect exactly one leader, and only the leader writes', async () => {
+    await expect
+      .poll(
+        async () =>
+          (await cluster.kubectl(['get', 'wrec', '-n', 'shop', '-o', 'name'])).stdout
+            .trim()
+            .split('\n').length,
+        { timeout: 60_000 },
+      )
+      .toBe(5);
+    const holder = await leaseHolder(cluster);
+    const leader = replicas.find((replica) => replica.identity === holder);
+    const standby = replicas.find((replica) => replica.identity !== holder);
+    if (!leader || !standby) throw new Error(`lease held by ${String(holder)}`);
+    expect(await leading(leader)).toBe(1);
+    expect(await leading(standby)).toBe(0);
+    expect(await writeCalls(leader.metricsUrl)).toBeGreaterThan(0);
+    expect(await writeCalls(standby.metricsUrl, { includeLeases: true })).toBe(0);
+    // Both are ready: the standby's caches are warm for a fast takeover.
+    expect((await fetch(`${standby.metricsUrl}/readyz`)).ok).toBe(true);
+  });
+
+  it('hand over within 20 s when the leader is killed, and the new leader keeps recommendations current', async () => {
+    const holder = await leaseHolder(cluster);
+    const leader = replicas.find((replica) => replica.identity === holder);
+    const standby = replicas.find((replica) => replica.identity !== holder);
+    if (!leader || !standby) throw new Error(`lease held by ${String(holder)}`);
+    const killedAt = Date.now();
+    leader.process.killGroup(); // no chance to release the lease: it must expire
+    await expect
+      .poll(() => leaseHolder(cluster), { timeout: 25_000, interval: 250 })
+      .toBe(standby.identity);
+    const takeoverSeconds = (Date.now() - killedAt) / 1000;
+    expect(takeoverSeconds).toBeLessThan(20);
+
+    await cluster.kubectl(['scale', 'deployment/storefront', '-n', 'shop', '--replicas=5']);
+    await expect
+      .poll(
+        async () =>
+          (
+            await cluster.kubectl([
+              'get',
+              'wrec',
+              'deployment-storefront',
+              '-n',
+              'shop',
+              '-o',
+              'jsonpath={.status.placement.replicas}',
+            ])
+          ).stdout,
+        { timeout: 30_000 },
+      )
+      .toBe('5');
+    expect(await writeCalls(standby.metricsUrl)).toBeGreaterThan(0);
+    expect(logTail(standby.process.spec.logPath, 200)).toContain('became the leader');
+  });
+});

@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import type { LocalCluster } from '../cluster/cluster.ts';
+
+const CHART_FILES = fileURLToPath(new URL('../../charts/kopek/files/', import.meta.url));
+export const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
+export const KOPEK_CLI = fileURLToPath(new URL('../../operator/cli/kopek.ts', import.meta.url));
+
+/** Installs kopek's CRDs and waits until the API server serves them. */
+export async function installCrds(cluster: LocalCluster): Promise<void> {
+  await cluster.kubectl(['apply', '--server-side', '-f', CRDS]);
+  await cluster.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/workloadrecommendations.kopek.dev',
+    'crd/savingspolicies.kopek.dev',
+  ]);
+}
+
+/**
+ * Creates ServiceAccount `namespace/kopek` with the chart's own RBAC rules (the files the chart's
+ * ClusterRole and Role include), so tests run kopek with exactly the permissions users grant.
+ */
+export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek'): Promise<void> {
+  const clusterRules = parse(
+    await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8'),
+  ) as unknown;
+  const roleRules = parse(
+    await readFile(join(CHART_FILES, 'leader-election-role-rules.yaml'), 'utf8'),
+  ) as unknown;
+  const subjects = [{ kind: 'ServiceAccount', name: 'kopek', namespace }];
+  const rbac = 'rbac.authorization.k8s.io';
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kopek', namespace } },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRole',
+      metadata: { name: 'kopek' },
+      rules: clusterRules,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'kopek' },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'kopek' },
+      subjects,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'Role',
+      metadata: { name: 'kopek-leader-election', namespace },
+      rules: roleRules,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'RoleBinding',
+      metadata: { name: 'kopek-leader-election', namespace },
+      roleRef: { apiGroup: rbac, kind: 'Role', name: 'kopek-leader-election' },
+      subjects,
+    },
+  ];
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: objects.map((object) => stringify(object)).join('---\n'),
+  });
+}
+
+/** Sums kopek's own counter of requests that change something (leases excluded unless asked). */
+export async function writeCalls(
+  metricsUrl: string,
+  options: { includeLeases?: boolean } = {},
+): Promise<number> {
+  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const match =
+      /^kopek_kube_requests_total\{verb="([^"]+)",resource="([^"]+)",code="\d+"\} (\d+)/.exec(line);
+    if (!match || !['apply', 'apply-status', 'create', 'update', 'delete'].includes(match[1] ?? ''))
+      continue;
+    if (match[2] === 'leases' && !options.includeLeases) continue;
+    total += Number(match[3]);
+  }
+  return total;
+}
