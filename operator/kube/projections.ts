@@ -71,11 +71,15 @@ function slimMetadata(metadata: unknown): Projected['metadata'] {
   return out;
 }
 
+/** A running pod's containers: only what its requests are computed from (the template has the rest). */
 function slimContainers(containers: unknown): Obj[] | undefined {
   if (!Array.isArray(containers)) return undefined;
-  return (containers as unknown[]).map(
-    (container) => pick(container, ['name', 'image', 'resources', 'restartPolicy']) ?? {},
-  );
+  return (containers as unknown[]).map((container) => {
+    const kept = pick(container, ['name', 'restartPolicy']) ?? {};
+    const requests =
+      isObj(container) && isObj(container.resources) ? container.resources.requests : undefined;
+    return requests === undefined ? kept : { ...kept, resources: { requests } };
+  });
 }
 
 type Projector = (object: Obj) => { spec?: Obj | undefined; status?: Obj | undefined; extra?: Obj };
