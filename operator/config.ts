@@ -17,6 +17,7 @@ export interface OperatorConfig {
   minRebuildIntervalMs: number;
   watchIdleTimeoutMs: number;
   relistIntervalMs: number;
+  resyncIntervalMs: number;
   registryTimeoutMs: number;
   readPullSecrets: boolean;
   /** host:port registries served over plain HTTP. */
@@ -39,6 +40,7 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --batch-interval DURATION       least time between two recomputations of all facts [KOPEK_BATCH_INTERVAL] (default 1s)
   --watch-idle-timeout DURATION   reconnect a watch silent for this long [KOPEK_WATCH_IDLE_TIMEOUT] (default 150s)
   --relist-interval DURATION      full relist of every cache this often [KOPEK_RELIST_INTERVAL] (default 1h)
+  --resync-interval DURATION      recompute every recommendation this often without events [KOPEK_RESYNC_INTERVAL] (default 10m)
   --registry-timeout DURATION     per request to an image registry [KOPEK_REGISTRY_TIMEOUT] (default 10s)
   --read-pull-secrets BOOL        use the imagePullSecrets pods name to read private images [KOPEK_READ_PULL_SECRETS] (default false; needs get on secrets)
   --insecure-registries LIST      comma-separated host:port registries served over plain HTTP [KOPEK_INSECURE_REGISTRIES]
@@ -61,6 +63,7 @@ const FLAGS: Record<string, string> = {
   'batch-interval': 'KOPEK_BATCH_INTERVAL',
   'watch-idle-timeout': 'KOPEK_WATCH_IDLE_TIMEOUT',
   'relist-interval': 'KOPEK_RELIST_INTERVAL',
+  'resync-interval': 'KOPEK_RESYNC_INTERVAL',
   'registry-timeout': 'KOPEK_REGISTRY_TIMEOUT',
   'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
   'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
@@ -151,6 +154,7 @@ export function parseRunConfig(
     minRebuildIntervalMs: duration('batch-interval', 1000),
     watchIdleTimeoutMs: duration('watch-idle-timeout', 150_000),
     relistIntervalMs: duration('relist-interval', 3_600_000),
+    resyncIntervalMs: duration('resync-interval', 600_000),
     registryTimeoutMs: duration('registry-timeout', 10_000),
     readPullSecrets: boolean('read-pull-secrets', false),
     insecureRegistries: (get('insecure-registries') ?? '')

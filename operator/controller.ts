@@ -18,6 +18,7 @@ import { projectionFor, type Projected } from './kube/projections.ts';
 import { RESOURCES, type ResourceName } from './kube/resources.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import { imageRequests, type ImageRequest } from './images.ts';
 import { WorkQueue } from './queue.ts';
 import { rfc3339 } from './time.ts';
 
@@ -26,13 +27,6 @@ export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kopek' };
 const CONTROLLER = 'workloadrecommendation';
 /** How many workloads a SavingsPolicy's status lists by savings. */
 const TOP_WORKLOADS = 20;
-
-/** An image some workload runs, with the pull secrets its pod template names. */
-export interface ImageRequest {
-  image: string;
-  namespace: string;
-  pullSecrets: readonly string[];
-}
 
 /** Looks up the platforms of images (the registry client, in the operator). */
 export interface ImagePlatformSource {
@@ -48,6 +42,10 @@ export interface ControllerOptions {
   imagePlatforms?: ImagePlatformSource;
   /** Least time between two rebuilds of the facts, to batch bursts of events. */
   minRebuildIntervalMs?: number;
+  /** Rebuild everything this often even without events (moved tags, expired prices). */
+  resyncIntervalMs?: number;
+  /** When an image lookup failed, rebuild again after this long to retry it. */
+  imageRetryIntervalMs?: number;
   informer?: {
     idleTimeoutMs?: number;
     minWatchTimeoutSeconds?: number;
@@ -85,6 +83,7 @@ export class RecommendationController {
   private factsJson = new Map<string, string>();
   private readonly results = new Map<string, WorkloadResult>();
   private rebuildTimer: NodeJS.Timeout | undefined;
+  private imageRetryTimer: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
   private rebuildPending = false;
   private lastRebuildAt = 0;
@@ -165,6 +164,9 @@ export class RecommendationController {
     this.options.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER }, workers);
     await this.waitForSync();
     this.scheduleRebuild();
+    const resync = setInterval(() => {
+      this.scheduleRebuild();
+    }, this.options.resyncIntervalMs ?? 600_000);
     signal.addEventListener(
       'abort',
       () => {
@@ -173,12 +175,16 @@ export class RecommendationController {
       { once: true },
     );
     await Promise.all(Array.from({ length: workers }, () => this.worker()));
+    clearInterval(resync);
+    clearTimeout(this.imageRetryTimer);
+    this.imageRetryTimer = undefined;
     this.leading = false;
   }
 
   async stop(): Promise<void> {
     this.queue.shutDown();
     clearTimeout(this.rebuildTimer);
+    clearTimeout(this.imageRetryTimer);
     await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
     await this.rebuilding;
   }
@@ -317,6 +323,15 @@ export class RecommendationController {
     }
     this.facts = facts;
     this.factsJson = factsJson;
+    // A registry that failed (down, throttling) is asked again soon, so verdicts recover.
+    const lookupFailed = Object.values(imagePlatforms).some((fact) => 'error' in fact);
+    if (lookupFailed && !this.imageRetryTimer) {
+      this.imageRetryTimer = setTimeout(() => {
+        this.imageRetryTimer = undefined;
+        this.scheduleRebuild();
+      }, this.options.imageRetryIntervalMs ?? 30_000);
+      this.imageRetryTimer.unref();
+    }
     for (const warning of built.warnings) this.options.log.debug('facts', { warning });
   }
 
@@ -517,39 +532,6 @@ export class RecommendationController {
       { fieldManager: FIELD_MANAGER, subresource: 'status', force: true },
     );
   }
-}
-
-interface TemplateSpec {
-  containers?: { image?: string }[];
-  initContainers?: { image?: string }[];
-  imagePullSecrets?: { name?: string }[];
-}
-
-/** Every image named in a workload's pod template, with its pull secrets (for registry look-ups). */
-function imageRequests(objects: readonly Projected[]): ImageRequest[] {
-  const requests: ImageRequest[] = [];
-  for (const object of objects) {
-    const spec = object.spec as
-      | {
-          template?: { spec?: TemplateSpec };
-          jobTemplate?: { spec?: { template?: { spec?: TemplateSpec } } };
-        }
-      | undefined;
-    const template = spec?.template?.spec ?? spec?.jobTemplate?.spec?.template?.spec;
-    if (!template || object.kind === 'Pod') continue;
-    const pullSecrets = (template.imagePullSecrets ?? []).flatMap((secret) =>
-      secret.name ? [secret.name] : [],
-    );
-    for (const container of [...(template.containers ?? []), ...(template.initContainers ?? [])]) {
-      if (container.image)
-        requests.push({
-          image: container.image,
-          namespace: object.metadata.namespace ?? '',
-          pullSecrets,
-        });
-    }
-  }
-  return requests;
 }
 
 /** The object without status: what the main server-side apply sets. */

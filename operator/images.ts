@@ -1,5 +1,5 @@
 import type { ImagePlatformsFact } from '../recommender/facts.ts';
-import type { ImagePlatformSource, ImageRequest } from './controller.ts';
+import type { ImagePlatformSource } from './controller.ts';
 import type { KubeClient, ResourceType } from './kube/client.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -11,6 +11,57 @@ import {
   type SecretLike,
 } from './registry/credentials.ts';
 import { toImagePlatformsFact } from './registry/pod.ts';
+
+/** An image some workload runs, with the pull secrets its pod template names. */
+export interface ImageRequest {
+  image: string;
+  namespace: string;
+  pullSecrets: readonly string[];
+}
+
+interface TemplateSpec {
+  containers?: { image?: string }[];
+  initContainers?: { image?: string }[];
+  imagePullSecrets?: { name?: string }[];
+}
+
+interface WorkloadLike {
+  kind?: string;
+  metadata?: { namespace?: string };
+  spec?: {
+    template?: { spec?: TemplateSpec };
+    jobTemplate?: { spec?: { template?: { spec?: TemplateSpec } } };
+  };
+}
+
+/**
+ * Every image named in a workload's pod template (objects from the cache or a kubectl dump, Lists included),
+ * with its pull secrets, for registry look-ups. Pods are skipped: their workload names them.
+ */
+export function imageRequests(objects: readonly unknown[]): ImageRequest[] {
+  const requests: ImageRequest[] = [];
+  for (const object of objects as readonly (WorkloadLike & { items?: unknown[] })[]) {
+    // A kubectl dump may be a List (or several).
+    if (object.kind === 'List' && Array.isArray(object.items)) {
+      requests.push(...imageRequests(object.items));
+      continue;
+    }
+    const template = object.spec?.template?.spec ?? object.spec?.jobTemplate?.spec?.template?.spec;
+    if (!template || object.kind === 'Pod') continue;
+    const pullSecrets = (template.imagePullSecrets ?? []).flatMap((secret) =>
+      secret.name ? [secret.name] : [],
+    );
+    for (const container of [...(template.containers ?? []), ...(template.initContainers ?? [])]) {
+      if (container.image)
+        requests.push({
+          image: container.image,
+          namespace: object.metadata?.namespace ?? '',
+          pullSecrets,
+        });
+    }
+  }
+  return requests;
+}
 
 const SECRETS: ResourceType = {
   group: '',
@@ -24,9 +75,10 @@ const SECRET_TTL_MS = 5 * 60_000;
 
 export interface RegistryImageSourceOptions {
   registry: RegistryClient;
-  kube: KubeClient;
+  /** Reads pull secrets; absent offline (kopek analyze), where no secrets are read. */
+  kube?: KubeClient;
   log: Logger;
-  metrics: Metrics;
+  metrics?: Metrics;
   /** Read the imagePullSecrets pods reference (opt-in: needs `get` on secrets). */
   readPullSecrets: boolean;
 }
@@ -57,12 +109,13 @@ export class RegistryImageSource implements ImagePlatformSource {
     }
     const entries = await Promise.all(
       [...secretsByImage].map(async ([image, secrets]) => {
-        const credentials = this.options.readPullSecrets
-          ? await this.credentials(secrets.namespace, secrets.names)
-          : [];
+        const credentials =
+          this.options.readPullSecrets && this.options.kube
+            ? await this.credentials(this.options.kube, secrets.namespace, secrets.names)
+            : [];
         const resolution = await this.options.registry.resolve(image, credentials);
         if ('error' in resolution) {
-          this.options.metrics.sourceErrors.inc({ source: 'registry' });
+          this.options.metrics?.sourceErrors.inc({ source: 'registry' });
           this.options.log.debug('image platforms unknown', {
             image,
             error: resolution.error.message,
@@ -75,6 +128,7 @@ export class RegistryImageSource implements ImagePlatformSource {
   }
 
   private async credentials(
+    kube: KubeClient,
     namespace: string,
     names: readonly string[],
   ): Promise<RegistryCredentials[]> {
@@ -88,13 +142,11 @@ export class RegistryImageSource implements ImagePlatformSource {
       }
       let credentials: RegistryCredentials[] = [];
       try {
-        credentials = credentialsFromSecret(
-          await this.options.kube.get<SecretLike>(SECRETS, name, namespace),
-        );
+        credentials = credentialsFromSecret(await kube.get<SecretLike>(SECRETS, name, namespace));
       } catch (error) {
         // The message names the secret, never its content.
         const reason = error instanceof CredentialsError ? error.message : errorMessage(error);
-        this.options.metrics.sourceErrors.inc({ source: 'kube' });
+        this.options.metrics?.sourceErrors.inc({ source: 'kube' });
         this.options.log.warn('cannot use an image pull secret', { secret: key, error: reason });
       }
       this.secrets.set(key, { at: Date.now(), credentials });

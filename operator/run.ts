@@ -58,6 +58,8 @@ export async function startOperator(
       registry: new RegistryClient({
         timeoutMs: config.registryTimeoutMs,
         insecureRegistries: config.insecureRegistries,
+        // Forgotten before the controller's 30 s retry, so a registry that is back is seen.
+        failureTtlMs: 20_000,
       }),
       kube: client,
       log,
@@ -71,6 +73,7 @@ export async function startOperator(
     prices: SNAPSHOT_PRICES,
     workers: config.workers,
     minRebuildIntervalMs: config.minRebuildIntervalMs,
+    resyncIntervalMs: config.resyncIntervalMs,
     informer: {
       idleTimeoutMs: config.watchIdleTimeoutMs,
       relistIntervalMs: config.relistIntervalMs,

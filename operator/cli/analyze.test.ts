@@ -146,7 +146,7 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
 });
 
 /** An in-memory CLI: files from a map, output captured. */
-function run(argv: string[], files: Record<string, string> = {}, now = () => NOW) {
+async function run(argv: string[], files: Record<string, string> = {}, now = () => NOW) {
   let stdout = '';
   let stderr = '';
   const io: CliIO = {
@@ -161,7 +161,7 @@ function run(argv: string[], files: Record<string, string> = {}, now = () => NOW
     now,
     env: {},
   };
-  const code = main(argv, io);
+  const code = await main(argv, io);
   return { code, stdout, stderr };
 }
 
@@ -211,16 +211,18 @@ metadata: {name: c, namespace: shop}
 `;
 
 describe('the kopek command', () => {
-  it('prints a table by default', () => {
-    const r = run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': SMALL });
+  it('prints a table by default', async () => {
+    const r = await run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': SMALL });
     expect(r.code).toBe(EXIT_OK);
     expect(r.stdout).toMatch(/^NAMESPACE/);
     expect(r.stdout).toContain('deployment-web');
     expect(r.stderr).toBe('warning: ignored 1 ConfigMap object: kopek does not read that kind\n');
   });
 
-  it('prints a v1 List as JSON or YAML', () => {
-    const json = JSON.parse(run(['analyze', '-f', 'd', '-o', 'json'], { d: SMALL }).stdout) as {
+  it('prints a v1 List as JSON or YAML', async () => {
+    const json = JSON.parse(
+      (await run(['analyze', '-f', 'd', '-o', 'json'], { d: SMALL })).stdout,
+    ) as {
       kind: string;
       items: WorkloadRecommendation[];
     };
@@ -231,15 +233,15 @@ describe('the kopek command', () => {
     expect(json.items[0]?.status?.arm64?.reasons?.map((r) => r.code)).toContain(
       'ImagePlatformsUnknown',
     );
-    const yaml = run(['analyze', '--filename=d', '--output=yaml'], { d: SMALL });
+    const yaml = await run(['analyze', '--filename=d', '--output=yaml'], { d: SMALL });
     expect(parse(yaml.stdout)).toEqual(json);
     // Strings a YAML 1.1 reader would take for something else are quoted.
     expect(yaml.stdout).toContain(`lastTransitionTime: "${NOW}"`);
   });
 
-  it('reads several files, standard input, image platforms and a region', () => {
+  it('reads several files, standard input, image platforms and a region', async () => {
     const [node, ...rest] = SMALL.split('---');
-    const r = run(
+    const r = await run(
       [
         'analyze',
         '-f',
@@ -290,8 +292,8 @@ describe('the kopek command', () => {
       /list.json: expected a JSON object/,
     ],
     [['analyze', '-f', 'd', '--image-platforms', 'broken'], EXIT_INPUT, /broken: not valid JSON/],
-  ])('kopek %j exits %i', (argv, code, message) => {
-    const r = run(argv, {
+  ])('kopek %j exits %i', async (argv, code, message) => {
+    const r = await run(argv, {
       d: SMALL,
       broken: 'a: [1, 2\nb: }',
       text: 'hello world\n',
@@ -303,8 +305,8 @@ describe('the kopek command', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('reports an internal error without a stack trace', () => {
-    const r = run(['analyze', '-f', 'd'], { d: SMALL }, () => {
+  it('reports an internal error without a stack trace', async () => {
+    const r = await run(['analyze', '-f', 'd'], { d: SMALL }, () => {
       throw new Error('clock broke');
     });
     expect(r.code).toBe(EXIT_INTERNAL);
@@ -312,8 +314,8 @@ describe('the kopek command', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('documents the exit codes in its help', () => {
-    const r = run(['help']);
+  it('documents the exit codes in its help', async () => {
+    const r = await run(['help']);
     expect(r.code).toBe(EXIT_OK);
     expect(r.stdout).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*usage/);
     expect(r.stdout).toMatch(/\n\s+2 .*could not be used/);

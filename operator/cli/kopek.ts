@@ -7,6 +7,9 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import pkg from '../../package.json' with { type: 'json' };
+import { imageRequests, RegistryImageSource } from '../images.ts';
+import { silentLogger } from '../log.ts';
+import { RegistryClient } from '../registry/client.ts';
 import { runCommand } from '../run.ts';
 import { rfc3339 } from '../time.ts';
 import type { BuildOptions } from '../../recommender/facts-from-objects.ts';
@@ -39,7 +42,7 @@ export interface CliIO {
 export const HELP = `kopek — cost recommendations for workloads on Amazon EKS: Spot, Graviton (arm64), cross-AZ traffic.
 
 Usage:
-  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--region REGION] [-o table|json|yaml]
+  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--region REGION] [-o table|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
   kopek --version
@@ -62,7 +65,14 @@ Options:
       --image-platforms FILE
                             JSON object mapping image reference to its platforms, e.g.
                             {"nginx:1.27": ["linux/amd64", "linux/arm64"]}; a value may also be
-                            {"error": "..."}. Images not in it (or no file) give arm64 Unknown.
+                            {"error": "..."}. Images not in it (or no file) give arm64 Unknown,
+                            unless --registry-lookup finds them.
+      --registry-lookup     read each image's platforms from its registry (anonymous access, or
+                            Amazon ECR through the default AWS credential chain); an image the
+                            registry cannot answer for gives arm64 Unknown with the reason.
+                            Entries of --image-platforms take precedence
+      --insecure-registries LIST
+                            comma-separated host:port registries served over plain HTTP
       --region REGION       region for prices (default: the nodes' topology.kubernetes.io/region;
                             us-east-1 when they have none)
   -o, --output FORMAT       table (default), json or yaml (a v1 List of WorkloadRecommendations)
@@ -84,6 +94,8 @@ class UsageError extends Error {
 interface AnalyzeArgs {
   files: string[];
   imagePlatforms?: string;
+  registryLookup: boolean;
+  insecureRegistries: string[];
   region?: string;
   output: 'table' | 'json' | 'yaml';
   quiet: boolean;
@@ -91,7 +103,14 @@ interface AnalyzeArgs {
 }
 
 function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
-  const args: AnalyzeArgs = { files: [], output: 'table', quiet: false, help: false };
+  const args: AnalyzeArgs = {
+    files: [],
+    output: 'table',
+    quiet: false,
+    help: false,
+    registryLookup: false,
+    insecureRegistries: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i] ?? '';
     const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
@@ -112,6 +131,15 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
         break;
       case '--image-platforms':
         args.imagePlatforms = value();
+        break;
+      case '--registry-lookup':
+        args.registryLookup = true;
+        break;
+      case '--insecure-registries':
+        args.insecureRegistries = value()
+          .split(',')
+          .map((host) => host.trim())
+          .filter(Boolean);
         break;
       case '--region': {
         const region = value();
@@ -167,7 +195,7 @@ function readInput(io: CliIO, path: string): string {
   }
 }
 
-function analyze(argv: readonly string[], io: CliIO): number {
+async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
   const args = parseAnalyzeArgs(argv);
   if (args.help) {
     io.stdout(HELP);
@@ -190,6 +218,18 @@ function analyze(argv: readonly string[], io: CliIO): number {
       warnings,
     );
   }
+  if (args.registryLookup) {
+    // Ask the registries for every image; the platforms file, when given, wins over them.
+    const source = new RegistryImageSource({
+      registry: new RegistryClient({ insecureRegistries: args.insecureRegistries }),
+      log: silentLogger,
+      readPullSecrets: false,
+    });
+    options.imagePlatforms = {
+      ...(await source.resolve(imageRequests(objects))),
+      ...options.imagePlatforms,
+    };
+  }
   const result = analyzeObjects(objects, options, io.now());
   warnings.push(...result.warnings);
   if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
@@ -202,10 +242,12 @@ function analyze(argv: readonly string[], io: CliIO): number {
   return EXIT_OK;
 }
 
-const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => number> = { analyze };
+const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
+  analyze,
+};
 
 /** Runs the CLI; returns the exit code. Never throws. */
-export function main(argv: readonly string[], io: CliIO): number {
+export async function main(argv: readonly string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === 'help' || command === '-h' || command === '--help') {
@@ -218,7 +260,7 @@ export function main(argv: readonly string[], io: CliIO): number {
     }
     const run = COMMANDS[command];
     if (run === undefined) throw new UsageError(`unknown command ${command}`);
-    return run(rest, io);
+    return await run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr(`kopek: ${e.message}\nRun kopek help for the usage.\n`);
@@ -267,6 +309,8 @@ if (isEntryPoint()) {
     // The operator runs until a signal; its own exit codes are listed in kopek run --help.
     void runCommand(rest).then((code) => process.exit(code));
   } else {
-    process.exitCode = main(process.argv.slice(2), io);
+    void main(process.argv.slice(2), io).then((code) => {
+      process.exitCode = code;
+    });
   }
 }

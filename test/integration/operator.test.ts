@@ -158,6 +158,16 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       'oci',
     );
     await pushImage(target, 'shop/shipper', '1', { os: 'linux', architecture: 'amd64' }, 'docker');
+    await pushIndex(
+      target,
+      'shop/web',
+      '2',
+      [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+      ],
+      'oci',
+    );
 
     cluster = await LocalCluster.start();
     await cluster.addFleet(DEFAULT_FLEET);
@@ -326,6 +336,32 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       .poll(async () => (await wrec('deployment-api'))?.status?.policy, { timeout: 30_000 })
       .toBe('shop');
   });
+
+  it('marks arm64 Unknown while the registry is down, and recovers when it returns', async () => {
+    await registry.component.stop();
+    await cluster.kubectl([
+      'set',
+      'image',
+      'deployment/web',
+      '-n',
+      'shop',
+      `web=${registry.host}/shop/web:2`,
+    ]);
+    await expect
+      .poll(async () => (await wrec('deployment-web'))?.status?.arm64?.verdict, { timeout: 30_000 })
+      .toBe('Unknown');
+    const unreadable = (await wrec('deployment-web'))?.status?.arm64?.reasons?.find(
+      (reason) => reason.code === 'ImagePlatformsUnreadable',
+    );
+    expect(unreadable?.message).toContain('unreachable');
+    await registry.restart();
+    await expect
+      .poll(async () => (await wrec('deployment-web'))?.status?.arm64?.verdict, {
+        timeout: 90_000,
+        interval: 1000,
+      })
+      .toBe('Recommended');
+  }, 150_000);
 
   it('makes no write calls while nothing changes (60 s)', async () => {
     // Let the changes above settle, then count.

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseDuration, parseRunConfig } from './config.ts';
+
+describe('kopek run configuration', () => {
+  it('has sensible defaults', () => {
+    const config = parseRunConfig([], {}, 'kopek-system');
+    expect(config).toMatchObject({
+      metricsHost: '0.0.0.0',
+      metricsPort: 8080,
+      leaderElect: true,
+      leaderElectionNamespace: 'kopek-system',
+      leaderElectionId: 'kopek',
+      workers: 4,
+      logLevel: 'info',
+      readPullSecrets: false,
+      insecureRegistries: [],
+    });
+    expect(config.kubeconfig).toBeUndefined();
+  });
+
+  it('reads flags before the environment', () => {
+    const config = parseRunConfig(
+      ['--workers=8', '--metrics-bind-address', ':9090', '--leader-elect', 'false'],
+      { KOPEK_WORKERS: '2', KOPEK_LOG_LEVEL: 'debug', KUBECONFIG: '/a:/b' },
+    );
+    expect(config).toMatchObject({
+      workers: 8,
+      metricsPort: 9090,
+      leaderElect: false,
+      logLevel: 'debug',
+      kubeconfig: '/a',
+    });
+  });
+
+  it.each([
+    [['--workers', 'many'], {}, '--workers must be a whole number from 1 to 64, got "many"'],
+    [[], { KOPEK_WORKERS: '0' }, 'KOPEK_WORKERS must be a whole number from 1 to 64, got "0"'],
+    [['--metrics-bind-address', '8080'], {}, '--metrics-bind-address must be host:port'],
+    [['--leader-elect', 'yes'], {}, '--leader-elect must be true or false, got "yes"'],
+    [['--log-level', 'loud'], {}, '--log-level must be debug, info, warn or error, got "loud"'],
+    [
+      ['--batch-interval', 'soon'],
+      {},
+      '--batch-interval must be a duration like 500ms, 10s or 5m, got "soon"',
+    ],
+    [['--colour', 'red'], {}, 'unknown flag --colour'],
+    [['--workers'], {}, 'flag --workers needs a value'],
+  ])('refuses %j %j with a clear message', (args, env, message) => {
+    expect(() => parseRunConfig(args, env)).toThrow(ConfigError);
+    expect(() => parseRunConfig(args, env)).toThrow(message);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('10')).toBeUndefined();
+    expect(parseDuration('5 m')).toBeUndefined();
+  });
+});

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { WorkQueue } from './queue.ts';
+
+describe('WorkQueue', () => {
+  it('never holds a key twice', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('a');
+    queue.add('b');
+    queue.add('a');
+    expect(queue.length).toBe(2);
+    expect(await queue.get()).toBe('a');
+    expect(await queue.get()).toBe('b');
+  });
+
+  it('never hands a key to two workers: a key added while in progress comes back after done', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('a');
+    const first = await queue.get();
+    queue.add('a');
+    expect(queue.length).toBe(0);
+    let second: string | undefined;
+    void queue.get().then((key) => (second = key));
+    await Promise.resolve();
+    expect(second).toBeUndefined();
+    queue.done(first ?? '');
+    await Promise.resolve();
+    expect(second).toBe('a');
+  });
+
+  it('backs a failing key off exponentially from 5 ms, capped at 1000 s, until forgotten', () => {
+    const queue = new WorkQueue({ name: 'test', burst: 1_000_000 });
+    const delays: number[] = [];
+    const realAddAfter = queue.addAfter.bind(queue);
+    queue.addAfter = (key: string, delayMs: number): void => {
+      delays.push(delayMs);
+      realAddAfter(key, 0);
+    };
+    for (let i = 0; i < 20; i++) queue.addRateLimited('a');
+    expect(delays.slice(0, 4)).toEqual([5, 10, 20, 40]);
+    expect(delays[19]).toBe(1_000_000);
+    expect(queue.retries('a')).toBe(20);
+    queue.forget('a');
+    queue.addRateLimited('a');
+    expect(delays[20]).toBe(5);
+  });
+
+  it('spaces rate-limited adds by the global token bucket once the burst is spent', () => {
+    const now = 0;
+    const queue = new WorkQueue({ name: 'test', qps: 10, burst: 2, now: () => now });
+    const delays: number[] = [];
+    queue.addAfter = (_key: string, delayMs: number): void => {
+      delays.push(delayMs);
+    };
+    for (const key of ['a', 'b', 'c', 'd']) queue.addRateLimited(key);
+    // Two tokens of burst, then one token every 100 ms at 10 per second.
+    expect(delays.map((d) => Math.round(d))).toEqual([5, 5, 100, 200]);
+  });
+
+  it('tells waiting workers to stop when shut down', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    const waiting = queue.get();
+    queue.shutDown();
+    expect(await waiting).toBeUndefined();
+    queue.add('late');
+    expect(await queue.get()).toBeUndefined();
+  });
+});
