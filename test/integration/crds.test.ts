@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { LocalCluster } from '../cluster/cluster.ts';
+import { CRDS, installCrds } from '../support/kopek.ts';
 
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 const EXAMPLES = join(CRDS, 'examples');
 const exampleFiles = readdirSync(EXAMPLES)
   .filter((file) => file.endsWith('.yaml'))
@@ -130,14 +130,7 @@ describe('kopek CRDs on a real API server', () => {
 
   beforeAll(async () => {
     cluster = await LocalCluster.start();
-    await cluster.kubectl(['apply', '--server-side', '-f', CRDS]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/savingspolicies.kopek.dev',
-      'crd/workloadrecommendations.kopek.dev',
-    ]);
+    await installCrds(cluster);
     await cluster.kubectl(['create', 'namespace', 'shop']);
     await cluster.kubectl(['create', 'namespace', 'monitoring']);
   });
