@@ -279,9 +279,9 @@ describe('kopek CRDs on a real API server', () => {
       'orders-db',
       'NotRecommended',
       'NotRecommended',
-      'Unknown',
+      'NotApplicable',
       '747.52',
-      '0',
+      '0.00',
       'NothingToDo',
     ]);
     expect(row('daemonset-node-exporter')).toEqual([
@@ -292,7 +292,7 @@ describe('kopek CRDs on a real API server', () => {
       'AlreadyOptimized',
       '',
       '35.04',
-      '0',
+      '0.00',
       'NothingToDo',
     ]);
 
