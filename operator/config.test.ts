@@ -32,6 +32,13 @@ describe('kopek run configuration', () => {
     });
   });
 
+  it('binds IPv6 addresses written in brackets', () => {
+    expect(parseRunConfig(['--metrics-bind-address', '[::]:9443'], {})).toMatchObject({
+      metricsHost: '::',
+      metricsPort: 9443,
+    });
+  });
+
   it.each([
     [['--workers', 'many'], {}, '--workers must be a whole number from 1 to 64, got "many"'],
     [[], { KOPEK_WORKERS: '0' }, 'KOPEK_WORKERS must be a whole number from 1 to 64, got "0"'],

@@ -30,7 +30,7 @@ Runs the operator: watches the cluster, keeps a WorkloadRecommendation per workl
 Prometheus metrics. Each flag can also be set by the environment variable in brackets.
 
   --kubeconfig PATH               kubeconfig to use [KUBECONFIG]; default: in-cluster credentials
-  --metrics-bind-address ADDR     host:port for /metrics, /healthz, /readyz [KOPEK_METRICS_BIND_ADDRESS] (default 0.0.0.0:8080)
+  --metrics-bind-address ADDR     host:port for /metrics, /healthz, /readyz, e.g. [::]:8080 for IPv6 [KOPEK_METRICS_BIND_ADDRESS] (default 0.0.0.0:8080)
   --leader-elect BOOL             hold a Lease so only one replica works [KOPEK_LEADER_ELECT] (default true)
   --leader-election-namespace NS  namespace of the Lease [KOPEK_LEADER_ELECTION_NAMESPACE] (default: the pod's namespace, else kopek)
   --leader-election-id NAME       name of the Lease [KOPEK_LEADER_ELECTION_ID] (default kopek)
@@ -143,7 +143,9 @@ export function parseRunConfig(
 
   const kubeconfig = get('kubeconfig');
   const config: OperatorConfig = {
-    metricsHost: bindMatch[1] === '' ? '0.0.0.0' : (bindMatch[1] ?? '0.0.0.0'),
+    // "[::]:8080" binds IPv6; the brackets only delimit the address.
+    metricsHost:
+      bindMatch[1] === '' ? '0.0.0.0' : (bindMatch[1] ?? '0.0.0.0').replace(/^\[(.*)\]$/, '$1'),
     metricsPort: port,
     leaderElect: boolean('leader-elect', true),
     leaderElectionNamespace: get('leader-election-namespace') ?? podNamespace ?? 'kopek',

@@ -114,7 +114,15 @@ export async function startOperator(
   );
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.metricsPort;
-  const metricsUrl = `http://${config.metricsHost === '0.0.0.0' ? '127.0.0.1' : config.metricsHost}:${port}`;
+  const host =
+    config.metricsHost === '0.0.0.0'
+      ? '127.0.0.1'
+      : config.metricsHost === '::'
+        ? '[::1]'
+        : config.metricsHost.includes(':')
+          ? `[${config.metricsHost}]`
+          : config.metricsHost;
+  const metricsUrl = `http://${host}:${port}`;
   log.info('kopek started', {
     metrics: `${metricsUrl}/metrics`,
     identity: config.identity,

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # command-name:debian-package
-needed=(openssl:openssl flock:util-linux docker-registry:docker-registry htpasswd:apache2-utils)
+needed=(openssl:openssl flock:util-linux docker-registry:docker-registry htpasswd:apache2-utils prometheus:prometheus)
 
 if ! command -v go >/dev/null; then
   echo "system-deps: Go 1.25 or newer is needed to build the local Kubernetes control plane; install it from go.dev/dl" >&2
