@@ -1,10 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { runBuildScript } from '../cluster/binaries.ts';
 
 /** The chart under test. */
@@ -23,27 +20,17 @@ export function ensureHelm(): Promise<string> {
   return helmBinary;
 }
 
-let scratchDir: string | undefined;
-
-/** A private temporary directory for this test process, removed when it exits. */
-function scratch(): string {
-  if (scratchDir === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'kopek-helm-'));
-    scratchDir = dir;
-    process.on('exit', () => {
-      rmSync(dir, { recursive: true, force: true });
-    });
-  }
-  return scratchDir;
-}
-
-/** Helm's config, cache and data directories live in the scratch directory, not in $HOME. */
-function helmEnv(): NodeJS.ProcessEnv {
+/**
+ * Helm's config, cache and data directories live beside the cached binary, not in $HOME. No
+ * test adds chart repositories, so runs can share them (and nothing is left behind in /tmp).
+ */
+function helmEnv(binary: string): NodeJS.ProcessEnv {
+  const home = join(dirname(binary), 'home');
   return {
     ...process.env,
-    HELM_CACHE_HOME: join(scratch(), 'cache'),
-    HELM_CONFIG_HOME: join(scratch(), 'config'),
-    HELM_DATA_HOME: join(scratch(), 'data'),
+    HELM_CACHE_HOME: join(home, 'cache'),
+    HELM_CONFIG_HOME: join(home, 'config'),
+    HELM_DATA_HOME: join(home, 'data'),
   };
 }
 
@@ -65,7 +52,7 @@ export async function helm(args: string[], options: HelmOptions = {}): Promise<H
     execFile(
       binary,
       args,
-      { env: helmEnv(), maxBuffer: 64 * 1024 * 1024 },
+      { env: helmEnv(binary), maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const exitCode = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         if (exitCode !== 0 && !options.allowFailure) {
@@ -78,12 +65,12 @@ export async function helm(args: string[], options: HelmOptions = {}): Promise<H
   });
 }
 
-/** Writes values to a temporary YAML file for `-f` and returns its path. */
-let valuesFiles = 0;
-export async function valuesFile(values: Record<string, unknown>): Promise<string> {
-  const path = join(scratch(), `values-${++valuesFiles}.yaml`);
-  await writeFile(path, stringify(values));
-  return path;
+/** Values as `--set-json` arguments, one per top-level key (no temporary files to clean up). */
+export function valuesArgs(values: Record<string, unknown>): string[] {
+  return Object.entries(values).flatMap(([key, value]) => [
+    '--set-json',
+    `${key}=${JSON.stringify(value)}`,
+  ]);
 }
 
 export interface RenderOptions {
@@ -103,7 +90,7 @@ export async function renderChart(options: RenderOptions = {}): Promise<string> 
     CHART_DIR,
     '--namespace',
     options.namespace ?? 'kopek',
-    ...(options.values ? ['--values', await valuesFile(options.values)] : []),
+    ...(options.values ? valuesArgs(options.values) : []),
     ...(options.args ?? []),
   ];
   return (await helm(args)).stdout;

@@ -16,7 +16,7 @@ import {
   helm,
   parseManifests,
   renderChart,
-  valuesFile,
+  valuesArgs,
   type KubeObject,
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
@@ -182,7 +182,7 @@ describe('the kopek chart, rendered', () => {
   it.each(BAD_VALUES)('refuses $name, naming the field', async ({ values, message, schema }) => {
     // helm template (as install and upgrade) stops with the message.
     await expect(renderChart({ values })).rejects.toThrow(message);
-    const lint = await helm(['lint', '--strict', CHART_DIR, '--values', await valuesFile(values)], {
+    const lint = await helm(['lint', '--strict', CHART_DIR, ...valuesArgs(values)], {
       allowFailure: true,
     });
     expect(lint.stdout + lint.stderr).toContain(message);
