@@ -196,8 +196,11 @@ export class RecommendationController {
       metrics.cacheObjects.set({ resource: stat.resource }, stat.objects);
       metrics.cacheLastEventAge.set({ resource: stat.resource }, stat.lastEventAgeSeconds);
     }
-    metrics.priceSnapshotAge.set(
-      Math.max(0, (Date.now() - Date.parse(this.options.prices.asOf)) / 1000),
+    const { prices } = this.options;
+    metrics.pricesAge.reset();
+    metrics.pricesAge.set(
+      { source: prices.source === 'Live' ? 'live' : 'snapshot' },
+      Math.max(0, (Date.now() - Date.parse(prices.asOf)) / 1000),
     );
     const { unfinishedWork, longestRunning } = metrics.queue;
     const work = this.queue.unfinishedWork();

@@ -97,9 +97,10 @@ export function createMetrics() {
       labelNames: ['source'],
       registers: [registry],
     }),
-    priceSnapshotAge: new Gauge({
-      name: 'kopek_price_snapshot_age_seconds',
-      help: 'Age of the prices in use, in seconds.',
+    pricesAge: new Gauge({
+      name: 'kopek_prices_age_seconds',
+      help: 'Age of the prices in use, in seconds, by source: the snapshot embedded in kopek, or live AWS prices.',
+      labelNames: ['source'],
       registers: [registry],
     }),
     leader: new Gauge({
