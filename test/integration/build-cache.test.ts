@@ -14,7 +14,7 @@ describe('the control plane binaries', () => {
     const { stdout, stderr } = await run('bash', [BUILD]);
     expect(stderr).not.toContain('building');
     const dir = stdout.trim();
-    expect(dir).toMatch(/\/bin\/[0-9a-f]{16}$/);
+    expect(dir).toMatch(/\/bin\/control-plane-[0-9a-f]{16}$/);
     for (const binary of [
       'etcd',
       'kube-apiserver',

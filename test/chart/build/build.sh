@@ -6,7 +6,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${KOPEK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kopek}
+source "$here/../../build-cache.sh"
 
 command -v go >/dev/null || { echo "chart build.sh: Go is required to build helm (go.dev/dl)" >&2; exit 1; }
 
@@ -16,19 +16,8 @@ client_go=$(cd "$here/helm" && go list -m -f "{{.Version}}" k8s.io/client-go)
 [[ $client_go =~ ^v0\.([0-9]+)\.[0-9]+$ ]] || { echo "chart build.sh: cannot read helm's client-go version" >&2; exit 1; }
 kube_minor=${BASH_REMATCH[1]}
 
-key=helm-$(cd "$here" && { cat build.sh helm/go.mod helm/go.sum; go version; } | sha256sum | cut -c1-16)
-out="$cache_root/bin/$key"
-if [[ -f $out/.complete ]]; then echo "$out"; exit 0; fi
-
-mkdir -p "$cache_root/bin"
-exec 9>"$cache_root/bin/.lock-helm"
-echo "chart build.sh: waiting for any other build of helm to finish" >&2
-flock 9
-if [[ -f $out/.complete ]]; then echo "$out"; exit 0; fi
-
-staging="$out.partial"
-rm -rf "$staging"
-mkdir -p "$staging"
+key=$(cd "$here" && { cat build.sh ../../build-cache.sh helm/go.mod helm/go.sum; go version; } | sha256sum | cut -c1-16)
+cached_build_begin helm "$key"
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 # As helm's own Makefile does: its version, and the Kubernetes version `helm template` and
@@ -44,7 +33,4 @@ echo "chart build.sh: building helm $helm_version (a cold build takes about 1.5 
 (cd "$here/helm" && go build -trimpath -ldflags "$ldflags" -o "$staging/helm" helm.sh/helm/v3/cmd/helm)
 echo "chart build.sh: built helm in $((SECONDS - started)) s" >&2
 
-echo "helm $helm_version" > "$staging/.complete"
-rm -rf "$out"
-mv "$staging" "$out"
-echo "$out"
+cached_build_end "helm $helm_version"

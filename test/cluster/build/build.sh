@@ -6,7 +6,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${KOPEK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kopek}
+source "$here/../../build-cache.sh"
 
 command -v go >/dev/null || { echo "build.sh: Go is required to build the local control plane (go.dev/dl)" >&2; exit 1; }
 
@@ -15,19 +15,8 @@ kube_version=$(cd "$here/kubernetes" && go list -m -f "{{.Version}}" k8s.io/kube
 kube_major=${BASH_REMATCH[1]}
 kube_minor=${BASH_REMATCH[2]}
 
-key=$(cd "$here" && { cat build.sh ./*/go.mod ./*/go.sum ./*/*.go; go version; } | sha256sum | cut -c1-16)
-out="$cache_root/bin/$key"
-if [[ -f $out/.complete ]]; then echo "$out"; exit 0; fi
-
-mkdir -p "$cache_root/bin"
-exec 9>"$cache_root/bin/.lock"
-echo "build.sh: waiting for any other build of the control plane to finish" >&2
-flock 9
-if [[ -f $out/.complete ]]; then echo "$out"; exit 0; fi
-
-staging="$out.partial"
-rm -rf "$staging"
-mkdir -p "$staging"
+key=$(cd "$here" && { cat build.sh ../../build-cache.sh ./*/go.mod ./*/go.sum ./*/*.go; go version; } | sha256sum | cut -c1-16)
+cached_build_begin control-plane "$key"
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 # Clients read these to learn the server's version (kubectl version, discovery).
@@ -50,7 +39,4 @@ build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 build etcd etcd . "-s -w"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-s -w"
 
-echo "kubernetes $kube_version" > "$staging/.complete"
-rm -rf "$out"
-mv "$staging" "$out"
-echo "$out"
+cached_build_end "kubernetes $kube_version"
