@@ -61,16 +61,19 @@ describe('the embedded price snapshot', () => {
     expect(book.specs.has('c8a.large')).toBe(false);
   });
 
-  it.skipIf(!existsSync(shared))('matches what generate.ts builds from ../shared/data', () => {
-    const onDemand = JSON.parse(
-      readFileSync(join(shared, 'aws-ondemand-prices.json'), 'utf8'),
-    ) as OnDemandPriceFile;
-    const advisor = JSON.parse(
-      readFileSync(join(shared, 'aws-spot-advisor.json'), 'utf8'),
-    ) as SpotAdvisorFile;
-    const embedded = JSON.parse(readFileSync(join(here, 'prices.json'), 'utf8')) as {
-      provenance: { generatedBy: string };
-    };
-    expect(embedded).toEqual(buildSnapshot(onDemand, advisor, embedded.provenance.generatedBy));
-  });
+  it.skipIf(!existsSync(shared))(
+    'matches what operator/aws/generate-snapshot.ts builds from ../shared/data',
+    () => {
+      const onDemand = JSON.parse(
+        readFileSync(join(shared, 'aws-ondemand-prices.json'), 'utf8'),
+      ) as OnDemandPriceFile;
+      const advisor = JSON.parse(
+        readFileSync(join(shared, 'aws-spot-advisor.json'), 'utf8'),
+      ) as SpotAdvisorFile;
+      const embedded = JSON.parse(readFileSync(join(here, 'prices.json'), 'utf8')) as {
+        provenance: { generatedBy: string };
+      };
+      expect(embedded).toEqual(buildSnapshot(onDemand, advisor, embedded.provenance.generatedBy));
+    },
+  );
 });

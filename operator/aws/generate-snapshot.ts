@@ -9,10 +9,10 @@
  *   ../shared/data/aws-spot-advisor.json     the AWS Spot Instance Advisor feed (mid-2025) for 13
  *       regions: Spot savings % versus on-demand and the interruption-frequency band.
  *
- * Usage (from the repository root): node recommender/data/generate.ts [--from DIR]
+ * Usage (from the repository root): node operator/aws/generate-snapshot.ts [--from DIR]
  *
- * This is a build-time script, never imported by the recommender (which stays free of I/O).
- * To refresh from the live AWS APIs instead, see operator/aws/regenerate-snapshot.ts.
+ * A build-time script: it lives in operator/ because it reads and writes files; the recommender
+ * only imports the JSON it writes. To refresh from the live AWS APIs, see regenerate-snapshot.ts.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -22,10 +22,11 @@ import {
   serializeSnapshot,
   type OnDemandPriceFile,
   type SpotAdvisorFile,
-} from './snapshot.ts';
+} from '../../recommender/data/snapshot.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..');
+const dataDir = join(repoRoot, 'recommender', 'data');
 const fromIndex = process.argv.indexOf('--from');
 const fromArg = fromIndex >= 0 ? process.argv[fromIndex + 1] : undefined;
 const from = resolve(fromArg ?? join(repoRoot, '..', 'shared', 'data'));
@@ -40,9 +41,9 @@ const advisor = JSON.parse(
 const snapshot = buildSnapshot(
   onDemand,
   advisor,
-  'recommender/data/generate.ts from ../shared/data (aws-ondemand-prices.json, aws-spot-advisor.json)',
+  'operator/aws/generate-snapshot.ts from ../shared/data (aws-ondemand-prices.json, aws-spot-advisor.json)',
 );
-const out = join(here, 'prices.json');
+const out = join(dataDir, 'prices.json');
 writeFileSync(out, serializeSnapshot(snapshot));
 process.stdout.write(
   `wrote ${out}: ${snapshot.types.length} instance types, on-demand prices for ` +
