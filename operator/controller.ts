@@ -13,7 +13,7 @@ import {
 } from '../recommender/recommend.ts';
 import { canonicalJson } from './canonical.ts';
 import { KubeApiError, type KubeClient } from './kube/client.ts';
-import { Informer, type InformerObserver } from './kube/informer.ts';
+import { Informer } from './kube/informer.ts';
 import { projectionFor, type Projected } from './kube/projections.ts';
 import { RESOURCES, type ResourceName } from './kube/resources.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -46,6 +46,8 @@ export interface ControllerOptions {
   resyncIntervalMs?: number;
   /** When an image lookup failed, rebuild again after this long to retry it. */
   imageRetryIntervalMs?: number;
+  /** How often to look for Argo Rollouts when it is not installed. */
+  discoveryIntervalMs?: number;
   informer?: {
     idleTimeoutMs?: number;
     minWatchTimeoutSeconds?: number;
@@ -84,6 +86,7 @@ export class RecommendationController {
   private readonly results = new Map<string, WorkloadResult>();
   private rebuildTimer: NodeJS.Timeout | undefined;
   private imageRetryTimer: NodeJS.Timeout | undefined;
+  private rolloutsDiscovery: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
   private rebuildPending = false;
   private lastRebuildAt = 0;
@@ -97,41 +100,61 @@ export class RecommendationController {
 
   /** Starts every informer (Argo Rollouts only if served). Caches fill on standby replicas too. */
   async start(): Promise<void> {
-    const { client, log, metrics } = this.options;
-    const observer: InformerObserver = {
-      relisted: (resource, reason) => {
-        metrics.cacheRelists.inc({ resource, reason });
-      },
-      watchRestarted: (resource, reason) => {
-        metrics.cacheWatchRestarts.inc({ resource, reason });
-      },
-      event: (resource, type) => {
-        metrics.cacheEvents.inc({ resource, type });
-      },
-    };
+    const { client, log } = this.options;
     const version = await client.serverVersion().catch(() => undefined);
     const minor = Number.parseInt(version?.minor ?? '', 10);
     if (Number.isFinite(minor)) this.kubernetesMinor = minor;
     for (const name of Object.keys(RESOURCES) as ResourceName[]) {
-      const type = RESOURCES[name];
-      if (name === 'rollouts' && !(await client.serves(type).catch(() => false))) {
-        log.info('Argo Rollouts is not installed; not watching rollouts');
+      if (name === 'rollouts' && !(await this.servesRollouts())) {
+        log.info('Argo Rollouts is not installed; watching for it to appear');
+        this.rolloutsDiscovery = setInterval(() => {
+          void this.discoverRollouts();
+        }, this.options.discoveryIntervalMs ?? 60_000);
+        this.rolloutsDiscovery.unref();
         continue;
       }
-      const informer = new Informer<Projected>({
-        type,
-        client,
-        project: projectionFor(type),
-        log,
-        observer,
-        ...this.options.informer,
-        onChange: (_change, object) => {
-          this.onChange(name, object);
-        },
-      });
-      this.informers.set(name, informer);
-      informer.start();
+      this.startInformer(name);
     }
+  }
+
+  private servesRollouts(): Promise<boolean> {
+    return this.options.client.serves(RESOURCES.rollouts).catch(() => false);
+  }
+
+  /** Argo Rollouts installed after kopek started: watch Rollouts from now on. */
+  private async discoverRollouts(): Promise<void> {
+    if (this.informers.has('rollouts') || !(await this.servesRollouts())) return;
+    clearInterval(this.rolloutsDiscovery);
+    this.options.log.info('Argo Rollouts appeared; watching rollouts');
+    this.startInformer('rollouts');
+  }
+
+  private startInformer(name: ResourceName): void {
+    const { client, log, metrics } = this.options;
+    const type = RESOURCES[name];
+    const informer = new Informer<Projected>({
+      type,
+      client,
+      project: projectionFor(type),
+      log,
+      observer: {
+        relisted: (resource, reason) => {
+          metrics.cacheRelists.inc({ resource, reason });
+        },
+        watchRestarted: (resource, reason) => {
+          metrics.cacheWatchRestarts.inc({ resource, reason });
+        },
+        event: (resource, eventType) => {
+          metrics.cacheEvents.inc({ resource, type: eventType });
+        },
+      },
+      ...this.options.informer,
+      onChange: (_change, object) => {
+        this.onChange(name, object);
+      },
+    });
+    this.informers.set(name, informer);
+    informer.start();
   }
 
   get synced(): boolean {
@@ -185,6 +208,7 @@ export class RecommendationController {
     this.queue.shutDown();
     clearTimeout(this.rebuildTimer);
     clearTimeout(this.imageRetryTimer);
+    clearInterval(this.rolloutsDiscovery);
     await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
     await this.rebuilding;
   }

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { RecommendationController } from '../../operator/controller.ts';
+import { KubeClient } from '../../operator/kube/client.ts';
+import { silentLogger } from '../../operator/log.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
+import { LocalCluster } from '../cluster/cluster.ts';
+import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { installCrds } from '../support/kopek.ts';
+
+/** Argo Rollouts' CRD, reduced to what the API server needs to serve the resource. */
+const ROLLOUT_CRD = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: 'rollouts.argoproj.io' },
+  spec: {
+    group: 'argoproj.io',
+    scope: 'Namespaced',
+    names: {
+      kind: 'Rollout',
+      listKind: 'RolloutList',
+      plural: 'rollouts',
+      singular: 'rollout',
+      shortNames: ['ro'],
+    },
+    versions: [
+      {
+        name: 'v1alpha1',
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+        },
+      },
+    ],
+  },
+};
+
+const ROLLOUT = {
+  apiVersion: 'argoproj.io/v1alpha1',
+  kind: 'Rollout',
+  metadata: { name: 'checkout', namespace: 'shop' },
+  spec: {
+    replicas: 4,
+    selector: { matchLabels: { app: 'checkout' } },
+    strategy: { canary: { steps: [{ setWeight: 20 }] } },
+    template: {
+      metadata: { labels: { app: 'checkout' } },
+      spec: {
+        containers: [
+          {
+            name: 'checkout',
+            image: 'ghcr.io/acme/checkout:1',
+            resources: { requests: { cpu: '500m', memory: '512Mi' } },
+          },
+        ],
+      },
+    },
+  },
+};
+
+describe('Argo Rollouts installed after kopek started', () => {
+  let cluster: LocalCluster;
+  let controller: RecommendationController;
+  const running = new AbortController();
+  let run: Promise<void>;
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.start();
+    await cluster.addFleet(DEFAULT_FLEET);
+    await installCrds(cluster);
+    await cluster.kubectl(['create', 'namespace', 'shop']);
+    controller = new RecommendationController({
+      client: new KubeClient(cluster.kubeConfig()),
+      log: silentLogger,
+      metrics: createMetrics(),
+      prices: SNAPSHOT_PRICES,
+      minRebuildIntervalMs: 200,
+      discoveryIntervalMs: 500,
+    });
+    await controller.start();
+    run = controller.run(running.signal);
+  });
+
+  afterAll(async () => {
+    running.abort();
+    await run;
+    await controller.stop();
+    await cluster.stop();
+  });
+
+  it('are watched once their API appears, and get recommendations', async () => {
+    await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT_CRD) });
+    await cluster.kubectl(['wait', '--for=condition=Established', 'crd/rollouts.argoproj.io']);
+    await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT) });
+    await expect
+      .poll(
+        async () =>
+          (
+            await cluster.kubectl(
+              [
+                'get',
+                'wrec',
+                'rollout-checkout',
+                '-n',
+                'shop',
+                '-o',
+                'jsonpath={.spec.targetRef.kind}/{.status.spot.verdict}',
+              ],
+              { allowFailure: true },
+            )
+          ).stdout,
+        { timeout: 30_000 },
+      )
+      .toMatch(/^Rollout\/\w+$/);
+    const owner = (
+      await cluster.kubectl([
+        'get',
+        'wrec',
+        'rollout-checkout',
+        '-n',
+        'shop',
+        '-o',
+        'jsonpath={.metadata.ownerReferences[0].apiVersion}',
+      ])
+    ).stdout;
+    expect(owner).toBe('argoproj.io/v1alpha1');
+  });
+});
