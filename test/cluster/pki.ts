@@ -71,8 +71,14 @@ async function signedCert(
   return { cert: join(dir, cert), key: join(dir, key) };
 }
 
-/** Creates a CA, the API server's serving certificate, client certificates and the service-account key pair. */
-export async function createPki(dir: string): Promise<Pki> {
+/** An EC P-256 key and a self-signed certificate for it, written as `dir/keyFile` and `dir/certFile`. */
+export async function selfSignedCertificate(
+  dir: string,
+  keyFile: string,
+  certFile: string,
+  subject: string,
+  days: number,
+): Promise<void> {
   await openssl(dir, [
     'req',
     '-x509',
@@ -82,14 +88,19 @@ export async function createPki(dir: string): Promise<Pki> {
     'ec_paramgen_curve:prime256v1',
     '-nodes',
     '-keyout',
-    'ca.key',
+    keyFile,
     '-out',
-    'ca.crt',
+    certFile,
     '-days',
-    '365',
+    String(days),
     '-subj',
-    '/CN=kopek-local-ca',
+    subject,
   ]);
+}
+
+/** Creates a CA, the API server's serving certificate, client certificates and the service-account key pair. */
+export async function createPki(dir: string): Promise<Pki> {
+  await selfSignedCertificate(dir, 'ca.key', 'ca.crt', '/CN=kopek-local-ca', 365);
   const serving = await signedCert(
     dir,
     'kube-apiserver',

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../cluster/cluster.ts';
-import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import { Component, logTail, waitUntil } from '../cluster/process.ts';
-import { installChartRbac, installCrds, KOPEK_CLI, writeCalls } from '../support/kopek.ts';
+import { KOPEK_CLI, startClusterForKopek, writeCalls } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -69,10 +68,7 @@ describe('two kopek processes', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kopek-ha-'));
-    cluster = await LocalCluster.start();
-    await cluster.addFleet(DEFAULT_FLEET);
-    await installCrds(cluster);
-    await installChartRbac(cluster);
+    cluster = await startClusterForKopek();
     await cluster.kubectl(['apply', '-f', SHOP]);
     const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
     replicas.push(

@@ -7,10 +7,9 @@ import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { parseRunConfig } from '../../operator/config.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
-import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex } from '../registry/seed.ts';
-import { installChartRbac, installCrds, writeCalls } from '../support/kopek.ts';
+import { startClusterForKopek, writeCalls } from '../support/kopek.ts';
 
 function container(name: string, image: string): Record<string, unknown> {
   return {
@@ -169,10 +168,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       'oci',
     );
 
-    cluster = await LocalCluster.start();
-    await cluster.addFleet(DEFAULT_FLEET);
-    await installCrds(cluster);
-    await installChartRbac(cluster);
+    cluster = await startClusterForKopek();
     await cluster.kubectl(['apply', '-f', '-'], { input: workloads(registry.host) });
 
     const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');

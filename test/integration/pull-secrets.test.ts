@@ -7,10 +7,9 @@ import { parseRunConfig } from '../../operator/config.ts';
 import { createLogger } from '../../operator/log.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
-import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import { LocalRegistry, writeHtpasswd } from '../registry/registry.ts';
 import { pushIndex } from '../registry/seed.ts';
-import { installChartRbac, installCrds } from '../support/kopek.ts';
+import { startClusterForKopek } from '../support/kopek.ts';
 
 const USER = 'puller';
 const PASSWORD = 'pa55-w0rd-never-logged';
@@ -61,10 +60,7 @@ describe('kopek run reads private images with the pull secrets pods name', () =>
       'oci',
     );
 
-    cluster = await LocalCluster.start();
-    await cluster.addFleet(DEFAULT_FLEET);
-    await installCrds(cluster);
-    await installChartRbac(cluster);
+    cluster = await startClusterForKopek();
     // What the chart adds when registry.readPullSecrets is enabled.
     await cluster.kubectl([
       'create',

@@ -9,14 +9,11 @@
  * credentials get 401; an anonymous request for anything else gets a token without access,
  * which the registry then refuses.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID, sign, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { selfSignedCertificate } from '../cluster/pki.ts';
 
 export interface TokenServerOptions {
   /** Where the signing key and certificate are written. */
@@ -76,23 +73,13 @@ export class TokenServer {
   static async start(options: TokenServerOptions): Promise<TokenServer> {
     const keyPath = join(options.dir, 'token-signing.key');
     const certPath = join(options.dir, 'token-signing.crt');
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
+    await selfSignedCertificate(
+      options.dir,
+      'token-signing.key',
+      'token-signing.crt',
       '/CN=kopek-test-token-server',
-    ]);
+      2,
+    );
     const server = new TokenServer(
       options,
       certPath,

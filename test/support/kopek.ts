@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import type { LocalCluster } from '../cluster/cluster.ts';
+import { LocalCluster, type StartOptions } from '../cluster/cluster.ts';
+import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 
 const CHART_FILES = fileURLToPath(new URL('../../charts/kopek/files/', import.meta.url));
 export const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
@@ -66,6 +67,15 @@ export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek
   await cluster.kubectl(['apply', '-f', '-'], {
     input: objects.map((object) => stringify(object)).join('---\n'),
   });
+}
+
+/** A local cluster ready for kopek: the EKS-like fleet, kopek's CRDs, and ServiceAccount kopek/kopek with the chart's RBAC. */
+export async function startClusterForKopek(options: StartOptions = {}): Promise<LocalCluster> {
+  const cluster = await LocalCluster.start(options);
+  await cluster.addFleet(DEFAULT_FLEET);
+  await installCrds(cluster);
+  await installChartRbac(cluster);
+  return cluster;
 }
 
 /** Sums kopek's own counter of requests that change something (leases excluded unless asked). */
