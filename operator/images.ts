@@ -1,6 +1,6 @@
 import type { ImagePlatformsFact } from '../recommender/facts.ts';
-import type { ImagePlatformSource } from './controller.ts';
-import type { KubeClient, ResourceType } from './kube/client.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { KubeApi, ResourceType } from './kube/client.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegistryClient } from './registry/client.ts';
@@ -11,6 +11,11 @@ import {
   type SecretLike,
 } from './registry/credentials.ts';
 import { toImagePlatformsFact } from './registry/pod.ts';
+
+/** Looks up the platforms of images (the registries, in the operator). */
+export interface ImagePlatformSource {
+  resolve(requests: readonly ImageRequest[]): Promise<Record<string, ImagePlatformsFact>>;
+}
 
 /** An image some workload runs, with the pull secrets its pod template names. */
 export interface ImageRequest {
@@ -76,11 +81,12 @@ const SECRET_TTL_MS = 5 * 60_000;
 export interface RegistryImageSourceOptions {
   registry: RegistryClient;
   /** Reads pull secrets; absent offline (kopek analyze), where no secrets are read. */
-  kube?: KubeClient;
+  kube?: KubeApi;
   log: Logger;
   metrics?: Metrics;
   /** Read the imagePullSecrets pods reference (opt-in: needs `get` on secrets). */
   readPullSecrets: boolean;
+  clock?: Clock;
 }
 
 /**
@@ -128,7 +134,7 @@ export class RegistryImageSource implements ImagePlatformSource {
   }
 
   private async credentials(
-    kube: KubeClient,
+    kube: KubeApi,
     namespace: string,
     names: readonly string[],
   ): Promise<RegistryCredentials[]> {
@@ -136,7 +142,8 @@ export class RegistryImageSource implements ImagePlatformSource {
     for (const name of names) {
       const key = `${namespace}/${name}`;
       const cached = this.secrets.get(key);
-      if (cached && Date.now() - cached.at < SECRET_TTL_MS) {
+      const now = (this.options.clock ?? systemClock).now();
+      if (cached && now - cached.at < SECRET_TTL_MS) {
         all.push(...cached.credentials);
         continue;
       }
@@ -149,7 +156,7 @@ export class RegistryImageSource implements ImagePlatformSource {
         this.options.metrics?.sourceErrors.inc({ source: 'kube' });
         this.options.log.warn('cannot use an image pull secret', { secret: key, error: reason });
       }
-      this.secrets.set(key, { at: Date.now(), credentials });
+      this.secrets.set(key, { at: now, credentials });
       all.push(...credentials);
     }
     return all;

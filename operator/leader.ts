@@ -1,6 +1,6 @@
-import { KubeApiError, type KubeClient, type ResourceType } from './kube/client.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import { KubeApiError, type KubeApi, type ResourceType } from './kube/client.ts';
 import { errorMessage, type Logger } from './log.ts';
-import { sleep } from './sleep.ts';
 
 export const LEASE: ResourceType = {
   group: 'coordination.k8s.io',
@@ -24,7 +24,7 @@ interface Lease {
 }
 
 export interface LeaderElectionOptions {
-  client: KubeClient;
+  client: KubeApi;
   namespace: string;
   name: string;
   identity: string;
@@ -33,7 +33,7 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   log: Logger;
   onLeadershipChange?: (leading: boolean) => void;
-  now?: () => number;
+  clock?: Clock;
 }
 
 /** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
@@ -51,7 +51,7 @@ export class LeaderElector {
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private observed: { record: string; at: number } | undefined;
   private leading = false;
 
@@ -60,7 +60,7 @@ export class LeaderElector {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
   }
 
   get isLeader(): boolean {
@@ -81,7 +81,7 @@ export class LeaderElector {
         });
         announced = true;
       }
-      await sleep(this.retryPeriodMs, signal);
+      await sleep(this.clock, this.retryPeriodMs, signal);
     }
     return false;
   }
@@ -92,14 +92,14 @@ export class LeaderElector {
    * working before it may stand for election again).
    */
   async holdUntilLost(signal: AbortSignal): Promise<void> {
-    let lastRenewal = this.now();
+    let lastRenewal = this.clock.now();
     while (!signal.aborted) {
-      await sleep(this.retryPeriodMs, signal);
+      await sleep(this.clock, this.retryPeriodMs, signal);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- aborts while sleeping
       if (signal.aborted) break;
       if (await this.tryAcquireOrRenew()) {
-        lastRenewal = this.now();
-      } else if (this.now() - lastRenewal > this.renewDeadlineMs) {
+        lastRenewal = this.clock.now();
+      } else if (this.clock.now() - lastRenewal > this.renewDeadlineMs) {
         this.options.log.error(
           'lost the leader lease: renewal failed for longer than the renew deadline; stopping work',
           { lease: this.options.name },
@@ -126,7 +126,7 @@ export class LeaderElector {
         ...lease.spec,
         holderIdentity: '',
         leaseDurationSeconds: 1,
-        renewTime: microTime(this.now()),
+        renewTime: microTime(this.clock.now()),
       };
       await this.options.client.replace(LEASE, lease);
     } catch (error) {
@@ -146,7 +146,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { client, namespace, name, identity } = this.options;
-    const now = this.now();
+    const now = this.clock.now();
     const desired = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),

@@ -10,8 +10,6 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
-  /** A logger that adds `fields` to every line. */
-  with(fields: LogFields): Logger;
 }
 
 export function isLogLevel(value: string): value is LogLevel {
@@ -26,14 +24,11 @@ export function errorMessage(error: unknown): string {
 export function createLogger(
   level: LogLevel = 'info',
   write: (line: string) => void = (line) => process.stderr.write(line),
-  base: LogFields = {},
 ): Logger {
   const min = LEVELS[level];
   const emit = (at: LogLevel, msg: string, fields?: LogFields): void => {
     if (LEVELS[at] < min) return;
-    write(
-      `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...base, ...fields })}\n`,
-    );
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`);
   };
   return {
     debug: (msg, fields) => {
@@ -48,7 +43,6 @@ export function createLogger(
     error: (msg, fields) => {
       emit('error', msg, fields);
     },
-    with: (fields) => createLogger(level, write, { ...base, ...fields }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkQueue } from './queue.ts';
+import { ManualClock } from './testing/manual-clock.ts';
 
 describe('WorkQueue', () => {
   it('never holds a key twice', async () => {
@@ -45,8 +46,7 @@ describe('WorkQueue', () => {
   });
 
   it('spaces rate-limited adds by the global token bucket once the burst is spent', () => {
-    const now = 0;
-    const queue = new WorkQueue({ name: 'test', qps: 10, burst: 2, now: () => now });
+    const queue = new WorkQueue({ name: 'test', qps: 10, burst: 2, clock: new ManualClock() });
     const delays: number[] = [];
     queue.addAfter = (_key: string, delayMs: number): void => {
       delays.push(delayMs);

@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from './clock.ts';
 import type { QueueMetrics } from './metrics.ts';
 
 /**
@@ -14,7 +15,7 @@ export interface WorkQueueOptions {
   qps?: number;
   burst?: number;
   metrics?: QueueMetrics;
-  now?: () => number;
+  clock?: Clock;
 }
 
 export class WorkQueue {
@@ -24,14 +25,14 @@ export class WorkQueue {
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
-  private readonly delayed = new Map<string, NodeJS.Timeout>();
+  private readonly delayed = new Map<string, Timer>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly qps: number;
   private readonly burst: number;
   private readonly metrics: QueueMetrics | undefined;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private tokens: number;
   private lastRefill: number;
   private shuttingDown = false;
@@ -43,9 +44,9 @@ export class WorkQueue {
     this.qps = options.qps ?? 10;
     this.burst = options.burst ?? 100;
     this.metrics = options.metrics;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.tokens = this.burst;
-    this.lastRefill = this.now();
+    this.lastRefill = this.clock.now();
   }
 
   get length(): number {
@@ -61,7 +62,7 @@ export class WorkQueue {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.metrics?.adds.inc({ name: this.name });
     this.dirty.add(key);
-    this.addedAt.set(key, this.now());
+    this.addedAt.set(key, this.clock.now());
     if (this.processing.has(key)) return;
     this.push(key);
   }
@@ -74,11 +75,10 @@ export class WorkQueue {
       return;
     }
     if (this.delayed.has(key)) return;
-    const timer = setTimeout(() => {
+    const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref();
     this.delayed.set(key, timer);
   }
 
@@ -111,20 +111,20 @@ export class WorkQueue {
     const started = this.processing.get(key);
     this.processing.delete(key);
     if (started !== undefined)
-      this.metrics?.workDuration.observe({ name: this.name }, (this.now() - started) / 1000);
+      this.metrics?.workDuration.observe({ name: this.name }, (this.clock.now() - started) / 1000);
     if (this.dirty.has(key)) this.push(key);
   }
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const timer of this.delayed.values()) clearTimeout(timer);
+    for (const timer of this.delayed.values()) timer.cancel();
     this.delayed.clear();
     for (const resolve of this.waiters.splice(0)) resolve(undefined);
   }
 
   /** Seconds of work in progress, and of the longest-running item (controller-runtime's gauges). */
   unfinishedWork(): { totalSeconds: number; longestSeconds: number } {
-    const now = this.now();
+    const now = this.clock.now();
     let total = 0;
     let longest = 0;
     for (const started of this.processing.values()) {
@@ -147,7 +147,7 @@ export class WorkQueue {
 
   private take(key: string): string {
     this.dirty.delete(key);
-    const now = this.now();
+    const now = this.clock.now();
     this.processing.set(key, now);
     const added = this.addedAt.get(key);
     this.addedAt.delete(key);
@@ -165,7 +165,7 @@ export class WorkQueue {
 
   /** Takes a token from the bucket; returns how long the caller must wait for it. */
   private bucketDelay(): number {
-    const now = this.now();
+    const now = this.clock.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.qps);
     this.lastRefill = now;
     this.tokens -= 1;

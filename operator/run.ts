@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
+import { ClusterCache } from './cache.ts';
+import { systemClock, type Clock } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
-import { RecommendationController, type ImagePlatformSource } from './controller.ts';
-import { KubeClient } from './kube/client.ts';
+import { RegistryImageSource, type ImagePlatformSource } from './images.ts';
+import { KubeClient, type KubeApi } from './kube/client.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
-import { createMetrics, startMetricsServer } from './metrics.ts';
-import { RegistryImageSource } from './images.ts';
+import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
+import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -17,6 +19,7 @@ export interface RunningOperator {
   /** Where /metrics, /healthz and /readyz are served. */
   metricsUrl: string;
   controller: RecommendationController;
+  cache: ClusterCache;
   /** Resolves when the operator has stopped: 0 after stop(), 3 after a failure. */
   done: Promise<number>;
   stop(): Promise<void>;
@@ -26,6 +29,10 @@ export interface StartOptions {
   log?: Logger;
   /** Where image platforms come from; default: the registries themselves. */
   imagePlatforms?: ImagePlatformSource;
+  /** The Kubernetes API; default: an HTTP client from the configured kubeconfig. */
+  client?: KubeApi;
+  metrics?: Metrics;
+  clock?: Clock;
 }
 
 function podNamespace(): string | undefined {
@@ -36,22 +43,26 @@ function podNamespace(): string | undefined {
   }
 }
 
+function kubeClient(config: OperatorConfig, metrics: Metrics): KubeClient {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  return new KubeClient(kubeConfig, {
+    observe: (verb, resource, status) => {
+      metrics.kubeRequests.inc({ verb, resource, code: String(status) });
+    },
+  });
+}
+
 /** Starts the operator in this process (the `kopek run` command and the tests use it). */
 export async function startOperator(
   config: OperatorConfig,
   options: StartOptions = {},
 ): Promise<RunningOperator> {
   const log = options.log ?? createLogger(config.logLevel);
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromCluster();
-
-  const metrics = createMetrics();
-  const client = new KubeClient(kubeConfig, {
-    observe: (verb, resource, status) => {
-      metrics.kubeRequests.inc({ verb, resource, code: String(status) });
-    },
-  });
+  const clock = options.clock ?? systemClock;
+  const metrics = options.metrics ?? createMetrics();
+  const client = options.client ?? kubeClient(config, metrics);
   const imagePlatforms =
     options.imagePlatforms ??
     new RegistryImageSource({
@@ -60,24 +71,38 @@ export async function startOperator(
         insecureRegistries: config.insecureRegistries,
         // Forgotten before the controller's 30 s retry, so a registry that is back is seen.
         failureTtlMs: 20_000,
+        clock,
       }),
       kube: client,
       log,
       metrics,
       readPullSecrets: config.readPullSecrets,
+      clock,
     });
-  const controller = new RecommendationController({
+  // The cache tells the controller of every change; the controller reads the cache.
+  const cache = new ClusterCache({
     client,
     log,
     metrics,
-    prices: SNAPSHOT_PRICES,
-    workers: config.workers,
-    minRebuildIntervalMs: config.minRebuildIntervalMs,
-    resyncIntervalMs: config.resyncIntervalMs,
+    clock,
     informer: {
       idleTimeoutMs: config.watchIdleTimeoutMs,
       relistIntervalMs: config.relistIntervalMs,
     },
+    onChange: (resource, object) => {
+      controller.onChange(resource, object);
+    },
+  });
+  const controller = new RecommendationController({
+    client,
+    cache,
+    log,
+    metrics,
+    clock,
+    prices: () => SNAPSHOT_PRICES,
+    workers: config.workers,
+    minRebuildIntervalMs: config.minRebuildIntervalMs,
+    resyncIntervalMs: config.resyncIntervalMs,
     imagePlatforms,
   });
   const elector = config.leaderElect
@@ -87,6 +112,7 @@ export async function startOperator(
         name: config.leaderElectionId,
         identity: config.identity,
         log,
+        clock,
         onLeadershipChange: (leading) => {
           metrics.leader.set({ name: config.leaderElectionId }, leading ? 1 : 0);
         },
@@ -94,12 +120,12 @@ export async function startOperator(
     : undefined;
   metrics.leader.set({ name: config.leaderElectionId }, elector ? 0 : 1);
 
-  await controller.start();
+  await cache.start();
   const server: Server = await startMetricsServer(
     metrics,
     {
       ready: () => {
-        if (!controller.synced) return { ok: false, detail: 'caches are still syncing' };
+        if (!cache.synced) return { ok: false, detail: 'caches are still syncing' };
         return {
           ok: true,
           detail: `caches synced; ${!elector || elector.isLeader ? 'leading' : 'standing by'}`,
@@ -157,6 +183,7 @@ export async function startOperator(
       code = 3;
     }
     await controller.stop();
+    await cache.stop();
     await new Promise<void>((resolve) =>
       server.close(() => {
         resolve();
@@ -169,6 +196,7 @@ export async function startOperator(
   return {
     metricsUrl,
     controller,
+    cache,
     done,
     stop: async () => {
       stopping.abort();

@@ -66,7 +66,46 @@ export interface WatchEvent {
 /** Counts every request by verb, so tests and metrics can see exactly what kopek writes. */
 export type RequestObserver = (verb: string, resource: string, status: number) => void;
 
-export class KubeClient {
+export interface ApplyOptions {
+  fieldManager: string;
+  subresource?: 'status';
+  force?: boolean;
+}
+
+/**
+ * What the operator needs of the Kubernetes API. KubeClient speaks it over HTTP to a real API
+ * server; the in-memory fake in operator/testing serves it for unit tests.
+ */
+export interface KubeApi {
+  /** One page of a LIST; `continueToken` from the previous page's metadata.continue. */
+  listPage<T>(
+    type: ResourceType,
+    options?: { limit?: number; continueToken?: string; signal?: AbortSignal },
+  ): Promise<ObjectList<T>>;
+  get<T>(type: ResourceType, name: string, namespace?: string): Promise<T>;
+  /**
+   * Opens a WATCH from `resourceVersion` and calls `onEvent` for each event. Resolves when the
+   * server ends the stream (its timeoutSeconds passed), rejects on errors; `signal` aborts it.
+   */
+  watch(
+    type: ResourceType,
+    options: { resourceVersion: string; timeoutSeconds: number; signal: AbortSignal },
+    onEvent: (event: WatchEvent) => void,
+  ): Promise<void>;
+  /** Server-side apply of a whole object (or its status with `subresource: 'status'`). */
+  apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T>;
+  create<T>(type: ResourceType, object: KubeObject): Promise<T>;
+  /** PUT with the object's resourceVersion: fails with 409 if someone else changed it first. */
+  replace<T>(type: ResourceType, object: KubeObject): Promise<T>;
+  /** Deletes; an object that is already gone is not an error. */
+  delete(type: ResourceType, name: string, namespace?: string): Promise<void>;
+  /** The API server's version (`/version`). */
+  serverVersion(): Promise<{ major?: string; minor?: string; gitVersion?: string }>;
+  /** Whether the API server serves a resource type (e.g. Argo Rollouts only where installed). */
+  serves(type: ResourceType): Promise<boolean>;
+}
+
+export class KubeClient implements KubeApi {
   private readonly config: KubeConfig;
   private readonly server: string;
   private readonly observe: RequestObserver;
@@ -122,7 +161,6 @@ export class KubeClient {
     return JSON.parse(text) as T;
   }
 
-  /** One page of a LIST. */
   async listPage<T>(
     type: ResourceType,
     options: { limit?: number; continueToken?: string; signal?: AbortSignal } = {},
@@ -144,10 +182,6 @@ export class KubeClient {
     );
   }
 
-  /**
-   * Opens a WATCH and calls `onEvent` for each event line. Resolves when the server ends the
-   * stream (its timeoutSeconds passed), rejects on errors; `signal` aborts it.
-   */
   async watch(
     type: ResourceType,
     options: { resourceVersion: string; timeoutSeconds: number; signal: AbortSignal },
@@ -183,12 +217,7 @@ export class KubeClient {
     }
   }
 
-  /** Server-side apply of a whole object (or its status with `subresource: 'status'`). */
-  async apply<T>(
-    type: ResourceType,
-    object: KubeObject,
-    options: { fieldManager: string; subresource?: 'status'; force?: boolean },
-  ): Promise<T> {
+  async apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T> {
     const path =
       objectPath(type, object.metadata.name, object.metadata.namespace) +
       (options.subresource ? `/${options.subresource}` : '');
@@ -215,7 +244,6 @@ export class KubeClient {
     return this.json('create', type.plural, response);
   }
 
-  /** PUT with the object's resourceVersion: fails with 409 if someone else changed it first. */
   async replace<T>(type: ResourceType, object: KubeObject): Promise<T> {
     const response = await this.send(
       HttpMethod.PUT,
@@ -233,12 +261,10 @@ export class KubeClient {
     await response.body?.cancel();
   }
 
-  /** The API server's version (`/version`). */
   async serverVersion(): Promise<{ major?: string; minor?: string; gitVersion?: string }> {
     return this.json('get', 'version', await this.send(HttpMethod.GET, '/version'));
   }
 
-  /** Whether the API server serves a resource type (e.g. Argo Rollouts only where installed). */
   async serves(type: ResourceType): Promise<boolean> {
     const path = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
     const response = await this.send(HttpMethod.GET, path);

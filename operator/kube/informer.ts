@@ -1,7 +1,7 @@
+import { sleep, systemClock, type Clock, type Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../log.ts';
-import { sleep } from '../sleep.ts';
-import { KubeApiError, type KubeClient, type ResourceType, type WatchEvent } from './client.ts';
+import { KubeApiError, type KubeApi, type ResourceType, type WatchEvent } from './client.ts';
 
 /**
  * A list-watch cache of one resource type, rebuilt for TypeScript because client-node's informer
@@ -31,13 +31,12 @@ export type WatchEndReason = 'timeout' | 'idle' | 'expired' | 'error';
 
 export interface InformerOptions<T extends CachedObject> {
   type: ResourceType;
-  client: KubeClient;
+  client: KubeApi;
   /** Keeps only what kopek reads (never managedFields). */
   project: (object: Record<string, unknown>) => T;
   onChange?: (change: ChangeType, object: T, previous?: T) => void;
-  /** Secondary indexes: name → keys an object is filed under (e.g. owner uid). */
-  indexes?: Record<string, (object: T) => string[]>;
   log: Logger;
+  clock?: Clock;
   observer?: InformerObserver;
   pageSize?: number;
   /** Watch timeout, jittered between min and 2×min seconds (client-go uses 5–10 min). */
@@ -87,7 +86,7 @@ export class Informer<T extends CachedObject> {
   readonly resource: string;
   private readonly options: InformerOptions<T>;
   private readonly store = new Map<string, T>();
-  private readonly index = new Map<string, Map<string, Set<string>>>();
+  private readonly clock: Clock;
   private resourceVersion = '';
   private syncedOnce = false;
   private lastEvent = 0;
@@ -101,7 +100,7 @@ export class Informer<T extends CachedObject> {
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.resource = options.type.plural;
-    for (const name of Object.keys(options.indexes ?? {})) this.index.set(name, new Map());
+    this.clock = options.clock ?? systemClock;
   }
 
   /** True once the first LIST has filled the cache. */
@@ -124,18 +123,6 @@ export class Informer<T extends CachedObject> {
 
   list(): IterableIterator<T> {
     return this.store.values();
-  }
-
-  /** Objects filed under `value` in the index `name`. */
-  byIndex(name: string, value: string): T[] {
-    const keys = this.index.get(name)?.get(value);
-    if (!keys) return [];
-    const found: T[] = [];
-    for (const key of keys) {
-      const object = this.store.get(key);
-      if (object) found.push(object);
-    }
-    return found;
   }
 
   /** Starts listing and watching; the cache is kept across stop/start. */
@@ -162,12 +149,11 @@ export class Informer<T extends CachedObject> {
       this.options.backoffInitialMs ?? 800,
       this.options.backoffMaxMs ?? 30_000,
     );
-    const relistTimer = setInterval(() => {
+    const relistTimer = this.clock.setInterval(() => {
       this.relistDue = true;
       this.relistReason = 'periodic';
       this.currentWatch?.abort(new WatchEnded('timeout'));
     }, this.options.relistIntervalMs ?? 3_600_000);
-    relistTimer.unref();
     try {
       while (!signal.aborted) {
         try {
@@ -205,11 +191,11 @@ export class Informer<T extends CachedObject> {
             retryInMs: Math.round(delayMs),
           });
           if (!this.syncedOnce || this.relistDue) this.relistReason = 'error';
-          await sleep(delayMs, signal);
+          await sleep(this.clock, delayMs, signal);
         }
       }
     } finally {
-      clearInterval(relistTimer);
+      relistTimer.cancel();
     }
   }
 
@@ -239,7 +225,7 @@ export class Informer<T extends CachedObject> {
     for (const [key, object] of fresh) this.put(key, object);
     this.resourceVersion = listVersion;
     this.relistDue = false;
-    this.lastEvent = Date.now();
+    this.lastEvent = this.clock.now();
     this.options.observer?.relisted(this.resource, this.relistReason, fresh.size);
     this.options.log.debug('listed', {
       resource: this.resource,
@@ -258,10 +244,10 @@ export class Informer<T extends CachedObject> {
     const idleTimeoutMs = this.options.idleTimeoutMs ?? 150_000;
     const watch = new AbortController();
     this.currentWatch = watch;
-    let idleTimer: NodeJS.Timeout | undefined;
+    let idleTimer: Timer | undefined;
     const armWatchdog = (): void => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
+      idleTimer?.cancel();
+      idleTimer = this.clock.setTimeout(() => {
         watch.abort(new WatchEnded('idle'));
       }, idleTimeoutMs);
     };
@@ -288,7 +274,7 @@ export class Informer<T extends CachedObject> {
     } finally {
       // Release the connection however the stream ended.
       if (!watch.signal.aborted) watch.abort();
-      clearTimeout(idleTimer);
+      idleTimer?.cancel();
       signal.removeEventListener('abort', stopOnAbort);
       this.currentWatch = undefined;
     }
@@ -296,7 +282,7 @@ export class Informer<T extends CachedObject> {
   }
 
   private handle(event: WatchEvent): void {
-    this.lastEvent = Date.now();
+    this.lastEvent = this.clock.now();
     this.options.observer?.event(this.resource, event.type);
     if (event.type === 'ERROR') {
       const status = event.object as { code?: number; reason?: string; message?: string };
@@ -326,15 +312,12 @@ export class Informer<T extends CachedObject> {
   private put(key: string, object: T): void {
     const previous = this.store.get(key);
     if (previous && previous.metadata.resourceVersion === object.metadata.resourceVersion) return;
-    if (previous) this.unindex(key, previous);
     this.store.set(key, object);
-    this.reindex(key, object);
     this.notify(previous ? 'update' : 'add', object, previous);
   }
 
   private remove(key: string, previous: T, last?: T): void {
     this.store.delete(key);
-    this.unindex(key, previous);
     this.notify('delete', last ?? previous, previous);
   }
 
@@ -346,30 +329,6 @@ export class Informer<T extends CachedObject> {
         resource: this.resource,
         error: errorMessage(error),
       });
-    }
-  }
-
-  private reindex(key: string, object: T): void {
-    for (const [name, keysOf] of Object.entries(this.options.indexes ?? {})) {
-      const index = this.index.get(name);
-      if (!index) continue;
-      for (const value of keysOf(object)) {
-        let keys = index.get(value);
-        if (!keys) index.set(value, (keys = new Set()));
-        keys.add(key);
-      }
-    }
-  }
-
-  private unindex(key: string, object: T): void {
-    for (const [name, keysOf] of Object.entries(this.options.indexes ?? {})) {
-      const index = this.index.get(name);
-      if (!index) continue;
-      for (const value of keysOf(object)) {
-        const keys = index.get(value);
-        keys?.delete(key);
-        if (keys?.size === 0) index.delete(value);
-      }
     }
   }
 }

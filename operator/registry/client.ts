@@ -12,6 +12,7 @@
  * kind with a message that names the image and the registry and never holds a credential.
  */
 import { createHash } from 'node:crypto';
+import { systemClock, type Clock } from '../clock.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
 import { selectCredentials, type RegistryCredentials } from './credentials.ts';
 import { EcrTokenError, EcrTokenProvider, ecrRegistry } from './ecr.ts';
@@ -70,7 +71,8 @@ export interface RegistryClientOptions {
   maxRetryAfterMs?: number;
   /** Entries kept in each cache (oldest dropped first). Default 10,000. */
   maxCacheEntries?: number;
-  now?: () => number;
+  /** Reads the time for cache expiry and waits between retries. */
+  clock?: Clock;
   /** Credentials for Amazon ECR images that no pull secret covers; the default uses the AWS SDK. */
   ecr?: EcrTokenProvider;
   /** host:port registries served over plain HTTP (loopback tests); all others use HTTPS. */
@@ -273,7 +275,7 @@ export class RegistryClient {
   private readonly backoffBaseMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly maxEntries: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly ecr: EcrTokenProvider;
   private readonly insecure: ReadonlySet<string>;
   private readonly onRequest: ((event: RegistryRequestEvent) => void) | undefined;
@@ -299,8 +301,8 @@ export class RegistryClient {
     this.backoffBaseMs = options.backoffBaseMs ?? 500;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.maxEntries = options.maxCacheEntries ?? 10_000;
-    this.now = options.now ?? Date.now;
-    this.ecr = options.ecr ?? new EcrTokenProvider();
+    this.clock = options.clock ?? systemClock;
+    this.ecr = options.ecr ?? new EcrTokenProvider({ clock: this.clock });
     this.insecure = new Set(options.insecureRegistries ?? []);
     this.onRequest = options.onRequest;
   }
@@ -329,7 +331,7 @@ export class RegistryClient {
     const previous =
       cached === undefined || 'error' in cached.value ? undefined : cached.value.digest;
     const outcome =
-      cached !== undefined && this.now() < cached.expiresAt
+      cached !== undefined && this.clock.now() < cached.expiresAt
         ? cached.value
         : await shared(this.lookups, key, async () => {
             const fresh = await this.lookup(ref, source, previous);
@@ -337,7 +339,7 @@ export class RegistryClient {
             setBounded(
               this.results,
               key,
-              { value: fresh, expiresAt: this.now() + ttl },
+              { value: fresh, expiresAt: this.clock.now() + ttl },
               this.maxEntries,
             );
             return fresh;
@@ -525,7 +527,7 @@ export class RegistryClient {
         setBounded(
           this.challenges,
           target.host,
-          { value: fresh, expiresAt: this.now() + this.cacheTtlMs },
+          { value: fresh, expiresAt: this.clock.now() + this.cacheTtlMs },
           this.maxEntries,
         );
         const retry = await this.authorization(target, fresh, true);
@@ -559,7 +561,7 @@ export class RegistryClient {
   /** The registry's challenge, from a `/v2/` ping shared by all lookups and cached. */
   private async challenge(target: Target): Promise<Challenge> {
     const cached = this.challenges.get(target.host);
-    if (cached !== undefined && this.now() < cached.expiresAt) return cached.value;
+    if (cached !== undefined && this.clock.now() < cached.expiresAt) return cached.value;
     return shared(this.pings, target.host, async () => {
       const what = 'GET /v2/';
       const response = await this.send(
@@ -577,7 +579,7 @@ export class RegistryClient {
       setBounded(
         this.challenges,
         target.host,
-        { value: challenge, expiresAt: this.now() + this.cacheTtlMs },
+        { value: challenge, expiresAt: this.clock.now() + this.cacheTtlMs },
         this.maxEntries,
       );
       return challenge;
@@ -610,7 +612,7 @@ export class RegistryClient {
     const scope = `repository:${target.ref.repository}:pull`;
     const key = `${target.fingerprint} ${challenge.realm} ${challenge.service ?? ''} ${scope}`;
     const cached = this.tokens.get(key);
-    if (!renew && cached !== undefined && this.now() < cached.expiresAt) return cached.value;
+    if (!renew && cached !== undefined && this.clock.now() < cached.expiresAt) return cached.value;
     if (renew) this.tokens.delete(key);
     return shared(this.tokenFetches, key, async () => {
       const token = await this.fetchToken(target, challenge, scope);
@@ -693,7 +695,7 @@ export class RegistryClient {
     // The spec's default lifetime is 60 s; renew a little early so a token never expires mid-request.
     const lifetime =
       typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
-    return { value: token, expiresAt: this.now() + Math.max(lifetime - 10, 5) * 1000 };
+    return { value: token, expiresAt: this.clock.now() + Math.max(lifetime - 10, 5) * 1000 };
   }
 
   /** One request with the per-host limit, the timeout, and retries of 429/5xx. */
@@ -714,7 +716,7 @@ export class RegistryClient {
       const response = await semaphore.run(() => this.once(host, url, init, registry, what));
       const retryable = response.status === 429 || response.status >= 500;
       if (!retryable || attempt > this.maxRetries) return { ...response, attempts: attempt };
-      const asked = retryAfterMs(response.headers.get('retry-after'), Date.now());
+      const asked = retryAfterMs(response.headers.get('retry-after'), this.clock.now());
       if (asked !== undefined && asked > this.maxRetryAfterMs)
         throw new LookupError(
           'registry-error',
@@ -722,7 +724,7 @@ export class RegistryClient {
         );
       const backoff =
         Math.min(this.backoffBaseMs * 2 ** (attempt - 1), MAX_BACKOFF_MS) * (0.5 + Math.random());
-      await new Promise((resolve) => setTimeout(resolve, asked ?? backoff));
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, asked ?? backoff));
     }
   }
 

@@ -1,3 +1,4 @@
+import { systemClock } from '../clock.ts';
 import { describe, expect, it } from 'vitest';
 import { EcrTokenProvider, ecrRegistry, type EcrAuthorization } from './ecr.ts';
 
@@ -40,7 +41,7 @@ describe('EcrTokenProvider', () => {
     const calls: string[] = [];
     const clock = { now: start };
     const ecr = new EcrTokenProvider({
-      now: () => clock.now,
+      clock: { ...systemClock, now: () => clock.now },
       fetchToken: async (region): Promise<EcrAuthorization> => {
         calls.push(region);
         await new Promise((resolve) => setTimeout(resolve, 5));

@@ -6,6 +6,7 @@
  */
 // A type-only import: erased at run time, so it does not load the SDK.
 import type { ECRClient } from '@aws-sdk/client-ecr';
+import { systemClock, type Clock } from '../clock.ts';
 import type { RegistryCredentials } from './credentials.ts';
 
 /** An ECR registry host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` or dual-stack `…dkr-ecr.<region>.on.aws`. */
@@ -31,7 +32,7 @@ export type EcrTokenFetcher = (region: string) => Promise<EcrAuthorization>;
 
 export interface EcrTokenProviderOptions {
   fetchToken?: EcrTokenFetcher;
-  now?: () => number;
+  clock?: Clock;
   /** Renew this long before expiry (tokens last 12 h). Default 15 min. */
   refreshBeforeMs?: number;
 }
@@ -49,14 +50,14 @@ interface CachedToken {
 /** Caches and shares ECR tokens per region; concurrent lookups share one API call. */
 export class EcrTokenProvider {
   private readonly fetchToken: EcrTokenFetcher;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly refreshBeforeMs: number;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
 
   constructor(options: EcrTokenProviderOptions = {}) {
     this.fetchToken = options.fetchToken ?? sdkFetchToken();
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.refreshBeforeMs = options.refreshBeforeMs ?? 15 * 60_000;
   }
 
@@ -69,7 +70,7 @@ export class EcrTokenProvider {
     if (registry === undefined) return undefined;
     const { region } = registry;
     const cached = this.tokens.get(region);
-    if (cached !== undefined && this.now() < cached.expiresAt - this.refreshBeforeMs)
+    if (cached !== undefined && this.clock.now() < cached.expiresAt - this.refreshBeforeMs)
       return { ...cached.credentials, registry: host };
     let pending = this.inflight.get(region);
     if (pending === undefined) {

@@ -5,6 +5,7 @@
  * A fault proxy in front of the open registry supplies the failures a registry does not make
  * on demand (429, 503, stalls).
  */
+import { systemClock } from '../../operator/clock.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -328,7 +329,7 @@ describe('registry client against real registries', () => {
 
   it('confirms an unchanged tag with a HEAD after the TTL, and re-reads a tag that moved', async () => {
     let now = Date.now();
-    const c = client({ now: () => now, cacheTtlMs: 60_000 });
+    const c = client({ clock: { ...systemClock, now: () => now }, cacheTtlMs: 60_000 });
     const target = { url: open.url };
     const amd64 = await pushImage(
       target,
@@ -449,7 +450,11 @@ describe('registry client against real registries', () => {
 
   it('gives unreachable while the registry is stopped and recovers when it returns', async () => {
     let now = Date.now();
-    const c = client({ now: () => now, cacheTtlMs: 60_000, failureTtlMs: 5_000 });
+    const c = client({
+      clock: { ...systemClock, now: () => now },
+      cacheTtlMs: 60_000,
+      failureTtlMs: 5_000,
+    });
     const seeded = openCatalog.dockerList;
     expectPlatforms(await resolve(c, seeded.image), seeded);
 

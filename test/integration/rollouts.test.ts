@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { RecommendationController } from '../../operator/controller.ts';
+import { ClusterCache } from '../../operator/cache.ts';
 import { KubeClient } from '../../operator/kube/client.ts';
 import { silentLogger } from '../../operator/log.ts';
 import { createMetrics } from '../../operator/metrics.ts';
+import { RecommendationController } from '../../operator/recommendations/controller.ts';
 import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
@@ -62,6 +63,7 @@ const ROLLOUT = {
 
 describe('Argo Rollouts installed after kopek started', () => {
   let cluster: LocalCluster;
+  let cache: ClusterCache;
   let controller: RecommendationController;
   const running = new AbortController();
   let run: Promise<void>;
@@ -71,15 +73,26 @@ describe('Argo Rollouts installed after kopek started', () => {
     await cluster.addFleet(DEFAULT_FLEET);
     await installCrds(cluster);
     await cluster.kubectl(['create', 'namespace', 'shop']);
-    controller = new RecommendationController({
-      client: new KubeClient(cluster.kubeConfig()),
+    const client = new KubeClient(cluster.kubeConfig());
+    const metrics = createMetrics();
+    cache = new ClusterCache({
+      client,
       log: silentLogger,
-      metrics: createMetrics(),
-      prices: SNAPSHOT_PRICES,
-      minRebuildIntervalMs: 200,
+      metrics,
       discoveryIntervalMs: 500,
+      onChange: (resource, object) => {
+        controller.onChange(resource, object);
+      },
     });
-    await controller.start();
+    controller = new RecommendationController({
+      client,
+      cache,
+      log: silentLogger,
+      metrics,
+      prices: () => SNAPSHOT_PRICES,
+      minRebuildIntervalMs: 200,
+    });
+    await cache.start();
     run = controller.run(running.signal);
   });
 
@@ -87,6 +100,7 @@ describe('Argo Rollouts installed after kopek started', () => {
     running.abort();
     await run;
     await controller.stop();
+    await cache.stop();
     await cluster.stop();
   });
 

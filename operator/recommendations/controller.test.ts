@@ -1,0 +1,144 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { RESOURCES } from '../kube/resources.ts';
+import { apiError } from '../testing/fake-kube.ts';
+import {
+  deployment,
+  recommendationOf,
+  startFakeOperator,
+  type FakeOperator,
+} from '../testing/harness.ts';
+
+interface StoredRecommendation {
+  metadata: { resourceVersion: string };
+  status?: {
+    spot?: { verdict: string };
+    conditions?: { type: string; lastTransitionTime: string; message: string }[];
+  };
+}
+
+let operator: FakeOperator | undefined;
+afterEach(async () => {
+  await operator?.stop();
+  operator = undefined;
+});
+
+/** Starts the fake operator with one Deployment shop/web and waits for its recommendation. */
+async function withWeb(replicas = 3): Promise<FakeOperator> {
+  operator = await startFakeOperator();
+  operator.kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas }));
+  const { kube } = operator;
+  await operator.until(() => recommendationOf(kube, 'shop', 'web')?.status !== undefined);
+  return operator;
+}
+
+function stored(op: FakeOperator): StoredRecommendation | undefined {
+  return recommendationOf(op.kube, 'shop', 'web') as StoredRecommendation | undefined;
+}
+
+describe('the recommendation controller', () => {
+  it('deletes the recommendation itself when the workload becomes ignored (no garbage collector here)', async () => {
+    const op = await withWeb();
+    op.kube.put(
+      RESOURCES.deployments,
+      deployment('shop', 'web', { annotations: { 'kopek.dev/ignore': 'true' } }),
+    );
+    await op.until(() => stored(op) === undefined);
+    expect(op.kube.count('delete', 'workloadrecommendations')).toBe(1);
+  });
+
+  it('deletes the recommendation itself when the workload is deleted', async () => {
+    const op = await withWeb();
+    op.kube.remove(RESOURCES.deployments, 'web', 'shop');
+    await op.until(() => stored(op) === undefined);
+    expect(op.kube.count('delete', 'workloadrecommendations')).toBe(1);
+  });
+
+  it('never deletes a recommendation that kopek did not make', async () => {
+    const op = await withWeb();
+    op.kube.put(RESOURCES.workloadrecommendations, {
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'WorkloadRecommendation',
+      metadata: { name: 'deployment-handmade', namespace: 'shop' },
+      spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'handmade' } },
+    });
+    await op.clock.advance(5_000);
+    expect(
+      op.kube.object(RESOURCES.workloadrecommendations, 'deployment-handmade', 'shop'),
+    ).toBeDefined();
+    expect(op.kube.count('delete')).toBe(0);
+  });
+
+  it('retries a write refused with 409 Conflict and then writes it', async () => {
+    operator = await startFakeOperator();
+    const op = operator;
+    op.kube.failNext(
+      { verb: 'apply', resource: 'workloadrecommendations' },
+      apiError(409, 'Conflict', 'the object has been modified'),
+    );
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web'));
+    await op.until(() => stored(op)?.status !== undefined);
+    expect(op.kube.count('apply', 'workloadrecommendations')).toBe(2);
+    const errors = await op.metrics.reconcileErrors.get();
+    expect(errors.values[0]?.value).toBe(1);
+    // A conflict is expected under concurrency: logged at debug, not as a warning.
+    expect(op.log.lines.filter((line) => line.level === 'warn')).toEqual([]);
+  });
+
+  it('writes nothing more once the recommendation matches the world', async () => {
+    const op = await withWeb();
+    const writes = (): number =>
+      op.kube.count('apply') + op.kube.count('apply-status') + op.kube.count('delete');
+    const before = writes();
+    expect(before).toBeGreaterThan(0);
+    // Resyncs every 10 minutes recompute everything; nothing has changed, so nothing is written.
+    await op.clock.advance(30 * 60_000);
+    expect(writes()).toBe(before);
+  });
+
+  it("keeps the Ready condition's lastTransitionTime while its status holds, and updates the rest", async () => {
+    const op = await withWeb(1);
+    const first = stored(op);
+    const ready = first?.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(first?.status?.spot?.verdict).toBe('NotRecommended');
+    await op.clock.advance(3_600_000);
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas: 3 }));
+    await op.until(() => stored(op)?.status?.spot?.verdict !== 'NotRecommended');
+    const after = stored(op)?.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(after?.message).not.toBe(ready?.message);
+    expect(after?.lastTransitionTime).toBe(ready?.lastTransitionTime);
+  });
+
+  it("removes a workload's metric series when the workload goes", async () => {
+    const op = await withWeb();
+    const series = async (): Promise<string> =>
+      (await op.metrics.registry.getSingleMetricAsString('kopek_workload_monthly_cost_usd')) +
+      (await op.metrics.registry.getSingleMetricAsString(
+        'kopek_workload_potential_monthly_savings_usd',
+      ));
+    expect(await series()).toContain('name="web"');
+    op.kube.remove(RESOURCES.deployments, 'web', 'shop');
+    await op.until(() => stored(op) === undefined);
+    expect(await series()).not.toContain('name="web"');
+  });
+
+  it('updates the SavingsPolicy status totals as workloads come and go', async () => {
+    operator = await startFakeOperator();
+    const op = operator;
+    op.kube.put(RESOURCES.savingspolicies, {
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'SavingsPolicy',
+      metadata: { name: 'all' },
+      spec: {},
+    });
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web'));
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'api'));
+    const matched = (): unknown =>
+      (
+        op.kube.object(RESOURCES.savingspolicies, 'all')?.status as
+          { matchedWorkloads?: number } | undefined
+      )?.matchedWorkloads;
+    await op.until(() => matched() === 2);
+    op.kube.remove(RESOURCES.deployments, 'api', 'shop');
+    await op.until(() => matched() === 1);
+  });
+});

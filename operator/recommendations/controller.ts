@@ -1,0 +1,205 @@
+import type { PriceBook } from '../../recommender/pricing.ts';
+import { Batcher } from '../batcher.ts';
+import type { ClusterCache } from '../cache.ts';
+import { systemClock, type Clock, type Timer } from '../clock.ts';
+import type { ImagePlatformSource } from '../images.ts';
+import type { KubeApi } from '../kube/client.ts';
+import type { Projected } from '../kube/projections.ts';
+import type { ResourceName } from '../kube/resources.ts';
+import { errorMessage, type Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { WorkQueue } from '../queue.ts';
+import { runWorkers } from '../workers.ts';
+import { WorkloadFactsCache } from './facts.ts';
+import { updateClusterGauges } from './gauges.ts';
+import { parseKey, policyKey, targetOf, workloadKey } from './keys.ts';
+import { reconcilePolicy } from './policy.ts';
+import { WorkloadResults } from './results.ts';
+import { reconcileWorkload } from './workload.ts';
+
+const CONTROLLER = 'workloadrecommendation';
+
+export interface RecommendationControllerOptions {
+  client: KubeApi;
+  cache: ClusterCache;
+  log: Logger;
+  metrics: Metrics;
+  /** The prices in force; read at every reconcile, so a refresh takes effect at once. */
+  prices: () => PriceBook;
+  clock?: Clock;
+  workers?: number;
+  imagePlatforms?: ImagePlatformSource;
+  /** Least time between two rebuilds of the facts, to batch bursts of events. */
+  minRebuildIntervalMs?: number;
+  /** Rebuild everything this often even without events (moved tags, expired prices). */
+  resyncIntervalMs?: number;
+  /** When an image lookup failed, rebuild again after this long to retry it. */
+  imageRetryIntervalMs?: number;
+}
+
+/**
+ * Keeps one WorkloadRecommendation per analysed workload and each SavingsPolicy's status.
+ *
+ * Any change in the caches marks the facts stale; a batched rebuild recomputes every workload's
+ * facts and queues exactly the workloads whose facts changed, appeared or went. A reconcile
+ * recommends for one workload from the latest facts and writes only what differs from what is
+ * stored, so at steady state kopek writes nothing. Only the leader runs the workers.
+ */
+export class RecommendationController {
+  private readonly options: RecommendationControllerOptions;
+  private readonly clock: Clock;
+  private readonly facts = new WorkloadFactsCache();
+  private readonly results: WorkloadResults;
+  private readonly rebuilds: Batcher;
+  private queue: WorkQueue;
+  private imageRetry: Timer | undefined;
+  private leading = false;
+
+  constructor(options: RecommendationControllerOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.results = new WorkloadResults(options.metrics);
+    this.queue = this.newQueue();
+    this.rebuilds = new Batcher(
+      {
+        clock: this.clock,
+        debounceMs: 100,
+        minIntervalMs: options.minRebuildIntervalMs ?? 1000,
+        onError: (error) => {
+          options.log.error('could not rebuild the facts', { error: errorMessage(error) });
+        },
+      },
+      () => this.rebuild(),
+    );
+  }
+
+  /** Told of every change in the caches (by ClusterCache's onChange). */
+  onChange(resource: ResourceName, object: Projected): void {
+    if (resource === 'workloadrecommendations') {
+      // Someone changed or deleted a recommendation: check it against what it should be.
+      const target = targetOf(object);
+      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
+      return;
+    }
+    if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
+    this.requestRebuild();
+  }
+
+  /** Recomputes every recommendation soon, e.g. after new prices arrived. */
+  requestRebuild(): void {
+    if (this.leading) this.rebuilds.request();
+  }
+
+  /**
+   * Runs the workers until `signal` aborts; only the leader does this. It can run again after
+   * a lost lease: with a fresh queue, and every workload compared anew with what is stored.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const { cache, metrics, log } = this.options;
+    this.queue = this.newQueue();
+    this.facts.forgetComparisons();
+    this.leading = true;
+    await cache.waitForSync();
+    this.requestRebuild();
+    const resync = this.clock.setInterval(() => {
+      this.requestRebuild();
+    }, this.options.resyncIntervalMs ?? 600_000);
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.queue.shutDown();
+      },
+      { once: true },
+    );
+    await runWorkers({
+      controller: CONTROLLER,
+      queue: this.queue,
+      count: this.options.workers ?? 4,
+      reconcile: (key) => this.reconcile(key),
+      metrics,
+      log,
+    });
+    resync.cancel();
+    this.imageRetry?.cancel();
+    this.imageRetry = undefined;
+    this.leading = false;
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    this.imageRetry?.cancel();
+    await this.rebuilds.stop();
+  }
+
+  /** Sets the cluster-wide gauges (called before each scrape). */
+  updateMetrics(): void {
+    const { metrics, cache } = this.options;
+    updateClusterGauges(metrics, {
+      cache,
+      results: this.results,
+      prices: this.options.prices(),
+      now: this.clock.now(),
+    });
+    const work = this.queue.unfinishedWork();
+    metrics.queue.unfinishedWork.set({ name: CONTROLLER }, work.totalSeconds);
+    metrics.queue.longestRunning.set({ name: CONTROLLER }, work.longestSeconds);
+  }
+
+  private newQueue(): WorkQueue {
+    return new WorkQueue({
+      name: CONTROLLER,
+      metrics: this.options.metrics.queue,
+      clock: this.clock,
+    });
+  }
+
+  private reconcile(key: string): Promise<void> {
+    const parsed = parseKey(key);
+    const { client, cache, log } = this.options;
+    if (parsed.type === 'policy')
+      return reconcilePolicy(
+        { client, cache, results: this.results, clock: this.clock },
+        parsed.name,
+      );
+    return reconcileWorkload(
+      {
+        client,
+        cache,
+        facts: this.facts,
+        results: this.results,
+        prices: this.options.prices,
+        clock: this.clock,
+        log,
+        enqueuePolicy: (name) => {
+          this.queue.add(policyKey(name));
+        },
+      },
+      parsed.workload,
+    );
+  }
+
+  /** Rebuilds the facts and queues the workloads whose facts changed, appeared or went. */
+  private async rebuild(): Promise<void> {
+    const { cache, imagePlatforms, metrics, log } = this.options;
+    const { changed, lookupFailed } = await this.facts.rebuild(cache, {
+      imagePlatforms,
+      metrics,
+      log,
+    });
+    for (const key of changed) this.queue.add(key);
+    // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
+    for (const wrec of cache.list('workloadrecommendations')) {
+      const target = targetOf(wrec);
+      if (!target) continue;
+      const key = workloadKey(target.namespace, target.kind, target.name);
+      if (!this.facts.has(key)) this.queue.add(key);
+    }
+    // A registry that failed (down, throttling) is asked again soon, so verdicts recover.
+    if (lookupFailed && !this.imageRetry) {
+      this.imageRetry = this.clock.setTimeout(() => {
+        this.imageRetry = undefined;
+        this.requestRebuild();
+      }, this.options.imageRetryIntervalMs ?? 30_000);
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import type {
+  WorkloadRecommendation,
+  WorkloadRecommendationStatus,
+} from '../../recommender/api/v1alpha1.ts';
+import type { PriceBook } from '../../recommender/pricing.ts';
+import {
+  recommend,
+  recommendationName,
+  toWorkloadRecommendation,
+} from '../../recommender/recommend.ts';
+import type { ClusterCache } from '../cache.ts';
+import { canonicalJson } from '../canonical.ts';
+import type { Clock } from '../clock.ts';
+import { withStableTransitions } from '../conditions.ts';
+import type { KubeApi } from '../kube/client.ts';
+import { RESOURCES } from '../kube/resources.ts';
+import type { Logger } from '../log.ts';
+import { rfc3339 } from '../time.ts';
+import type { WorkloadFactsCache } from './facts.ts';
+import { workloadKey, type WorkloadRef } from './keys.ts';
+import type { WorkloadResults } from './results.ts';
+
+export const FIELD_MANAGER = 'kopek';
+/** The label that marks what kopek made; kopek deletes only recommendations carrying it. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kopek' };
+
+export interface WorkloadReconcileContext {
+  client: KubeApi;
+  cache: ClusterCache;
+  facts: WorkloadFactsCache;
+  results: WorkloadResults;
+  prices: () => PriceBook;
+  clock: Clock;
+  log: Logger;
+  /** Queues a SavingsPolicy whose status totals changed. */
+  enqueuePolicy: (name: string) => void;
+}
+
+/**
+ * Reconciles one workload's recommendation:
+ * 1. no facts (the workload is gone, ignored, or in a system namespace) → delete the
+ *    recommendation kopek made for it, and forget its result;
+ * 2. recommend from the latest facts and prices;
+ * 3. server-side-apply the main object only when kopek's fields differ from what is stored;
+ * 4. apply the status only when it differs, keeping each condition's lastTransitionTime while
+ *    its status holds — so at steady state nothing is written.
+ */
+export async function reconcileWorkload(
+  ctx: WorkloadReconcileContext,
+  workload: WorkloadRef,
+): Promise<void> {
+  const { namespace, kind, name } = workload;
+  const key = workloadKey(namespace, kind, name);
+  const wrecName = recommendationName(kind, name);
+  const existing = ctx.cache.get('workloadrecommendations', `${namespace}/${wrecName}`) as
+    WorkloadRecommendation | undefined;
+  const facts = ctx.facts.get(key);
+
+  if (!facts) {
+    for (const policy of ctx.results.delete(key)) ctx.enqueuePolicy(policy);
+    if (existing?.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kopek') {
+      await ctx.client.delete(RESOURCES.workloadrecommendations, wrecName, namespace);
+      ctx.log.info('deleted recommendation: its workload is gone or no longer analysed', {
+        namespace,
+        name: wrecName,
+      });
+    }
+    return;
+  }
+
+  const status = recommend(facts, ctx.prices());
+  const desired = toWorkloadRecommendation(facts, status, rfc3339(new Date(ctx.clock.now())));
+  const changedPolicies = ctx.results.set(key, {
+    namespace,
+    kind,
+    name,
+    policy: facts.policy.name,
+    status,
+  });
+  for (const policy of changedPolicies) ctx.enqueuePolicy(policy);
+
+  let generation = existing?.metadata.generation;
+  if (!existing || canonicalJson(ownedMain(existing)) !== canonicalJson(ownedMain(desired))) {
+    const applied = await ctx.client.apply<WorkloadRecommendation>(
+      RESOURCES.workloadrecommendations,
+      mainPart(desired),
+      { fieldManager: FIELD_MANAGER, force: true },
+    );
+    generation = applied.metadata.generation;
+    ctx.log.info(existing ? 'updated recommendation' : 'created recommendation', {
+      namespace,
+      name: wrecName,
+    });
+  }
+  const desiredStatus = withStableTransitions(desired.status ?? {}, existing?.status, generation);
+  if (
+    canonicalJson(comparableStatus(existing?.status)) ===
+    canonicalJson(comparableStatus(desiredStatus))
+  )
+    return;
+  await ctx.client.apply(
+    RESOURCES.workloadrecommendations,
+    {
+      apiVersion: desired.apiVersion,
+      kind: desired.kind,
+      metadata: { name: wrecName, namespace },
+      status: desiredStatus,
+    },
+    { fieldManager: FIELD_MANAGER, subresource: 'status', force: true },
+  );
+  ctx.log.debug('wrote recommendation status', { namespace, name: wrecName });
+}
+
+/** The object without status: what the main server-side apply sets. */
+function mainPart(wrec: WorkloadRecommendation): Omit<WorkloadRecommendation, 'status'> {
+  const { status: _, ...main } = wrec;
+  return main;
+}
+
+/** The fields of the main object kopek owns, for comparison with what is stored. */
+function ownedMain(wrec: WorkloadRecommendation): unknown {
+  return {
+    labels: Object.fromEntries(
+      Object.entries(wrec.metadata.labels ?? {}).filter(([key]) => key in MANAGED_BY),
+    ),
+    ownerReferences: (wrec.metadata.ownerReferences ?? []).map(
+      ({ apiVersion, kind, name, uid }) => ({ apiVersion, kind, name, uid }),
+    ),
+    targetRef: wrec.spec.targetRef,
+  };
+}
+
+/** A status as this reconcile owns it: without what Apply writes (applied), for change detection. */
+function comparableStatus(status: WorkloadRecommendationStatus | undefined): unknown {
+  if (!status) return {};
+  const { applied: _, ...rest } = status;
+  return rest;
+}

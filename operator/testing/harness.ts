@@ -1,0 +1,129 @@
+import { ClusterCache } from '../cache.ts';
+import { RESOURCES } from '../kube/resources.ts';
+import { createLogger, type Logger, type LogLevel } from '../log.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { RecommendationController } from '../recommendations/controller.ts';
+import { SNAPSHOT_PRICES, type PriceBook } from '../../recommender/pricing.ts';
+import { FakeKube } from './fake-kube.ts';
+import { ManualClock } from './manual-clock.ts';
+
+/** A log that tests can read: every line kept as parsed JSON. */
+export function memoryLog(
+  level: LogLevel = 'debug',
+): Logger & { lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger(level, (line) => {
+    lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  return Object.assign(log, { lines });
+}
+
+export interface FakeOperator {
+  kube: FakeKube;
+  clock: ManualClock;
+  metrics: Metrics;
+  log: ReturnType<typeof memoryLog>;
+  cache: ClusterCache;
+  controller: RecommendationController;
+  /** Steps the clock in small steps until `done` holds (or fails after `maxMs` of fake time). */
+  until(done: () => boolean, maxMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The recommendation controller on the in-memory API and a manual clock, leading from the
+ * start, as unit tests drive it: put objects into `kube`, step `clock`, read what was written.
+ */
+export async function startFakeOperator(
+  options: { kube?: FakeKube; prices?: () => PriceBook } = {},
+): Promise<FakeOperator> {
+  const kube = options.kube ?? new FakeKube();
+  const clock = new ManualClock();
+  const metrics = createMetrics();
+  const log = memoryLog();
+  const cache = new ClusterCache({
+    client: kube,
+    log,
+    metrics,
+    clock,
+    onChange: (resource, object) => {
+      controller.onChange(resource, object);
+    },
+  });
+  const controller = new RecommendationController({
+    client: kube,
+    cache,
+    log,
+    metrics,
+    clock,
+    prices: options.prices ?? (() => SNAPSHOT_PRICES),
+    workers: 2,
+  });
+  await cache.start();
+  const running = new AbortController();
+  const run = controller.run(running.signal);
+  const until = async (done: () => boolean, maxMs = 120_000): Promise<void> => {
+    for (let waited = 0; !done(); waited += 50) {
+      if (waited > maxMs) throw new Error(`not done after ${maxMs} ms of fake time`);
+      await clock.advance(50);
+    }
+  };
+  return {
+    kube,
+    clock,
+    metrics,
+    log,
+    cache,
+    controller,
+    until,
+    stop: async () => {
+      running.abort();
+      await run;
+      await controller.stop();
+      await cache.stop();
+    },
+  };
+}
+
+/** A Deployment as a person would write it: `replicas` pods of one container. */
+export function deployment(
+  namespace: string,
+  name: string,
+  options: { replicas?: number; annotations?: Record<string, string> } = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace,
+      ...(options.annotations ? { annotations: options.annotations } : {}),
+    },
+    spec: {
+      replicas: options.replicas ?? 3,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            {
+              name,
+              image: `registry.example/${name}:1`,
+              resources: { requests: { cpu: '500m', memory: '512Mi' } },
+              readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Where tests find what kopek wrote for a Deployment. */
+export function recommendationOf(
+  kube: FakeKube,
+  namespace: string,
+  name: string,
+): Record<string, unknown> | undefined {
+  return kube.object(RESOURCES.workloadrecommendations, `deployment-${name}`, namespace);
+}

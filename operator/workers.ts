@@ -1,0 +1,56 @@
+import { KubeApiError } from './kube/client.ts';
+import { errorMessage, type Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { WorkQueue } from './queue.ts';
+
+export interface WorkersOptions {
+  /** The controller's name in metrics (controller-runtime's `controller` label). */
+  controller: string;
+  queue: WorkQueue;
+  count: number;
+  reconcile: (key: string) => Promise<void>;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * Runs `count` workers over a queue until it shuts down, as controller-runtime does: a key that
+ * fails is retried with its own backoff (a 409 conflict is expected and logged quietly), a key
+ * that succeeds is forgotten, and every reconcile is counted and timed.
+ */
+export async function runWorkers(options: WorkersOptions): Promise<void> {
+  const { controller, metrics } = options;
+  metrics.maxConcurrentReconciles.set({ controller }, options.count);
+  await Promise.all(Array.from({ length: options.count }, () => worker(options)));
+}
+
+async function worker(options: WorkersOptions): Promise<void> {
+  const { controller, queue, metrics, log } = options;
+  for (;;) {
+    const key = await queue.get();
+    if (key === undefined) return;
+    metrics.activeWorkers.set({ controller }, queue.active);
+    const started = performance.now();
+    try {
+      await options.reconcile(key);
+      queue.forget(key);
+      metrics.reconcileTotal.inc({ controller, result: 'success' });
+    } catch (error) {
+      metrics.reconcileTotal.inc({ controller, result: 'error' });
+      metrics.reconcileErrors.inc({ controller });
+      const conflict = error instanceof KubeApiError && error.status === 409;
+      if (!conflict) metrics.sourceErrors.inc({ source: 'kube' });
+      log[conflict ? 'debug' : 'warn']('reconcile failed; retrying', {
+        controller,
+        key,
+        error: errorMessage(error),
+        retries: queue.retries(key),
+      });
+      queue.addRateLimited(key);
+    } finally {
+      metrics.reconcileTime.observe({ controller }, (performance.now() - started) / 1000);
+      queue.done(key);
+      metrics.activeWorkers.set({ controller }, queue.active);
+    }
+  }
+}
