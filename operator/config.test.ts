@@ -52,6 +52,7 @@ describe('kopek run configuration', () => {
     ],
     [['--colour', 'red'], {}, 'unknown flag --colour'],
     [['--workers'], {}, 'flag --workers needs a value'],
+    [['kubeconfig.yaml'], {}, 'kopek run takes only flags'],
   ])('refuses %j %j with a clear message', (args, env, message) => {
     expect(() => parseRunConfig(args, env)).toThrow(ConfigError);
     expect(() => parseRunConfig(args, env)).toThrow(message);

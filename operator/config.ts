@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
 import { isLogLevel, type LogLevel } from './log.ts';
 
 /** `kopek run` settings, from flags first, then KOPEK_* environment variables, then defaults. */
@@ -86,21 +87,13 @@ export function parseRunConfig(
   env: NodeJS.ProcessEnv,
   podNamespace?: string,
 ): OperatorConfig {
-  const values = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!match?.[1] || !(match[1] in FLAGS))
-      throw new ConfigError(`unknown flag ${arg}; see kopek run --help`);
-    const value = match[2] ?? args[++i];
-    if (value === undefined) throw new ConfigError(`flag --${match[1]} needs a value`);
-    values.set(match[1], value);
-  }
+  const values = parseFlags(args);
   const get = (flag: string): string | undefined => {
     const variable = FLAGS[flag];
-    return values.get(flag) ?? (variable ? env[variable] : undefined) ?? undefined;
+    return values[flag] ?? (variable ? env[variable] : undefined) ?? undefined;
   };
-  const source = (flag: string): string => (values.has(flag) ? `--${flag}` : (FLAGS[flag] ?? flag));
+  const source = (flag: string): string =>
+    values[flag] !== undefined ? `--${flag}` : (FLAGS[flag] ?? flag);
 
   const duration = (flag: string, fallback: number): number => {
     const text = get(flag);
@@ -166,4 +159,29 @@ export function parseRunConfig(
   };
   if (kubeconfig) config.kubeconfig = kubeconfig.split(':')[0] ?? kubeconfig;
   return config;
+}
+
+/** Every flag takes a value (booleans too: `--leader-elect=false`, as controller-runtime's do). */
+function parseFlags(args: readonly string[]): Record<string, string | undefined> {
+  try {
+    const { values } = parseArgs({
+      args: [...args],
+      options: Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: 'string' }])),
+      strict: true,
+      allowPositionals: false,
+    });
+    return values;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const flag = /'(-[^' ,]+)/.exec(error instanceof Error ? error.message : '')?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      throw new ConfigError(`unknown flag ${flag}; see kopek run --help`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+      throw new ConfigError(`flag ${flag} needs a value`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+      throw new ConfigError(
+        `unexpected argument; kopek run takes only flags (see kopek run --help)`,
+      );
+    throw error;
+  }
 }

@@ -205,10 +205,22 @@ export async function startOperator(
   };
 }
 
+/** Where `kopek run` prints its help and flag errors (its logs go to stderr as JSON). */
+export interface RunOutput {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
 /** `kopek run`: exit codes 0 (stopped by a signal), 1 (bad configuration), 2 (could not start), 3 (failed). */
-export async function runCommand(args: readonly string[]): Promise<number> {
+export async function runCommand(
+  args: readonly string[],
+  output: RunOutput = {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  },
+): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
-    console.log(RUN_USAGE);
+    output.stdout(`${RUN_USAGE}\n`);
     return 0;
   }
   let config: OperatorConfig;
@@ -216,7 +228,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     config = parseRunConfig(args, process.env, podNamespace());
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(`kopek run: ${error.message}`);
+      output.stderr(`kopek run: ${error.message}\n`);
       return 1;
     }
     throw error;

@@ -314,6 +314,15 @@ describe('the kopek command', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('runs the operator as a command like the others: its help, and its flag errors', async () => {
+    const help = await run(['run', '--help']);
+    expect(help.code).toBe(EXIT_OK);
+    expect(help.stdout).toMatch(/^Usage: kopek run \[flags\]/);
+    const bad = await run(['run', '--colour', 'red']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('kopek run: unknown flag --colour; see kopek run --help\n');
+  });
+
   it('documents the exit codes in its help', async () => {
     const r = await run(['help']);
     expect(r.code).toBe(EXIT_OK);

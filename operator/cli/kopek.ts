@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * The kopek command line. `kopek analyze` runs the recommender offline over a kubectl dump;
- * more subcommands (e.g. `run`, the operator) plug into COMMANDS.
+ * The kopek command line: `kopek analyze` runs the recommender offline over a kubectl dump,
+ * `kopek run` is the operator. Each subcommand is an entry of COMMANDS.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import pkg from '../../package.json' with { type: 'json' };
 import { imageRequests, RegistryImageSource } from '../images.ts';
@@ -102,80 +103,63 @@ interface AnalyzeArgs {
   help: boolean;
 }
 
+const ANALYZE_OPTIONS = {
+  filename: { type: 'string', short: 'f', multiple: true },
+  'image-platforms': { type: 'string' },
+  'registry-lookup': { type: 'boolean' },
+  'insecure-registries': { type: 'string' },
+  region: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
-  const args: AnalyzeArgs = {
-    files: [],
-    output: 'table',
-    quiet: false,
-    help: false,
-    registryLookup: false,
-    insecureRegistries: [],
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] ?? '';
-    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const value = (): string => {
-      if (eq > 0) return raw.slice(eq + 1);
-      const v = argv[i + 1];
-      if (v === undefined || (v.startsWith('-') && v !== '-')) {
-        throw new UsageError(`${flag} needs a value`);
-      }
-      i++;
-      return v;
-    };
-    switch (flag) {
-      case '-f':
-      case '--filename':
-        args.files.push(value());
-        break;
-      case '--image-platforms':
-        args.imagePlatforms = value();
-        break;
-      case '--registry-lookup':
-        args.registryLookup = true;
-        break;
-      case '--insecure-registries':
-        args.insecureRegistries = value()
-          .split(',')
-          .map((host) => host.trim())
-          .filter(Boolean);
-        break;
-      case '--region': {
-        const region = value();
-        if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) {
-          throw new UsageError(`--region ${region} is not an AWS region name like us-east-1`);
-        }
-        args.region = region;
-        break;
-      }
-      case '-o':
-      case '--output': {
-        const o = value();
-        if (o !== 'table' && o !== 'json' && o !== 'yaml') {
-          throw new UsageError(`-o ${o}: the output format must be table, json or yaml`);
-        }
-        args.output = o;
-        break;
-      }
-      case '-q':
-      case '--quiet':
-        args.quiet = true;
-        break;
-      case '-h':
-      case '--help':
-        args.help = true;
-        break;
-      default:
-        throw new UsageError(
-          raw.startsWith('-') ? `unknown option ${raw}` : `unexpected argument ${raw}`,
-        );
-    }
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: ANALYZE_OPTIONS, strict: true }));
+  } catch (error) {
+    throw new UsageError(usageMessage(error));
   }
+  const args: AnalyzeArgs = {
+    files: values.filename ?? [],
+    output: 'table',
+    quiet: values.quiet ?? false,
+    help: values.help ?? false,
+    registryLookup: values['registry-lookup'] ?? false,
+    insecureRegistries: (values['insecure-registries'] ?? '')
+      .split(',')
+      .map((host) => host.trim())
+      .filter(Boolean),
+  };
+  if (values['image-platforms'] !== undefined) args.imagePlatforms = values['image-platforms'];
+  if (values.region !== undefined) {
+    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region))
+      throw new UsageError(`--region ${values.region} is not an AWS region name like us-east-1`);
+    args.region = values.region;
+  }
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json' && output !== 'yaml')
+    throw new UsageError(`-o ${output}: the output format must be table, json or yaml`);
+  args.output = output;
   if (!args.help && args.files.length === 0) {
     throw new UsageError('analyze needs at least one -f FILE');
   }
   return args;
+}
+
+/** util.parseArgs' errors, in the words of kopek's usage messages. */
+function usageMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  const option = /'(-[^' ,]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option ?? message}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option ?? message} needs a value`;
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const argument = /'([^']+)'/.exec(message)?.[1];
+    return `unexpected argument ${argument ?? ''}`.trim();
+  }
+  return message;
 }
 
 function readInput(io: CliIO, path: string): string {
@@ -244,6 +228,8 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
 
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
   analyze,
+  // The operator runs until a signal; its own exit codes are listed in kopek run --help.
+  run: (argv, io) => runCommand(argv, io),
 };
 
 /** Runs the CLI; returns the exit code. Never throws. */
@@ -304,13 +290,9 @@ if (isEntryPoint()) {
     now: () => rfc3339(new Date()),
     env: process.env,
   };
-  const [command, ...rest] = process.argv.slice(2);
-  if (command === 'run') {
-    // The operator runs until a signal; its own exit codes are listed in kopek run --help.
-    void runCommand(rest).then((code) => process.exit(code));
-  } else {
-    void main(process.argv.slice(2), io).then((code) => {
-      process.exitCode = code;
-    });
-  }
+  void main(process.argv.slice(2), io).then((code) => {
+    // The operator's timers and sockets are closed, but do not wait on anything it left behind.
+    if (process.argv[2] === 'run') process.exit(code);
+    process.exitCode = code;
+  });
 }
