@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
-import { parseRunConfig } from '../../operator/config.ts';
+import { parseRunConfig, type OperatorConfig } from '../../operator/config.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex } from '../registry/seed.ts';
-import { startClusterForKopek, writeCalls } from '../support/kopek.ts';
+import { scrape, startClusterForKopek, writeCalls, type MetricSample } from '../support/kopek.ts';
 
 function container(name: string, image: string): Record<string, unknown> {
   return {
@@ -130,6 +130,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
   let registry: LocalRegistry;
   let registryDir: string;
   let operator: RunningOperator;
+  let config: OperatorConfig;
 
   const wrec = async (name: string): Promise<WorkloadRecommendation | undefined> => {
     const result = await cluster.kubectl(['get', 'wrec', name, '-n', 'shop', '-o', 'json'], {
@@ -172,7 +173,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     await cluster.kubectl(['apply', '-f', '-'], { input: workloads(registry.host) });
 
     const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
-    const config = parseRunConfig(
+    config = parseRunConfig(
       [
         '--kubeconfig',
         kubeconfig,
@@ -293,11 +294,19 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       .toBe('Recommended');
   });
 
-  it('removes the recommendation when its workload is deleted', async () => {
-    await cluster.kubectl(['delete', 'cronjob/report', '-n', 'shop']);
+  it('removes the recommendation itself when its workload becomes ignored, and keeps it away', async () => {
+    // The workload still exists, so the garbage collector does nothing here: only kopek's own
+    // delete removes the recommendation.
+    await cluster.kubectl(['annotate', 'cronjob/report', '-n', 'shop', 'kopek.dev/ignore=true']);
     await expect
       .poll(async () => await wrec('cronjob-report'), { timeout: 30_000 })
       .toBeUndefined();
+    expect(
+      await cluster.kubectl(['get', 'cronjob/report', '-n', 'shop', '-o', 'name']),
+    ).toMatchObject({ stdout: 'cronjob.batch/report\n' });
+    await cluster.kubectl(['delete', 'cronjob/report', '-n', 'shop']);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await wrec('cronjob-report')).toBeUndefined();
   });
 
   it('shows a SavingsPolicy the workloads it governs and their totals', async () => {
@@ -363,6 +372,9 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     // Let the changes above settle, then count.
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const before = await writeCalls(operator.metricsUrl);
+    // The counter counts: the five recommendations above were each created and given a status,
+    // and some were updated since.
+    expect(before).toBeGreaterThanOrEqual(10);
     await new Promise((resolve) => setTimeout(resolve, 60_000));
     expect(await writeCalls(operator.metricsUrl)).toBe(before);
   }, 90_000);
@@ -370,6 +382,12 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
   it('rides out a 10 s API server outage without restarting and reflects later changes', async () => {
     // 10 s is past the 10 s renew deadline: kopek stops working, keeps its caches, and
     // takes the lease again when the API server is back.
+    const sample = async (name: string): Promise<MetricSample[]> =>
+      (await scrape(operator.metricsUrl)).filter((s) => s.name === name);
+    const podsCached = async (): Promise<number | undefined> =>
+      (await sample('kopek_cache_objects')).find((s) => s.labels.resource === 'pods')?.value;
+    const cachedBefore = await podsCached();
+    expect(cachedBefore).toBeGreaterThan(0);
     await cluster.stopComponent('kube-apiserver');
     await new Promise((resolve) => setTimeout(resolve, 10_000));
     await cluster.startComponent('kube-apiserver');
@@ -380,6 +398,18 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
         interval: 1000,
       })
       .toBe(5);
+    // It lost the lease during the outage and holds it again, under the same identity.
+    const lease = JSON.parse(
+      (await cluster.kubectl(['get', 'lease', 'kopek', '-n', 'kopek', '-o', 'json'])).stdout,
+    ) as { spec: { holderIdentity?: string; leaseTransitions?: number } };
+    expect(lease.spec.holderIdentity).toBe(config.identity);
+    expect((await sample('leader_election_master_status'))[0]?.value).toBe(1);
+    // The caches were kept: no initial list again (only relists to catch up), never emptied.
+    const initialLists = (await sample('kopek_cache_relists_total')).filter(
+      (s) => s.labels.reason === 'initial',
+    );
+    expect(initialLists.every((s) => s.value === 1)).toBe(true);
+    expect(await podsCached()).toBeGreaterThanOrEqual(cachedBefore ?? 1);
     const outcome = await Promise.race([
       operator.done,
       new Promise((resolve) =>

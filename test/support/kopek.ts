@@ -78,20 +78,40 @@ export async function startClusterForKopek(options: StartOptions = {}): Promise<
   return cluster;
 }
 
+/** One sample of a Prometheus text exposition: name, labels (any order) and value. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Reads kopek's /metrics into samples. */
+export async function scrape(metricsUrl: string): Promise<MetricSample[]> {
+  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+  const samples: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match?.[1] || match[3] === undefined) continue;
+    const labels: Record<string, string> = {};
+    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
+      labels[label[1] ?? ''] = label[2] ?? '';
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
 /** Sums kopek's own counter of requests that change something (leases excluded unless asked). */
 export async function writeCalls(
   metricsUrl: string,
   options: { includeLeases?: boolean } = {},
 ): Promise<number> {
-  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match =
-      /^kopek_kube_requests_total\{verb="([^"]+)",resource="([^"]+)",code="\d+"\} (\d+)/.exec(line);
-    if (!match || !['apply', 'apply-status', 'create', 'update', 'delete'].includes(match[1] ?? ''))
-      continue;
-    if (match[2] === 'leases' && !options.includeLeases) continue;
-    total += Number(match[3]);
-  }
-  return total;
+  const writes = new Set(['apply', 'apply-status', 'create', 'update', 'delete', 'patch']);
+  return (await scrape(metricsUrl))
+    .filter(
+      (sample) =>
+        sample.name === 'kopek_kube_requests_total' &&
+        writes.has(sample.labels.verb ?? '') &&
+        (options.includeLeases === true || sample.labels.resource !== 'leases'),
+    )
+    .reduce((total, sample) => total + sample.value, 0);
 }
