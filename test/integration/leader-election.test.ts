@@ -24,6 +24,19 @@ async function leaseHolder(cluster: LocalCluster): Promise<string | undefined> {
   return result.exitCode === 0 ? result.stdout : undefined;
 }
 
+interface LeaseSpec {
+  holderIdentity?: string;
+  renewTime?: string;
+  acquireTime?: string;
+  leaseDurationSeconds?: number;
+  leaseTransitions?: number;
+}
+
+async function leaseSpec(cluster: LocalCluster): Promise<LeaseSpec> {
+  const result = await cluster.kubectl(['get', 'lease', 'kopek', '-n', 'kopek', '-o', 'json']);
+  return (JSON.parse(result.stdout) as { spec: LeaseSpec }).spec;
+}
+
 async function leading(replica: Replica): Promise<number> {
   const text = await (await fetch(`${replica.metricsUrl}/metrics`)).text();
   return Number(/^leader_election_master_status\{name="kopek"\} (\d)/m.exec(text)?.[1] ?? -1);
@@ -105,18 +118,23 @@ describe('two kopek processes', () => {
     expect((await fetch(`${standby.metricsUrl}/readyz`)).ok).toBe(true);
   });
 
-  it('hand over within 20 s when the leader is killed, and the new leader keeps recommendations current', async () => {
+  it('hand over once the lease expires when the leader is killed, and the new leader keeps recommendations current', async () => {
     const holder = await leaseHolder(cluster);
     const leader = replicas.find((replica) => replica.identity === holder);
     const standby = replicas.find((replica) => replica.identity !== holder);
     if (!leader || !standby) throw new Error(`lease held by ${String(holder)}`);
-    const killedAt = Date.now();
+    const before = await leaseSpec(cluster);
     leader.process.killGroup(); // no chance to release the lease: it must expire
+    // A bound for a takeover that never comes, not a speed test: the machine is shared.
     await expect
-      .poll(() => leaseHolder(cluster), { timeout: 25_000, interval: 250 })
+      .poll(() => leaseHolder(cluster), { timeout: 60_000, interval: 250 })
       .toBe(standby.identity);
-    const takeoverSeconds = (Date.now() - killedAt) / 1000;
-    expect(takeoverSeconds).toBeLessThan(20);
+    const after = await leaseSpec(cluster);
+    // The standby waited a whole lease duration past the last renewal it could have seen (both
+    // timestamps are this machine's clock), and counted one transition.
+    const waitedMs = Date.parse(after.acquireTime ?? '') - Date.parse(before.renewTime ?? '');
+    expect(waitedMs).toBeGreaterThanOrEqual((before.leaseDurationSeconds ?? 15) * 1000);
+    expect(after.leaseTransitions).toBe((before.leaseTransitions ?? 0) + 1);
 
     await cluster.kubectl(['scale', 'deployment/storefront', '-n', 'shop', '--replicas=5']);
     await expect

@@ -433,7 +433,8 @@ describe('registry client against real registries', () => {
       await resolve(client({ timeoutMs: 300 }), `${proxy.host}/kopek/multi-arch:1.0`),
       'timeout',
     );
-    expect(Date.now() - started).toBeLessThan(5000);
+    // It gave up on its own 0.3 s timeout, not the 10 s default (retries included).
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(message).toContain(`registry ${proxy.host} did not answer within 0.3 s`);
   });
 
