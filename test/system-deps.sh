@@ -4,8 +4,10 @@
 # packages; elsewhere it says exactly what to install.
 set -euo pipefail
 
-# command-name:debian-package
-needed=(openssl:openssl flock:util-linux docker-registry:docker-registry htpasswd:apache2-utils prometheus:prometheus)
+# command-name:debian-package. mmdebstrap builds the container image's Debian layer (npm run
+# image); runc runs the image and qemu-user-static its arm64 build in the tests.
+needed=(openssl:openssl flock:util-linux docker-registry:docker-registry htpasswd:apache2-utils prometheus:prometheus
+  mmdebstrap:mmdebstrap runc:runc qemu-aarch64-static:qemu-user-static)
 
 if ! command -v go >/dev/null; then
   echo "system-deps: Go 1.25 or newer is needed to build the local Kubernetes control plane; install it from go.dev/dl" >&2

