@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
-# kopek's container image. The operator is TypeScript run by Node 24 itself (type stripping):
-# there is no compile step, only the production dependencies to install.
+# kopek's container image, for people with Docker. The operator is TypeScript run by Node 24
+# itself (type stripping): there is no compile step, only the production dependencies to install.
 #
-#   docker build -t ghcr.io/kopek/kopek:$(node -p 'require("./package.json").version') .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/kopek/kopek:0.1.0 --push .
 #
-# The image is multi-arch friendly (no native modules): build it for linux/amd64 and
-# linux/arm64 so kopek itself can run on Graviton and Spot nodes.
+# The image is multi-arch friendly (no native modules), so kopek itself can run on Graviton and
+# Spot nodes. Without Docker, `npm run image` (test/image/build.ts) builds the same image —
+# Debian 12, Node 24 at /nodejs/bin/node, the same files, entrypoint, user, environment and
+# port — reproducibly; test/chart/dockerfile.test.ts keeps the two in step.
 
 # ---- build: production node_modules from the lockfile ----
 FROM node:24-bookworm-slim AS build

@@ -20,6 +20,8 @@
 # and a build of another commit reuses them. They live in ~/.cache/kopek/image/bin (or under
 # $KOPEK_CACHE_DIR), one directory per layer and key, older keys pruned.
 set -euo pipefail
+# What the build creates gets the same modes whatever the caller's umask.
+umask 022
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -33,14 +35,15 @@ debian_suite=bookworm
 
 # make_layer DIR EPOCH OWNER PATH... — tars PATHs (relative to DIR) into $staging/layer.tar.gz
 # and writes their sha256 (the image config's diff_id) to $staging/diff-id. OWNER "keep" keeps
-# the files' numeric owners (the Debian root filesystem has a non-root home); "root" makes
-# everything root's and read-only for others, as a Dockerfile COPY does.
+# the files' numeric owners and modes (the Debian root filesystem has a non-root home and a
+# sticky /tmp); "root" makes everything root's, 0644 or 0755 (directories and executables),
+# whatever the checkout's umask was.
 make_layer() {
   local dir=$1 epoch=$2 owner=$3
   shift 3
   local flags=(--sort=name --format=posix --numeric-owner "--mtime=@$epoch"
     --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime)
-  [[ $owner == root ]] && flags+=(--owner=0 --group=0 --mode=u+w,go-w)
+  [[ $owner == root ]] && flags+=(--owner=0 --group=0 --mode=u=rwX,go=rX)
   tar --create --directory="$dir" "${flags[@]}" -- "$@" | gzip -n >"$staging/layer.tar.gz"
   echo "sha256:$(gzip -dc "$staging/layer.tar.gz" | sha256sum | cut -d' ' -f1)" >"$staging/diff-id"
   gzip -dc "$staging/layer.tar.gz" | wc -c >"$staging/tar-size"

@@ -1,7 +1,17 @@
-import { execFile } from 'node:child_process';
-import { copyFile, lstat, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
@@ -16,7 +26,7 @@ import {
   renderChart,
 } from '../chart/helm.ts';
 import { operatorCommand } from '../chart/operator-command.ts';
-import { fetchManifest } from '../image/oci.ts';
+import { fetchBlob, fetchManifest } from '../image/oci.ts';
 import {
   Container,
   unpackImage,
@@ -44,13 +54,25 @@ interface BuildResult {
   manifests: Map<string, string>;
 }
 
-/** Runs `npm run image` as a person would and reads the OCI layout it wrote. */
-async function buildImage(args: string[], env: NodeJS.ProcessEnv = {}): Promise<BuildResult> {
+/** Runs `npm run image` as a person would (in `cwd`, under `umask`) and reads the OCI layout it wrote. */
+async function buildImage(
+  args: string[],
+  options: { cwd?: string; umask?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<BuildResult> {
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
-      'npm',
-      ['run', '--silent', 'image', '--', ...args],
-      { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
+      'bash',
+      [
+        '-c',
+        `umask ${options.umask ?? '022'} && exec npm run --silent image -- "$@"`,
+        'image',
+        ...args,
+      ],
+      {
+        cwd: options.cwd ?? ROOT,
+        env: { ...process.env, ...options.env },
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (error, out, err) => {
         if (error) reject(new Error(`npm run image ${args.join(' ')} failed: ${err}\n${out}`));
         else resolve(out);
@@ -82,6 +104,18 @@ async function elfMachine(path: string): Promise<number> {
   } finally {
     await file.close();
   }
+}
+
+async function fetchImageConfig(
+  registryUrl: string,
+  repository: string,
+  manifestDigest: string,
+): Promise<{ created: string }> {
+  const manifest = await fetchManifest(registryUrl, repository, manifestDigest);
+  const digest = manifest.json.config?.digest ?? '';
+  return JSON.parse((await fetchBlob(registryUrl, repository, digest)).toString()) as {
+    created: string;
+  };
 }
 
 const exists = (path: string): Promise<boolean> =>
@@ -124,12 +158,50 @@ describe("kopek's container image", () => {
     expect(built.stdout).toMatch(/linux\/arm64\/v8 .* MB to pull, .* MB unpacked/);
   });
 
-  it('builds reproducibly: a cold build in an empty cache gives the same digest', async () => {
+  // The same inputs elsewhere: a copy of the sources (new file times, made under umask 077),
+  // another time zone, an empty layer cache — everything rebuilt, the same bytes.
+  it('builds reproducibly: a copy of the sources, cold, gives the same digest', async () => {
+    const copy = join(work, 'copy');
+    const files = execFileSync(
+      'git',
+      ['ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+      {
+        cwd: ROOT,
+      },
+    )
+      .toString()
+      .split('\0')
+      .filter(Boolean);
+    const umask = process.umask(0o077);
+    try {
+      for (const file of files) {
+        if (!(await exists(join(ROOT, file)))) continue; // deleted, not yet committed
+        await mkdir(dirname(join(copy, file)), { recursive: true });
+        await copyFile(join(ROOT, file), join(copy, file));
+      }
+    } finally {
+      process.umask(umask);
+    }
+    await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    const config = await fetchImageConfig(
+      registry.url,
+      'kopek',
+      built.manifests.get('linux/amd64') ?? '',
+    );
     const again = await buildImage(
       ['--platform', 'linux/amd64', '--output', join(work, 'layout-cold')],
-      { KOPEK_CACHE_DIR: join(work, 'cold-cache') },
+      {
+        cwd: copy,
+        umask: '077',
+        env: {
+          KOPEK_CACHE_DIR: join(work, 'cold-cache'),
+          // The copy has no git history to date it by: the date the first build used.
+          SOURCE_DATE_EPOCH: String(Date.parse(config.created) / 1000),
+          TZ: 'Pacific/Chatham',
+        },
+      },
     );
-    console.log(`cold build of linux/amd64 alone:\n${again.stdout}`);
+    console.log(`cold build of linux/amd64 alone, from a copy:\n${again.stdout}`);
     expect(again.manifests.get('linux/amd64')).toBe(built.manifests.get('linux/amd64'));
   }, 900_000);
 
