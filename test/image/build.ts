@@ -19,7 +19,7 @@
  * test/chart/dockerfile.test.ts holds the two to the description in spec.ts.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,10 +106,14 @@ function parseOptions(argv: string[]): BuildOptions | undefined {
   };
 }
 
-/** Runs layer.sh (its progress on our stderr) and returns the layer as a file blob. */
-async function layer(
-  args: string[],
-): Promise<FileBlob & { diffId: string; tarSize: number; description: string }> {
+interface Layer extends FileBlob {
+  diffId: string;
+  tarSize: number;
+  description: string;
+}
+
+/** Runs layer.sh (its progress on our stderr) and returns the layer it built or found cached. */
+async function layer(args: string[]): Promise<Layer> {
   const dir = await new Promise<string>((resolveDir, reject) => {
     const child = spawn('bash', [LAYER_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
@@ -124,11 +128,13 @@ async function layer(
   const path = join(dir, 'layer.tar.gz');
   const read = async (name: string): Promise<string> =>
     (await readFile(join(dir, name), 'utf8')).trim();
-  const size = (await readFile(path)).length;
-  const digest = `sha256:${execFileSync('sha256sum', [path], { encoding: 'utf8' }).slice(0, 64)}`;
   return {
     path,
-    descriptor: { mediaType: OCI_LAYER, digest, size },
+    descriptor: {
+      mediaType: OCI_LAYER,
+      digest: await read('digest'),
+      size: (await stat(path)).size,
+    },
     diffId: await read('diff-id'),
     tarSize: Number(await read('tar-size')),
     description: await read('description'),
@@ -162,12 +168,14 @@ interface BuiltImage extends PlatformImage {
 
 async function buildPlatform(
   platform: Platform,
-  shared: { deps: Awaited<ReturnType<typeof layer>>; app: Awaited<ReturnType<typeof layer>> },
+  shared: { deps: Layer; app: Layer },
   created: string,
 ): Promise<BuiltImage> {
   const arch = platform.architecture;
-  const debian = await layer(['debian', arch, DEBIAN_PACKAGES.join(',')]);
-  const node = await layer(['node', arch, nodeVersion()]);
+  const [debian, node] = await Promise.all([
+    layer(['debian', arch, DEBIAN_PACKAGES.join(',')]),
+    layer(['node', arch, nodeVersion()]),
+  ]);
   const layers = [debian, node, shared.deps, shared.app];
   const pkg = packageJson();
   const config = document(OCI_CONFIG, {
@@ -219,19 +227,16 @@ async function main(argv: string[]): Promise<number> {
   const started = Date.now();
   const epoch = sourceDateEpoch();
   const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
-  const deps = await layer(['deps']);
   const appDir = await mkdtemp(join(tmpdir(), 'kopek-app-layer-'));
-  const app = await layer([
-    'app',
-    appDir,
-    String(epoch),
-    APP_PATHS.join(','),
-    APP_EXCLUDED.join(','),
-  ]);
-  const images: BuiltImage[] = [];
-  for (const platform of options.platforms) {
-    images.push(await buildPlatform(platform, { deps, app }, created));
-  }
+  // The layers are independent: build them side by side (most of a warm build is waiting for
+  // Debian's archive, most of a cold one compressing Node).
+  const shared = Promise.all([
+    layer(['deps']),
+    layer(['app', appDir, String(epoch), APP_PATHS.join(','), APP_EXCLUDED.join(',')]),
+  ]).then(([deps, app]) => ({ deps, app }));
+  const images = await Promise.all(
+    options.platforms.map(async (platform) => buildPlatform(platform, await shared, created)),
+  );
   const index = document(OCI_INDEX, {
     schemaVersion: 2,
     mediaType: OCI_INDEX,

@@ -2,8 +2,8 @@
 # Builds one layer of kopek's container image (see build.ts, which assembles them) as a
 # reproducible gzipped tar: entries sorted by name, numeric owners, fixed modification times,
 # no atime/ctime, `gzip -n`. Prints the layer's directory
-# on stdout, holding layer.tar.gz, diff-id (the sha256 of the tar), tar-size and description;
-# progress goes to stderr.
+# on stdout, holding layer.tar.gz, its digest, diff-id (the sha256 of the tar), tar-size and
+# description; progress goes to stderr.
 #
 #   layer.sh debian ARCH PACKAGES    Debian's runtime libraries, CA certificates, tzdata and a
 #                                    non-root user (cached, keyed on the exact .deb files)
@@ -47,6 +47,19 @@ make_layer() {
   tar --create --directory="$dir" "${flags[@]}" -- "$@" | gzip -n >"$staging/layer.tar.gz"
   echo "sha256:$(gzip -dc "$staging/layer.tar.gz" | sha256sum | cut -d' ' -f1)" >"$staging/diff-id"
   gzip -dc "$staging/layer.tar.gz" | wc -c >"$staging/tar-size"
+  echo "sha256:$(sha256sum "$staging/layer.tar.gz" | cut -d' ' -f1)" >"$staging/digest"
+}
+
+# cached_build_begin, and a note of the time, for built() to say how long the build took.
+begin() {
+  cached_build_begin "$1" "$2"
+  echo "layer.sh: building the $1 layer" >&2
+  started=$SECONDS
+}
+
+built() {
+  echo "layer.sh: built the $build_name layer in $((SECONDS - started)) s" >&2
+  cached_build_end "$1"
 }
 
 need_root() {
@@ -79,7 +92,7 @@ debian_layer() {
   done
   local key
   key=$({ cat "$here/layer.sh" "$here/../build-cache.sh"; echo "$arch"; sha256sum "${debs[@]}" | cut -d' ' -f1; } | sha256sum | cut -c1-16)
-  cached_build_begin "debian-$arch" "$key"
+  begin "debian-$arch" "$key"
 
   local rootfs=$work/rootfs
   # A merged /usr, as Debian 12 installs it: /lib64/ld-linux-x86-64.so.2, the interpreter
@@ -122,7 +135,7 @@ debian_layer() {
   mapfile -t entries < <(cd "$rootfs" && LC_ALL=C ls -A)
   make_layer "$rootfs" 0 keep "${entries[@]}"
   echo "debian $debian_suite: $(cut -d' ' -f1 "$staging/packages" | paste -sd' ')" >"$staging/description"
-  cached_build_end "debian $debian_suite $arch"
+  built "debian $debian_suite $arch"
 }
 
 node_layer() {
@@ -131,7 +144,7 @@ node_layer() {
   [[ $arch == amd64 ]] && npm_arch=x64
   local key
   key=$({ cat "$here/layer.sh" "$here/../build-cache.sh"; echo "$arch $version"; } | sha256sum | cut -c1-16)
-  cached_build_begin "node-$arch" "$key"
+  begin "node-$arch" "$key"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   # npm checks the package against the registry's integrity hash; it holds Node's official
@@ -143,13 +156,13 @@ node_layer() {
   mv "$work/package/bin" "$work/package/LICENSE" "$work/stage/nodejs/"
   make_layer "$work/stage" 0 root nodejs
   echo "node $version (node-linux-$npm_arch)" >"$staging/description"
-  cached_build_end "node $version $arch"
+  built "node $version $arch"
 }
 
 deps_layer() {
   local key
   key=$({ cat "$here/layer.sh" "$here/../build-cache.sh" "$root/package.json" "$root/package-lock.json"; } | sha256sum | cut -c1-16)
-  cached_build_begin deps "$key"
+  begin deps "$key"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/app"
@@ -166,7 +179,7 @@ deps_layer() {
   fi
   make_layer "$work" 0 root app/node_modules
   echo "npm ci --omit=dev --ignore-scripts" >"$staging/description"
-  cached_build_end "deps"
+  built "deps"
 }
 
 app_layer() {
