@@ -32,6 +32,7 @@ import {
   writeLayout,
   type FileBlob,
   type PlatformImage,
+  type PushReference,
 } from './oci.ts';
 import {
   APP_EXCLUDED,
@@ -47,7 +48,7 @@ import {
 
 const LAYER_SCRIPT = fileURLToPath(new URL('./layer.sh', import.meta.url));
 
-export const USAGE = `Usage: npm run image -- [--platform LIST] [--output DIR] [--tag TAG] [--push REF [--plain-http]]
+const USAGE = `Usage: npm run image -- [--platform LIST] [--output DIR] [--tag TAG] [--push REF [--plain-http]]
 
 Builds kopek's container image without a container engine (as root, on Debian; the packages it
 needs are installed by test/system-deps.sh) and writes it as an OCI image layout.
@@ -63,15 +64,16 @@ Reproducible: SOURCE_DATE_EPOCH (default: the time of the last commit that chang
 sources or lockfile) dates kopek's files and the image; the Debian, Node and dependency layers
 are cached in ~/.cache/kopek/image and reused while their inputs are unchanged.`;
 
-interface BuildOptions {
+export interface BuildOptions {
   platforms: Platform[];
   output: string;
   tag: string;
-  push?: string;
+  push?: PushReference;
   plainHttp: boolean;
 }
 
-function parseOptions(argv: string[]): BuildOptions | undefined {
+/** The options of `npm run image`, or undefined for --help; throws on a bad one, saying which. */
+export function parseOptions(argv: string[]): BuildOptions | undefined {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -101,7 +103,7 @@ function parseOptions(argv: string[]): BuildOptions | undefined {
     platforms,
     output: resolve(values.output ?? join(ROOT, '.kopek', 'image')),
     tag: values.tag ?? packageJson().version,
-    ...(values.push !== undefined ? { push: values.push } : {}),
+    ...(values.push !== undefined ? { push: parsePushReference(values.push) } : {}),
     plainHttp: values['plain-http'],
   };
 }
@@ -225,9 +227,21 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const started = Date.now();
+  const appDir = await mkdtemp(join(tmpdir(), 'kopek-app-layer-'));
+  try {
+    const lines = await build(options, appDir);
+    lines.push(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(lines.join('\n'));
+  } finally {
+    await rm(appDir, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+/** Builds, writes the layout, pushes if asked; returns the summary to print. */
+async function build(options: BuildOptions, appDir: string): Promise<string[]> {
   const epoch = sourceDateEpoch();
   const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
-  const appDir = await mkdtemp(join(tmpdir(), 'kopek-app-layer-'));
   // The layers are independent: build them side by side (most of a warm build is waiting for
   // Debian's archive, most of a cold one compressing Node).
   const shared = Promise.all([
@@ -256,25 +270,22 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   lines.push(`OCI image layout: ${options.output} (tag ${options.tag})`);
-  if (options.push !== undefined) {
-    const reference = parsePushReference(options.push);
-    const tag = reference.tag ?? options.tag;
-    const scheme = options.plainHttp ? 'http' : 'https';
-    await pushImages(
-      { url: `${scheme}://${reference.host}` },
-      reference.repository,
-      images,
-      index,
-      tag,
-    );
-    lines.push(
-      `pushed: ${reference.host}/${reference.repository}:${tag}@${index.descriptor.digest}`,
-    );
+  if (options.push) {
+    const { host, repository } = options.push;
+    const tag = options.push.tag ?? options.tag;
+    const url = `${options.plainHttp ? 'http' : 'https'}://${host}`;
+    try {
+      await pushImages({ url }, repository, images, index, tag);
+    } catch (error) {
+      const cause =
+        error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
+      throw new Error(`pushing to ${url}/v2/${repository}: ${(error as Error).message}${cause}`, {
+        cause: error,
+      });
+    }
+    lines.push(`pushed: ${host}/${repository}:${tag}@${index.descriptor.digest}`);
   }
-  await rm(appDir, { recursive: true, force: true });
-  lines.push(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  console.log(lines.join('\n'));
-  return 0;
+  return lines;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

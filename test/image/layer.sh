@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Builds one layer of kopek's container image (see build.ts, which assembles them) as a
 # reproducible gzipped tar: entries sorted by name, numeric owners, fixed modification times,
-# no atime/ctime, `gzip -n`. Prints the layer's directory
-# on stdout, holding layer.tar.gz, its digest, diff-id (the sha256 of the tar), tar-size and
-# description; progress goes to stderr.
+# no atime/ctime, `gzip -n`. Prints the layer's directory on stdout, holding layer.tar.gz, its
+# digest, diff-id (the sha256 of the tar), tar-size and description; progress goes to stderr.
 #
 #   layer.sh debian ARCH PACKAGES    Debian's runtime libraries, CA certificates, tzdata and a
 #                                    non-root user (cached, keyed on the exact .deb files)
