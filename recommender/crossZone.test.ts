@@ -10,7 +10,8 @@ import {
 } from './crossZone.ts';
 import type { WorkloadFacts } from './facts.ts';
 import { DEFAULT_POLICY } from './policy.ts';
-import { CLUSTER, codes, goodFacts, service } from './testing.ts';
+import { CLUSTER, codes, goodFacts, schemaProblems, service } from './testing.ts';
+import { SECONDS_PER_MONTH, applyTraffic, type FlowRow } from './traffic.ts';
 
 const base = goodFacts();
 const GB = BYTES_PER_GB;
@@ -255,5 +256,132 @@ describe('cross-zone: estimates, money and fixes', () => {
     expect(formatGB(1560)).toBe('1560');
     expect(formatGB(0.0004)).toBe('0');
     expect(formatGB(12.34567)).toBe('12.346');
+  });
+});
+
+describe('cross-zone: measured traffic (facts from applyTraffic)', () => {
+  const [A, B, C] = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
+  const web = goodFacts({ name: 'web', services: [] });
+  /** Beyla rows between web and checkout: `gb` GB a month from web in `from` to checkout in `to`. */
+  const rows = (list: [string, string, number][]): FlowRow[] =>
+    list.map(([from, to, gb]) => ({
+      from: { namespace: 'shop', name: 'web' },
+      to: { namespace: 'shop', name: 'checkout' },
+      fromZone: from,
+      toZone: to,
+      bytesPerSecond: (gb * GB) / SECONDS_PER_MONTH,
+    }));
+  const measured = (facts: WorkloadFacts, list: [string, string, number][]) =>
+    applyTraffic([web, facts], { source: 'Beyla', window: '7d', flows: rows(list) }).facts[1] ??
+    facts;
+
+  it('prices the measured bytes, names the source and window, and lists the edge', () => {
+    // Clients: half the traffic from a, half from b (in-zone rows included).
+    const facts = measured(base, [
+      [A, B, 600],
+      [B, C, 400],
+      [A, A, 400],
+      [B, B, 600],
+    ]);
+    const { result } = evaluateCrossZone(facts);
+    // 1000 GB across × $0.02 = 20.00; clients in a and b both have endpoints: all of it saved.
+    expect(result).toMatchObject({
+      verdict: 'Recommended',
+      source: 'Measured',
+      monthlyCrossZoneGB: '1000',
+      monthlyCostUSD: '20.00',
+      monthlySavingsUSD: '20.00',
+      edges: [
+        {
+          peer: { namespace: 'shop', kind: 'Deployment', name: 'web' },
+          monthlyCrossZoneGB: '1000',
+          monthlyCostUSD: '20.00',
+        },
+      ],
+    });
+    const reason = result.reasons?.find((r) => r.code === 'MeasuredTraffic');
+    expect(reason?.message).toMatch(/^Grafana Beyla measured 1000 GB a month crossing zones/);
+    expect(reason?.message).toContain('over the last 7d, scaled to a 730-hour month');
+    expect(reason?.message).toContain('counted once, at its server side');
+    expect(codes(result)).not.toContain('EstimatedFromPlacement');
+    expect(schemaProblems({ crossZone: result })).toEqual([]);
+  });
+
+  it('saves only what comes from client zones that have ready endpoints', () => {
+    // Two replicas in a and b; clients in c keep crossing after the fix.
+    const facts = measured(
+      {
+        ...base,
+        replicas: 2,
+        services: [service('checkout', { readyEndpointsPerZone: { [A]: 1, [B]: 1 } })],
+      },
+      [
+        [A, B, 600],
+        [B, A, 400],
+        [C, A, 500],
+      ],
+    );
+    const { result } = evaluateCrossZone(facts);
+    // 1500 GB cost 30.00; from a and b: 1000 GB → 20.00 saved.
+    expect(result).toMatchObject({ monthlyCostUSD: '30.00', monthlySavingsUSD: '20.00' });
+    expect(codes(result)).toContain('TooFewReplicasForZones');
+  });
+
+  it('weighs client zones by measured traffic, not pod counts, before routing in-zone', () => {
+    // Pod counts put clients evenly in a, b, c; the traffic says 90% comes from a, where
+    // checkout has one endpoint of three: in-zone routing would pile a's clients on it.
+    const flows: [string, string, number][] = [
+      [A, A, 900],
+      [A, B, 900],
+      [A, C, 900],
+      [B, B, 100],
+      [C, C, 200],
+    ];
+    expect(evaluateCrossZone(base).result.verdict).toBe('Recommended');
+    const { result, plan } = evaluateCrossZone(measured(base, flows));
+    expect(result.verdict).toBe('Possible');
+    expect(codes(result)).toContain('EndpointsUnbalanced');
+    expect(plan.spreadOverZones).toBe(true);
+  });
+
+  it('says why the estimate is used when telemetry failed or saw nothing of it', () => {
+    const failed = evaluateCrossZone({ ...base, traffic: { error: 'Prometheus is down' } }).result;
+    expect(failed.source).toBe('Estimated');
+    expect(failed.reasons?.find((r) => r.code === 'TrafficTelemetryUnavailable')?.message).toBe(
+      'Traffic telemetry could not be read (Prometheus is down); the cross-zone share is estimated from where clients and endpoints run.',
+    );
+    expect(failed.reasons?.find((r) => r.code === 'EstimatedFromPlacement')?.message).toMatch(
+      /^No measured traffic; up to 67%/,
+    );
+    const unseen = evaluateCrossZone(measured(base, [])).result;
+    expect(unseen.source).toBe('Estimated');
+    expect(codes(unseen)).toEqual(expect.arrayContaining(['NoMeasuredTraffic']));
+  });
+
+  it('still shows the measured money of a workload no Service can route', () => {
+    const client = goodFacts({ name: 'checkout', services: [] });
+    const facts = applyTraffic([client], {
+      source: 'Beyla',
+      window: '7d',
+      flows: [
+        {
+          from: { namespace: 'shop', name: 'checkout' },
+          to: { namespace: '', name: '' },
+          fromZone: A,
+          toZone: B,
+          bytesPerSecond: (50 * GB) / SECONDS_PER_MONTH,
+        },
+      ],
+    }).facts[0];
+    if (!facts) throw new Error('no facts');
+    const { result } = evaluateCrossZone(facts);
+    expect(result).toMatchObject({
+      verdict: 'NotApplicable',
+      source: 'Measured',
+      monthlyCrossZoneGB: '50',
+      monthlyCostUSD: '1.00',
+      edges: [{ peer: { name: 'unknown' }, monthlyCostUSD: '1.00' }],
+    });
+    expect(codes(result)).toEqual(['NoServiceTraffic', 'MeasuredTraffic']);
   });
 });

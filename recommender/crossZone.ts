@@ -4,12 +4,14 @@
  * share of a Service is estimated as 1 − Σz a_z·b_z (a: client share in zone z, b: ready
  * endpoint share in zone z; three even zones → 2/3) and said to be an estimate.
  */
-import type { CrossZoneResult, ServiceCrossZone } from './api/v1alpha1.ts';
+import type { CrossZoneEdge, CrossZoneResult, ServiceCrossZone } from './api/v1alpha1.ts';
 import {
   ANNOTATION_TOPOLOGY_MODE,
   LABEL_ZONE,
   effectiveReplicas,
   type ServiceFacts,
+  type TrafficFact,
+  type TrafficSourceName,
   type WorkloadFacts,
 } from './facts.ts';
 import { CROSS_ZONE_USD_PER_GB, formatUSD } from './pricing.ts';
@@ -24,7 +26,18 @@ export const TOPOLOGY_MODE_MIN_ENDPOINTS = 3;
 /** Requires that the suggested patch itself fixes (a zone-balancing topology spread). */
 export const CROSS_ZONE_FIXED_BY_PATCH: ReadonlySet<string> = new Set(['EndpointsUnbalanced']);
 
+/** How many measured edges a status lists (the CRD's maxItems). */
+export const MAX_EDGES = 10;
+
 const AWARE_DISTRIBUTIONS = new Set(['PreferClose', 'PreferSameZone', 'PreferSameNode']);
+
+/** True when the Service already asks Kubernetes to keep traffic in its clients' zone. */
+export function routesByTopology(s: ServiceFacts): boolean {
+  return (
+    (s.trafficDistribution !== undefined && AWARE_DISTRIBUTIONS.has(s.trafficDistribution)) ||
+    s.topologyMode?.toLowerCase() === 'auto'
+  );
+}
 
 /** How one Service would be fixed. */
 export interface ServicePlan {
@@ -70,7 +83,8 @@ function fixText(fix: Fix, service: string): string {
     : `Set spec.trafficDistribution: ${fix.value} on Service ${service}.`;
 }
 
-function normalize(weights: Readonly<Record<string, number>>): Map<string, number> {
+/** Weights (any scale) → shares that sum to 1; zones without weight are left out. */
+export function zoneShares(weights: Readonly<Record<string, number>>): Map<string, number> {
   const total = Object.values(weights).reduce((a, b) => a + Math.max(0, b), 0);
   const out = new Map<string, number>();
   if (total <= 0) return out;
@@ -110,7 +124,31 @@ interface ServiceAnalysis {
   needsSpread: boolean;
   tooFewReplicas: boolean;
   crossBytes?: number;
+  /** Of crossBytes, what the fix would keep in zone. */
+  savingsBytes: number;
   measured: boolean;
+}
+
+/**
+ * Cross-zone bytes the fix keeps in zone. Measured per client zone: all of it once the pods
+ * are spread over zones, else what comes from client zones that have ready endpoints. Without
+ * the split, the estimated shares scale the bytes: (share now − share after) / share now.
+ */
+function savableBytes(
+  s: ServiceFacts,
+  crossBytes: number,
+  fraction: number,
+  fractionAfter: number,
+  needsSpread: boolean,
+): number {
+  const byZone = s.measuredCrossZoneBytesByClientZone;
+  if (byZone !== undefined && s.measuredCrossZoneBytesPerMonth !== undefined) {
+    if (needsSpread) return crossBytes;
+    return Object.entries(byZone)
+      .filter(([z]) => (s.readyEndpointsPerZone[z] ?? 0) > 0)
+      .reduce((sum, [, bytes]) => sum + Math.max(0, bytes), 0);
+  }
+  return fraction > 0 ? crossBytes * Math.max(0, (fraction - fractionAfter) / fraction) : 0;
 }
 
 function analyseService(
@@ -118,17 +156,15 @@ function analyseService(
   s: ServiceFacts,
   fix: Fix,
 ): ServiceAnalysis | undefined {
-  const endpoints = normalize(s.readyEndpointsPerZone);
+  const endpoints = zoneShares(s.readyEndpointsPerZone);
   if (endpoints.size === 0) return undefined;
-  let clients = normalize(s.clientWeightsByZone);
+  let clients = zoneShares(s.clientWeightsByZone);
   if (clients.size === 0) {
     const zones = facts.cluster.zones.length > 0 ? facts.cluster.zones : [...endpoints.keys()];
-    clients = normalize(Object.fromEntries(zones.map((z) => [z, 1])));
+    clients = zoneShares(Object.fromEntries(zones.map((z) => [z, 1])));
   }
   const fraction = crossZoneFraction(clients, endpoints);
-  const aware =
-    (s.trafficDistribution !== undefined && AWARE_DISTRIBUTIONS.has(s.trafficDistribution)) ||
-    s.topologyMode?.toLowerCase() === 'auto';
+  const aware = routesByTopology(s);
   const minPerZone = fix.kind === 'topologyMode' ? TOPOLOGY_MODE_MIN_ENDPOINTS : 1;
   const clientZones = [...clients].filter(([, a]) => a >= MIN_CLIENT_SHARE).map(([z]) => z);
   const unbalanced = clientZones.some((z) => {
@@ -148,7 +184,9 @@ function analyseService(
     crossBytes = s.measuredCrossZoneBytesPerMonth;
     measured = true;
   } else if (s.measuredBytesPerMonth !== undefined) {
-    crossBytes = s.measuredBytesPerMonth * fraction;
+    // Routed by topology, only clients in zones without endpoints still cross.
+    crossBytes = s.measuredBytesPerMonth * (aware ? uncovered : fraction);
+    measured = facts.traffic !== undefined && !('error' in facts.traffic);
   }
 
   const perZone = Object.fromEntries(
@@ -191,15 +229,100 @@ function analyseService(
     fractionAfter,
     needsSpread,
     tooFewReplicas,
+    savingsBytes:
+      crossBytes === undefined || aware
+        ? 0
+        : savableBytes(s, crossBytes, fraction, fractionAfter, needsSpread),
     measured,
   };
   if (crossBytes !== undefined) out.crossBytes = crossBytes;
   return out;
 }
 
-function notApplicable(code: string, message: string): CrossZoneEvaluation {
+const SOURCE_LABELS: Record<TrafficSourceName, string> = {
+  Beyla: 'Grafana Beyla',
+  Istio: 'Istio',
+  Kubecost: 'Kubecost network costs',
+};
+
+/** The measured money of the workload: volume, cost and its largest edges. */
+function measuredPart(bytes: number, traffic: TrafficFact | undefined): Partial<CrossZoneResult> {
+  const part: Partial<CrossZoneResult> = {
+    source: 'Measured',
+    monthlyCrossZoneGB: formatGB(bytes / BYTES_PER_GB),
+    monthlyCostUSD: formatUSD((bytes / BYTES_PER_GB) * CROSS_ZONE_USD_PER_GB),
+  };
+  const edges = traffic !== undefined && !('error' in traffic) ? traffic.edges : [];
+  if (edges.length > 0) part.edges = edges.slice(0, MAX_EDGES).map(edgeOf);
+  return part;
+}
+
+function edgeOf(edge: { peer: CrossZoneEdge['peer']; crossZoneBytesPerMonth: number }) {
+  const peer: CrossZoneEdge['peer'] = { name: clip(edge.peer.name, 253) };
+  if (edge.peer.namespace !== undefined) peer.namespace = clip(edge.peer.namespace, 63);
+  if (edge.peer.kind !== undefined) peer.kind = clip(edge.peer.kind, 63);
+  const gb = edge.crossZoneBytesPerMonth / BYTES_PER_GB;
   return {
-    result: result('NotApplicable', [finding(code, 'Info', message)], '0.00'),
+    peer,
+    monthlyCrossZoneGB: formatGB(gb),
+    monthlyCostUSD: formatUSD(gb * CROSS_ZONE_USD_PER_GB),
+  };
+}
+
+/** Why the numbers are measured: the source, its window, and whom each edge is counted at. */
+function measuredFinding(facts: WorkloadFacts, bytes: number): Finding {
+  const t = facts.traffic;
+  if (t === undefined || 'error' in t)
+    return finding(
+      'MeasuredTraffic',
+      'Info',
+      'Cross-zone bytes are measured from traffic telemetry.',
+    );
+  const gb = `${formatGB(bytes / BYTES_PER_GB)} GB`;
+  const over = `over the last ${t.window}, scaled to a 730-hour month`;
+  const edges = `${t.edgeCount} edge${t.edgeCount === 1 ? '' : 's'}`;
+  const messages = {
+    ZonePairs: `${SOURCE_LABELS[t.source]} measured ${gb} a month crossing zones to and from it (zone pairs measured directly, ${edges}) ${over}. Each edge is counted once, at its server side: the end a Service selects, else the end that sends more.`,
+    WorkloadEdges: `${SOURCE_LABELS[t.source]} measured ${formatGB((t.totalBytesPerMonth ?? 0) / BYTES_PER_GB)} GB a month between it and its clients (${edges}) ${over}; ${gb} of it crosses zones, a share estimated for each edge from where the two workloads' pods run. Each edge is counted once, at its server side (the destination workload).`,
+    PodEgress: `${SOURCE_LABELS[t.source]} measured ${gb} a month that its pods sent to other zones of the region ${over}. Kubecost does not name the peer: each byte is counted once, at the pod that sent it.`,
+  };
+  return finding('MeasuredTraffic', 'Info', clip(messages[t.method], 1024));
+}
+
+/** Why the numbers are estimated although a telemetry source is configured. */
+function notMeasuredFindings(facts: WorkloadFacts): Finding[] {
+  const t = facts.traffic;
+  if (t === undefined) return [];
+  if ('error' in t) {
+    return [
+      finding(
+        'TrafficTelemetryUnavailable',
+        'Info',
+        clip(
+          `Traffic telemetry could not be read (${t.error}); the cross-zone share is estimated from where clients and endpoints run.`,
+          1024,
+        ),
+      ),
+    ];
+  }
+  return [
+    finding(
+      'NoMeasuredTraffic',
+      'Info',
+      `${SOURCE_LABELS[t.source]} has no traffic of it over the last ${t.window}; the cross-zone share is estimated from where clients and endpoints run.`,
+    ),
+  ];
+}
+
+function notApplicable(facts: WorkloadFacts, code: string, message: string): CrossZoneEvaluation {
+  const bytes = facts.measuredCrossZoneBytesPerMonth;
+  const findings = [finding(code, 'Info', message)];
+  if (bytes !== undefined) findings.push(measuredFinding(facts, bytes));
+  return {
+    result: {
+      ...result('NotApplicable', findings, '0.00'),
+      ...(bytes !== undefined ? measuredPart(bytes, facts.traffic) : {}),
+    },
     actionable: false,
     plan: { services: [], spreadOverZones: false },
   };
@@ -209,6 +332,7 @@ function notApplicable(code: string, message: string): CrossZoneEvaluation {
 export function evaluateCrossZone(facts: WorkloadFacts): CrossZoneEvaluation {
   if (!facts.policy.crossZone.enabled) {
     return notApplicable(
+      facts,
       'DisabledByPolicy',
       `SavingsPolicy ${facts.policy.name ?? '(default)'} turns cross-zone advice off for this workload.`,
     );
@@ -218,12 +342,16 @@ export function evaluateCrossZone(facts: WorkloadFacts): CrossZoneEvaluation {
   if (routed.length === 0) {
     return headless.length > 0
       ? notApplicable(
+          facts,
           'HeadlessServiceOnly',
           `Only headless Service ${listOf(headless)} selects its pods: clients connect to pod IPs directly, so Service routing cannot keep traffic in-zone.`,
         )
       : notApplicable(
+          facts,
           'NoServiceTraffic',
-          'No Service selects its pods, and no telemetry measured traffic to it.',
+          facts.measuredCrossZoneBytesPerMonth === undefined
+            ? 'No Service selects its pods, and no telemetry measured traffic to it.'
+            : 'No Service selects its pods: Service routing cannot keep its traffic in-zone.',
         );
   }
   const fix = chooseFix(facts.cluster.kubernetesMinor);
@@ -261,8 +389,7 @@ function volumeOf(facts: WorkloadFacts, analyses: readonly ServiceAnalysis[]) {
     if (a.crossBytes === undefined) continue;
     bytes = (bytes ?? 0) + a.crossBytes;
     if (a.measured) measured = true;
-    if (!a.aware && a.fraction > 0)
-      savingsBytes += a.crossBytes * Math.max(0, (a.fraction - a.fractionAfter) / a.fraction);
+    savingsBytes += a.savingsBytes;
   }
   return { bytes, savingsBytes, measured };
 }
@@ -276,11 +403,16 @@ function decide(
   const services = analyses.slice(0, 32).map((a) => a.entry);
   const open = analyses.filter((a) => !a.aware && a.fraction > 0);
   const { bytes, savingsBytes, measured } = volumeOf(facts, analyses);
-  const base: Partial<CrossZoneResult> = { source: measured ? 'Measured' : 'Estimated', services };
-  if (bytes !== undefined) {
+  const base: Partial<CrossZoneResult> =
+    measured && bytes !== undefined
+      ? { ...measuredPart(bytes, facts.traffic), services }
+      : { source: 'Estimated', services };
+  if (bytes !== undefined && !measured) {
     base.monthlyCrossZoneGB = formatGB(bytes / BYTES_PER_GB);
     base.monthlyCostUSD = formatUSD((bytes / BYTES_PER_GB) * CROSS_ZONE_USD_PER_GB);
   }
+  const telemetry =
+    measured && bytes !== undefined ? [measuredFinding(facts, bytes)] : notMeasuredFindings(facts);
   const none = { services: [], spreadOverZones: false };
 
   const aware = analyses.filter((a) => a.aware).map((a) => a.service.name);
@@ -294,6 +426,7 @@ function decide(
     );
   }
   if (open.length === 0) {
+    findings.push(...telemetry);
     if (aware.length === 0) {
       findings.push(
         finding(
@@ -313,13 +446,16 @@ function decide(
   const worst = Math.max(...open.map((a) => a.fraction));
   const names = open.map((a) => a.service.name);
   findings.push(
-    measured
-      ? finding('MeasuredTraffic', 'Info', 'Cross-zone bytes are measured from traffic telemetry.')
-      : finding(
-          'EstimatedFromPlacement',
-          'Info',
-          `No traffic telemetry; up to ${Math.round(worst * 100)}% of the traffic to Service ${listOf(names)} is estimated to cross zones, from where its clients and ready endpoints run.`,
-        ),
+    ...telemetry,
+    ...(measured
+      ? []
+      : [
+          finding(
+            'EstimatedFromPlacement',
+            'Info',
+            `${facts.traffic === undefined ? 'No traffic telemetry' : 'No measured traffic'}; up to ${Math.round(worst * 100)}% of the traffic to Service ${listOf(names)} is estimated to cross zones, from where its clients and ready endpoints run.`,
+          ),
+        ]),
     finding(
       'CrossZoneShare',
       'Raises',

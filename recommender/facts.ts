@@ -181,7 +181,46 @@ export interface ServiceFacts {
   measuredCrossZoneBytesPerMonth?: number;
   /** Measured total bytes per month (any zone), to apply the estimated cross-zone share to. */
   measuredBytesPerMonth?: number;
+  /**
+   * measuredCrossZoneBytesPerMonth by the zone of the client end: what the fix would keep in
+   * zone is the part from client zones that have ready endpoints.
+   */
+  measuredCrossZoneBytesByClientZone?: Readonly<Record<string, number>>;
 }
+
+/** Traffic telemetry kopek reads (see operator/traffic/). */
+export type TrafficSourceName = 'Beyla' | 'Istio' | 'Kubecost';
+
+/**
+ * How a source's numbers became cross-zone bytes: zone pairs measured directly (Beyla),
+ * workload edges whose cross-zone share comes from where the two workloads' pods run (Istio),
+ * or each pod's own bytes sent to other zones, without the peer (Kubecost).
+ */
+export type TrafficMethod = 'ZonePairs' | 'WorkloadEdges' | 'PodEgress';
+
+/** One edge of measured traffic, counted at this workload (the edge's server side). */
+export interface TrafficEdgeFact {
+  /** The other end; name "unknown" when telemetry could not name it. */
+  peer: { namespace?: string; kind?: string; name: string };
+  /** Bytes a month crossing zones over the edge, both directions. */
+  crossZoneBytesPerMonth: number;
+}
+
+/** What traffic telemetry said, for every workload: its measurement, or why there is none. */
+export type TrafficFact =
+  | {
+      source: TrafficSourceName;
+      /** The window the counters' growth was read over, e.g. "7d" (scaled to a 730-hour month). */
+      window: string;
+      method: TrafficMethod;
+      /** The workload's largest edges by cross-zone bytes (at most TRAFFIC_EDGES_KEPT). */
+      edges: readonly TrafficEdgeFact[];
+      /** Edges attributed to this workload in all (edges lists only the largest). */
+      edgeCount: number;
+      /** Its measured bytes a month in all directions and zones, when the source knows them. */
+      totalBytesPerMonth?: number;
+    }
+  | { error: string };
 
 /** The SavingsPolicy in force, with every default filled in. */
 export interface ResolvedPolicy {
@@ -234,8 +273,13 @@ export interface WorkloadFacts {
   /** Image reference (as written in the pod template) → platforms; absent when not looked up. */
   imagePlatforms: Readonly<Record<string, ImagePlatformsFact>>;
   services: readonly ServiceFacts[];
-  /** Measured cross-zone bytes per month sent to this workload, not attributed to a Service. */
+  /**
+   * Measured cross-zone bytes per month of this workload that no Service of it carries (no
+   * routed Service, traffic between its own pods, peers telemetry could not name).
+   */
   measuredCrossZoneBytesPerMonth?: number;
+  /** Traffic telemetry, when a source is configured: what it measured, or why it could not. */
+  traffic?: TrafficFact;
   /** Live Spot placement score (1–10) for the types it would use, when known. */
   spotPlacementScore?: number;
   cluster: ClusterFacts;

@@ -211,6 +211,13 @@ function checkCrossZone(cz: CrossZoneResult | undefined, check: Check): void {
     check(Object.keys(s.readyEndpointsPerZone ?? {}).length <= 16, 'readyEndpointsPerZone');
     if (s.fix !== undefined) check(s.fix.length <= 1024, 'fix length');
   }
+  check((cz?.edges ?? []).length <= 10, 'crossZone.edges count');
+  for (const e of cz?.edges ?? []) {
+    check(e.peer.name.length >= 1 && e.peer.name.length <= 253, 'edge peer name');
+    check((e.peer.namespace ?? '').length <= 63 && (e.peer.kind ?? '').length <= 63, 'edge peer');
+    check(GB3.test(e.monthlyCrossZoneGB), `edge GB ${e.monthlyCrossZoneGB}`);
+    check(MONEY.test(e.monthlyCostUSD), `edge cost ${e.monthlyCostUSD}`);
+  }
 }
 
 /** A copy of `o` without `key` (for optional fields under exactOptionalPropertyTypes). */

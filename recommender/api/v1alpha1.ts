@@ -185,11 +185,28 @@ export interface ServiceCrossZone {
   fix?: string;
 }
 
+/** The workload at the other end of a measured edge. */
+export interface EdgePeer {
+  namespace?: string;
+  kind?: string;
+  /** "unknown" when telemetry could not name it (outside the mesh, a node, outside the cluster). */
+  name: string;
+}
+
+/** One measured edge, counted once: at its server side. */
+export interface CrossZoneEdge {
+  peer: EdgePeer;
+  monthlyCrossZoneGB: string;
+  monthlyCostUSD: USD;
+}
+
 export interface CrossZoneResult extends OptimizationResult {
   source?: 'Measured' | 'Estimated';
   monthlyCrossZoneGB?: string;
   monthlyCostUSD?: USD;
   services?: ServiceCrossZone[];
+  /** The largest measured edges by cross-zone bytes. */
+  edges?: CrossZoneEdge[];
 }
 
 export interface PricingInfo {
