@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isLogLevel, type LogLevel } from './log.ts';
+import { parseTrafficConfig, type TrafficConfig } from './traffic/config.ts';
+import { TRAFFIC_FLAGS, TRAFFIC_USAGE } from './traffic/flags.ts';
 
 /** `kopek run` settings, from flags first, then KOPEK_* environment variables, then defaults. */
 export interface OperatorConfig {
@@ -23,6 +25,8 @@ export interface OperatorConfig {
   readPullSecrets: boolean;
   /** host:port registries served over plain HTTP. */
   insecureRegistries: string[];
+  /** Cross-zone traffic from Prometheus; absent without --prometheus-url. */
+  traffic?: TrafficConfig;
 }
 
 export const RUN_USAGE = `Usage: kopek run [flags]
@@ -46,6 +50,8 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --read-pull-secrets BOOL        use the imagePullSecrets pods name to read private images [KOPEK_READ_PULL_SECRETS] (default false; needs get on secrets)
   --insecure-registries LIST      comma-separated host:port registries served over plain HTTP [KOPEK_INSECURE_REGISTRIES]
 
+${TRAFFIC_USAGE}
+
 Durations are like 500ms, 10s, 5m, 1h. Exit codes: 0 stopped by a signal (SIGTERM, SIGINT),
 1 invalid flags or environment, 2 could not start (kubeconfig unreadable, metrics port taken),
 3 failed while running.`;
@@ -68,6 +74,7 @@ const FLAGS: Record<string, string> = {
   'registry-timeout': 'KOPEK_REGISTRY_TIMEOUT',
   'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
   'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
+  ...TRAFFIC_FLAGS,
 };
 
 /** Milliseconds of a duration like 500ms, 10s, 5m, 1h or 1h30m. */
@@ -158,6 +165,10 @@ export function parseRunConfig(
       .filter(Boolean),
   };
   if (kubeconfig) config.kubeconfig = kubeconfig.split(':')[0] ?? kubeconfig;
+  const traffic = parseTrafficConfig(get, (message) => {
+    throw new ConfigError(message);
+  });
+  if (traffic) config.traffic = traffic;
   return config;
 }
 

@@ -31,6 +31,24 @@ export function createMetrics() {
       labelNames: workload,
       registers: [registry],
     }),
+    workloadCrossZoneBytes: new Gauge({
+      name: 'kopek_workload_cross_zone_bytes_monthly',
+      help: "Bytes a month of a workload's traffic across zones (measured by traffic telemetry, or a measured total times the estimated share); absent when the volume is unknown.",
+      labelNames: workload,
+      registers: [registry],
+    }),
+    workloadCrossZoneEdgeBytes: new Gauge({
+      name: 'kopek_workload_cross_zone_edge_bytes_monthly',
+      help: 'Bytes a month crossing zones over one of the largest measured edges of a workload (counted at its server side), by peer workload.',
+      labelNames: [...workload, 'peer_namespace', 'peer_kind', 'peer_name'],
+      registers: [registry],
+    }),
+    workloadCrossZoneEdgeCost: new Gauge({
+      name: 'kopek_workload_cross_zone_edge_monthly_cost_usd',
+      help: 'Monthly cost of the cross-zone traffic over one of the largest measured edges of a workload (counted at its server side), by peer workload, in USD.',
+      labelNames: [...workload, 'peer_namespace', 'peer_kind', 'peer_name'],
+      registers: [registry],
+    }),
     recommendations: new Gauge({
       name: 'kopek_recommendations',
       help: 'Workload recommendations by optimization and verdict.',
@@ -95,6 +113,25 @@ export function createMetrics() {
       name: 'kopek_source_errors_total',
       help: 'Failures reading a source of facts (kube, registry, pricing, prometheus).',
       labelNames: ['source'],
+      registers: [registry],
+    }),
+    trafficQueries: new Counter({
+      name: 'kopek_traffic_queries_total',
+      help: 'Queries to Prometheus for cross-zone traffic, by source (detect: which source exists) and result.',
+      labelNames: ['source', 'result'],
+      registers: [registry],
+    }),
+    trafficQueryDuration: new Histogram({
+      name: 'kopek_traffic_query_duration_seconds',
+      help: 'Time per query to Prometheus for cross-zone traffic, by source.',
+      labelNames: ['source'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    trafficRefreshes: new Counter({
+      name: 'kopek_traffic_refreshes_total',
+      help: 'Refreshes of cross-zone traffic from Prometheus, by result: measured, or error (the estimate is used).',
+      labelNames: ['result'],
       registers: [registry],
     }),
     pricesAge: new Gauge({

@@ -12,6 +12,7 @@ import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
+import { trafficTelemetry } from './traffic/config.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -104,6 +105,9 @@ export async function startOperator(
     minRebuildIntervalMs: config.minRebuildIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
     imagePlatforms,
+    ...(config.traffic
+      ? { traffic: trafficTelemetry(config.traffic, { log, metrics, clock }) }
+      : {}),
   });
   const elector = config.leaderElect
     ? new LeaderElector({

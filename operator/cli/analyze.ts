@@ -13,6 +13,7 @@ import {
 } from '../../recommender/facts-from-objects.ts';
 import { SNAPSHOT_PRICES, type PriceBook } from '../../recommender/pricing.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
+import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 
 /** An input that cannot be used at all (exit code 2). */
 export class InputError extends Error {
@@ -122,15 +123,22 @@ export interface AnalyzeResult {
 
 /**
  * Recommends for every workload among the objects. `now` stamps the Ready condition's
- * lastTransitionTime (RFC 3339), as the operator does when it writes the status.
+ * lastTransitionTime (RFC 3339), as the operator does when it writes the status; `traffic` is
+ * what a traffic source measured (or why it could not).
  */
 export function analyzeObjects(
   objects: readonly unknown[],
   options: BuildOptions,
   now: string,
   prices: PriceBook = SNAPSHOT_PRICES,
+  traffic?: TrafficInput,
 ): AnalyzeResult {
   const built = factsFromObjects(objects, options);
+  if (traffic !== undefined) {
+    const measured = applyTraffic(built.facts, traffic);
+    built.facts = measured.facts;
+    built.warnings.push(...measured.warnings);
+  }
   const items = built.facts.map((facts) =>
     toWorkloadRecommendation(facts, recommend(facts, prices), now),
   );

@@ -13,6 +13,9 @@ import { silentLogger } from '../log.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { runCommand } from '../run.ts';
 import { rfc3339 } from '../time.ts';
+import { parseTrafficConfig, trafficTelemetry, type TrafficConfig } from '../traffic/config.ts';
+import type { TrafficInput } from '../../recommender/traffic.ts';
+import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import type { BuildOptions } from '../../recommender/facts-from-objects.ts';
 import {
   InputError,
@@ -43,7 +46,8 @@ export interface CliIO {
 export const HELP = `kopek — cost recommendations for workloads on Amazon EKS: Spot, Graviton (arm64), cross-AZ traffic.
 
 Usage:
-  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--region REGION] [-o table|json|yaml]
+  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--region REGION]
+                [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
   kopek --version
@@ -76,6 +80,12 @@ Options:
                             comma-separated host:port registries served over plain HTTP
       --region REGION       region for prices (default: the nodes' topology.kubernetes.io/region;
                             us-east-1 when they have none)
+      --prometheus-url URL  read measured cross-zone traffic from a Prometheus-compatible API
+                            (Grafana Beyla, Istio or Kubecost series; see kopek run --help for
+                            --prometheus-bearer-token-file, --prometheus-ca-file,
+                            --prometheus-timeout, --traffic-source, --traffic-window and
+                            --traffic-query-*). Unreachable or failing: a warning, and the
+                            cross-zone share is estimated, as without it
   -o, --output FORMAT       table (default), json or yaml (a v1 List of WorkloadRecommendations)
   -q, --quiet               do not print warnings
   -h, --help                this help
@@ -101,6 +111,7 @@ interface AnalyzeArgs {
   output: 'table' | 'json' | 'yaml';
   quiet: boolean;
   help: boolean;
+  traffic?: TrafficConfig;
 }
 
 const ANALYZE_OPTIONS = {
@@ -112,6 +123,16 @@ const ANALYZE_OPTIONS = {
   output: { type: 'string', short: 'o' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
+  // kopek run's traffic flags (operator/traffic/flags.ts), but the refresh: analyze reads once.
+  'prometheus-url': { type: 'string' },
+  'prometheus-bearer-token-file': { type: 'string' },
+  'prometheus-ca-file': { type: 'string' },
+  'prometheus-timeout': { type: 'string' },
+  'traffic-source': { type: 'string' },
+  'traffic-window': { type: 'string' },
+  'traffic-query-beyla': { type: 'string' },
+  'traffic-query-istio': { type: 'string' },
+  'traffic-query-kubecost': { type: 'string' },
 } as const;
 
 function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
@@ -145,6 +166,16 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
   if (!args.help && args.files.length === 0) {
     throw new UsageError('analyze needs at least one -f FILE');
   }
+  const trafficConfig = parseTrafficConfig(
+    (flag) => {
+      const value = (values as Record<string, unknown>)[flag];
+      return typeof value === 'string' ? value : undefined;
+    },
+    (message) => {
+      throw new UsageError(message);
+    },
+  );
+  if (trafficConfig) args.traffic = trafficConfig;
   return args;
 }
 
@@ -214,7 +245,15 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
       ...options.imagePlatforms,
     };
   }
-  const result = analyzeObjects(objects, options, io.now());
+  let traffic: TrafficInput | undefined;
+  if (args.traffic) {
+    const telemetry = trafficTelemetry(args.traffic);
+    const report = await telemetry.refresh();
+    traffic = telemetry.current();
+    if (report.error !== undefined)
+      warnings.push(`traffic: ${report.error}; cross-zone shares are estimated`);
+  }
+  const result = analyzeObjects(objects, options, io.now(), SNAPSHOT_PRICES, traffic);
   warnings.push(...result.warnings);
   if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
   if (args.output === 'json') io.stdout(`${JSON.stringify(result.list, null, 2)}\n`);

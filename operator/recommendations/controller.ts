@@ -9,6 +9,7 @@ import type { ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { WorkQueue } from '../queue.ts';
+import type { TrafficSource } from '../traffic/telemetry.ts';
 import { runWorkers } from '../workers.ts';
 import { WorkloadFactsCache } from './facts.ts';
 import { updateClusterGauges } from './gauges.ts';
@@ -29,6 +30,8 @@ export interface RecommendationControllerOptions {
   clock?: Clock;
   workers?: number;
   imagePlatforms?: ImagePlatformSource;
+  /** Measured cross-zone traffic, read while leading. */
+  traffic?: TrafficSource;
   /** Least time between two rebuilds of the facts, to batch bursts of events. */
   minRebuildIntervalMs?: number;
   /** Rebuild everything this often even without events (moved tags, expired prices). */
@@ -100,6 +103,10 @@ export class RecommendationController {
     this.facts.forgetComparisons();
     this.leading = true;
     await cache.waitForSync();
+    // Traffic is read by the leader only, before its first facts, so they start measured.
+    await this.options.traffic?.start(() => {
+      this.requestRebuild();
+    });
     this.requestRebuild();
     const resync = this.clock.setInterval(() => {
       this.requestRebuild();
@@ -120,6 +127,7 @@ export class RecommendationController {
       log,
     });
     resync.cancel();
+    this.options.traffic?.stop();
     this.imageRetry?.cancel();
     this.imageRetry = undefined;
     this.leading = false;
@@ -127,6 +135,7 @@ export class RecommendationController {
 
   async stop(): Promise<void> {
     this.queue.shutDown();
+    this.options.traffic?.stop();
     this.imageRetry?.cancel();
     await this.rebuilds.stop();
   }
@@ -183,6 +192,7 @@ export class RecommendationController {
     const { cache, imagePlatforms, metrics, log } = this.options;
     const { changed, lookupFailed } = await this.facts.rebuild(cache, {
       imagePlatforms,
+      traffic: this.options.traffic?.current(),
       metrics,
       log,
     });

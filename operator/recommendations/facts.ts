@@ -1,5 +1,6 @@
 import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
+import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 import type { ClusterCache } from '../cache.ts';
 import { canonicalJson } from '../canonical.ts';
 import { imageRequests, type ImagePlatformSource } from '../images.ts';
@@ -40,7 +41,13 @@ export class WorkloadFactsCache {
 
   async rebuild(
     cache: ClusterCache,
-    sources: { imagePlatforms?: ImagePlatformSource | undefined; metrics: Metrics; log: Logger },
+    sources: {
+      imagePlatforms?: ImagePlatformSource | undefined;
+      /** The latest traffic measurement (or why there is none); undefined without a source. */
+      traffic?: TrafficInput | undefined;
+      metrics: Metrics;
+      log: Logger;
+    },
   ): Promise<RebuildResult> {
     const objects: Projected[] = [];
     for (const name of Object.keys(RESOURCES) as ResourceName[])
@@ -58,6 +65,11 @@ export class WorkloadFactsCache {
       imagePlatforms,
       ...(cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {}),
     });
+    if (sources.traffic !== undefined) {
+      const measured = applyTraffic(built.facts, sources.traffic);
+      built.facts = measured.facts;
+      built.warnings.push(...measured.warnings);
+    }
     const facts = new Map<string, WorkloadFacts>();
     const factsJson = new Map<string, string>();
     const changed: string[] = [];

@@ -1,5 +1,6 @@
 import type { WorkloadRecommendationStatus } from '../../recommender/api/v1alpha1.ts';
 import type { Metrics } from '../metrics.ts';
+import { CrossZoneSeries } from '../traffic/series.ts';
 
 /** The latest recommendation of one workload, as the policy status and the gauges read it. */
 export interface WorkloadResult {
@@ -20,9 +21,11 @@ const OPTIMIZATIONS = ['combined', 'spot', 'arm64', 'cross_zone'] as const;
 export class WorkloadResults {
   private readonly metrics: Metrics;
   private readonly results = new Map<string, WorkloadResult>();
+  private readonly crossZone: CrossZoneSeries;
 
   constructor(metrics: Metrics) {
     this.metrics = metrics;
+    this.crossZone = new CrossZoneSeries(metrics);
   }
 
   values(): IterableIterator<WorkloadResult> {
@@ -55,6 +58,7 @@ export class WorkloadResults {
         Number(savings[optimization] ?? 0),
       );
     this.metrics.workloadCrossZoneCost.set(labels, Number(status.crossZone?.monthlyCostUSD ?? 0));
+    this.crossZone.record(labels, status.crossZone);
     const summaryChanged =
       !previous ||
       previous.policy !== result.policy ||
@@ -72,6 +76,7 @@ export class WorkloadResults {
     const labels = { namespace: previous.namespace, kind: previous.kind, name: previous.name };
     this.metrics.workloadMonthlyCost.remove(labels);
     this.metrics.workloadCrossZoneCost.remove(labels);
+    this.crossZone.forget(labels);
     for (const optimization of OPTIMIZATIONS)
       this.metrics.workloadPotentialSavings.remove({ ...labels, optimization });
     return previous.policy === undefined ? [] : [previous.policy];
