@@ -21,6 +21,7 @@ import { LocalPrometheus } from '../prometheus/prometheus.ts';
 import { Component, waitUntil } from '../cluster/process.ts';
 import { installCrds, KOPEK_CLI } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
+import { until } from '../support/until.ts';
 
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
 const NAMESPACE = 'kopek';
@@ -86,25 +87,6 @@ const REFUSE_ORDERS_DB = [
     spec: { policyName: 'refuse-orders-db-recommendation', validationActions: ['Deny'] },
   },
 ];
-
-/** Calls `read` every 250 ms until `holds` accepts its value; throws naming `what` (and the last value) after `timeoutMs`. */
-async function until<T>(
-  what: string,
-  read: () => Promise<T>,
-  holds: (value: T) => boolean,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (holds(last)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs / 1000} s waiting until ${what}; last seen: ${JSON.stringify(last)}`,
-  );
-}
 
 describe("Prometheus scraping kopek with the chart's settings; the dashboard's and alerts' PromQL", () => {
   let cluster: LocalCluster;

@@ -26,6 +26,8 @@ export interface StartOptions {
   config: Record<string, unknown>;
   /** A rule file's content: `{ groups: [...] }`. */
   rules?: Record<string, unknown>;
+  /** Loopback port to listen on (a restart keeps its URL); default: a free one. */
+  port?: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class LocalPrometheus {
         `promtool check config ${configPath} failed:\n${check.stdout}${check.stderr}`,
       );
     }
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const component = new Component({
       name: 'prometheus',
       command: 'prometheus',

@@ -23,7 +23,11 @@ export class FreezableProxy {
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
         socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
+        // A failed end (the target refused or reset) fails the other end too, as a real path would.
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
       }
       this.pipe(client, upstream);
       this.pipe(upstream, client);
