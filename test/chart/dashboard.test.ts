@@ -125,6 +125,7 @@ describe('the Grafana dashboard', () => {
       ['Spot coverage', /kopek_nodes\{[^}]*capacity_type="spot"/],
       ['arm64 coverage', /kopek_nodes\{[^}]*arch="arm64"/],
       ['cross-AZ cost', /kopek_workload_cross_zone_monthly_cost_usd/],
+      ['top cross-zone edges', /topk\(.*kopek_workload_cross_zone_edge_monthly_cost_usd/],
       ['recommendations by verdict', /by \(optimization, verdict\) \(kopek_recommendations/],
       ['realized savings', new RegExp(FUTURE_REALIZED_SAVINGS_METRIC)],
       ['reconcile errors', /controller_runtime_reconcile_errors_total/],

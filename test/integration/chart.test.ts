@@ -224,7 +224,9 @@ describe('the kopek chart, rendered', () => {
   });
 
   it('gives the operator flags and environment that `kopek run` accepts', async () => {
-    const full = parse(readFileSync(FULL_VALUES, 'utf8')) as Record<string, unknown>;
+    const full = parse(readFileSync(FULL_VALUES, 'utf8')) as Record<string, unknown> & {
+      traffic: { queries: { istio: string } };
+    };
     for (const [values, port, lease] of [
       [{}, 8080, 'kopek'],
       [full, 9090, 'kopek-leader'],
@@ -243,6 +245,20 @@ describe('the kopek chart, rendered', () => {
       expect(operatorContainer(deployment).ports).toEqual([
         { name: 'metrics', containerPort: port, protocol: 'TCP' },
       ]);
+      // Measured traffic only when a Prometheus URL is given.
+      const traffic = parseRunConfig(args, env).traffic;
+      if (values !== full) expect(traffic).toBeUndefined();
+      else
+        expect(traffic).toEqual({
+          prometheusUrl: 'https://thanos-query.monitoring:10902',
+          bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+          caFile: '/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt',
+          timeoutMs: 10_000,
+          source: 'istio',
+          window: '3d',
+          refreshIntervalMs: 1_800_000,
+          queries: { istio: full.traffic.queries.istio },
+        });
     }
   });
 

@@ -20,11 +20,18 @@ import { operatorCommand } from '../chart/operator-command.ts';
 import { LocalPrometheus } from '../prometheus/prometheus.ts';
 import { Component, waitUntil } from '../cluster/process.ts';
 import { installCrds, KOPEK_CLI } from '../support/kopek.ts';
+import { TrafficExporter } from '../traffic/exporter.ts';
+import { beylaSeries } from '../traffic/scenario.ts';
 import { freePort } from '../support/ports.ts';
 import { until } from '../support/until.ts';
 
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
 const NAMESPACE = 'kopek';
+/** Chatty edges of the shop, as Grafana Beyla would measure them, for the cross-zone edge panel. */
+const SHOP_EDGES = [
+  { namespace: 'shop', client: 'storefront', server: 'catalog', requestGiBPerHour: 0.5 },
+  { namespace: 'shop', client: 'storefront', server: 'recommendations', requestGiBPerHour: 0.2 },
+];
 
 interface ServiceMonitor extends KubeObject {
   spec: {
@@ -91,6 +98,7 @@ const REFUSE_ORDERS_DB = [
 describe("Prometheus scraping kopek with the chart's settings; the dashboard's and alerts' PromQL", () => {
   let cluster: LocalCluster;
   let prometheus: LocalPrometheus;
+  let exporter: TrafficExporter;
   let dir: string;
   const replicas: { url: string; process: Component }[] = [];
   let job: string;
@@ -99,6 +107,11 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kopek-prometheus-'));
+    // The same Prometheus also scrapes the shop's traffic telemetry, and kopek reads it back.
+    exporter = await TrafficExporter.start(
+      beylaSeries(SHOP_EDGES, ['us-east-1a', 'us-east-1b', 'us-east-1c']),
+    );
+    const prometheusPort = await freePort();
     // The chart as Prometheus Operator users install it, scraping every second for the test.
     const objects = parseManifests(
       await renderChart({
@@ -106,6 +119,11 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         values: {
           metrics: { serviceMonitor: { enabled: true, interval: '1s', scrapeTimeout: '1s' } },
           prometheusRule: { enabled: true },
+          traffic: {
+            prometheus: { url: `http://127.0.0.1:${prometheusPort}`, timeout: '2s' },
+            window: '10s',
+            refreshInterval: '1s',
+          },
         },
         args: ['--api-versions', 'monitoring.coreos.com/v1'],
       }),
@@ -190,6 +208,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
 
     prometheus = await LocalPrometheus.start({
       dir,
+      port: prometheusPort,
       config: {
         global: { scrape_interval: endpoint.interval, evaluation_interval: '1s' },
         scrape_configs: [
@@ -213,6 +232,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
               },
             ],
           },
+          { job_name: 'telemetry', static_configs: [{ targets: [exporter.target] }] },
         ],
       },
       rules: { groups: (findObject(objects, 'PrometheusRule') as PrometheusRule).spec.groups },
@@ -236,6 +256,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
   afterAll(async () => {
     for (const replica of replicas) await replica.process.stop();
     await prometheus.stop();
+    await exporter.stop();
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -257,7 +278,10 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         labels: Record<string, string>;
       }[];
     }>('/api/v1/targets');
-    const active = targets.data?.activeTargets ?? [];
+    // kopek's two replicas (the third target is the traffic telemetry kopek reads).
+    const active = (targets.data?.activeTargets ?? []).filter(
+      (target) => target.labels.job === job,
+    );
     expect(active).toHaveLength(2);
     for (const target of active) {
       expect(target).toMatchObject({
