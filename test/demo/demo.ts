@@ -1,13 +1,16 @@
 /**
  * `npm run demo`: a local EKS-like cluster running a commerce platform, analysed by kopek.
  *
- * 1. starts a local OCI registry holding the platform's images (with the platforms each offers);
+ * 1. starts a local OCI registry holding the platform's images (with the platforms each offers),
+ *    and a Prometheus scraping the traffic telemetry (Grafana Beyla's series) of its chattiest
+ *    services;
  * 2. starts the local control plane with 24 KWOK nodes over three zones;
  * 3. deploys the commerce platform of test/fixtures/commerce (the workloads, Services, PDBs and
  *    policies of its dump; controllers and the scheduler create and place the pods), with
  *    EBS-like volumes for its StatefulSets and images pointing at the local registry;
- * 4. runs `kopek run` with the Helm chart's RBAC, waits for every recommendation, and prints
- *    `kubectl get wrec -A` and the savings summary;
+ * 4. runs `kopek run` with the Helm chart's RBAC and that Prometheus, waits for every
+ *    recommendation, and prints `kubectl get wrec -A`, the savings summary, the measured
+ *    cross-zone dollars and the load kopek put on Prometheus;
  * 5. keeps everything running, metrics URL shown, until Ctrl-C (or exits at once with --exit),
  *    then stops all it started.
  */
@@ -18,6 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
+import { LocalPrometheus } from '../prometheus/prometheus.ts';
+import { TrafficExporter } from '../traffic/exporter.ts';
+import { beylaSeries, type ChattyEdge } from '../traffic/scenario.ts';
+import { until } from '../support/until.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import { Component, logTail, waitUntil } from '../cluster/process.ts';
 import { LocalRegistry } from '../registry/registry.ts';
@@ -40,6 +47,29 @@ const APPLIED_KINDS = new Set([
   'SavingsPolicy',
 ]);
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
+/** The window kopek reads traffic over: short, so the demo's new Prometheus soon holds it. */
+const TRAFFIC_WINDOW = '30s';
+/** An edge between two workloads named namespace/name. */
+function edge(client: string, server: string, r: number, serverKind?: string): ChattyEdge {
+  const end = (ref: string) => {
+    const [namespace = '', name = ''] = ref.split('/');
+    return { namespace, name };
+  };
+  const to = end(server);
+  return {
+    client: end(client),
+    server: serverKind ? { ...to, kind: serverKind } : to,
+    requestGiBPerHour: r,
+  };
+}
+/** The platform's chattiest calls, r GiB an hour per client zone (test/traffic/scenario.ts). */
+const CHATTY: ChattyEdge[] = [
+  edge('storefront/web', 'storefront/bff', 0.5),
+  edge('storefront/bff', 'shop/checkout', 0.2),
+  edge('storefront/bff', 'shop/cart', 0.3),
+  edge('shop/checkout', 'payments/payments-api', 0.1),
+  edge('shop/cart', 'shop/cart-redis', 0.4, 'StatefulSet'),
+];
 
 type Obj = Record<string, unknown>;
 
@@ -248,6 +278,34 @@ function summary(wrecs: WorkloadRecommendation[]): void {
     );
 }
 
+/** The measured cross-zone money, workload by workload, with each one's largest edge. */
+function measured(wrecs: WorkloadRecommendation[]): void {
+  const rows = wrecs
+    .filter((wrec) => wrec.status?.crossZone?.source === 'Measured')
+    .sort(
+      (a, b) =>
+        money(b.status?.crossZone?.monthlyCostUSD) - money(a.status?.crossZone?.monthlyCostUSD),
+    );
+  say(
+    '\nCross-zone traffic measured from Prometheus (Grafana Beyla), each edge counted at its server',
+  );
+  for (const wrec of rows) {
+    const cz = wrec.status?.crossZone;
+    const edge = cz?.edges?.[0];
+    say(
+      `  ${`${wrec.metadata.namespace ?? ''}/${wrec.spec.targetRef.name}`.padEnd(28)}${`${cz?.monthlyCrossZoneGB ?? '?'} GB/mo`.padEnd(14)}$${(cz?.monthlyCostUSD ?? '?').padStart(7)}/mo  saves $${cz?.monthlySavingsUSD ?? '0.00'}${edge ? `  (largest edge: ${edge.peer.namespace ?? ''}/${edge.peer.name})` : ''}`,
+    );
+  }
+}
+
+/** Sums the samples of a metric (all label sets) in an exposition text. */
+function total(metrics: string, pattern: RegExp): number {
+  return metrics
+    .split('\n')
+    .filter((line) => pattern.test(line))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
 const workDir = await mkdtemp(join(tmpdir(), 'kopek-demo-'));
 const started: { stop(): Promise<void> }[] = [];
 let stopping = false;
@@ -274,6 +332,19 @@ try {
     string[] | { platforms?: string[] }
   >;
   say(`    ${await seedRegistry(registry, table)} images pushed to ${registry.host}`);
+  const exporter = await TrafficExporter.start(beylaSeries(CHATTY, ZONES));
+  started.push({ stop: () => exporter.stop() });
+  const prometheus = await LocalPrometheus.start({
+    dir: join(workDir, 'prometheus'),
+    config: {
+      global: { scrape_interval: '1s' },
+      scrape_configs: [{ job_name: 'beyla', static_configs: [{ targets: [exporter.target] }] }],
+    },
+  });
+  started.push({ stop: () => prometheus.stop() });
+  say(
+    `    Prometheus ${prometheus.url} scraping Beyla's series of ${CHATTY.length} chatty services`,
+  );
 
   say(
     '2/4 starting the local control plane (the first run builds Kubernetes from source: minutes)',
@@ -322,7 +393,18 @@ try {
     `    ${pods.filter((phase) => phase === 'Running').length} pods Running, ${pods.filter((phase) => phase === 'Pending').length} Pending`,
   );
 
-  say("4/4 running kopek with the Helm chart's RBAC");
+  say("4/4 running kopek with the Helm chart's RBAC, reading traffic from Prometheus");
+  // Prometheus divides the counters' growth by the whole window: wait until it holds all of it.
+  await until(
+    `Prometheus holds ${TRAFFIC_WINDOW} of scrapes`,
+    async () =>
+      Number(
+        (await prometheus.query(`count_over_time(up{job="beyla"}[${TRAFFIC_WINDOW}])`)).data
+          ?.result[0]?.value[1] ?? 0,
+      ),
+    (scrapes) => scrapes >= 28,
+    120_000,
+  );
   const port = await freePort();
   const kopek = new Component({
     name: 'kopek',
@@ -338,6 +420,12 @@ try {
       'kopek',
       '--insecure-registries',
       registry.host,
+      '--prometheus-url',
+      prometheus.url,
+      '--traffic-window',
+      TRAFFIC_WINDOW,
+      '--traffic-refresh-interval',
+      '1m',
     ],
     logPath: join(workDir, 'kopek.log'),
   });
@@ -381,7 +469,15 @@ try {
   );
   say((await cluster.kubectl(['get', 'wrec', '-A'])).stdout.trimEnd());
   summary(wrecs);
+  measured(wrecs);
   const metrics = await (await fetch(`${metricsUrl}/metrics`)).text();
+  const refreshes = total(metrics, /^kopek_traffic_refreshes_total\{/);
+  const queries = total(metrics, /^kopek_traffic_queries_total\{/);
+  const detections = total(metrics, /^kopek_traffic_queries_total\{source="detect"/);
+  const seconds = total(metrics, /^kopek_traffic_query_duration_seconds_sum\{/);
+  say(
+    `\nLoad on Prometheus: ${refreshes} refresh${refreshes === 1 ? '' : 'es'}, ${queries} quer${queries === 1 ? 'y' : 'ies'} (${detections} to detect the source), ${(queries / Math.max(1, refreshes)).toFixed(1)} per refresh for ${wrecs.length} workloads, ${((1000 * seconds) / Math.max(1, queries)).toFixed(0)} ms per query on average`,
+  );
   const rss = Number(/^process_resident_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? 0);
   say(`\nkopek's resident memory: ${(rss / 2 ** 20).toFixed(0)} MiB`);
   say(`Metrics: ${metricsUrl}/metrics   Health: ${metricsUrl}/readyz`);

@@ -29,8 +29,16 @@ const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
 const NAMESPACE = 'kopek';
 /** Chatty edges of the shop, as Grafana Beyla would measure them, for the cross-zone edge panel. */
 const SHOP_EDGES = [
-  { namespace: 'shop', client: 'storefront', server: 'catalog', requestGiBPerHour: 0.5 },
-  { namespace: 'shop', client: 'storefront', server: 'recommendations', requestGiBPerHour: 0.2 },
+  {
+    client: { namespace: 'shop', name: 'storefront' },
+    server: { namespace: 'shop', name: 'catalog' },
+    requestGiBPerHour: 0.5,
+  },
+  {
+    client: { namespace: 'shop', name: 'storefront' },
+    server: { namespace: 'shop', name: 'recommendations' },
+    requestGiBPerHour: 0.2,
+  },
 ];
 
 interface ServiceMonitor extends KubeObject {

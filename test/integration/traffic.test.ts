@@ -26,10 +26,11 @@ import { beylaSeries, istioSeries, kubecostSeries, type ChattyEdge } from '../tr
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 /** r, in GiB an hour, per client zone and server pod (see test/traffic/scenario.ts). */
+const shop = (name: string) => ({ namespace: 'shop', name });
 const EDGES: ChattyEdge[] = [
-  { namespace: 'shop', client: 'web', server: 'checkout', requestGiBPerHour: 0.25 },
-  { namespace: 'shop', client: 'checkout', server: 'payments', requestGiBPerHour: 0.1, tcp: true },
-  { namespace: 'shop', client: 'web', server: 'catalog', requestGiBPerHour: 0.05 },
+  { client: shop('web'), server: shop('checkout'), requestGiBPerHour: 0.25 },
+  { client: shop('checkout'), server: shop('payments'), requestGiBPerHour: 0.1, tcp: true },
+  { client: shop('web'), server: shop('catalog'), requestGiBPerHour: 0.05 },
 ];
 /** The window kopek reads over: short, so the test's Prometheus soon holds all of it. */
 const WINDOW = '10s';

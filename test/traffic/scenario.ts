@@ -13,10 +13,16 @@ import type { GrowingSeries } from './exporter.ts';
 export const GiB = 2 ** 30;
 const PER_SECOND = GiB / 3600;
 
-export interface ChattyEdge {
+/** One end of an edge: a workload (a Deployment unless told). */
+export interface EdgeEnd {
   namespace: string;
-  client: string;
-  server: string;
+  name: string;
+  kind?: string;
+}
+
+export interface ChattyEdge {
+  client: EdgeEnd;
+  server: EdgeEnd;
   /** r: GiB an hour the client sends to one server pod from each zone. */
   requestGiBPerHour: number;
   /** Istio reports it as TCP instead of HTTP. */
@@ -32,10 +38,10 @@ export function beylaSeries(
   const series: GrowingSeries[] = [];
   for (const e of edges) {
     const r = e.requestGiBPerHour * PER_SECOND;
-    const end = (side: 'src' | 'dst', name: string) => ({
-      [`k8s_${side}_namespace`]: e.namespace,
-      [`k8s_${side}_owner_name`]: name,
-      [`k8s_${side}_owner_type`]: 'Deployment',
+    const end = (side: 'src' | 'dst', workload: EdgeEnd) => ({
+      [`k8s_${side}_namespace`]: workload.namespace,
+      [`k8s_${side}_owner_name`]: workload.name,
+      [`k8s_${side}_owner_type`]: workload.kind ?? 'Deployment',
     });
     zones.forEach((zone, i) => {
       for (const serverZone of [zone, next(zones, i)]) {
@@ -68,11 +74,11 @@ export function istioSeries(
   return edges.flatMap((e) => {
     const r = e.requestGiBPerHour * PER_SECOND * zones.length;
     const labels = {
-      source_workload: e.client,
-      source_workload_namespace: e.namespace,
-      destination_workload: e.server,
-      destination_workload_namespace: e.namespace,
-      destination_service_name: e.server,
+      source_workload: e.client.name,
+      source_workload_namespace: e.client.namespace,
+      destination_workload: e.server.name,
+      destination_workload_namespace: e.server.namespace,
+      destination_service_name: e.server.name,
     };
     return ['source', 'destination'].flatMap((reporter): GrowingSeries[] =>
       e.tcp
@@ -124,8 +130,8 @@ export function kubecostSeries(
   };
   for (const e of edges) {
     const r = e.requestGiBPerHour * PER_SECOND * zones.length;
-    add(e.namespace, e.server, 3 * r);
-    add(e.namespace, e.client, r);
+    add(e.server.namespace, e.server.name, 3 * r);
+    add(e.client.namespace, e.client.name, r);
   }
   return [...egress.values()].flatMap(({ namespace, workload, cross }) => {
     const pods = podsOf(namespace, workload);
