@@ -3,6 +3,7 @@ import { RESOURCES } from '../kube/resources.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { RecommendationController } from '../recommendations/controller.ts';
+import type { TrafficSource } from '../traffic/telemetry.ts';
 import { SNAPSHOT_PRICES, type PriceBook } from '../../recommender/pricing.ts';
 import { FakeKube } from './fake-kube.ts';
 import { ManualClock } from './manual-clock.ts';
@@ -35,7 +36,7 @@ export interface FakeOperator {
  * start, as unit tests drive it: put objects into `kube`, step `clock`, read what was written.
  */
 export async function startFakeOperator(
-  options: { kube?: FakeKube; prices?: () => PriceBook } = {},
+  options: { kube?: FakeKube; prices?: () => PriceBook; traffic?: TrafficSource } = {},
 ): Promise<FakeOperator> {
   const kube = options.kube ?? new FakeKube();
   const clock = new ManualClock();
@@ -58,6 +59,7 @@ export async function startFakeOperator(
     clock,
     prices: options.prices ?? (() => SNAPSHOT_PRICES),
     workers: 2,
+    ...(options.traffic ? { traffic: options.traffic } : {}),
   });
   await cache.start();
   const running = new AbortController();
