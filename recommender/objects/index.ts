@@ -1,0 +1,165 @@
+/**
+ * The objects kopek reads, flattened out of their Lists and indexed by kind, key and namespace.
+ * An object it cannot use gives a warning naming it; kinds it does not read are counted and
+ * reported once per kind.
+ */
+import type { SavingsPolicy } from '../api/v1alpha1.ts';
+import { nodeInfo, type NodeInfo } from './nodes.ts';
+import { arr, describe, isRecord, metaOf, objectKey, str, type K8s, type Obj } from './read.ts';
+
+/** Namespaces that never get a recommendation. */
+export const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set([
+  'kube-system',
+  'kube-public',
+  'kube-node-lease',
+]);
+
+/** Kinds the builder reads; every other kind is reported once and ignored. */
+export const KNOWN_KINDS: ReadonlySet<string> = new Set([
+  'Node',
+  'Namespace',
+  'Pod',
+  'Deployment',
+  'ReplicaSet',
+  'StatefulSet',
+  'DaemonSet',
+  'Job',
+  'CronJob',
+  'Rollout',
+  'PodDisruptionBudget',
+  'HorizontalPodAutoscaler',
+  'Service',
+  'EndpointSlice',
+  'PersistentVolumeClaim',
+  'PersistentVolume',
+  'SavingsPolicy',
+]);
+
+/** Kinds that run pods and may get a recommendation. */
+export const WORKLOAD_KINDS: ReadonlySet<string> = new Set([
+  'Deployment',
+  'ReplicaSet',
+  'StatefulSet',
+  'DaemonSet',
+  'Job',
+  'CronJob',
+  'Rollout',
+]);
+
+export interface Index {
+  nodes: Map<string, NodeInfo>;
+  namespaceLabels: Map<string, Record<string, string>>;
+  byKind: Map<string, K8s[]>;
+  byKey: Map<string, K8s>;
+  /** `kind/namespace` → objects, for the per-workload lookups. */
+  byNamespace: Map<string, K8s[]>;
+  /** `namespace/service` → its EndpointSlices. */
+  slicesByService: Map<string, K8s[]>;
+  policies: SavingsPolicy[];
+  warnings: string[];
+}
+
+/** Kinds some dumps wrap in a List (v1 List, or e.g. PodList). */
+function flatten(objects: readonly unknown[], warnings: string[]): Obj[] {
+  const out: Obj[] = [];
+  const visit = (o: unknown, where: string) => {
+    if (!isRecord(o)) {
+      if (o !== null && o !== undefined)
+        warnings.push(`${where}: not a Kubernetes object; skipped`);
+      return;
+    }
+    const kind = str(o.kind);
+    if (kind !== undefined && kind.endsWith('List') && Array.isArray(o.items)) {
+      arr(o.items).forEach((item, i) => {
+        visit(item, `${where} item ${i}`);
+      });
+      return;
+    }
+    out.push(o);
+  };
+  objects.forEach((o, i) => {
+    visit(o, `object ${i}`);
+  });
+  return out;
+}
+
+export function indexObjects(
+  objects: readonly unknown[],
+  options: { policies?: readonly SavingsPolicy[] },
+): Index {
+  const warnings: string[] = [];
+  const index: Index = {
+    nodes: new Map(),
+    namespaceLabels: new Map(),
+    byKind: new Map(),
+    byKey: new Map(),
+    byNamespace: new Map(),
+    slicesByService: new Map(),
+    policies: [...(options.policies ?? [])],
+    warnings,
+  };
+  const ignored = new Map<string, number>();
+  for (const raw of flatten(objects, warnings)) {
+    const kind = str(raw.kind);
+    const apiVersion = str(raw.apiVersion);
+    if (kind === undefined || apiVersion === undefined) {
+      warnings.push(
+        `an object without ${kind === undefined ? 'kind' : 'apiVersion'} is not a Kubernetes object; skipped`,
+      );
+      continue;
+    }
+    if (!KNOWN_KINDS.has(kind)) {
+      ignored.set(kind, (ignored.get(kind) ?? 0) + 1);
+      continue;
+    }
+    const meta = metaOf(raw);
+    if (meta === undefined) {
+      warnings.push(`a ${kind} without metadata.name; skipped`);
+      continue;
+    }
+    const o: K8s = { kind, apiVersion, meta, raw };
+    const k = objectKey(kind, meta.namespace, meta.name);
+    if (index.byKey.has(k)) {
+      warnings.push(`${describe(o)} appears twice; the last one is used`);
+      const list = index.byKind.get(kind) ?? [];
+      index.byKind.set(
+        kind,
+        list.filter((x) => objectKey(x.kind, x.meta.namespace, x.meta.name) !== k),
+      );
+    }
+    index.byKey.set(k, o);
+    index.byKind.set(kind, [...(index.byKind.get(kind) ?? []), o]);
+    if (kind === 'Node') index.nodes.set(meta.name, nodeInfo(o, warnings));
+    if (kind === 'Namespace') index.namespaceLabels.set(meta.name, meta.labels);
+    if (kind === 'SavingsPolicy') index.policies.push(raw as unknown as SavingsPolicy);
+  }
+  for (const list of index.byKind.values()) {
+    for (const o of list) {
+      const k = `${o.kind}/${o.meta.namespace}`;
+      const inNs = index.byNamespace.get(k);
+      if (inNs === undefined) index.byNamespace.set(k, [o]);
+      else inNs.push(o);
+      const service =
+        o.kind === 'EndpointSlice' ? o.meta.labels['kubernetes.io/service-name'] : undefined;
+      if (service === undefined) continue;
+      const sk = `${o.meta.namespace}/${service}`;
+      const slices = index.slicesByService.get(sk);
+      if (slices === undefined) index.slicesByService.set(sk, [o]);
+      else slices.push(o);
+    }
+  }
+  for (const [kind, n] of [...ignored].sort(([a], [b]) => a.localeCompare(b))) {
+    warnings.push(
+      `ignored ${n} ${kind} object${n === 1 ? '' : 's'}: kopek does not read that kind`,
+    );
+  }
+  return index;
+}
+
+export function kindList(index: Index, kind: string): K8s[] {
+  return index.byKind.get(kind) ?? [];
+}
+
+export function kindIn(index: Index, kind: string, namespace: string): K8s[] {
+  return index.byNamespace.get(`${kind}/${namespace}`) ?? [];
+}

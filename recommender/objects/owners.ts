@@ -1,0 +1,55 @@
+/**
+ * Owner chains: which workload a pod belongs to. Pod → ReplicaSet → Deployment (or Argo
+ * Rollout), Pod → Job → CronJob, Pod → StatefulSet / DaemonSet. When the ReplicaSet or Job is
+ * missing from the input, the pod-template-hash label (or a CronJob's `-<n>` job suffix) still
+ * ties the pod to its workload.
+ */
+import type { Index } from './index.ts';
+import { objectKey, ownerOf, type K8s } from './read.ts';
+
+/** The workload (kind/namespace/name key) a pod belongs to, or undefined for bare pods. */
+export function workloadOfPod(pod: K8s, index: Index): string | undefined {
+  const owner = ownerOf(pod.meta);
+  if (owner === undefined) return undefined;
+  const ns = pod.meta.namespace;
+  if (owner.kind === 'ReplicaSet') {
+    const rs = index.byKey.get(objectKey('ReplicaSet', ns, owner.name));
+    if (rs !== undefined) {
+      const top = ownerOf(rs.meta);
+      if (top !== undefined && (top.kind === 'Deployment' || top.kind === 'Rollout'))
+        return objectKey(top.kind, ns, top.name);
+      return objectKey('ReplicaSet', ns, owner.name);
+    }
+    // No ReplicaSet in the dump: its name is the Deployment's plus "-<pod-template-hash>".
+    const hash =
+      pod.meta.labels['pod-template-hash'] ?? pod.meta.labels['rollouts-pod-template-hash'];
+    if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
+      const base = owner.name.slice(0, -hash.length - 1);
+      for (const kind of ['Deployment', 'Rollout'])
+        if (index.byKey.has(objectKey(kind, ns, base))) return objectKey(kind, ns, base);
+    }
+    return objectKey('ReplicaSet', ns, owner.name);
+  }
+  if (owner.kind === 'Job') {
+    const job = index.byKey.get(objectKey('Job', ns, owner.name));
+    const top = job === undefined ? undefined : ownerOf(job.meta);
+    if (top?.kind === 'CronJob') return objectKey('CronJob', ns, top.name);
+    if (job === undefined) {
+      // No Job in the dump: a CronJob names its Jobs "<cronjob>-<scheduled time>".
+      const m = /^(.*)-\d+$/.exec(owner.name);
+      if (m?.[1] !== undefined && index.byKey.has(objectKey('CronJob', ns, m[1])))
+        return objectKey('CronJob', ns, m[1]);
+    }
+    return objectKey('Job', ns, owner.name);
+  }
+  return objectKey(owner.kind, ns, owner.name);
+}
+
+/** True for ReplicaSets and Jobs that a higher workload (Deployment, Rollout, CronJob) owns. */
+export function isOwnedIntermediate(o: K8s): boolean {
+  const owner = ownerOf(o.meta);
+  if (owner === undefined) return false;
+  if (o.kind === 'ReplicaSet') return owner.kind === 'Deployment' || owner.kind === 'Rollout';
+  if (o.kind === 'Job') return owner.kind === 'CronJob';
+  return false;
+}

@@ -1,0 +1,110 @@
+/**
+ * Typed readers for untyped Kubernetes objects (a kubectl dump, a cache's projections): each
+ * reader returns the value when it has the expected type and an empty or undefined value
+ * otherwise, so that a malformed field is skipped instead of throwing. Every file under
+ * objects/ reads objects through these and nothing else.
+ */
+
+/** A JSON object: what a Kubernetes object, or any field of one that is an object, looks like. */
+export type Obj = Record<string, unknown>;
+
+/** True for a plain JSON object (not null, not an array). */
+export function isRecord(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+export function obj(v: unknown): Obj {
+  return isRecord(v) ? v : {};
+}
+export function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+export function objs(v: unknown): Obj[] {
+  return arr(v).filter(isRecord);
+}
+export function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+export function int(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+export function strMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(obj(v))) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+export function strings(v: unknown): string[] {
+  return arr(v).filter((x): x is string => typeof x === 'string');
+}
+
+export interface OwnerRef {
+  kind: string;
+  name: string;
+  uid?: string;
+  controller: boolean;
+}
+
+export interface Meta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  owners: OwnerRef[];
+  creationTimestamp?: string;
+}
+
+/** An object with the kind, apiVersion and metadata it was indexed under, and its raw form. */
+export interface K8s {
+  kind: string;
+  apiVersion: string;
+  meta: Meta;
+  raw: Obj;
+}
+
+/** The metadata kopek reads; undefined without a name. */
+export function metaOf(raw: Obj): Meta | undefined {
+  const m = obj(raw.metadata);
+  const name = str(m.name);
+  if (name === undefined || name === '') return undefined;
+  const meta: Meta = {
+    name,
+    namespace: str(m.namespace) ?? '',
+    labels: strMap(m.labels),
+    annotations: strMap(m.annotations),
+    owners: objs(m.ownerReferences).flatMap((o) => {
+      const kind = str(o.kind);
+      const oname = str(o.name);
+      if (kind === undefined || oname === undefined) return [];
+      const ref: OwnerRef = {
+        kind,
+        name: oname,
+        controller: o.controller === true,
+      };
+      const uid = str(o.uid);
+      if (uid !== undefined) ref.uid = uid;
+      return [ref];
+    }),
+  };
+  const uid = str(m.uid);
+  if (uid !== undefined) meta.uid = uid;
+  return meta;
+}
+
+/** "Kind namespace/name" (or "Kind name" when cluster-scoped), for warnings. */
+export function describe(o: K8s): string {
+  return o.meta.namespace === ''
+    ? `${o.kind} ${o.meta.name}`
+    : `${o.kind} ${o.meta.namespace}/${o.meta.name}`;
+}
+
+/** The controlling owner (or the only one). */
+export function ownerOf(meta: Meta): OwnerRef | undefined {
+  return (
+    meta.owners.find((o) => o.controller) ?? (meta.owners.length === 1 ? meta.owners[0] : undefined)
+  );
+}
+
+/** The index key of an object: `kind/namespace/name`. */
+export function objectKey(kind: string, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}

@@ -1,0 +1,90 @@
+/**
+ * The Services that select a workload's pods: their ready endpoints per zone (from
+ * EndpointSlices, or the ready pods when there are none), their traffic distribution, and the
+ * zones their clients run in.
+ */
+import { ANNOTATION_TOPOLOGY_MODE, type ServiceFacts } from '../facts.ts';
+import { matchesSelector } from '../policy.ts';
+import { kindIn, SYSTEM_NAMESPACES, type Index } from './index.ts';
+import type { RunningPod } from './pods.ts';
+import { obj, objectKey, objs, str, strMap, type K8s } from './read.ts';
+
+export interface ZoneCounts {
+  total: Map<string, number>;
+  byWorkload: Map<string, Map<string, number>>;
+}
+
+/** Where client pods run: every non-system, non-DaemonSet running pod, per zone. */
+export function clientZones(pods: readonly RunningPod[]): ZoneCounts {
+  const total = new Map<string, number>();
+  const byWorkload = new Map<string, Map<string, number>>();
+  for (const p of pods) {
+    const zone = p.node?.facts.zone;
+    if (zone === undefined || SYSTEM_NAMESPACES.has(p.pod.meta.namespace)) continue;
+    if (p.workload?.startsWith('DaemonSet/') === true) continue;
+    total.set(zone, (total.get(zone) ?? 0) + 1);
+    if (p.workload !== undefined) {
+      const m = byWorkload.get(p.workload) ?? new Map<string, number>();
+      m.set(zone, (m.get(zone) ?? 0) + 1);
+      byWorkload.set(p.workload, m);
+    }
+  }
+  return { total, byWorkload };
+}
+
+export function servicesFor(
+  w: K8s,
+  templateLabels: Record<string, string>,
+  pods: readonly RunningPod[],
+  clients: ZoneCounts,
+  index: Index,
+): ServiceFacts[] {
+  const wkey = objectKey(w.kind, w.meta.namespace, w.meta.name);
+  const own = clients.byWorkload.get(wkey) ?? new Map<string, number>();
+  const clientWeights: Record<string, number> = {};
+  for (const [z, n] of [...clients.total].sort(([a], [b]) => a.localeCompare(b))) {
+    const weight = n - (own.get(z) ?? 0);
+    if (weight > 0) clientWeights[z] = weight;
+  }
+  const out: ServiceFacts[] = [];
+  for (const s of kindIn(index, 'Service', w.meta.namespace)) {
+    const spec = obj(s.raw.spec);
+    if (spec.type === 'ExternalName') continue;
+    const selector = strMap(spec.selector);
+    if (
+      Object.keys(selector).length === 0 ||
+      !matchesSelector({ matchLabels: selector }, templateLabels)
+    )
+      continue;
+    const perZone: Record<string, number> = {};
+    const slices = index.slicesByService.get(`${s.meta.namespace}/${s.meta.name}`) ?? [];
+    if (slices.length > 0) {
+      for (const slice of slices) {
+        for (const ep of objs(slice.raw.endpoints)) {
+          const zone = str(ep.zone);
+          const ready = obj(ep.conditions).ready !== false;
+          if (zone !== undefined && ready) perZone[zone] = (perZone[zone] ?? 0) + 1;
+        }
+      }
+    } else {
+      for (const p of pods) {
+        const zone = p.node?.facts.zone;
+        if (zone !== undefined && p.ready) perZone[zone] = (perZone[zone] ?? 0) + 1;
+      }
+    }
+    const fact: ServiceFacts = {
+      name: s.meta.name,
+      headless: spec.clusterIP === 'None',
+      readyEndpointsPerZone: perZone,
+      clientWeightsByZone: clientWeights,
+    };
+    const td = str(spec.trafficDistribution);
+    const mode =
+      s.meta.annotations[ANNOTATION_TOPOLOGY_MODE] ??
+      s.meta.annotations['service.kubernetes.io/topology-aware-hints'];
+    if (td !== undefined) fact.trafficDistribution = td;
+    if (mode !== undefined) fact.topologyMode = mode;
+    out.push(fact);
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
