@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { factsFromObjects } from '../facts-from-objects.ts';
+import { deployment, NODES, pod, podSpec } from './testing.ts';
+
+describe('owner chains', () => {
+  it('ties pods to Deployments through their ReplicaSet, with or without the ReplicaSet in the dump', () => {
+    const objects = [
+      ...NODES,
+      deployment('web'),
+      deployment('api'),
+      {
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        metadata: {
+          name: 'web-abc',
+          namespace: 'shop',
+          ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
+        },
+        spec: { template: {} },
+      },
+      pod('web-abc-1', 'shop', 'n-a', { kind: 'ReplicaSet', name: 'web-abc' }),
+      pod('web-abc-2', 'shop', 'n-b', { kind: 'ReplicaSet', name: 'web-abc' }),
+      pod(
+        'api-7d9f-1',
+        'shop',
+        'n-c',
+        { kind: 'ReplicaSet', name: 'api-7d9f' },
+        { 'pod-template-hash': '7d9f' },
+      ),
+    ];
+    const { facts, warnings } = factsFromObjects(objects);
+    expect(warnings).toEqual([]);
+    expect(facts.map((f) => `${f.kind}/${f.name}:${f.pods.map((p) => p.name).join(',')}`)).toEqual([
+      'Deployment/api:api-7d9f-1',
+      'Deployment/web:web-abc-1,web-abc-2',
+    ]);
+    const web = facts.find((f) => f.name === 'web');
+    expect(web?.pods[0]).toMatchObject({
+      cpuRequestCores: 0.5,
+      memoryRequestBytes: 1024 ** 3,
+      ready: true,
+      node: {
+        zone: 'us-east-1a',
+        instanceType: 'm6i.xlarge',
+        capacityType: 'on-demand',
+        arch: 'amd64',
+        cpuCores: 4,
+      },
+    });
+    expect(web?.pods[1]?.node?.capacityType).toBe('spot');
+  });
+
+  it('ties pods to CronJobs through their Job, with or without the Job in the dump', () => {
+    const cron = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'report', namespace: 'batch' },
+      spec: {
+        schedule: '@daily',
+        jobTemplate: {
+          spec: {
+            backoffLimit: 2,
+            template: { metadata: { labels: { app: 'report' } }, spec: podSpec() },
+          },
+        },
+      },
+    };
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: 'report-100',
+        namespace: 'batch',
+        ownerReferences: [{ kind: 'CronJob', name: 'report', controller: true }],
+      },
+      spec: { template: { spec: podSpec() } },
+      status: { startTime: '2026-07-01T02:00:00Z', completionTime: '2026-07-01T02:10:00Z' },
+    };
+    const objects = [
+      ...NODES,
+      cron,
+      job,
+      pod('report-100-x', 'batch', 'n-a', { kind: 'Job', name: 'report-100' }),
+      pod('report-200-y', 'batch', 'n-b', { kind: 'Job', name: 'report-200' }),
+    ];
+    const { facts } = factsFromObjects(objects);
+    expect(facts).toHaveLength(1);
+    expect(facts[0]).toMatchObject({
+      kind: 'CronJob',
+      name: 'report',
+      job: { backoffLimit: 2, observedRunSeconds: 600 },
+    });
+    expect(facts[0]?.pods.map((p) => p.name)).toEqual(['report-100-x', 'report-200-y']);
+  });
+});
