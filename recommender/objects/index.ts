@@ -99,6 +99,9 @@ export function indexObjects(
     warnings,
   };
   const ignored = new Map<string, number>();
+  // Per kind, key → object. A Map keeps insertion order, and delete + set moves a duplicate to
+  // the end: the same order as appending, with the earlier copy gone, in constant time.
+  const kinds = new Map<string, Map<string, K8s>>();
   for (const raw of flatten(objects, warnings)) {
     const kind = str(raw.kind);
     const apiVersion = str(raw.apiVersion);
@@ -119,20 +122,16 @@ export function indexObjects(
     }
     const o: K8s = { kind, apiVersion, meta, raw };
     const k = objectKey(kind, meta.namespace, meta.name);
-    if (index.byKey.has(k)) {
-      warnings.push(`${describe(o)} appears twice; the last one is used`);
-      const list = index.byKind.get(kind) ?? [];
-      index.byKind.set(
-        kind,
-        list.filter((x) => objectKey(x.kind, x.meta.namespace, x.meta.name) !== k),
-      );
-    }
+    let ofKind = kinds.get(kind);
+    if (ofKind === undefined) kinds.set(kind, (ofKind = new Map<string, K8s>()));
+    if (ofKind.delete(k)) warnings.push(`${describe(o)} appears twice; the last one is used`);
+    ofKind.set(k, o);
     index.byKey.set(k, o);
-    index.byKind.set(kind, [...(index.byKind.get(kind) ?? []), o]);
     if (kind === 'Node') index.nodes.set(meta.name, nodeInfo(o, warnings));
     if (kind === 'Namespace') index.namespaceLabels.set(meta.name, meta.labels);
     if (kind === 'SavingsPolicy') index.policies.push(raw as unknown as SavingsPolicy);
   }
+  for (const [kind, ofKind] of kinds) index.byKind.set(kind, [...ofKind.values()]);
   for (const list of index.byKind.values()) {
     for (const o of list) {
       const k = `${o.kind}/${o.meta.namespace}`;
