@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 /**
- * Benchmark (not a test): recommendations per second over 50,000 synthetic workloads.
+ * Benchmark (not a test): recommendations per second over 50,000 synthetic workloads, and how
+ * the time of factsFromObjects grows with the size of a dump.
  *
- *   npm run bench            (node test/bench/recommend.ts [--workloads N] [--rounds R])
+ *   npm run bench   (node test/bench/recommend.ts [--workloads N] [--rounds R] [--dump-workloads D])
  *
- * The machine is shared and noisy, so the figure that means something is the ratio to a
- * baseline measured in the same run, over the same facts: JSON.stringify of each workload's
- * facts (a pass that touches every field once). Each side runs R rounds; the best round counts.
+ * The machine is shared and noisy, so the figures that mean something are ratios measured in
+ * the same run: recommend against a baseline over the same facts (JSON.stringify of each
+ * workload's facts, a pass that touches every field once), and factsFromObjects over a dump of
+ * 2·D workloads against one of D (linear: about 2×). Each runs R rounds; the best round counts.
  */
 import { performance } from 'node:perf_hooks';
 import type { WorkloadKind } from '../../recommender/api/v1alpha1.ts';
+import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
 import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import { recommend } from '../../recommender/recommend.ts';
@@ -23,6 +26,7 @@ import {
   service,
   template,
 } from '../../recommender/testing.ts';
+import { syntheticDump } from './synthetic-dump.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -32,6 +36,7 @@ function arg(name: string, fallback: number): number {
 
 const WORKLOADS = arg('--workloads', 50_000);
 const ROUNDS = arg('--rounds', 3);
+const DUMP_WORKLOADS = arg('--dump-workloads', 5_000);
 
 /** A small deterministic PRNG (mulberry32), so every run benchmarks the same workloads. */
 function rng(seed: number): () => number {
@@ -148,6 +153,27 @@ function best(
   return fastest;
 }
 
+/** The best of R rounds of factsFromObjects over a synthetic dump of `workloads` workloads. */
+function factsMs(workloads: number): { ms: number; objects: number } {
+  const dump = syntheticDump(workloads);
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = performance.now();
+    const built = factsFromObjects(dump);
+    fastest = Math.min(fastest, performance.now() - start);
+    if (built.facts.length !== workloads)
+      throw new Error(`facts for ${built.facts.length} of ${workloads}`);
+  }
+  return { ms: fastest, objects: dump.length };
+}
+// First, while the heap holds nothing else: a major GC marks every live object, so the 50,000
+// workloads' facts below would slow this part down for reasons of the benchmark's own.
+factsMs(Math.min(500, DUMP_WORKLOADS)); // warm-up
+const small = factsMs(DUMP_WORKLOADS);
+const large = factsMs(2 * DUMP_WORKLOADS);
+const dumpLine = (n: number, run: { ms: number; objects: number }) =>
+  `${n.toLocaleString('en-US')} workloads (${run.objects.toLocaleString('en-US')} objects) in ${run.ms.toFixed(0)} ms`;
+
 const facts = synthetic(WORKLOADS);
 // Warm up both paths (JIT, the price tables' lazy caches) on a slice first.
 best('warm', facts.slice(0, 2000), (f) => JSON.stringify(f));
@@ -163,6 +189,8 @@ process.stdout.write(
     `baseline:         ${perSecond(baselineMs).toLocaleString('en-US')} JSON.stringify(facts)/s (${baselineMs.toFixed(0)} ms)`,
     `recommend:        ${perSecond(recommendMs).toLocaleString('en-US')} recommendations/s (${recommendMs.toFixed(0)} ms)`,
     `ratio:            recommend takes ${(recommendMs / baselineMs).toFixed(1)}× the time of the baseline`,
+    `facts from dump:  ${dumpLine(DUMP_WORKLOADS, small)}; ${dumpLine(2 * DUMP_WORKLOADS, large)}`,
+    `growth:           twice the dump takes ${(large.ms / small.ms).toFixed(2)}× the time (linear: ≈2)`,
     '',
   ].join('\n'),
 );
