@@ -7,7 +7,8 @@
  * index.ts (Lists flattened, objects indexed), nodes.ts (nodes and the cluster), owners.ts
  * (pod → workload through owner chains), pods.ts (running pods and their requests),
  * templates.ts (pod templates), controllers.ts (replicas, HPA, PDB, Jobs), services.ts
- * (Services, EndpointSlices, client zones), all through the typed readers of read.ts.
+ * (Services, EndpointSlices, client zones), policies.ts (SavingsPolicies, validated), all
+ * through the typed readers of read.ts.
  * System namespaces and workloads annotated kopek.dev/ignore: "true" get no facts.
  */
 import type { SavingsPolicy, WorkloadKind } from './api/v1alpha1.ts';
@@ -30,6 +31,7 @@ import {
 import { clusterFacts } from './objects/nodes.ts';
 import { isOwnedIntermediate } from './objects/owners.ts';
 import { podFacts, runningPods, type RunningPod } from './objects/pods.ts';
+import { readPolicies } from './objects/policies.ts';
 import { describe, isRecord, obj, objectKey, type K8s } from './objects/read.ts';
 import { clientZones, servicesFor, type ZoneCounts } from './objects/services.ts';
 import { templateOf, templateSource } from './objects/templates.ts';
@@ -83,6 +85,8 @@ interface Context {
   podsByWorkload: Map<string, RunningPod[]>;
   clients: ZoneCounts;
   images: ReadonlyMap<string, ImagePlatformsFact>;
+  /** The well-formed SavingsPolicies, from the options and the objects. */
+  policies: readonly SavingsPolicy[];
 }
 
 function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
@@ -116,7 +120,7 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
     imagePlatforms: imagesFor(template, ctx.images),
     services: servicesFor(w, template.labels, pods, ctx.clients, index),
     cluster: ctx.cluster,
-    policy: selectPolicy(index.policies, nsLabels, w.meta.labels),
+    policy: selectPolicy(ctx.policies, nsLabels, w.meta.labels),
   };
   if (w.meta.uid !== undefined) facts.uid = w.meta.uid;
   if (hpa !== undefined) facts.hpa = hpa;
@@ -134,7 +138,11 @@ export function factsFromObjects(
   objects: readonly unknown[],
   options: BuildOptions = {},
 ): BuildResult {
-  const index = indexObjects(objects, options);
+  const index = indexObjects(objects);
+  const policies = readPolicies(
+    [...(options.policies ?? []), ...kindList(index, 'SavingsPolicy').map((o) => o.raw)],
+    index.warnings,
+  );
   const cluster = clusterFacts(index.nodes.values(), kindList(index, 'Node'), options);
   const pods = runningPods(index);
   const podsByWorkload = new Map<string, RunningPod[]>();
@@ -150,6 +158,7 @@ export function factsFromObjects(
     pods,
     podsByWorkload,
     clients: clientZones(pods),
+    policies,
     images: imagePlatformTable(options.imagePlatforms ?? {}),
   };
   const facts: WorkloadFacts[] = [];

@@ -3,7 +3,6 @@
  * An object it cannot use gives a warning naming it; kinds it does not read are counted and
  * reported once per kind.
  */
-import type { SavingsPolicy } from '../api/v1alpha1.ts';
 import { nodeInfo, type NodeInfo } from './nodes.ts';
 import { arr, describe, isRecord, metaOf, objectKey, str, type K8s, type Obj } from './read.ts';
 
@@ -55,7 +54,6 @@ export interface Index {
   byNamespace: Map<string, K8s[]>;
   /** `namespace/service` → its EndpointSlices. */
   slicesByService: Map<string, K8s[]>;
-  policies: SavingsPolicy[];
   warnings: string[];
 }
 
@@ -83,10 +81,7 @@ function flatten(objects: readonly unknown[], warnings: string[]): Obj[] {
   return out;
 }
 
-export function indexObjects(
-  objects: readonly unknown[],
-  options: { policies?: readonly SavingsPolicy[] },
-): Index {
+export function indexObjects(objects: readonly unknown[]): Index {
   const warnings: string[] = [];
   const index: Index = {
     nodes: new Map(),
@@ -95,7 +90,6 @@ export function indexObjects(
     byKey: new Map(),
     byNamespace: new Map(),
     slicesByService: new Map(),
-    policies: [...(options.policies ?? [])],
     warnings,
   };
   const ignored = new Map<string, number>();
@@ -129,7 +123,6 @@ export function indexObjects(
     index.byKey.set(k, o);
     if (kind === 'Node') index.nodes.set(meta.name, nodeInfo(o, warnings));
     if (kind === 'Namespace') index.namespaceLabels.set(meta.name, meta.labels);
-    if (kind === 'SavingsPolicy') index.policies.push(raw as unknown as SavingsPolicy);
   }
   for (const [kind, ofKind] of kinds) index.byKind.set(kind, [...ofKind.values()]);
   for (const list of index.byKind.values()) {
