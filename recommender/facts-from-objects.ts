@@ -20,7 +20,15 @@ import {
   type WorkloadFacts,
 } from './facts.ts';
 import { imagePlatformTable, lookupImagePlatforms } from './images.ts';
-import { hpaFor, jobFacts, pdbFor, replicasOf, selectorOf } from './objects/controllers.ts';
+import {
+  hpaFor,
+  jobFacts,
+  pdbFor,
+  readBudgets,
+  replicasOf,
+  selectorOf,
+  type Budget,
+} from './objects/controllers.ts';
 import {
   indexObjects,
   kindList,
@@ -85,6 +93,8 @@ interface Context {
   podsByWorkload: Map<string, RunningPod[]>;
   clients: ZoneCounts;
   images: ReadonlyMap<string, ImagePlatformsFact>;
+  /** PodDisruptionBudgets per namespace. */
+  budgets: ReadonlyMap<string, readonly Budget[]>;
   /** The well-formed SavingsPolicies, from the options and the objects. */
   policies: readonly SavingsPolicy[];
 }
@@ -124,7 +134,7 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
   };
   if (w.meta.uid !== undefined) facts.uid = w.meta.uid;
   if (hpa !== undefined) facts.hpa = hpa;
-  const pdb = pdbFor(w, template.labels, effective, index);
+  const pdb = pdbFor(template.labels, effective, ctx.budgets.get(w.meta.namespace) ?? []);
   if (pdb !== undefined) facts.pdb = pdb;
   if (source.jobSpec !== undefined) facts.job = jobFacts(w, source.jobSpec, index);
   return facts;
@@ -158,6 +168,7 @@ export function factsFromObjects(
     pods,
     podsByWorkload,
     clients: clientZones(pods),
+    budgets: readBudgets(index),
     policies,
     images: imagePlatformTable(options.imagePlatforms ?? {}),
   };

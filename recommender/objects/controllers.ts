@@ -3,10 +3,23 @@
  * HorizontalPodAutoscaler that scales it, the PodDisruptionBudget that limits evictions, and
  * for Jobs and CronJobs their retries, deadlines and observed run time.
  */
+import type { LabelSelector } from '../api/v1alpha1.ts';
 import type { HpaFacts, JobFacts, PdbFacts } from '../facts.ts';
 import { matchesSelector } from '../policy.ts';
-import { kindIn, type Index } from './index.ts';
-import { int, obj, objs, ownerOf, str, strMap, type K8s, type Obj } from './read.ts';
+import { kindIn, kindList, type Index } from './index.ts';
+import {
+  describe,
+  int,
+  obj,
+  objs,
+  ownerOf,
+  shown,
+  str,
+  strMap,
+  type K8s,
+  type Obj,
+} from './read.ts';
+import { labelSelectorOf } from './selectors.ts';
 
 function percentOrInt(v: unknown, total: number): number | undefined {
   if (typeof v === 'number') return v;
@@ -14,18 +27,45 @@ function percentOrInt(v: unknown, total: number): number | undefined {
   return m?.[1] === undefined ? undefined : Math.ceil((total * Number(m[1])) / 100);
 }
 
+/** A PodDisruptionBudget whose selector could be read. */
+export interface Budget {
+  pdb: K8s;
+  selector: LabelSelector;
+}
+
+/**
+ * The PodDisruptionBudgets with a selector, per namespace, in input order. One whose selector
+ * is malformed gives a warning and is left out (matchesSelector would throw on it).
+ */
+export function readBudgets(index: Index): Map<string, Budget[]> {
+  const out = new Map<string, Budget[]>();
+  for (const pdb of kindList(index, 'PodDisruptionBudget')) {
+    const raw = obj(pdb.raw.spec).selector;
+    if (Object.keys(obj(raw)).length === 0) continue;
+    const selector = labelSelectorOf(raw);
+    if (selector === undefined) {
+      index.warnings.push(
+        `${describe(pdb)}: spec.selector ${shown(raw)} is not a label selector; ignored`,
+      );
+      continue;
+    }
+    const inNs = out.get(pdb.meta.namespace);
+    if (inNs === undefined) out.set(pdb.meta.namespace, [{ pdb, selector }]);
+    else inNs.push({ pdb, selector });
+  }
+  return out;
+}
+
+/** The budget selecting `labels` that allows the fewest disruptions (the first on a tie). */
 export function pdbFor(
-  w: K8s,
   labels: Record<string, string>,
   replicas: number,
-  index: Index,
+  budgets: readonly Budget[],
 ): PdbFacts | undefined {
   let best: PdbFacts | undefined;
-  for (const p of kindIn(index, 'PodDisruptionBudget', w.meta.namespace)) {
-    const spec = obj(p.raw.spec);
-    const selector = obj(spec.selector);
-    if (Object.keys(selector).length === 0) continue;
+  for (const { pdb: p, selector } of budgets) {
     if (!matchesSelector(selector, labels)) continue;
+    const spec = obj(p.raw.spec);
     let allowed: number;
     const maxUnavailable = percentOrInt(spec.maxUnavailable, replicas);
     const minAvailable = percentOrInt(spec.minAvailable, replicas);

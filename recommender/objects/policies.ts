@@ -17,8 +17,7 @@ import {
   type SavingsPolicySpec,
   type SpotPolicy,
 } from '../api/v1alpha1.ts';
-import { clip } from '../reasons.ts';
-import { arr, isRecord, obj, str, type Obj } from './read.ts';
+import { arr, isRecord, obj, shown, str, type Obj } from './read.ts';
 import { labelSelectorOf } from './selectors.ts';
 
 type Read<T> = (v: unknown) => T | undefined;
@@ -59,7 +58,7 @@ class Fields<T extends object> {
     if (v === undefined || v === null) return this;
     const value = read(v);
     if (value === undefined)
-      this.problems.push(`${this.path}.${key} is ${clip(JSON.stringify(v), 60)}, not ${expected}`);
+      this.problems.push(`${this.path}.${key} is ${shown(v)}, not ${expected}`);
     else this.out[key] = value;
     return this;
   }

@@ -4,6 +4,7 @@
  * otherwise, so that a malformed field is skipped instead of throwing. Every file under
  * objects/ reads objects through these and nothing else.
  */
+import { clip } from '../reasons.ts';
 
 /** A JSON object: what a Kubernetes object, or any field of one that is an object, looks like. */
 export type Obj = Record<string, unknown>;
@@ -34,6 +35,11 @@ export function strMap(v: unknown): Record<string, string> {
 }
 export function strings(v: unknown): string[] {
   return arr(v).filter((x): x is string => typeof x === 'string');
+}
+
+/** A value as JSON, cut short, for a warning that says what was found. */
+export function shown(v: unknown): string {
+  return clip(JSON.stringify(v), 80);
 }
 
 export interface OwnerRef {
