@@ -15,14 +15,16 @@ import type { SavingsPolicy, WorkloadKind } from './api/v1alpha1.ts';
 import {
   ANNOTATION_IGNORE,
   type ClusterFacts,
+  type HpaFacts,
   type ImagePlatformsFact,
   type PodTemplateFacts,
   type WorkloadFacts,
 } from './facts.ts';
 import { imagePlatformTable, lookupImagePlatforms } from './images.ts';
 import {
-  hpaFor,
+  hpasByTarget,
   jobFacts,
+  jobsByOwner,
   pdbFor,
   readBudgets,
   replicasOf,
@@ -41,7 +43,14 @@ import { isOwnedIntermediate } from './objects/owners.ts';
 import { podFacts, runningPods, type RunningPod } from './objects/pods.ts';
 import { readPolicies } from './objects/policies.ts';
 import { describe, isRecord, obj, objectKey, type K8s } from './objects/read.ts';
-import { clientZones, servicesFor, type ZoneCounts } from './objects/services.ts';
+import {
+  clientZones,
+  readServices,
+  servicesFor,
+  type SelectingService,
+  type ZoneCounts,
+} from './objects/services.ts';
+import type { SelectorIndex } from './objects/selectors.ts';
 import { templateOf, templateSource } from './objects/templates.ts';
 import { selectPolicy } from './policy.ts';
 
@@ -93,8 +102,11 @@ interface Context {
   podsByWorkload: Map<string, RunningPod[]>;
   clients: ZoneCounts;
   images: ReadonlyMap<string, ImagePlatformsFact>;
-  /** PodDisruptionBudgets per namespace. */
-  budgets: ReadonlyMap<string, readonly Budget[]>;
+  // Lookups built once, so that each workload costs the same however large its namespace.
+  budgets: SelectorIndex<Budget>;
+  services: SelectorIndex<SelectingService>;
+  hpas: ReadonlyMap<string, HpaFacts>;
+  jobs: ReadonlyMap<string, K8s[]>;
   /** The well-formed SavingsPolicies, from the options and the objects. */
   policies: readonly SavingsPolicy[];
 }
@@ -111,7 +123,7 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
   const wkey = objectKey(w.kind, w.meta.namespace, w.meta.name);
   const pods = ctx.podsByWorkload.get(wkey) ?? [];
   const replicas = replicasOf(w, source.jobSpec, pods.length);
-  const hpa = hpaFor(w, index);
+  const hpa = ctx.hpas.get(wkey);
   const effective = hpa?.minReplicas ?? replicas;
   const nsLabels = {
     ...(index.namespaceLabels.get(w.meta.namespace) ?? {}),
@@ -128,15 +140,19 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
     template,
     pods: pods.map((p) => podFacts(p, index.warnings)).sort((a, b) => a.name.localeCompare(b.name)),
     imagePlatforms: imagesFor(template, ctx.images),
-    services: servicesFor(w, template.labels, pods, ctx.clients, index),
+    services: servicesFor(w, template.labels, pods, ctx.clients, ctx.services),
     cluster: ctx.cluster,
     policy: selectPolicy(ctx.policies, nsLabels, w.meta.labels),
   };
   if (w.meta.uid !== undefined) facts.uid = w.meta.uid;
   if (hpa !== undefined) facts.hpa = hpa;
-  const pdb = pdbFor(template.labels, effective, ctx.budgets.get(w.meta.namespace) ?? []);
+  const pdb = pdbFor(
+    template.labels,
+    effective,
+    ctx.budgets.candidates(w.meta.namespace, template.labels),
+  );
   if (pdb !== undefined) facts.pdb = pdb;
-  if (source.jobSpec !== undefined) facts.job = jobFacts(w, source.jobSpec, index);
+  if (source.jobSpec !== undefined) facts.job = jobFacts(w, source.jobSpec, ctx.jobs);
   return facts;
 }
 
@@ -169,6 +185,9 @@ export function factsFromObjects(
     podsByWorkload,
     clients: clientZones(pods),
     budgets: readBudgets(index),
+    services: readServices(index),
+    hpas: hpasByTarget(index),
+    jobs: jobsByOwner(index),
     policies,
     images: imagePlatformTable(options.imagePlatforms ?? {}),
   };

@@ -6,11 +6,12 @@
 import type { LabelSelector } from '../api/v1alpha1.ts';
 import type { HpaFacts, JobFacts, PdbFacts } from '../facts.ts';
 import { matchesSelector } from '../policy.ts';
-import { kindIn, kindList, type Index } from './index.ts';
+import { kindList, type Index } from './index.ts';
 import {
   describe,
   int,
   obj,
+  objectKey,
   objs,
   ownerOf,
   shown,
@@ -19,7 +20,7 @@ import {
   type K8s,
   type Obj,
 } from './read.ts';
-import { labelSelectorOf } from './selectors.ts';
+import { labelSelectorOf, SelectorIndex } from './selectors.ts';
 
 function percentOrInt(v: unknown, total: number): number | undefined {
   if (typeof v === 'number') return v;
@@ -34,26 +35,22 @@ export interface Budget {
 }
 
 /**
- * The PodDisruptionBudgets with a selector, per namespace, in input order. One whose selector
- * is malformed gives a warning and is left out (matchesSelector would throw on it).
+ * The PodDisruptionBudgets with a selector, by the labels they select. One whose selector is
+ * malformed gives a warning and is left out (matchesSelector would throw on it).
  */
-export function readBudgets(index: Index): Map<string, Budget[]> {
-  const out = new Map<string, Budget[]>();
+export function readBudgets(index: Index): SelectorIndex<Budget> {
+  const budgets = new SelectorIndex<Budget>();
   for (const pdb of kindList(index, 'PodDisruptionBudget')) {
     const raw = obj(pdb.raw.spec).selector;
     if (Object.keys(obj(raw)).length === 0) continue;
     const selector = labelSelectorOf(raw);
-    if (selector === undefined) {
+    if (selector === undefined)
       index.warnings.push(
         `${describe(pdb)}: spec.selector ${shown(raw)} is not a label selector; ignored`,
       );
-      continue;
-    }
-    const inNs = out.get(pdb.meta.namespace);
-    if (inNs === undefined) out.set(pdb.meta.namespace, [{ pdb, selector }]);
-    else inNs.push({ pdb, selector });
+    else budgets.add(pdb.meta.namespace, selector.matchLabels, { pdb, selector });
   }
-  return out;
+  return budgets;
 }
 
 /** The budget selecting `labels` that allows the fewest disruptions (the first on a tie). */
@@ -78,21 +75,42 @@ export function pdbFor(
   return best;
 }
 
-export function hpaFor(w: K8s, index: Index): HpaFacts | undefined {
-  for (const h of kindIn(index, 'HorizontalPodAutoscaler', w.meta.namespace)) {
+/** HPA facts by the workload they scale (`kind/namespace/name`); the first one wins. */
+export function hpasByTarget(index: Index): Map<string, HpaFacts> {
+  const out = new Map<string, HpaFacts>();
+  for (const h of kindList(index, 'HorizontalPodAutoscaler')) {
     const spec = obj(h.raw.spec);
     const target = obj(spec.scaleTargetRef);
-    if (target.kind !== w.kind || target.name !== w.meta.name) continue;
-    return {
+    const kind = str(target.kind);
+    const name = str(target.name);
+    if (kind === undefined || name === undefined) continue;
+    const key = objectKey(kind, h.meta.namespace, name);
+    if (out.has(key)) continue;
+    out.set(key, {
       name: h.meta.name,
       minReplicas: int(spec.minReplicas) ?? 1,
       maxReplicas: int(spec.maxReplicas) ?? 1,
-    };
+    });
   }
-  return undefined;
+  return out;
 }
 
-export function jobFacts(w: K8s, jobSpec: Obj, index: Index): JobFacts {
+/** Jobs by the name of their controlling owner (`namespace/name`): a CronJob's Jobs. */
+export function jobsByOwner(index: Index): Map<string, K8s[]> {
+  const out = new Map<string, K8s[]>();
+  for (const j of kindList(index, 'Job')) {
+    const owner = ownerOf(j.meta);
+    if (owner === undefined) continue;
+    const key = `${j.meta.namespace}/${owner.name}`;
+    const list = out.get(key);
+    if (list === undefined) out.set(key, [j]);
+    else list.push(j);
+  }
+  return out;
+}
+
+/** A Job's or CronJob's facts; `jobs` are the Jobs a CronJob owns (see jobsByOwner). */
+export function jobFacts(w: K8s, jobSpec: Obj, jobs: ReadonlyMap<string, K8s[]>): JobFacts {
   const out: JobFacts = {};
   const backoff = int(jobSpec.backoffLimit);
   const deadline = int(jobSpec.activeDeadlineSeconds);
@@ -104,12 +122,9 @@ export function jobFacts(w: K8s, jobSpec: Obj, index: Index): JobFacts {
   );
   if (ignores) out.ignoresDisruptions = true;
   // The run time of the Job itself, or of the CronJob's latest finished Job.
-  const jobs =
-    w.kind === 'Job'
-      ? [w]
-      : kindIn(index, 'Job', w.meta.namespace).filter((j) => ownerOf(j.meta)?.name === w.meta.name);
+  const runs = w.kind === 'Job' ? [w] : (jobs.get(`${w.meta.namespace}/${w.meta.name}`) ?? []);
   let latest: { start: number; seconds: number } | undefined;
-  for (const j of jobs) {
+  for (const j of runs) {
     const status = obj(j.raw.status);
     const start = Date.parse(str(status.startTime) ?? '');
     const end = Date.parse(str(status.completionTime) ?? '');

@@ -50,10 +50,6 @@ export interface Index {
   namespaceLabels: Map<string, Record<string, string>>;
   byKind: Map<string, K8s[]>;
   byKey: Map<string, K8s>;
-  /** `kind/namespace` → objects, for the per-workload lookups. */
-  byNamespace: Map<string, K8s[]>;
-  /** `namespace/service` → its EndpointSlices. */
-  slicesByService: Map<string, K8s[]>;
   warnings: string[];
 }
 
@@ -88,8 +84,6 @@ export function indexObjects(objects: readonly unknown[]): Index {
     namespaceLabels: new Map(),
     byKind: new Map(),
     byKey: new Map(),
-    byNamespace: new Map(),
-    slicesByService: new Map(),
     warnings,
   };
   const ignored = new Map<string, number>();
@@ -125,21 +119,6 @@ export function indexObjects(objects: readonly unknown[]): Index {
     if (kind === 'Namespace') index.namespaceLabels.set(meta.name, meta.labels);
   }
   for (const [kind, ofKind] of kinds) index.byKind.set(kind, [...ofKind.values()]);
-  for (const list of index.byKind.values()) {
-    for (const o of list) {
-      const k = `${o.kind}/${o.meta.namespace}`;
-      const inNs = index.byNamespace.get(k);
-      if (inNs === undefined) index.byNamespace.set(k, [o]);
-      else inNs.push(o);
-      const service =
-        o.kind === 'EndpointSlice' ? o.meta.labels['kubernetes.io/service-name'] : undefined;
-      if (service === undefined) continue;
-      const sk = `${o.meta.namespace}/${service}`;
-      const slices = index.slicesByService.get(sk);
-      if (slices === undefined) index.slicesByService.set(sk, [o]);
-      else slices.push(o);
-    }
-  }
   for (const [kind, n] of [...ignored].sort(([a], [b]) => a.localeCompare(b))) {
     warnings.push(
       `ignored ${n} ${kind} object${n === 1 ? '' : 's'}: kopek does not read that kind`,
@@ -150,8 +129,4 @@ export function indexObjects(objects: readonly unknown[]): Index {
 
 export function kindList(index: Index, kind: string): K8s[] {
   return index.byKind.get(kind) ?? [];
-}
-
-export function kindIn(index: Index, kind: string, namespace: string): K8s[] {
-  return index.byNamespace.get(`${kind}/${namespace}`) ?? [];
 }

@@ -5,9 +5,10 @@
  */
 import { ANNOTATION_TOPOLOGY_MODE, type ServiceFacts } from '../facts.ts';
 import { matchesSelector } from '../policy.ts';
-import { kindIn, SYSTEM_NAMESPACES, type Index } from './index.ts';
+import { kindList, SYSTEM_NAMESPACES, type Index } from './index.ts';
 import type { RunningPod } from './pods.ts';
 import { obj, objectKey, objs, str, strMap, type K8s } from './read.ts';
+import { SelectorIndex } from './selectors.ts';
 
 export interface ZoneCounts {
   total: Map<string, number>;
@@ -32,12 +33,45 @@ export function clientZones(pods: readonly RunningPod[]): ZoneCounts {
   return { total, byWorkload };
 }
 
+/** A Service that selects pods, with its selector and its EndpointSlices. */
+export interface SelectingService {
+  service: K8s;
+  selector: Record<string, string>;
+  slices: K8s[];
+}
+
+/** The Services that select pods (ExternalName Services and those without a selector do not). */
+export function readServices(index: Index): SelectorIndex<SelectingService> {
+  const slices = new Map<string, K8s[]>();
+  for (const slice of kindList(index, 'EndpointSlice')) {
+    const service = slice.meta.labels['kubernetes.io/service-name'];
+    if (service === undefined) continue;
+    const key = `${slice.meta.namespace}/${service}`;
+    const list = slices.get(key);
+    if (list === undefined) slices.set(key, [slice]);
+    else list.push(slice);
+  }
+  const services = new SelectorIndex<SelectingService>();
+  for (const service of kindList(index, 'Service')) {
+    const spec = obj(service.raw.spec);
+    if (spec.type === 'ExternalName') continue;
+    const selector = strMap(spec.selector);
+    if (Object.keys(selector).length === 0) continue;
+    services.add(service.meta.namespace, selector, {
+      service,
+      selector,
+      slices: slices.get(`${service.meta.namespace}/${service.meta.name}`) ?? [],
+    });
+  }
+  return services;
+}
+
 export function servicesFor(
   w: K8s,
   templateLabels: Record<string, string>,
   pods: readonly RunningPod[],
   clients: ZoneCounts,
-  index: Index,
+  services: SelectorIndex<SelectingService>,
 ): ServiceFacts[] {
   const wkey = objectKey(w.kind, w.meta.namespace, w.meta.name);
   const own = clients.byWorkload.get(wkey) ?? new Map<string, number>();
@@ -47,17 +81,13 @@ export function servicesFor(
     if (weight > 0) clientWeights[z] = weight;
   }
   const out: ServiceFacts[] = [];
-  for (const s of kindIn(index, 'Service', w.meta.namespace)) {
+  for (const { service: s, selector, slices } of services.candidates(
+    w.meta.namespace,
+    templateLabels,
+  )) {
+    if (!matchesSelector({ matchLabels: selector }, templateLabels)) continue;
     const spec = obj(s.raw.spec);
-    if (spec.type === 'ExternalName') continue;
-    const selector = strMap(spec.selector);
-    if (
-      Object.keys(selector).length === 0 ||
-      !matchesSelector({ matchLabels: selector }, templateLabels)
-    )
-      continue;
     const perZone: Record<string, number> = {};
-    const slices = index.slicesByService.get(`${s.meta.namespace}/${s.meta.name}`) ?? [];
     if (slices.length > 0) {
       for (const slice of slices) {
         for (const ep of objs(slice.raw.endpoints)) {
