@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { factsFromObjects } from '../facts-from-objects.ts';
+import { capacityTypeOf } from './nodes.ts';
 import { deployment, NODES, nodeObj } from './testing.ts';
 
 describe('nodes and the cluster', () => {
@@ -23,5 +24,25 @@ describe('nodes and the cluster', () => {
       factsFromObjects([...NODES, deployment('web')], { region: 'eu-west-1', kubernetesMinor: 30 })
         .facts[0]?.cluster,
     ).toMatchObject({ region: 'eu-west-1', kubernetesMinor: 30 });
+  });
+});
+
+describe('capacityTypeOf', () => {
+  const K = 'karpenter.sh/capacity-type';
+  const E = 'eks.amazonaws.com/capacityType';
+  it.each<[Record<string, string>, string | undefined]>([
+    [{ [K]: 'spot' }, 'spot'],
+    [{ [K]: 'on-demand' }, 'on-demand'],
+    [{ [K]: 'reserved' }, 'on-demand'],
+    [{ [E]: 'SPOT' }, 'spot'],
+    [{ [E]: 'spot' }, 'spot'],
+    [{ [E]: 'ON_DEMAND' }, 'on-demand'],
+    [{ [E]: 'CAPACITY_BLOCK' }, 'on-demand'],
+    // Karpenter's label is the one it schedules by; it wins over a node group's.
+    [{ [K]: 'on-demand', [E]: 'SPOT' }, 'on-demand'],
+    [{ [K]: 'spot', [E]: 'ON_DEMAND' }, 'spot'],
+    [{ 'kubernetes.io/arch': 'arm64' }, undefined],
+  ])('%j → %s', (labels, want) => {
+    expect(capacityTypeOf(labels)).toBe(want);
   });
 });

@@ -38,7 +38,13 @@ function parseTaints(v: unknown): Taint[] {
   });
 }
 
-function capacityOf(labels: Record<string, string>): CapacityType | undefined {
+/**
+ * Whether a node is Spot or on-demand, from Karpenter's `karpenter.sh/capacity-type` (spot,
+ * on-demand, reserved) or else an EKS managed node group's `eks.amazonaws.com/capacityType`
+ * (SPOT, ON_DEMAND, CAPACITY_BLOCK), in any case; undefined when neither label is there. The
+ * one definition of a Spot node, for the facts and for the operator's node gauges alike.
+ */
+export function capacityTypeOf(labels: Readonly<Record<string, string>>): CapacityType | undefined {
   const k = labels[LABEL_KARPENTER_CAPACITY] ?? labels[LABEL_EKS_CAPACITY];
   if (k === undefined) return undefined;
   return k.toLowerCase() === 'spot' ? 'spot' : 'on-demand';
@@ -59,7 +65,7 @@ export function nodeInfo(o: K8s, warnings: string[]): NodeInfo {
   const region = l[LABEL_REGION] ?? l['failure-domain.beta.kubernetes.io/region'];
   const type = l[LABEL_INSTANCE_TYPE] ?? l['beta.kubernetes.io/instance-type'];
   const arch = l[LABEL_ARCH] ?? l['beta.kubernetes.io/arch'];
-  const capacityType = capacityOf(l);
+  const capacityType = capacityTypeOf(l);
   if (zone !== undefined) node.zone = zone;
   if (region !== undefined) node.region = region;
   if (type !== undefined) node.instanceType = type;
