@@ -12,6 +12,7 @@ import {
   splitNodePrice,
   spotFigures,
   spotPrice,
+  sumUSD,
 } from './pricing.ts';
 import { estimateCost } from './savings.ts';
 import { GiB, goodFacts, node, pod } from './testing.ts';
@@ -294,5 +295,24 @@ describe('formatUSD', () => {
     [1234567.891, '1234567.89'],
   ])('%s → %s', (n, s) => {
     expect(formatUSD(n)).toBe(s);
+  });
+});
+
+describe('sumUSD', () => {
+  it.each<[(string | undefined)[], string]>([
+    [[], '0.00'],
+    [['0.10', '0.20'], '0.30'],
+    [['1', '2.5', '3.05'], '6.55'],
+    [['999999999.99', '999999999.99', '0.02'], '2000000000.00'],
+    // Not decimal USD: counted as nothing.
+    [['1.00', undefined, '', 'abc', '-1.00', '1.234', '1e3', ' 2'], '1.00'],
+  ])('%j → %s', (values, sum) => {
+    expect(sumUSD(values)).toBe(sum);
+  });
+
+  it('stays exact where a float sum drifts', () => {
+    const cents = Array.from({ length: 10_000 }, () => '0.07');
+    expect(cents.reduce((a, v) => a + Number(v), 0)).not.toBe(700);
+    expect(sumUSD(cents)).toBe('700.00');
   });
 });

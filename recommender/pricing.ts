@@ -288,3 +288,21 @@ export function formatUSD(usd: number): string {
   if (!Number.isFinite(usd) || usd <= 0) return '0.00';
   return roundCents(usd).toFixed(2);
 }
+
+/** A decimal USD string ("288.75", "12", "0.5") → integer cents; undefined when it is not one. */
+function usdCents(usd: string | undefined): number | undefined {
+  const m = /^(\d+)(?:\.(\d{1,2}))?$/.exec(usd ?? '');
+  if (m === null) return undefined;
+  return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
+}
+
+/**
+ * Sums the API's decimal USD strings exactly, on integer cents: ["0.10", "0.20"] → "0.30",
+ * where floats give 0.30000000000000004 and drift further over thousands of workloads. A value
+ * that is absent or not a decimal amount counts as nothing.
+ */
+export function sumUSD(values: Iterable<string | undefined>): string {
+  let cents = 0;
+  for (const v of values) cents += usdCents(v) ?? 0;
+  return `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
+}

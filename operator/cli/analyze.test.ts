@@ -145,6 +145,27 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
   });
 });
 
+describe('formatTable', () => {
+  it('totals the money to the cent, with thousands separated', () => {
+    const item = (name: string, cost: string, savings: string) =>
+      ({
+        apiVersion: 'kopek.dev/v1alpha1',
+        kind: 'WorkloadRecommendation',
+        metadata: { name: `deployment-${name}`, namespace: 'shop' },
+        spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name } },
+        status: { monthlyCostUSD: cost, potentialMonthlySavingsUSD: savings },
+      }) as WorkloadRecommendation;
+    const table = formatTable([
+      item('a', '1234.10', '100.05'),
+      item('b', '0.10', '0.10'),
+      item('c', '0.20', '0.05'),
+    ]);
+    expect(table.trimEnd().split('\n').at(-1)).toBe(
+      'TOTAL: 3 workloads, cost $1,234.40/mo, potential savings $100.20/mo (8.1% of the cost)',
+    );
+  });
+});
+
 /** An in-memory CLI: files from a map, output captured. */
 async function run(argv: string[], files: Record<string, string> = {}, now = () => NOW) {
   let stdout = '';

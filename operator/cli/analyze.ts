@@ -11,7 +11,7 @@ import {
   type BuildOptions,
   type SkippedWorkload,
 } from '../../recommender/facts-from-objects.ts';
-import { SNAPSHOT_PRICES, type PriceBook } from '../../recommender/pricing.ts';
+import { SNAPSHOT_PRICES, sumUSD, type PriceBook } from '../../recommender/pricing.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 
@@ -154,16 +154,10 @@ export function analyzeObjects(
   };
 }
 
-/** Decimal USD string → integer cents, exactly. */
-function cents(usd: string | undefined): number {
-  const m = /^(\d+)(?:\.(\d{1,2}))?$/.exec(usd ?? '');
-  if (m === null) return 0;
-  return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
-}
-
-function money(c: number): string {
-  const whole = Math.floor(c / 100).toLocaleString('en-US');
-  return `${whole}.${String(c % 100).padStart(2, '0')}`;
+/** "1234567.80" → "1,234,567.80". */
+function money(usd: string): string {
+  const [whole = '0', cents = '00'] = usd.split('.');
+  return `${Number(whole).toLocaleString('en-US')}.${cents}`;
 }
 
 /**
@@ -201,9 +195,12 @@ export function formatTable(items: readonly WorkloadRecommendation[]): string {
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
       .join('')
       .trimEnd();
-  const cost = items.reduce((a, r) => a + cents(r.status?.monthlyCostUSD), 0);
-  const savings = items.reduce((a, r) => a + cents(r.status?.potentialMonthlySavingsUSD), 0);
-  const share = cost > 0 ? ` (${((savings / cost) * 100).toFixed(1)}% of the cost)` : '';
+  const cost = sumUSD(items.map((r) => r.status?.monthlyCostUSD));
+  const savings = sumUSD(items.map((r) => r.status?.potentialMonthlySavingsUSD));
+  const share =
+    Number(cost) > 0
+      ? ` (${((Number(savings) / Number(cost)) * 100).toFixed(1)}% of the cost)`
+      : '';
   const n = items.length;
   const total =
     `TOTAL: ${n} workload${n === 1 ? '' : 's'}, cost $${money(cost)}/mo, ` +
