@@ -1,4 +1,6 @@
 import type { ImagePlatformsFact } from '../recommender/facts.ts';
+import { flattenLists } from '../recommender/objects/index.ts';
+import { isRecord, obj, objs, str } from '../recommender/objects/read.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { KubeApi, ResourceType } from './kube/client.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -24,45 +26,26 @@ export interface ImageRequest {
   pullSecrets: readonly string[];
 }
 
-interface TemplateSpec {
-  containers?: { image?: string }[];
-  initContainers?: { image?: string }[];
-  imagePullSecrets?: { name?: string }[];
-}
-
-interface WorkloadLike {
-  kind?: string;
-  metadata?: { namespace?: string };
-  spec?: {
-    template?: { spec?: TemplateSpec };
-    jobTemplate?: { spec?: { template?: { spec?: TemplateSpec } } };
-  };
-}
-
 /**
- * Every image named in a workload's pod template (objects from the cache or a kubectl dump, Lists included),
- * with its pull secrets, for registry look-ups. Pods are skipped: their workload names them.
+ * Every image named in a workload's pod template (objects from the cache or a kubectl dump,
+ * Lists of any kind unwrapped as the recommender does), with its pull secrets, for registry
+ * look-ups. Pods are skipped: their workload names them.
  */
 export function imageRequests(objects: readonly unknown[]): ImageRequest[] {
   const requests: ImageRequest[] = [];
-  for (const object of objects as readonly (WorkloadLike & { items?: unknown[] })[]) {
-    // A kubectl dump may be a List (or several).
-    if (object.kind === 'List' && Array.isArray(object.items)) {
-      requests.push(...imageRequests(object.items));
-      continue;
-    }
-    const template = object.spec?.template?.spec ?? object.spec?.jobTemplate?.spec?.template?.spec;
-    if (!template || object.kind === 'Pod') continue;
-    const pullSecrets = (template.imagePullSecrets ?? []).flatMap((secret) =>
-      secret.name ? [secret.name] : [],
-    );
-    for (const container of [...(template.containers ?? []), ...(template.initContainers ?? [])]) {
-      if (container.image)
-        requests.push({
-          image: container.image,
-          namespace: object.metadata?.namespace ?? '',
-          pullSecrets,
-        });
+  for (const object of flattenLists(objects)) {
+    if (object.kind === 'Pod') continue;
+    const spec = obj(object.spec);
+    const podSpec = obj(spec.template).spec ?? obj(obj(obj(spec.jobTemplate).spec).template).spec;
+    if (!isRecord(podSpec)) continue;
+    const namespace = str(obj(object.metadata).namespace) ?? '';
+    const pullSecrets = objs(podSpec.imagePullSecrets).flatMap((secret) => {
+      const name = str(secret.name);
+      return name ? [name] : [];
+    });
+    for (const container of [...objs(podSpec.containers), ...objs(podSpec.initContainers)]) {
+      const image = str(container.image);
+      if (image) requests.push({ image, namespace, pullSecrets });
     }
   }
   return requests;

@@ -53,8 +53,12 @@ export interface Index {
   warnings: string[];
 }
 
-/** Kinds some dumps wrap in a List (v1 List, or e.g. PodList). */
-function flatten(objects: readonly unknown[], warnings: string[]): Obj[] {
+/**
+ * The objects of a dump with every List unwrapped, however it is named (`kubectl get -o yaml`
+ * prints a v1 List; an API list is a PodList, DeploymentList, …), nested Lists included. A
+ * value that is not an object gives a warning naming where it was.
+ */
+export function flattenLists(objects: readonly unknown[], warnings: string[] = []): Obj[] {
   const out: Obj[] = [];
   const visit = (o: unknown, where: string) => {
     if (!isRecord(o)) {
@@ -90,7 +94,7 @@ export function indexObjects(objects: readonly unknown[]): Index {
   // Per kind, key → object. A Map keeps insertion order, and delete + set moves a duplicate to
   // the end: the same order as appending, with the earlier copy gone, in constant time.
   const kinds = new Map<string, Map<string, K8s>>();
-  for (const raw of flatten(objects, warnings)) {
+  for (const raw of flattenLists(objects, warnings)) {
     const kind = str(raw.kind);
     const apiVersion = str(raw.apiVersion);
     if (kind === undefined || apiVersion === undefined) {
