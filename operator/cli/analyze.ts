@@ -11,6 +11,7 @@ import {
   type BuildOptions,
   type SkippedWorkload,
 } from '../../recommender/facts-from-objects.ts';
+import { isRecord, obj } from '../../recommender/objects/read.ts';
 import { SNAPSHOT_PRICES, sumUSD, type PriceBook } from '../../recommender/pricing.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
@@ -53,9 +54,7 @@ export function parseDump(text: string, source: string): unknown[] {
 }
 
 function isKubeObject(v: unknown): boolean {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const o = v as Record<string, unknown>;
-  return typeof o.apiVersion === 'string' && typeof o.kind === 'string';
+  return isRecord(v) && typeof v.apiVersion === 'string' && typeof v.kind === 'string';
 }
 
 /** Checks that a parsed dump holds Kubernetes objects at all. Throws InputError. */
@@ -84,7 +83,7 @@ export function parseImagePlatforms(
   } catch (e) {
     throw new InputError(`${source}: not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+  if (!isRecord(parsed)) {
     throw new InputError(
       `${source}: expected a JSON object mapping image references to platform lists, e.g. {"nginx:1.27": ["linux/amd64", "linux/arm64"]}`,
     );
@@ -92,12 +91,12 @@ export function parseImagePlatforms(
   const out: Record<string, ImagePlatformsFact> = {};
   const isStrings = (v: unknown): v is string[] =>
     Array.isArray(v) && v.every((x) => typeof x === 'string');
-  for (const [image, value] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [image, value] of Object.entries(parsed)) {
     if (isStrings(value)) {
       out[image] = { platforms: value };
       continue;
     }
-    const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+    const v = obj(value);
     const error = v.error;
     const platforms = v.platforms;
     const digest = v.digest;

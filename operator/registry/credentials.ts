@@ -3,6 +3,7 @@
  * older `kubernetes.io/dockercfg`), matched to an image the way the kubelet's keyring does.
  * Nothing here ever puts a secret value into an error message.
  */
+import { isRecord } from '../../recommender/objects/read.ts';
 import { DOCKER_HUB, type ImageReference } from './reference.ts';
 
 /** Credentials for one registry (optionally one path prefix of it). */
@@ -52,10 +53,6 @@ export function normalizeRegistryKey(key: string): string {
   const host = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
   const path = slash < 0 ? '' : rest.slice(slash);
   return `${DOCKER_HUB_ALIASES.has(host) ? DOCKER_HUB : host}${path}`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function optionalString(entry: Record<string, unknown>, field: string, where: string): string {

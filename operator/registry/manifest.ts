@@ -3,6 +3,7 @@
  * them; a single image manifest points at a config blob that names its os/architecture.
  * Pure functions over response bodies; the client does the I/O.
  */
+import { isRecord } from '../../recommender/objects/read.ts';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
@@ -33,10 +34,6 @@ interface Platform {
   os?: unknown;
   architecture?: unknown;
   variant?: unknown;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function parseJson(body: Uint8Array, what: string): Record<string, unknown> {
