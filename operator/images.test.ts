@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { imageRequests } from './images.ts';
+import { imageRequests, RegistryImageSource } from './images.ts';
+import { silentLogger } from './log.ts';
+import type { ImageResolution } from './registry/client.ts';
 
 const workload = (kind: string, name: string, podSpec: unknown, namespace = 'shop') => ({
   apiVersion: kind === 'CronJob' ? 'batch/v1' : 'apps/v1',
@@ -65,5 +67,36 @@ describe('imageRequests', () => {
       { image: 'private.example/report:3', namespace: 'batch', pullSecrets: ['regcred'] },
       { image: 'busybox:1', namespace: 'batch', pullSecrets: ['regcred'] },
     ]);
+  });
+});
+
+describe('RegistryImageSource', () => {
+  const DIGEST = `sha256:${'b'.repeat(64)}`;
+
+  it('gives each image once: its platforms and digest, or the error within the CRD limit', async () => {
+    const asked: string[] = [];
+    const registry = {
+      resolve: (image: string): Promise<ImageResolution> => {
+        asked.push(image);
+        return Promise.resolve(
+          image === 'broken:1'
+            ? { image, error: { kind: 'registry-error', message: 'm'.repeat(5000) } }
+            : { image, digest: DIGEST, platforms: ['linux/amd64', 'linux/arm64'] },
+        );
+      },
+    };
+    const source = new RegistryImageSource({ registry, log: silentLogger, readPullSecrets: false });
+    const request = (image: string, namespace: string) => ({ image, namespace, pullSecrets: [] });
+    const facts = await source.resolve([
+      request('nginx:1.27', 'shop'),
+      request('broken:1', 'shop'),
+      request('nginx:1.27', 'batch'),
+    ]);
+    expect(asked).toEqual(['nginx:1.27', 'broken:1']);
+    expect(facts['nginx:1.27']).toEqual({
+      platforms: ['linux/amd64', 'linux/arm64'],
+      digest: DIGEST,
+    });
+    expect(facts['broken:1']).toEqual({ error: `${'m'.repeat(1023)}…` });
   });
 });

@@ -1,18 +1,18 @@
 import type { ImagePlatformsFact } from '../recommender/facts.ts';
+import { clip } from '../recommender/reasons.ts';
 import { flattenLists } from '../recommender/objects/index.ts';
 import { isRecord, obj, objs, str } from '../recommender/objects/read.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { KubeApi, ResourceType } from './kube/client.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import type { RegistryClient } from './registry/client.ts';
+import type { ImageResolution, RegistryClient } from './registry/client.ts';
 import {
   CredentialsError,
   credentialsFromSecret,
   type RegistryCredentials,
   type SecretLike,
 } from './registry/credentials.ts';
-import { toImagePlatformsFact } from './registry/pod.ts';
 
 /** Looks up the platforms of images (the registries, in the operator). */
 export interface ImagePlatformSource {
@@ -51,6 +51,12 @@ export function imageRequests(objects: readonly unknown[]): ImageRequest[] {
   return requests;
 }
 
+/** The recommender's fact for one image; an error message within the CRD's 1,024 characters. */
+function toImagePlatformsFact(resolution: ImageResolution): ImagePlatformsFact {
+  if ('error' in resolution) return { error: clip(resolution.error.message, 1024) };
+  return { platforms: resolution.platforms, digest: resolution.digest };
+}
+
 const SECRETS: ResourceType = {
   group: '',
   version: 'v1',
@@ -62,7 +68,7 @@ const SECRETS: ResourceType = {
 const SECRET_TTL_MS = 5 * 60_000;
 
 export interface RegistryImageSourceOptions {
-  registry: RegistryClient;
+  registry: Pick<RegistryClient, 'resolve'>;
   /** Reads pull secrets; absent offline (kopek analyze), where no secrets are read. */
   kube?: KubeApi;
   log: Logger;
