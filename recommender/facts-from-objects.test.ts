@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { factsFromObjects } from './facts-from-objects.ts';
-import { deployment, NODES, nodeObj, pod, type Obj } from './objects/testing.ts';
+import type { Obj } from './objects/read.ts';
+import { deployment, NODES, nodeObj, pod } from './objects/testing.ts';
 
 describe('facts from a kubectl dump', () => {
   it('skips system namespaces and kopek.dev/ignore, and says so', () => {

@@ -11,7 +11,6 @@ export const LABEL_ZONE = 'topology.kubernetes.io/zone';
 export const LABEL_REGION = 'topology.kubernetes.io/region';
 export const LABEL_INSTANCE_TYPE = 'node.kubernetes.io/instance-type';
 export const LABEL_ARCH = 'kubernetes.io/arch';
-export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
 export const LABEL_KARPENTER_CAPACITY = 'karpenter.sh/capacity-type';
 export const LABEL_EKS_CAPACITY = 'eks.amazonaws.com/capacityType';
 

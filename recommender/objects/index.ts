@@ -112,7 +112,7 @@ export function indexObjects(objects: readonly unknown[]): Index {
       warnings.push(`a ${kind} without metadata.name; skipped`);
       continue;
     }
-    const o: K8s = { kind, apiVersion, meta, raw };
+    const o: K8s = { kind, meta, raw };
     const k = objectKey(kind, meta.namespace, meta.name);
     let ofKind = kinds.get(kind);
     if (ofKind === undefined) kinds.set(kind, (ofKind = new Map<string, K8s>()));

@@ -6,7 +6,8 @@ import { parse } from 'yaml';
 import type { SavingsPolicy } from '../api/v1alpha1.ts';
 import { factsFromObjects } from '../facts-from-objects.ts';
 import { policyOf } from './policies.ts';
-import { deployment, type Obj } from './testing.ts';
+import type { Obj } from './read.ts';
+import { deployment } from './testing.ts';
 
 const examples = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'crds', 'examples');
 

@@ -45,7 +45,6 @@ export function shown(v: unknown): string {
 export interface OwnerRef {
   kind: string;
   name: string;
-  uid?: string;
   controller: boolean;
 }
 
@@ -56,13 +55,11 @@ export interface Meta {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   owners: OwnerRef[];
-  creationTimestamp?: string;
 }
 
-/** An object with the kind, apiVersion and metadata it was indexed under, and its raw form. */
+/** An object with the kind and metadata it was indexed under, and its raw form. */
 export interface K8s {
   kind: string;
-  apiVersion: string;
   meta: Meta;
   raw: Obj;
 }
@@ -81,14 +78,7 @@ export function metaOf(raw: Obj): Meta | undefined {
       const kind = str(o.kind);
       const oname = str(o.name);
       if (kind === undefined || oname === undefined) return [];
-      const ref: OwnerRef = {
-        kind,
-        name: oname,
-        controller: o.controller === true,
-      };
-      const uid = str(o.uid);
-      if (uid !== undefined) ref.uid = uid;
-      return [ref];
+      return [{ kind, name: oname, controller: o.controller === true }];
     }),
   };
   const uid = str(m.uid);

@@ -2,8 +2,7 @@
  * Test vocabulary for the object readers: raw Kubernetes objects as `kubectl get -o yaml`
  * prints them. Used by the unit tests of facts-from-objects and the benchmark only.
  */
-/** A raw Kubernetes object or a field of one. */
-export type Obj = Record<string, unknown>;
+import type { Obj } from './read.ts';
 
 /** A Node as kubectl prints it: zone, region, instance type, arch, capacity type, capacity. */
 export function nodeObj(

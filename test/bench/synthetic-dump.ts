@@ -6,7 +6,8 @@
  * shape that shows a per-namespace scan as well as a scan of the whole input.
  * Deterministic: the same arguments give the same objects.
  */
-import { deployment, nodeObj, pod, type Obj } from '../../recommender/objects/testing.ts';
+import type { Obj } from '../../recommender/objects/read.ts';
+import { deployment, nodeObj, pod } from '../../recommender/objects/testing.ts';
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'] as const;
 /** Pods per node, roughly what an m6i.2xlarge carries. */
