@@ -6,7 +6,7 @@
  * those are written out in full, the template's own entries kept.
  */
 import type { SuggestedPatch } from './api/v1alpha1.ts';
-import type { CrossZonePlan } from './crossZone.ts';
+import type { CrossZonePlan } from './cross-zone.ts';
 import {
   LABEL_ARCH,
   LABEL_EKS_CAPACITY,

@@ -15,7 +15,7 @@ import {
   type WorkloadRecommendationStatus,
 } from './api/v1alpha1.ts';
 import { ARM64_FIXED_BY_PATCH, evaluateArm64 } from './arm64.ts';
-import { CROSS_ZONE_FIXED_BY_PATCH, evaluateCrossZone } from './crossZone.ts';
+import { CROSS_ZONE_FIXED_BY_PATCH, evaluateCrossZone } from './cross-zone.ts';
 import type { WorkloadFacts } from './facts.ts';
 import { suggestPatch } from './patch.ts';
 import { SNAPSHOT_PRICES, formatUSD, type PriceBook } from './pricing.ts';

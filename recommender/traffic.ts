@@ -15,7 +15,7 @@
  * and the server's ready endpoints run. Kubecost measures what each pod sent to other zones,
  * without the peer: those bytes stay with the sender. Pure: no I/O, no clock.
  */
-import { MAX_EDGES, routesByTopology, zoneShares } from './crossZone.ts';
+import { MAX_EDGES, routesByTopology, zoneShares } from './cross-zone.ts';
 import type {
   ServiceFacts,
   TrafficEdgeFact,

@@ -4,7 +4,7 @@
  * of them when the workload goes.
  */
 import type { CrossZoneResult } from '../../recommender/api/v1alpha1.ts';
-import { BYTES_PER_GB } from '../../recommender/crossZone.ts';
+import { BYTES_PER_GB } from '../../recommender/cross-zone.ts';
 import type { Metrics } from '../metrics.ts';
 
 export interface WorkloadLabels {

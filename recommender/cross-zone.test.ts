@@ -7,7 +7,7 @@ import {
   evaluateCrossZone,
   formatFraction,
   formatGB,
-} from './crossZone.ts';
+} from './cross-zone.ts';
 import type { WorkloadFacts } from './facts.ts';
 import { DEFAULT_POLICY } from './policy.ts';
 import { CLUSTER, codes, goodFacts, schemaProblems, service } from './testing.ts';
