@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     process.stderr.write(
       'regenerate-snapshot: no AWS credentials in the environment (AWS_ACCESS_KEY_ID and ' +
         'AWS_SECRET_ACCESS_KEY); the embedded snapshot is left as it is. To rebuild it from ' +
-        '../shared/data instead, run: node operator/aws/generate-snapshot.ts\n',
+        'recommender/data/source instead, run: node operator/aws/generate-snapshot.ts\n',
     );
     return 1;
   }

@@ -1,17 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { priceBookFromSnapshot } from '../pricing.ts';
+import { onDemandPrice, priceBookFromSnapshot, SNAPSHOT_PRICES } from '../pricing.ts';
 import {
   buildSnapshot,
+  GENERATED_FROM_SOURCE,
   serializeSnapshot,
+  SOURCE_FILES,
   type OnDemandPriceFile,
   type SpotAdvisorFile,
 } from './snapshot.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const shared = join(here, '..', '..', '..', 'shared', 'data');
+const source = join(here, 'source');
+const readJson = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'));
 
 const ONDEMAND: OnDemandPriceFile = {
   generatedAt: '2026-07-20T13:44:30Z',
@@ -61,19 +64,37 @@ describe('the embedded price snapshot', () => {
     expect(book.specs.has('c8a.large')).toBe(false);
   });
 
-  it.skipIf(!existsSync(shared))(
-    'matches what operator/aws/generate-snapshot.ts builds from ../shared/data',
-    () => {
-      const onDemand = JSON.parse(
-        readFileSync(join(shared, 'aws-ondemand-prices.json'), 'utf8'),
-      ) as OnDemandPriceFile;
-      const advisor = JSON.parse(
-        readFileSync(join(shared, 'aws-spot-advisor.json'), 'utf8'),
-      ) as SpotAdvisorFile;
-      const embedded = JSON.parse(readFileSync(join(here, 'prices.json'), 'utf8')) as {
-        provenance: { generatedBy: string };
-      };
-      expect(embedded).toEqual(buildSnapshot(onDemand, advisor, embedded.provenance.generatedBy));
-    },
-  );
+  it('is exactly what operator/aws/generate-snapshot.ts builds from data/source', () => {
+    const onDemand = readJson(join(source, SOURCE_FILES.onDemand)) as OnDemandPriceFile;
+    const advisor = readJson(join(source, SOURCE_FILES.spotAdvisor)) as SpotAdvisorFile;
+    const rebuilt = serializeSnapshot(buildSnapshot(onDemand, advisor, GENERATED_FROM_SOURCE));
+    expect(rebuilt).toBe(readFileSync(join(here, 'prices.json'), 'utf8'));
+  });
+
+  // Checked by hand against the AWS on-demand price list for us-east-1 (Linux, shared tenancy).
+  it.each([
+    ['m5.large', 0.096],
+    ['m6i.xlarge', 0.192],
+    ['m7g.xlarge', 0.1632],
+    ['c6i.large', 0.085],
+    ['c7g.large', 0.0725],
+    ['r6i.2xlarge', 0.504],
+    ['t3.medium', 0.0416],
+    ['t4g.medium', 0.0336],
+  ])('prices %s at $%s an hour in us-east-1', (type, usd) => {
+    expect(onDemandPrice(SNAPSHOT_PRICES, 'us-east-1', type)).toEqual({
+      hourly: usd,
+      region: 'us-east-1',
+      fallback: false,
+    });
+  });
+
+  it('carries the Spot Advisor figures and instance sizes of its source', () => {
+    expect(SNAPSHOT_PRICES.spot.get('us-east-1')?.get('m6i.xlarge')).toEqual({
+      savingsPercent: 55,
+      band: 1,
+    });
+    expect(SNAPSHOT_PRICES.specs.get('m7g.xlarge')).toEqual({ vcpu: 4, memoryGiB: 16 });
+    expect(SNAPSHOT_PRICES.spot.size).toBe(13);
+  });
 });

@@ -7,7 +7,7 @@
  * Provenance travels inside the file (`provenance`), and status.pricing.asOf is taken from it.
  */
 
-/** Raw on-demand price list: `../shared/data/aws-ondemand-prices.json`. */
+/** Raw on-demand price list: `recommender/data/source/aws-ondemand-prices.json`. */
 export interface OnDemandPriceFile {
   generatedAt: string;
   source: string;
@@ -15,7 +15,7 @@ export interface OnDemandPriceFile {
   regions: Record<string, Record<string, number>>;
 }
 
-/** Raw AWS Spot Instance Advisor feed: `../shared/data/aws-spot-advisor.json`. */
+/** Raw AWS Spot Instance Advisor feed: `recommender/data/source/aws-spot-advisor.json`. */
 export interface SpotAdvisorFile {
   source: string;
   ranges: { index: number; label: string; max: number }[];
@@ -45,8 +45,18 @@ export interface PriceSnapshot {
   spotBand: Record<string, (number | null)[]>;
 }
 
-/** What the Spot Advisor snapshot in ../shared/data is known to date from (its README). */
+/** What the Spot Advisor feed in data/source is known to date from (its README). */
 export const SPOT_ADVISOR_AS_OF = 'mid-2025';
+
+/** The source files of the snapshot, in recommender/data/source. */
+export const SOURCE_FILES = {
+  onDemand: 'aws-ondemand-prices.json',
+  spotAdvisor: 'aws-spot-advisor.json',
+} as const;
+
+/** `provenance.generatedBy` of a snapshot built from data/source by generate-snapshot.ts. */
+export const GENERATED_FROM_SOURCE =
+  'operator/aws/generate-snapshot.ts from recommender/data/source (aws-ondemand-prices.json, aws-spot-advisor.json)';
 
 /**
  * Builds the columnar snapshot from the two raw files. Only instance types with an on-demand
