@@ -17,6 +17,7 @@ import {
   type Taint,
 } from '../facts.ts';
 import { parseQuantity } from '../quantity.ts';
+import { normalizeCapacity } from '../scheduling.ts';
 import { describe, obj, objs, str, type K8s } from './read.ts';
 
 export interface NodeInfo {
@@ -47,7 +48,7 @@ function parseTaints(v: unknown): Taint[] {
 export function capacityTypeOf(labels: Readonly<Record<string, string>>): CapacityType | undefined {
   const k = labels[LABEL_KARPENTER_CAPACITY] ?? labels[LABEL_EKS_CAPACITY];
   if (k === undefined) return undefined;
-  return k.toLowerCase() === 'spot' ? 'spot' : 'on-demand';
+  return normalizeCapacity(k) === 'spot' ? 'spot' : 'on-demand';
 }
 
 function minorOf(version: string | undefined): number | undefined {
