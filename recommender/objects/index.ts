@@ -13,27 +13,6 @@ export const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set([
   'kube-node-lease',
 ]);
 
-/** Kinds the builder reads; every other kind is reported once and ignored. */
-export const KNOWN_KINDS: ReadonlySet<string> = new Set([
-  'Node',
-  'Namespace',
-  'Pod',
-  'Deployment',
-  'ReplicaSet',
-  'StatefulSet',
-  'DaemonSet',
-  'Job',
-  'CronJob',
-  'Rollout',
-  'PodDisruptionBudget',
-  'HorizontalPodAutoscaler',
-  'Service',
-  'EndpointSlice',
-  'PersistentVolumeClaim',
-  'PersistentVolume',
-  'SavingsPolicy',
-]);
-
 /** Kinds that run pods and may get a recommendation. */
 export const WORKLOAD_KINDS: ReadonlySet<string> = new Set([
   'Deployment',
@@ -43,6 +22,21 @@ export const WORKLOAD_KINDS: ReadonlySet<string> = new Set([
   'Job',
   'CronJob',
   'Rollout',
+]);
+
+/** Kinds the builder reads; every other kind is reported once and ignored. */
+export const KNOWN_KINDS: ReadonlySet<string> = new Set([
+  'Node',
+  'Namespace',
+  'Pod',
+  ...WORKLOAD_KINDS,
+  'PodDisruptionBudget',
+  'HorizontalPodAutoscaler',
+  'Service',
+  'EndpointSlice',
+  'PersistentVolumeClaim',
+  'PersistentVolume',
+  'SavingsPolicy',
 ]);
 
 export interface Index {
