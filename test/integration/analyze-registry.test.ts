@@ -12,7 +12,10 @@ import { KOPEK_CLI } from '../support/kopek.ts';
 
 const run = promisify(execFile);
 
-/** A dump with one node and two Deployments: one multi-arch, one with an amd64-only sidecar. */
+/**
+ * A dump with one node and three Deployments: one multi-arch, one with an amd64-only sidecar,
+ * one whose image is missing.
+ */
 function dump(registry: string): string {
   const deployment = (name: string, images: string[]): Record<string, unknown> => ({
     apiVersion: 'apps/v1',
@@ -47,13 +50,16 @@ function dump(registry: string): string {
     },
     status: { capacity: { cpu: '4', memory: '16Gi' } },
   };
-  const items = [
-    node,
+  const deployments = [
     deployment('web', [`${registry}/shop/web:1`]),
     deployment('api', [`${registry}/shop/web:1`, `${registry}/shop/shipper:1`]),
     deployment('ghost', [`${registry}/shop/missing:1`]),
   ];
-  return stringify({ apiVersion: 'v1', kind: 'List', items });
+  // Two documents: a v1 List, and the Deployments as the API lists them (a DeploymentList).
+  return [
+    stringify({ apiVersion: 'v1', kind: 'List', items: [node] }),
+    stringify({ apiVersion: 'apps/v1', kind: 'DeploymentList', items: deployments }),
+  ].join('---\n');
 }
 
 describe('kopek analyze --registry-lookup against a real registry', () => {
