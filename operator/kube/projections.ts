@@ -1,3 +1,4 @@
+import { isRecord, type Obj } from '../../recommender/objects/read.ts';
 import { apiVersionOf, type ResourceType } from './client.ts';
 import type { CachedObject } from './informer.ts';
 
@@ -7,8 +8,6 @@ import type { CachedObject } from './informer.ts';
  * in the shape of the API object (apiVersion, kind, metadata, spec, status), so the same
  * recommender code reads a `kubectl get -o yaml` dump and the cache alike.
  */
-
-type Obj = Record<string, unknown>;
 
 export interface Projected extends CachedObject {
   apiVersion: string;
@@ -31,13 +30,9 @@ export interface Projected extends CachedObject {
   [field: string]: unknown;
 }
 
-function isObj(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Copies only the listed keys that are present. */
 function pick(source: unknown, keys: readonly string[]): Obj | undefined {
-  if (!isObj(source)) return undefined;
+  if (!isRecord(source)) return undefined;
   const out: Obj = {};
   for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
   return out;
@@ -47,14 +42,14 @@ function pick(source: unknown, keys: readonly string[]): Obj | undefined {
 const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
 
 function slimMetadata(metadata: unknown): Projected['metadata'] {
-  const m = isObj(metadata) ? metadata : {};
+  const m = isRecord(metadata) ? metadata : {};
   const out: Projected['metadata'] = { name: typeof m.name === 'string' ? m.name : '' };
   for (const key of ['namespace', 'uid', 'resourceVersion', 'deletionTimestamp'] as const) {
     if (typeof m[key] === 'string') out[key] = m[key];
   }
   if (typeof m.generation === 'number') out.generation = m.generation;
-  if (isObj(m.labels)) out.labels = m.labels as Record<string, string>;
-  if (isObj(m.annotations)) {
+  if (isRecord(m.labels)) out.labels = m.labels as Record<string, string>;
+  if (isRecord(m.annotations)) {
     const kept = Object.entries(m.annotations as Record<string, string>).filter(
       ([key]) => !DROPPED_ANNOTATIONS.has(key),
     );
@@ -77,7 +72,9 @@ function slimContainers(containers: unknown): Obj[] | undefined {
   return (containers as unknown[]).map((container) => {
     const kept = pick(container, ['name', 'restartPolicy']) ?? {};
     const requests =
-      isObj(container) && isObj(container.resources) ? container.resources.requests : undefined;
+      isRecord(container) && isRecord(container.resources)
+        ? container.resources.requests
+        : undefined;
     return requests === undefined ? kept : { ...kept, resources: { requests } };
   });
 }
@@ -86,8 +83,8 @@ type Projector = (object: Obj) => { spec?: Obj | undefined; status?: Obj | undef
 
 const PROJECTORS: Record<string, Projector> = {
   Pod: (o) => {
-    const spec = isObj(o.spec) ? o.spec : {};
-    const status = isObj(o.status) ? o.status : {};
+    const spec = isRecord(o.spec) ? o.spec : {};
+    const status = isRecord(o.status) ? o.status : {};
     const conditions = Array.isArray(status.conditions)
       ? (status.conditions as Obj[])
           .filter((c) => c.type === 'Ready')
@@ -103,7 +100,7 @@ const PROJECTORS: Record<string, Projector> = {
     };
   },
   Node: (o) => {
-    const status = isObj(o.status) ? o.status : {};
+    const status = isRecord(o.status) ? o.status : {};
     return {
       spec: pick(o.spec, ['taints', 'unschedulable', 'providerID']),
       status: {
@@ -167,11 +164,11 @@ export function projectionFor(type: ResourceType): (object: Obj) => Projected {
     PROJECTORS[type.kind] ??
     (type.group === 'kopek.dev'
       ? (o) => ({
-          spec: isObj(o.spec) ? o.spec : undefined,
-          status: isObj(o.status) ? o.status : undefined,
+          spec: isRecord(o.spec) ? o.spec : undefined,
+          status: isRecord(o.status) ? o.status : undefined,
         })
       : (o) => ({
-          spec: isObj(o.spec) ? o.spec : undefined,
+          spec: isRecord(o.spec) ? o.spec : undefined,
           status: pick(o.status, WORKLOAD_STATUS),
         }));
   return (object) => {

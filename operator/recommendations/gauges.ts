@@ -1,9 +1,7 @@
-import {
-  LABEL_ARCH,
-  LABEL_EKS_CAPACITY,
-  LABEL_KARPENTER_CAPACITY,
-} from '../../recommender/facts.ts';
-import type { PriceBook } from '../../recommender/pricing.ts';
+import type { WorkloadRecommendationStatus } from '../../recommender/api/v1alpha1.ts';
+import { LABEL_ARCH } from '../../recommender/facts.ts';
+import { capacityTypeOf } from '../../recommender/objects/nodes.ts';
+import { sumUSD, type PriceBook } from '../../recommender/pricing.ts';
 import type { ClusterCache } from '../cache.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WorkloadResults } from './results.ts';
@@ -28,26 +26,30 @@ export function updateClusterGauges(
     Math.max(0, (now - Date.parse(prices.asOf)) / 1000),
   );
 
-  let cost = 0;
-  const savings = { spot: 0, arm64: 0, cross_zone: 0, combined: 0 };
+  const statuses = [...results.values()].map((result) => result.status);
+  const total = (pick: (status: WorkloadRecommendationStatus) => string | undefined): number =>
+    Number(sumUSD(statuses.map(pick)));
+  metrics.monthlyCost.set(total((status) => status.monthlyCostUSD));
+  const savings = {
+    combined: total((status) => status.potentialMonthlySavingsUSD),
+    spot: total((status) => status.spot?.monthlySavingsUSD),
+    arm64: total((status) => status.arm64?.monthlySavingsUSD),
+    cross_zone: total((status) => status.crossZone?.monthlySavingsUSD),
+  };
+  for (const [optimization, value] of Object.entries(savings))
+    metrics.potentialSavings.set({ optimization }, value);
   const verdicts = new Map<string, number>();
-  for (const { status } of results.values()) {
-    cost += Number(status.monthlyCostUSD ?? 0);
-    savings.combined += Number(status.potentialMonthlySavingsUSD ?? 0);
+  for (const status of statuses) {
     for (const [optimization, part] of [
       ['spot', status.spot],
       ['arm64', status.arm64],
       ['cross_zone', status.crossZone],
     ] as const) {
       if (!part) continue;
-      savings[optimization] += Number(part.monthlySavingsUSD);
       const key = `${optimization}\u0000${part.verdict}`;
       verdicts.set(key, (verdicts.get(key) ?? 0) + 1);
     }
   }
-  metrics.monthlyCost.set(cost);
-  for (const [optimization, value] of Object.entries(savings))
-    metrics.potentialSavings.set({ optimization }, value);
   metrics.recommendations.reset();
   for (const [key, count] of verdicts) {
     const [optimization = '', verdict = ''] = key.split('\u0000');
@@ -58,9 +60,8 @@ export function updateClusterGauges(
   const nodes = new Map<string, number>();
   for (const node of cache.list('nodes')) {
     const labels = node.metadata.labels ?? {};
-    const spot =
-      labels[LABEL_KARPENTER_CAPACITY] === 'spot' || labels[LABEL_EKS_CAPACITY] === 'SPOT';
-    const key = `${spot ? 'spot' : 'on-demand'}\u0000${labels[LABEL_ARCH] ?? 'unknown'}`;
+    const capacity = capacityTypeOf(labels) === 'spot' ? 'spot' : 'on-demand';
+    const key = `${capacity}\u0000${labels[LABEL_ARCH] ?? 'unknown'}`;
     nodes.set(key, (nodes.get(key) ?? 0) + 1);
   }
   for (const [key, count] of nodes) {

@@ -1,5 +1,5 @@
 import type { SavingsPolicy, SavingsPolicyStatus } from '../../recommender/api/v1alpha1.ts';
-import { formatUSD } from '../../recommender/pricing.ts';
+import { sumUSD } from '../../recommender/pricing.ts';
 import type { ClusterCache } from '../cache.ts';
 import { canonicalJson } from '../canonical.ts';
 import type { Clock } from '../clock.ts';
@@ -39,8 +39,6 @@ export async function reconcilePolicy(ctx: PolicyReconcileContext, name: string)
 }
 
 function policyStatus(matched: readonly WorkloadResult[], now: string): SavingsPolicyStatus {
-  const money = (pick: (result: WorkloadResult) => string | undefined): number =>
-    matched.reduce((sum, result) => sum + Number(pick(result) ?? 0), 0);
   const savings = (result: WorkloadResult): number =>
     Number(result.status.potentialMonthlySavingsUSD ?? 0);
   const top = [...matched]
@@ -58,9 +56,9 @@ function policyStatus(matched: readonly WorkloadResult[], now: string): SavingsP
     }));
   return {
     matchedWorkloads: matched.length,
-    monthlyCostUSD: formatUSD(money((result) => result.status.monthlyCostUSD)),
-    potentialMonthlySavingsUSD: formatUSD(
-      money((result) => result.status.potentialMonthlySavingsUSD),
+    monthlyCostUSD: sumUSD(matched.map((result) => result.status.monthlyCostUSD)),
+    potentialMonthlySavingsUSD: sumUSD(
+      matched.map((result) => result.status.potentialMonthlySavingsUSD),
     ),
     topWorkloads: top,
     conditions: [
