@@ -66,6 +66,27 @@ export function readServices(index: Index): SelectorIndex<SelectingService> {
   return services;
 }
 
+/** Ready endpoints per zone from the EndpointSlices, or from the ready pods when there are none. */
+function readyEndpointsPerZone(
+  slices: readonly K8s[],
+  pods: readonly RunningPod[],
+): Record<string, number> {
+  const perZone: Record<string, number> = {};
+  const count = (zone: string | undefined, ready: boolean): void => {
+    if (zone !== undefined && ready) perZone[zone] = (perZone[zone] ?? 0) + 1;
+  };
+  if (slices.length === 0) {
+    for (const p of pods) count(p.node?.facts.zone, p.ready);
+    return perZone;
+  }
+  for (const slice of slices) {
+    for (const ep of objs(slice.raw.endpoints)) {
+      count(str(ep.zone), obj(ep.conditions).ready !== false);
+    }
+  }
+  return perZone;
+}
+
 export function servicesFor(
   w: K8s,
   templateLabels: Record<string, string>,
@@ -87,25 +108,10 @@ export function servicesFor(
   )) {
     if (!matchesSelector({ matchLabels: selector }, templateLabels)) continue;
     const spec = obj(s.raw.spec);
-    const perZone: Record<string, number> = {};
-    if (slices.length > 0) {
-      for (const slice of slices) {
-        for (const ep of objs(slice.raw.endpoints)) {
-          const zone = str(ep.zone);
-          const ready = obj(ep.conditions).ready !== false;
-          if (zone !== undefined && ready) perZone[zone] = (perZone[zone] ?? 0) + 1;
-        }
-      }
-    } else {
-      for (const p of pods) {
-        const zone = p.node?.facts.zone;
-        if (zone !== undefined && p.ready) perZone[zone] = (perZone[zone] ?? 0) + 1;
-      }
-    }
     const fact: ServiceFacts = {
       name: s.meta.name,
       headless: spec.clusterIP === 'None',
-      readyEndpointsPerZone: perZone,
+      readyEndpointsPerZone: readyEndpointsPerZone(slices, pods),
       clientWeightsByZone: clientWeights,
     };
     const td = str(spec.trafficDistribution);

@@ -82,6 +82,10 @@ function workloads(): string {
     .join('---\n');
 }
 
+function isReady(pod: { status: { conditions?: { type: string; status: string }[] } }): boolean {
+  return pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
 describe('cross-zone traffic measured from Prometheus (Beyla, Istio, Kubecost)', () => {
   let dir: string;
   let cluster: LocalCluster;
@@ -147,9 +151,7 @@ describe('cross-zone traffic measured from Prometheus (Beyla, Istio, Kubecost)',
           }[];
         };
         pods = list.items;
-        return list.items.filter((pod) =>
-          pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-        ).length;
+        return list.items.filter(isReady).length;
       },
       (ready) => ready === 12,
       120_000,
