@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isRecord } from '../../recommender/objects/read.ts';
 import {
   apiVersionOf,
   KubeApiError,
@@ -443,14 +444,12 @@ function fieldsOf(object: Obj, sections: readonly string[]): Set<string> {
   const fields = new Set<string>();
   for (const section of sections) {
     const value = object[section];
-    if (typeof value === 'object' && value !== null)
-      for (const key of Object.keys(value)) fields.add(`${section}.${key}`);
+    if (isRecord(value)) for (const key of Object.keys(value)) fields.add(`${section}.${key}`);
   }
   if (sections.includes('spec')) {
     for (const map of ['labels', 'annotations'] as const) {
       const values = meta(object)[map];
-      if (typeof values === 'object' && values !== null)
-        for (const key of Object.keys(values)) fields.add(`${map}.${key}`);
+      if (isRecord(values)) for (const key of Object.keys(values)) fields.add(`${map}.${key}`);
     }
   }
   return fields;
@@ -462,7 +461,7 @@ function container(object: Obj, field: string): [Obj | undefined, string] {
   const key = field.slice(dot + 1);
   const parent = section === 'labels' || section === 'annotations' ? meta(object) : object;
   const value = parent[section];
-  return [typeof value === 'object' && value !== null ? (value as Obj) : undefined, key];
+  return [isRecord(value) ? value : undefined, key];
 }
 
 function getField(object: Obj, field: string): unknown {

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Agent, fetch, type Dispatcher } from 'undici';
+import { isRecord } from '../../recommender/objects/read.ts';
 
 /** Why a query gave no usable answer; the message says it for a person. */
 export class PrometheusError extends Error {
@@ -162,7 +163,7 @@ export function parseAnswer(text: string, status: number, url: string): QueryAns
     const value = Array.isArray(item.value) ? Number(item.value[1]) : Number.NaN;
     if (!Number.isFinite(value) || value < 0) continue;
     const metric: Record<string, string> = {};
-    if (typeof item.metric === 'object' && item.metric !== null)
+    if (isRecord(item.metric))
       for (const [k, v] of Object.entries(item.metric)) if (typeof v === 'string') metric[k] = v;
     samples.push({ metric, value });
   }
