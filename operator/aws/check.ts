@@ -29,7 +29,11 @@ export async function checkAws(options: {
   const prices = new LivePrices({
     base: SNAPSHOT_PRICES,
     ...(options.region !== undefined ? { region: options.region } : {}),
-    nodeLabels: () => options.nodeLabels,
+    // Without nodes to read, placement scores are asked for one common general-purpose size.
+    nodeLabels: () =>
+      options.nodeLabels.length > 0
+        ? options.nodeLabels
+        : [{ 'node.kubernetes.io/instance-type': 'm6i.large', 'kubernetes.io/arch': 'amd64' }],
     refreshIntervalMs: 3_600_000,
     log: options.log,
   });

@@ -287,13 +287,16 @@ export function placementRequests(
     const types = [...counts.keys()].sort();
     const common = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0];
     const size = common === undefined ? undefined : book.specs.get(common);
-    if (types.length < MIN_PLACEMENT_TYPES && size !== undefined) {
+    // Padding stays within the family's kind (m → m5, m6a, m7i …), not GPUs or storage types.
+    const kind = common === undefined ? undefined : /^[a-z]+/.exec(common)?.[0];
+    if (types.length < MIN_PLACEMENT_TYPES && size !== undefined && kind !== undefined) {
       const figures = book.spot.get(region) ?? book.spot.get(FALLBACK_REGION) ?? EMPTY;
       const similar = [...figures]
         .filter(([type, f]) => {
           const spec = book.specs.get(type);
           return (
             !types.includes(type) &&
+            /^[a-z]+/.exec(type)?.[0] === kind &&
             isGravitonType(type) === (arch === 'arm64') &&
             spec?.vcpu === size.vcpu &&
             spec.memoryGiB === size.memoryGiB &&

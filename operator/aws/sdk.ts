@@ -66,6 +66,8 @@ export async function createAwsClients(options: AwsClientOptions): Promise<AwsCl
   });
   const ec2 = new ec2Sdk.EC2Client({
     ...common,
+    // One credential chain for both clients: one AssumeRoleWithWebIdentity, not two.
+    credentials: pricing.config.credentials,
     region: options.region,
     ...(options.endpoints?.ec2 ? { endpoint: options.endpoints.ec2 } : {}),
   });
