@@ -73,6 +73,7 @@ export class LivePrices implements PriceSource {
   /** When the on-demand prices in use were fetched (ms), for kopek_prices_age_seconds. */
   private fetchedAt: number | undefined;
   private readonly denied = new Set<AwsCall>();
+  private deniedBefore = '';
   private noCredentialsReported = false;
   private clients: AwsClients | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -295,7 +296,10 @@ export class LivePrices implements PriceSource {
     return { call, ok: false, failure, message };
   }
 
-  /** Builds the book from the data; when prices or scores changed, swaps it in and says so. */
+  /**
+   * Builds the book from the data when prices or scores changed and swaps it in; says so
+   * (onChange) then, and when a permission was lost or regained (the condition changes).
+   */
   private apply(data: LivePriceData, scores: Map<string, number>, zones: readonly string[]): void {
     this.data = data;
     const fingerprint = JSON.stringify({
@@ -306,20 +310,26 @@ export class LivePrices implements PriceSource {
       scores: [...scores].sort(),
       zones,
     });
-    if (fingerprint === this.fingerprint) return;
-    this.fingerprint = fingerprint;
-    this.scores = scores;
-    this.current =
-      data.onDemand === undefined && data.spot === undefined && data.specs === undefined
-        ? this.options.base
-        : livePriceBook(this.options.base, data, zones);
-    this.options.log.info('live prices updated', {
-      source: this.current.source,
-      region: data.region,
-      onDemandPrices: data.onDemand?.length ?? 0,
-      spotPrices: data.spot?.size ?? 0,
-      placementScores: Object.fromEntries(scores),
-    });
+    const denied = [...this.denied].sort().join(',');
+    const deniedChanged = denied !== this.deniedBefore;
+    this.deniedBefore = denied;
+    if (fingerprint !== this.fingerprint) {
+      this.fingerprint = fingerprint;
+      this.scores = scores;
+      this.current =
+        data.onDemand === undefined && data.spot === undefined && data.specs === undefined
+          ? this.options.base
+          : livePriceBook(this.options.base, data, zones);
+      this.options.log.info('live prices updated', {
+        source: this.current.source,
+        region: data.region,
+        onDemandPrices: data.onDemand?.length ?? 0,
+        spotPrices: data.spot?.size ?? 0,
+        placementScores: Object.fromEntries(scores),
+      });
+    } else if (!deniedChanged) {
+      return;
+    }
     this.options.onChange?.();
   }
 }
