@@ -13,10 +13,16 @@ const NO_SDK = `data:text/javascript,${encodeURIComponent(
    } });`,
 )}`;
 
-function analyze(...extra: string[]): { status: number | null; stdout: string; stderr: string } {
+function analyze(
+  extra: string[] = [],
+  credentials: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
   const env = {
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_'))),
     AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+    AWS_CONFIG_FILE: '/nonexistent/config',
+    ...credentials,
   };
   return spawnSync(
     process.execPath,
@@ -35,8 +41,18 @@ describe('the AWS SDK is loaded only when live prices are asked for', () => {
     expect(result.status).toBe(0);
   }, 60_000);
 
-  it('kopek analyze --live-prices does (and says so when it cannot)', () => {
-    const result = analyze('--live-prices', '--region', 'us-east-1');
+  it('nor does kopek analyze --live-prices without credentials: it says so', () => {
+    const result = analyze(['--live-prices', '--region', 'us-east-1']);
+    expect(result.stderr).not.toContain('AWS SDK loaded');
+    expect(result.stderr).toContain('pricing:GetProducts: no AWS credentials');
+    expect(result.status).toBe(0);
+  }, 60_000);
+
+  it('kopek analyze --live-prices with credentials does (and says so when it cannot)', () => {
+    const result = analyze(['--live-prices', '--region', 'us-east-1'], {
+      AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    });
     expect(result.stderr).toContain('AWS SDK loaded: @aws-sdk/client-');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('"source": "Snapshot"');

@@ -169,15 +169,8 @@ export class LivePrices implements PriceSource {
     try {
       clients = await this.clientsFor(region);
     } catch (error) {
-      log.warn('live prices: could not load the AWS SDK; prices come from the embedded snapshot', {
-        error: describeAwsError(error),
-      });
-      return AWS_CALLS.map((call) => ({
-        call,
-        ok: false,
-        failure: 'Failed',
-        message: describeAwsError(error),
-      }));
+      // No credentials (said once), or the SDK could not load: no call can be made.
+      return AWS_CALLS.map((call) => this.failed(call, error, region));
     }
 
     const data: LivePriceData = this.data?.region === region ? { ...this.data } : { region };

@@ -45,13 +45,22 @@ export interface AwsClients {
   destroy(): void;
 }
 
-/** Creates the Pricing and EC2 clients, loading the SDK on first use. */
+/**
+ * Creates the Pricing and EC2 clients, loading the SDK on first use. Credentials are resolved
+ * first, with the default chain alone (small): without any, the clients (the EC2 client alone
+ * adds about 90 MiB to the process) are never loaded, and the CredentialsProviderError is thrown.
+ */
 export async function createAwsClients(options: AwsClientOptions): Promise<AwsClients> {
+  const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
+  // One memoized chain for both clients (one AssumeRoleWithWebIdentity), refreshed before expiry.
+  const credentials = defaultProvider({ clientConfig: { region: options.region } });
+  await credentials();
   const [pricingSdk, ec2Sdk] = await Promise.all([
     import('@aws-sdk/client-pricing'),
     import('@aws-sdk/client-ec2'),
   ]);
   const common = {
+    credentials,
     maxAttempts: options.maxAttempts ?? 5,
     retryMode: 'standard',
     requestHandler: {
@@ -66,8 +75,6 @@ export async function createAwsClients(options: AwsClientOptions): Promise<AwsCl
   });
   const ec2 = new ec2Sdk.EC2Client({
     ...common,
-    // One credential chain for both clients: one AssumeRoleWithWebIdentity, not two.
-    credentials: pricing.config.credentials,
     region: options.region,
     ...(options.endpoints?.ec2 ? { endpoint: options.endpoints.ec2 } : {}),
   });
