@@ -47,28 +47,49 @@ export async function getOnDemandPrices(
   return out;
 }
 
-/** ec2:DescribeSpotPriceHistory — the current Linux Spot price of every type in every zone. */
-export async function getSpotPrices(clients: AwsClients, now: Date): Promise<SpotPriceTable> {
+/**
+ * ec2:DescribeSpotPriceHistory — the current Linux Spot price of every type in the given zones
+ * (the cluster's; every zone of the region when none is given).
+ */
+export async function getSpotPrices(
+  clients: AwsClients,
+  now: Date,
+  zones: readonly string[] = [],
+): Promise<SpotPriceTable> {
   const history: SpotPrice[] = [];
   const pages = clients.ec2Sdk.paginateDescribeSpotPriceHistory(
     { client: clients.ec2, pageSize: 1000 },
-    // A start time of now returns the price in force now for each type and zone.
-    { ProductDescriptions: ['Linux/UNIX', 'Linux/UNIX (Amazon VPC)'], StartTime: now },
+    {
+      ProductDescriptions: ['Linux/UNIX', 'Linux/UNIX (Amazon VPC)'],
+      // A start time of now returns the price in force now for each type and zone.
+      StartTime: now,
+      ...(zones.length > 0 ? { Filters: [{ Name: 'availability-zone', Values: [...zones] }] } : {}),
+    },
   );
   for await (const page of pages) history.push(...(page.SpotPriceHistory ?? []));
   return latestSpotPrices(history);
 }
 
-/** ec2:DescribeInstanceTypes — vCPUs, memory and architectures of every type in the region. */
-export async function getInstanceTypes(clients: AwsClients): Promise<Map<string, LiveSpec>> {
+/** Instance types per DescribeInstanceTypes filter (a filter, unlike InstanceTypes, accepts unknown names). */
+const TYPES_PER_FILTER = 100;
+
+/** ec2:DescribeInstanceTypes — vCPUs, memory and architectures of the given types. */
+export async function getInstanceTypes(
+  clients: AwsClients,
+  types: readonly string[],
+): Promise<Map<string, LiveSpec>> {
   const specs = new Map<string, LiveSpec>();
-  const pages = clients.ec2Sdk.paginateDescribeInstanceTypes(
-    { client: clients.ec2, pageSize: 100 },
-    {},
-  );
-  for await (const page of pages) {
-    for (const [type, spec] of specsFromInstanceTypes(page.InstanceTypes ?? []))
-      specs.set(type, spec);
+  for (let start = 0; start < types.length; start += TYPES_PER_FILTER) {
+    const pages = clients.ec2Sdk.paginateDescribeInstanceTypes(
+      { client: clients.ec2, pageSize: 100 },
+      {
+        Filters: [{ Name: 'instance-type', Values: types.slice(start, start + TYPES_PER_FILTER) }],
+      },
+    );
+    for await (const page of pages) {
+      for (const [type, spec] of specsFromInstanceTypes(page.InstanceTypes ?? []))
+        specs.set(type, spec);
+    }
   }
   return specs;
 }

@@ -6,7 +6,7 @@
  * recomputes; recommendations whose money did not move are not rewritten.
  */
 import type { WorkloadFacts } from '../../recommender/facts.ts';
-import type { PriceBook } from '../../recommender/pricing.ts';
+import { FALLBACK_REGION, type PriceBook } from '../../recommender/pricing.ts';
 import { onArm64 } from '../../recommender/savings.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -205,18 +205,25 @@ export class LivePrices implements PriceSource {
     );
     await attempt(
       'DescribeSpotPriceHistory',
-      () => getSpotPrices(clients, now),
+      () => getSpotPrices(clients, now, zones),
       (table) => {
         data.spot = table;
         return `Spot prices of ${table.size} instance types in ${region}`;
       },
     );
+    // Sizes are asked only for the priced types kopek's snapshot has none for (new families).
+    const { base } = this.options;
+    const snapshotTypes = (base.onDemand.get(region) ?? base.onDemand.get(FALLBACK_REGION))?.keys();
+    const priced = data.onDemand?.map((item) => item.instanceType) ?? [...(snapshotTypes ?? [])];
+    const unsized = [...new Set(priced)]
+      .filter((type) => !this.options.base.specs.has(type))
+      .sort();
     await attempt(
       'DescribeInstanceTypes',
-      () => getInstanceTypes(clients),
+      () => getInstanceTypes(clients, unsized),
       (specs) => {
         data.specs = specs;
-        return `${specs.size} instance types in ${region}`;
+        return `sizes of ${specs.size} of the ${unsized.length} instance types the snapshot lacks`;
       },
     );
     const requests = placementRequests(shapes, this.current, region);

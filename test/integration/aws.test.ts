@@ -222,6 +222,9 @@ describe('live AWS prices through the AWS SDK, against moto and a wire-level fak
       expect(changes).toBe(1);
       // moto's Spot history has every type in each zone; the cluster's zones are a, b and c.
       expect(prices.book().spot.get('us-east-1')?.get('m6i.xlarge')?.hourly).toBe(0.00001);
+      // Sizes of types newer than the snapshot come from DescribeInstanceTypes (moto's data).
+      expect(SNAPSHOT_PRICES.specs.get('m8i.xlarge')).toBeUndefined();
+      expect(prices.book().specs.get('m8i.xlarge')).toEqual({ vcpu: 4, memoryGiB: 16 });
       await prices.refresh();
       expect(changes).toBe(1);
       expect(prices.age(Date.now()).source).toBe('live');
