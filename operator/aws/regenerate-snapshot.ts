@@ -46,19 +46,18 @@ async function main(): Promise<number> {
     return 1;
   }
   const out = resolve(arg('--out') ?? join(here, '..', '..', 'recommender', 'data', 'prices.json'));
-  const first = await createAwsClients({ region: regions[0] ?? 'us-east-1' });
   try {
-    await first.ec2.config.credentials();
+    // Resolves the credentials first; without any, it throws before loading the clients.
+    (await createAwsClients({ region: regions[0] ?? 'us-east-1' })).destroy();
   } catch (error) {
+    if (classifyAwsError(error) !== 'NoCredentials') throw error;
     process.stderr.write(
       `regenerate-snapshot: no AWS credentials (environment, profile, IRSA or Pod Identity: ${describeAwsError(error)}); ` +
         'the embedded snapshot is left as it is. To rebuild it from recommender/data/source instead, run: ' +
         'node operator/aws/generate-snapshot.ts\n',
     );
-    first.destroy();
     return 1;
   }
-  first.destroy();
   try {
     const advisor = await fetchSpotAdvisor();
     const onDemand: Record<string, OnDemandItem[]> = {};

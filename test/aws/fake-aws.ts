@@ -163,7 +163,11 @@ export class FakeAws {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
     server.closeAllConnections();
   }
 
@@ -191,22 +195,26 @@ export class FakeAws {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (request.url === '/v1/credentials') { this.credentials(request, response); return; }
+    if (request.url === '/v1/credentials') {
+      this.credentials(request, response);
+      return;
+    }
     const text = await body(request);
     const target = request.headers['x-amz-target'];
-    if (target === 'AWSPriceListService.GetProducts')
-      { this.getProducts(request, text, response); return; }
+    if (target === 'AWSPriceListService.GetProducts') {
+      this.getProducts(request, text, response);
+      return;
+    }
     const params = new URLSearchParams(text);
     const action = params.get('Action') ?? '';
-    if (action === 'GetSpotPlacementScores') { this.placementScores(request, params, response); return; }
+    if (action === 'GetSpotPlacementScores') {
+      this.placementScores(request, params, response);
+      return;
+    }
     if (this.denied.has(action as DeniableCall)) {
       this.record(request, action, 403);
-      this.ec2Error(
-        response,
-        403,
-        'UnauthorizedOperation',
-        this.deniedMessage(`ec2:${action}`),
-      ); return;
+      this.ec2Error(response, 403, 'UnauthorizedOperation', this.deniedMessage(`ec2:${action}`));
+      return;
     }
     return this.passToMoto(request, text, action, params, response);
   }
@@ -259,7 +267,8 @@ export class FakeAws {
         401,
         { __type: 'AccessDeniedException', Message: this.deniedMessage('pricing:GetProducts') },
         'AccessDeniedException',
-      ); return;
+      );
+      return;
     }
     if (this.throttle('GetProducts')) {
       this.record(request, 'GetProducts', 429);
@@ -268,7 +277,8 @@ export class FakeAws {
         429,
         { __type: 'ThrottlingException', Message: 'Rate exceeded' },
         'ThrottlingException',
-      ); return;
+      );
+      return;
     }
     this.record(request, 'GetProducts', 200);
     const region = input.Filters?.find((f) => f.Field === 'regionCode')?.Value;
@@ -301,16 +311,13 @@ export class FakeAws {
     const action = 'GetSpotPlacementScores';
     if (this.denied.has(action)) {
       this.record(request, action, 403);
-      this.ec2Error(
-        response,
-        403,
-        'UnauthorizedOperation',
-        this.deniedMessage(`ec2:${action}`),
-      ); return;
+      this.ec2Error(response, 403, 'UnauthorizedOperation', this.deniedMessage(`ec2:${action}`));
+      return;
     }
     if (this.throttle(action)) {
       this.record(request, action, 503);
-      this.ec2Error(response, 503, 'RequestLimitExceeded', 'Request limit exceeded.'); return;
+      this.ec2Error(response, 503, 'RequestLimitExceeded', 'Request limit exceeded.');
+      return;
     }
     this.record(request, action, 200);
     const list = (prefix: string): string[] =>

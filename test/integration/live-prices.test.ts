@@ -241,7 +241,11 @@ describe('kopek run with live AWS prices on a real cluster', () => {
     ).toContain('NoPrice');
     const state = await Promise.race([
       operator.done,
-      new Promise((resolve) => setTimeout(() => { resolve('running'); }, 100)),
+      new Promise((resolve) =>
+        setTimeout(() => {
+          resolve('running');
+        }, 100),
+      ),
     ]);
     expect(state).toBe('running');
     expect(await metric(/^kopek_prices_age_seconds\{source="live"\}/)).toBeGreaterThan(0);
