@@ -237,4 +237,12 @@ describe('regenerate-snapshot without credentials', () => {
     expect(r.stderr).toMatch(/no AWS credentials .*left as it is/);
     expect(r.status).toBe(1);
   });
+
+  it('refuses an unknown option before looking for credentials', () => {
+    const r = spawnSync(process.execPath, [join(here, 'regenerate-snapshot.ts'), '--region', 'x'], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toMatch(/regenerate-snapshot: Unknown option '--region'/);
+    expect(r.status).toBe(1);
+  });
 });

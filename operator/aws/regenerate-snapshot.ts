@@ -13,6 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import {
   buildSnapshot,
   serializeSnapshot,
@@ -24,11 +25,6 @@ import { classifyAwsError, createAwsClients, describeAwsError } from './sdk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 /** The public Spot Instance Advisor feed (a JSON file; no credentials needed). */
 async function fetchSpotAdvisor(): Promise<SpotAdvisorFile> {
   const response = await fetch(SPOT_ADVISOR_URL);
@@ -38,14 +34,25 @@ async function fetchSpotAdvisor(): Promise<SpotAdvisorFile> {
 }
 
 async function main(): Promise<number> {
-  const regions = (arg('--regions') ?? 'us-east-1').split(',').filter((r) => r !== '');
+  let values: { regions?: string; out?: string };
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { regions: { type: 'string' }, out: { type: 'string' } },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`regenerate-snapshot: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const regions = (values.regions ?? 'us-east-1').split(',').filter((r) => r !== '');
   if (regions.some((r) => !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(r))) {
     process.stderr.write(
       `regenerate-snapshot: --regions ${regions.join(',')}: not AWS region names\n`,
     );
     return 1;
   }
-  const out = resolve(arg('--out') ?? join(here, '..', '..', 'recommender', 'data', 'prices.json'));
+  const out = resolve(values.out ?? join(here, '..', '..', 'recommender', 'data', 'prices.json'));
   try {
     // Resolves the credentials first; without any, it throws before loading the clients.
     (await createAwsClients({ region: regions[0] ?? 'us-east-1' })).destroy();
