@@ -124,6 +124,8 @@ export class FakeAws {
   /** Secrets that passed through (STS-issued keys, Pod Identity keys): none may leak. */
   readonly secrets: string[] = [];
   podIdentity: PodIdentity | undefined;
+  /** While set, Pricing API requests wait for it before they are answered (AWS slow to answer). */
+  pricingGate: Promise<void> | undefined;
   private readonly motoUrl: string;
   private readonly counts = new Map<string, number>();
   private server: Server | undefined;
@@ -202,6 +204,7 @@ export class FakeAws {
     const text = await body(request);
     const target = request.headers['x-amz-target'];
     if (target === 'AWSPriceListService.GetProducts') {
+      if (this.pricingGate) await this.pricingGate;
       this.getProducts(request, text, response);
       return;
     }

@@ -49,6 +49,7 @@ describe('kopek run with live AWS prices on a real cluster', () => {
   let kubeconfig: string;
   let operator: RunningOperator;
   const logs: string[] = [];
+  let answerPricing = (): void => undefined;
 
   const wrec = async (name: string): Promise<WorkloadRecommendation | undefined> => {
     const result = await cluster.kubectl(['get', 'wrec', name, '-n', 'shop', '-o', 'json'], {
@@ -119,6 +120,10 @@ describe('kopek run with live AWS prices on a real cluster', () => {
       AWS_CONFIG_FILE: '/nonexistent/config',
     });
     kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
+    // The Pricing API does not answer until the first test has seen the snapshot's recommendations.
+    fake.pricingGate = new Promise((resolve) => {
+      answerPricing = resolve;
+    });
     const config = parseRunConfig(
       [
         '--kubeconfig',
@@ -141,6 +146,7 @@ describe('kopek run with live AWS prices on a real cluster', () => {
   });
 
   afterAll(async () => {
+    answerPricing();
     await operator.stop();
     await cluster.stop();
     await fake.stop();
@@ -149,6 +155,16 @@ describe('kopek run with live AWS prices on a real cluster', () => {
   });
 
   it('starts from the snapshot and switches every recommendation to live prices', async () => {
+    // AWS has not answered yet: the first recommendations do not wait for it.
+    await expect
+      .poll(async () => (await wrec('deployment-on-m5'))?.status?.pricing?.source, {
+        timeout: 120_000,
+        interval: 500,
+      })
+      .toBe('Snapshot');
+    expect(fake.callsOf('GetProducts').filter((c) => c.status === 200)).toHaveLength(0);
+    answerPricing();
+    fake.pricingGate = undefined;
     await expect
       .poll(async () => (await wrec('deployment-on-m5'))?.status?.pricing?.source, {
         timeout: 180_000,
@@ -160,7 +176,7 @@ describe('kopek run with live AWS prices on a real cluster', () => {
         timeout: 30_000,
       })
       .toBe('Live');
-  }, 240_000);
+  }, 360_000);
 
   it('moves the money of the workloads on a type whose price moved, and rewrites only those', async () => {
     await refreshes(1);
