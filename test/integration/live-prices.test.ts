@@ -11,7 +11,7 @@ import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { FakeAws } from '../aws/fake-aws.ts';
 import { LocalMoto } from '../aws/moto.ts';
 import type { LocalCluster } from '../cluster/cluster.ts';
-import { KOPEK_CLI, startClusterForKopek } from '../support/kopek.ts';
+import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
 
 const WEB_IDENTITY_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.operator-irsa-token-must-not-leak.sig';
 
@@ -59,13 +59,11 @@ describe('kopek run with live AWS prices on a real cluster', () => {
       ? (JSON.parse(result.stdout) as WorkloadRecommendation)
       : undefined;
   };
-  const metric = async (pattern: RegExp): Promise<number> => {
-    const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter((line) => pattern.test(line))
-      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
-  };
+  /** The sum of a metric's samples that carry these labels. */
+  const metric = async (name: string, labels: Record<string, string>): Promise<number> =>
+    (await scrape(operator.metricsUrl))
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((sum, s) => sum + s.value, 0);
   /** Waits until kopek has made `n` more complete rounds of GetProducts (14 pages each). */
   const refreshes = async (n: number): Promise<void> => {
     const pages = (): number => fake.callsOf('GetProducts').filter((c) => c.status === 200).length;
@@ -234,10 +232,13 @@ describe('kopek run with live AWS prices on a real cluster', () => {
     await fake.stop();
     await moto.component.stop();
     await expect
-      .poll(() => metric(/^kopek_aws_errors_total\{call="GetProducts",reason="Unavailable"\}/), {
-        timeout: 180_000,
-        interval: 1000,
-      })
+      .poll(
+        () => metric('kopek_aws_errors_total', { call: 'GetProducts', reason: 'Unavailable' }),
+        {
+          timeout: 180_000,
+          interval: 1000,
+        },
+      )
       .toBeGreaterThanOrEqual(2);
     const after = await wrec('deployment-on-m5');
     expect(after?.status?.pricing).toEqual(before?.status?.pricing);
@@ -264,7 +265,7 @@ describe('kopek run with live AWS prices on a real cluster', () => {
       ),
     ]);
     expect(state).toBe('running');
-    expect(await metric(/^kopek_prices_age_seconds\{source="live"\}/)).toBeGreaterThan(0);
+    expect(await metric('kopek_prices_age_seconds', { source: 'live' })).toBeGreaterThan(0);
   }, 240_000);
 
   it('shows no token or AWS secret in logs, recommendations or metrics', async () => {
