@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     reporters: ['default', './test/summary-reporter.ts'],
+    // The AWS SDK's credential chain ends with the EC2 instance metadata service; tests never
+    // reach for it (tests that want credentials give them: IRSA, Pod Identity, a fake).
+    env: { AWS_EC2_METADATA_DISABLED: 'true' },
     projects: [
       {
         test: {

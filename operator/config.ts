@@ -27,6 +27,11 @@ export interface OperatorConfig {
   insecureRegistries: string[];
   /** Cross-zone traffic from Prometheus; absent without --prometheus-url. */
   traffic?: TrafficConfig;
+  /** Fetch prices from the AWS APIs (when credentials exist) instead of only the snapshot. */
+  livePrices: boolean;
+  priceRefreshIntervalMs: number;
+  /** Region to price; absent: the nodes' topology.kubernetes.io/region. */
+  region?: string;
 }
 
 export const RUN_USAGE = `Usage: kopek run [flags]
@@ -49,6 +54,11 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --registry-timeout DURATION     per request to an image registry [KOPEK_REGISTRY_TIMEOUT] (default 10s)
   --read-pull-secrets BOOL        use the imagePullSecrets pods name to read private images [KOPEK_READ_PULL_SECRETS] (default false; needs get on secrets)
   --insecure-registries LIST      comma-separated host:port registries served over plain HTTP [KOPEK_INSECURE_REGISTRIES]
+  --live-prices BOOL              read prices from the AWS Pricing API and EC2 (Spot prices, instance types, placement scores) with the default AWS credential chain (IRSA, EKS Pod Identity, environment, profile); without credentials the embedded snapshot is used [KOPEK_LIVE_PRICES] (default true)
+  --price-refresh-interval DURATION
+                                  fetch live prices again this often; failed calls keep the last good data [KOPEK_PRICE_REFRESH_INTERVAL] (default 12h)
+  --region REGION                 AWS region to price [KOPEK_REGION] (default: the nodes' topology.kubernetes.io/region)
+  --check-aws                     make each AWS call once, print OK or the error for each, and exit (0 all OK, 2 some failed)
 
 ${TRAFFIC_USAGE}
 
@@ -75,6 +85,9 @@ const FLAGS: Record<string, string> = {
   'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
   'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
   ...TRAFFIC_FLAGS,
+  'live-prices': 'KOPEK_LIVE_PRICES',
+  'price-refresh-interval': 'KOPEK_PRICE_REFRESH_INTERVAL',
+  region: 'KOPEK_REGION',
 };
 
 /** Milliseconds of a duration like 500ms, 10s, 5m, 1h or 1h30m. */
@@ -86,6 +99,14 @@ export function parseDuration(text: string): number | undefined {
     (total, [, amount = '0', unit = 's']) => total + Number(amount) * (units[unit] ?? 0),
     0,
   );
+}
+
+/** An AWS region name from a flag or variable, undefined when unset; throws ConfigError otherwise. */
+function awsRegion(text: string | undefined, source: string): string | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(text))
+    throw new ConfigError(`${source} must be an AWS region name like us-east-1, got "${text}"`);
+  return text;
 }
 
 /** Parses flags (`--name value` or `--name=value`) and the environment; throws ConfigError with a clear message. */
@@ -141,6 +162,8 @@ export function parseRunConfig(
       `${source('log-level')} must be debug, info, warn or error, got "${logLevel}"`,
     );
 
+  const region = awsRegion(get('region'), source('region'));
+
   const kubeconfig = get('kubeconfig');
   const config: OperatorConfig = {
     // "[::]:8080" binds IPv6; the brackets only delimit the address.
@@ -163,7 +186,10 @@ export function parseRunConfig(
       .split(',')
       .map((host) => host.trim())
       .filter(Boolean),
+    livePrices: boolean('live-prices', true),
+    priceRefreshIntervalMs: duration('price-refresh-interval', 12 * 3_600_000),
   };
+  if (region !== undefined) config.region = region;
   if (kubeconfig) config.kubeconfig = kubeconfig.split(':')[0] ?? kubeconfig;
   const traffic = parseTrafficConfig(get, (message) => {
     throw new ConfigError(message);

@@ -134,6 +134,12 @@ export function createMetrics() {
       labelNames: ['result'],
       registers: [registry],
     }),
+    awsErrors: new Counter({
+      name: 'kopek_aws_errors_total',
+      help: 'Failed AWS calls for live prices, after the SDK retries, by call (GetProducts, DescribeSpotPriceHistory, DescribeInstanceTypes, GetSpotPlacementScores) and reason (NoCredentials, AccessDenied, Throttled, Unavailable, Failed).',
+      labelNames: ['call', 'reason'],
+      registers: [registry],
+    }),
     pricesAge: new Gauge({
       name: 'kopek_prices_age_seconds',
       help: 'Age of the prices in use, in seconds, by source: the snapshot embedded in kopek, or live AWS prices.',

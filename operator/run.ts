@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
+import { checkAws, formatOutcomes } from './aws/check.ts';
+import { LivePrices } from './aws/live-prices.ts';
 import { ClusterCache } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
@@ -10,9 +12,11 @@ import { KubeClient, type KubeApi } from './kube/client.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
+import { fixedPrices } from './prices.ts';
 import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
 import { trafficTelemetry } from './traffic/config.ts';
+import { RESOURCES } from './kube/resources.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -94,13 +98,27 @@ export async function startOperator(
       controller.onChange(resource, object);
     },
   });
+  // Recommendations start from the snapshot; live prices replace it in the background.
+  const livePrices = config.livePrices
+    ? new LivePrices({
+        base: SNAPSHOT_PRICES,
+        ...(config.region !== undefined ? { region: config.region } : {}),
+        nodeLabels: () => [...cache.list('nodes')].map((node) => node.metadata.labels ?? {}),
+        refreshIntervalMs: config.priceRefreshIntervalMs,
+        log,
+        metrics,
+        onChange: () => {
+          controller.recomputeAll();
+        },
+      })
+    : undefined;
   const controller = new RecommendationController({
     client,
     cache,
     log,
     metrics,
     clock,
-    prices: () => SNAPSHOT_PRICES,
+    prices: livePrices ?? fixedPrices(SNAPSHOT_PRICES),
     workers: config.workers,
     minRebuildIntervalMs: config.minRebuildIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
@@ -125,6 +143,7 @@ export async function startOperator(
   metrics.leader.set({ name: config.leaderElectionId }, elector ? 0 : 1);
 
   await cache.start();
+  livePrices?.start(cache.waitForSync());
   const server: Server = await startMetricsServer(
     metrics,
     {
@@ -188,6 +207,7 @@ export async function startOperator(
     }
     await controller.stop();
     await cache.stop();
+    await livePrices?.stop();
     await new Promise<void>((resolve) =>
       server.close(() => {
         resolve();
@@ -227,9 +247,14 @@ export async function runCommand(
     output.stdout(`${RUN_USAGE}\n`);
     return 0;
   }
+  const check = args.includes('--check-aws');
   let config: OperatorConfig;
   try {
-    config = parseRunConfig(args, process.env, podNamespace());
+    config = parseRunConfig(
+      args.filter((arg) => arg !== '--check-aws'),
+      process.env,
+      podNamespace(),
+    );
   } catch (error) {
     if (error instanceof ConfigError) {
       output.stderr(`kopek run: ${error.message}\n`);
@@ -238,6 +263,7 @@ export async function runCommand(
     throw error;
   }
   const log = createLogger(config.logLevel);
+  if (check) return checkAwsCommand(config, log, output);
   let operator: RunningOperator;
   try {
     operator = await startOperator(config, { log });
@@ -252,4 +278,36 @@ export async function runCommand(
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   return operator.done;
+}
+
+/** `kopek run --check-aws`: each AWS call once; 0 when all are OK, 2 when one failed. */
+async function checkAwsCommand(
+  config: OperatorConfig,
+  log: Logger,
+  output: RunOutput,
+): Promise<number> {
+  let nodeLabels: Record<string, string>[] = [];
+  try {
+    const kubeConfig = new KubeConfig();
+    if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+    else kubeConfig.loadFromCluster();
+    const nodes = await new KubeClient(kubeConfig).listPage<{
+      metadata: { labels?: Record<string, string> };
+    }>(RESOURCES.nodes, { limit: 500 });
+    nodeLabels = nodes.items.map((node) => node.metadata.labels ?? {});
+  } catch (error) {
+    if (config.region === undefined) {
+      output.stderr(
+        `kopek run --check-aws: cannot read the nodes to find the region (${errorMessage(error)}); pass --region\n`,
+      );
+      return 2;
+    }
+  }
+  const outcomes = await checkAws({
+    ...(config.region !== undefined ? { region: config.region } : {}),
+    nodeLabels,
+    log,
+  });
+  output.stdout(`${formatOutcomes(outcomes)}\n`);
+  return outcomes.every((outcome) => outcome.ok !== false) ? 0 : 2;
 }

@@ -9,6 +9,7 @@ import {
   isGravitonType,
   onDemandPrice,
   podHourly,
+  pricesAsOf,
   splitNodePrice,
   spotFigures,
   spotPrice,
@@ -314,5 +315,35 @@ describe('sumUSD', () => {
     const cents = Array.from({ length: 10_000 }, () => '0.07');
     expect(cents.reduce((a, v) => a + Number(v), 0)).not.toBe(700);
     expect(sumUSD(cents)).toBe('700.00');
+  });
+});
+
+describe('pricesAsOf', () => {
+  const live = {
+    ...SNAPSHOT_PRICES,
+    source: 'Live' as const,
+    asOf: '2026-11-20T00:00:00Z',
+    priceDates: new Map([
+      [
+        'eu-west-1',
+        new Map([
+          ['m6i.xlarge', '2026-03-01T00:00:00Z'],
+          ['m7g.xlarge', '2026-06-01T00:00:00Z'],
+          ['c6i.large', '2026-09-01T00:00:00Z'],
+        ]),
+      ],
+    ]),
+  };
+
+  it('is the latest date among the types a workload runs on and their Graviton targets', () => {
+    // m6i.xlarge maps to m7g.xlarge, dated later: the arm64 saving depends on that price too.
+    expect(pricesAsOf(live, 'eu-west-1', ['m6i.xlarge'])).toBe('2026-06-01T00:00:00Z');
+    expect(pricesAsOf(live, 'eu-west-1', ['m6i.xlarge', 'c6i.large'])).toBe('2026-09-01T00:00:00Z');
+  });
+
+  it("falls back to the book's asOf for undated types and for snapshot books", () => {
+    expect(pricesAsOf(live, 'eu-west-1', ['x9.unknown'])).toBe('2026-11-20T00:00:00Z');
+    expect(pricesAsOf(live, 'eu-west-1', [])).toBe('2026-11-20T00:00:00Z');
+    expect(pricesAsOf(SNAPSHOT_PRICES, 'eu-west-1', ['m6i.xlarge'])).toBe(SNAPSHOT_PRICES.asOf);
   });
 });

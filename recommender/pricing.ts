@@ -44,6 +44,12 @@ export interface PriceBook {
   /** region → instance type → Spot figures. */
   spot: ReadonlyMap<string, ReadonlyMap<string, SpotFigures>>;
   specs: ReadonlyMap<string, InstanceSpec>;
+  /**
+   * Live books only: region → instance type → when its price took effect (RFC 3339; AWS's
+   * effectiveDate, or the Spot price's timestamp when later). A recommendation's `asOf` is the
+   * latest date among the prices it uses, so a price change rewrites only what it touches.
+   */
+  priceDates?: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 /**
@@ -158,6 +164,27 @@ export function spotPrice(
   if (od === undefined || spot === undefined) return undefined;
   const hourly = spot.hourly ?? (od.hourly * (100 - spot.savingsPercent)) / 100;
   return { hourly, region: od.region, fallback: od.fallback || spot.fallback };
+}
+
+/**
+ * When the prices a workload is priced with took effect: the latest of the dated prices of the
+ * instance types it runs on and their Graviton equivalents; the book's `asOf` when none is dated.
+ */
+export function pricesAsOf(
+  book: PriceBook,
+  region: string,
+  instanceTypes: Iterable<string>,
+): string {
+  const dates = book.priceDates === undefined ? undefined : regionTable(book.priceDates, region);
+  let latest: string | undefined;
+  for (const type of instanceTypes) {
+    for (const priced of [type, gravitonEquivalent(type)]) {
+      const date = priced === undefined ? undefined : dates?.table.get(priced);
+      if (date !== undefined && (latest === undefined || Date.parse(date) > Date.parse(latest)))
+        latest = date;
+    }
+  }
+  return latest ?? book.asOf;
 }
 
 /** Splits an instance family name from its size: "m6i.xlarge" → ["m6i", "xlarge"]. */

@@ -18,7 +18,7 @@ import { ARM64_FIXED_BY_PATCH, evaluateArm64 } from './arm64.ts';
 import { CROSS_ZONE_FIXED_BY_PATCH, evaluateCrossZone } from './cross-zone.ts';
 import type { WorkloadFacts } from './facts.ts';
 import { suggestPatch } from './patch.ts';
-import { SNAPSHOT_PRICES, formatUSD, type PriceBook } from './pricing.ts';
+import { SNAPSHOT_PRICES, formatUSD, pricesAsOf, type PriceBook } from './pricing.ts';
 import { clip } from './reasons.ts';
 import { CURRENT, estimateCost, pricingRegion } from './savings.ts';
 import { SPOT_FIXED_BY_PATCH, evaluateSpot } from './spot.ts';
@@ -91,11 +91,13 @@ export function recommend(
   // never the sum of the parts; cross-zone traffic is a separate bill, so it adds.
   const combined = estimateCost(facts, prices, { spot: spot.actionable, arm64: arm64.actionable });
   const crossZoneSavings = crossZone.actionable ? Number(crossZone.result.monthlySavingsUSD) : 0;
+  const { region } = pricingRegion(facts);
+  const instanceTypes = facts.pods.flatMap((pod) => pod.node?.instanceType ?? []);
 
   const status: WorkloadRecommendationStatus = {
     monthlyCostUSD: formatUSD(now.currentMonthly),
     potentialMonthlySavingsUSD: formatUSD(combined.savingsMonthly + crossZoneSavings),
-    pricing: { source: prices.source, region: pricingRegion(facts).region, asOf: prices.asOf },
+    pricing: { source: prices.source, region, asOf: pricesAsOf(prices, region, instanceTypes) },
     placement: placementOf(facts),
     spot: spot.result,
     arm64: arm64.result,

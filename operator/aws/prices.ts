@@ -1,189 +1,326 @@
 /**
- * Live AWS prices: on-demand list prices from the AWS Pricing API (GetProducts), current Spot
- * prices from EC2 DescribeSpotPriceHistory, and the public Spot Instance Advisor feed for the
- * interruption bands. Plain fetch + SigV4, no SDK. The parsers are pure and tested; the fetchers
- * take `fetch` and the clock as arguments so the operator's price source can reuse them.
+ * AWS price data → the recommender's PriceBook. Pure: the SDK calls that produce these inputs
+ * are in calls.ts. On-demand list prices come from the Pricing API (GetProducts PriceList
+ * entries, each a JSON document), current Spot prices per instance type and zone from EC2
+ * DescribeSpotPriceHistory, sizes of types the snapshot lacks from DescribeInstanceTypes; the
+ * interruption bands stay those of the Spot Instance Advisor (the snapshot, or its public feed).
  */
+// Type-only imports: erased at run time, so they do not load the SDK.
+import type { InstanceTypeInfo, SpotPrice } from '@aws-sdk/client-ec2';
 import type { OnDemandPriceFile, SpotAdvisorFile } from '../../recommender/data/snapshot.ts';
-import { sign, type Credentials } from './sigv4.ts';
+import {
+  FALLBACK_REGION,
+  isGravitonType,
+  type InstanceSpec,
+  type PriceBook,
+  type SpotFigures,
+} from '../../recommender/pricing.ts';
 
-export const PRICING_ENDPOINT = 'https://api.pricing.us-east-1.amazonaws.com/';
 export const SPOT_ADVISOR_URL = 'https://spot-bid-advisor.s3.amazonaws.com/spot-advisor-data.json';
 
-type Fetch = (url: URL | string, init?: RequestInit) => Promise<Response>;
-
-/** One on-demand price from a GetProducts PriceList entry (itself a JSON string). */
+/** One on-demand price from a GetProducts PriceList entry. */
 export interface OnDemandItem {
   instanceType: string;
   hourly: number;
+  /** When this price took effect (the term's effectiveDate), RFC 3339. */
+  effectiveDate?: string;
   vcpu?: number;
   memoryGiB?: number;
 }
 
-/** Parses a GetProducts PriceList entry; undefined for entries that are not a usable price. */
+interface PriceListDocument {
+  product?: { attributes?: Record<string, string> };
+  terms?: {
+    OnDemand?: Record<
+      string,
+      {
+        effectiveDate?: string;
+        priceDimensions?: Record<string, { unit?: string; pricePerUnit?: { USD?: string } }>;
+      }
+    >;
+  };
+}
+
+/** Parses a GetProducts PriceList entry; undefined for entries that are not an hourly price. */
 export function parsePriceListItem(item: string): OnDemandItem | undefined {
-  let doc: unknown;
+  let doc: PriceListDocument;
   try {
-    doc = JSON.parse(item);
+    doc = JSON.parse(item) as PriceListDocument;
   } catch {
     return undefined;
   }
-  const o = doc as {
-    product?: { attributes?: Record<string, string> };
-    terms?: {
-      OnDemand?: Record<
-        string,
-        { priceDimensions?: Record<string, { pricePerUnit?: { USD?: string } }> }
-      >;
-    };
-  };
-  const attrs = o.product?.attributes ?? {};
+  const attrs = doc.product?.attributes ?? {};
   const instanceType = attrs.instanceType;
   if (instanceType === undefined) return undefined;
-  const prices = Object.values(o.terms?.OnDemand ?? {}).flatMap((t) =>
-    Object.values(t.priceDimensions ?? {}).map((d) => Number(d.pricePerUnit?.USD)),
-  );
-  const hourly = prices.find((p) => Number.isFinite(p) && p > 0);
-  if (hourly === undefined) return undefined;
-  const out: OnDemandItem = { instanceType, hourly };
-  const vcpu = Number(attrs.vcpu);
-  const mem = Number((attrs.memory ?? '').replace(/,/g, '').replace(/\s*GiB$/, ''));
-  if (Number.isFinite(vcpu) && vcpu > 0) out.vcpu = vcpu;
-  if (Number.isFinite(mem) && mem > 0) out.memoryGiB = mem;
-  return out;
-}
-
-/** Parses a DescribeSpotPriceHistory XML page. */
-export function parseSpotPriceHistory(xml: string): {
-  items: { instanceType: string; zone: string; price: number }[];
-  nextToken?: string;
-} {
-  const items: { instanceType: string; zone: string; price: number }[] = [];
-  const tag = (s: string, name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(s)?.[1];
-  for (const m of xml.matchAll(/<item>([\s\S]*?)<\/item>/g)) {
-    const body = m[1] ?? '';
-    const instanceType = tag(body, 'instanceType');
-    const zone = tag(body, 'availabilityZone');
-    const price = Number(tag(body, 'spotPrice'));
-    if (instanceType !== undefined && zone !== undefined && Number.isFinite(price))
-      items.push({ instanceType, zone, price });
+  for (const term of Object.values(doc.terms?.OnDemand ?? {})) {
+    for (const dimension of Object.values(term.priceDimensions ?? {})) {
+      const hourly = Number(dimension.pricePerUnit?.USD);
+      if (dimension.unit !== undefined && dimension.unit !== 'Hrs') continue;
+      if (!Number.isFinite(hourly) || hourly <= 0) continue;
+      const out: OnDemandItem = { instanceType, hourly };
+      if (term.effectiveDate !== undefined && !Number.isNaN(Date.parse(term.effectiveDate)))
+        out.effectiveDate = term.effectiveDate;
+      const vcpu = Number(attrs.vcpu);
+      const memoryGiB = Number((attrs.memory ?? '').replace(/,/g, '').replace(/\s*GiB$/, ''));
+      if (Number.isFinite(vcpu) && vcpu > 0) out.vcpu = vcpu;
+      if (Number.isFinite(memoryGiB) && memoryGiB > 0) out.memoryGiB = memoryGiB;
+      return out;
+    }
   }
-  const token = tag(xml.replace(/<item>[\s\S]*?<\/item>/g, ''), 'nextToken');
-  return token === undefined || token === '' ? { items } : { items, nextToken: token };
+  return undefined;
 }
 
-async function checked(res: Response, what: string): Promise<string> {
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}: ${text.slice(0, 300)}`);
-  return text;
+/** A Spot price in one zone and when it took effect. */
+export interface ZonePrice {
+  price: number;
+  timestamp: string;
 }
 
-/** On-demand Linux prices (shared tenancy, no pre-installed software) of every type in a region. */
-export async function fetchOnDemandPrices(
-  creds: Credentials,
-  region: string,
-  fetchFn: Fetch = fetch,
-  now: () => Date = () => new Date(),
-): Promise<OnDemandItem[]> {
-  const filter = (Field: string, Value: string) => ({ Type: 'TERM_MATCH', Field, Value });
-  const out: OnDemandItem[] = [];
-  let nextToken: string | undefined;
-  do {
-    const body = JSON.stringify({
-      ServiceCode: 'AmazonEC2',
-      FormatVersion: 'aws_v1',
-      MaxResults: 100,
-      Filters: [
-        filter('regionCode', region),
-        filter('operatingSystem', 'Linux'),
-        filter('tenancy', 'Shared'),
-        filter('preInstalledSw', 'NA'),
-        filter('capacitystatus', 'Used'),
-        filter('licenseModel', 'No License required'),
-      ],
-      ...(nextToken === undefined ? {} : { NextToken: nextToken }),
-    });
-    const url = new URL(PRICING_ENDPOINT);
-    const headers = sign(
-      {
-        method: 'POST',
-        url,
-        headers: {
-          'content-type': 'application/x-amz-json-1.1',
-          'x-amz-target': 'AWSPriceListService.GetProducts',
-        },
-        body,
-      },
-      creds,
-      'us-east-1',
-      'pricing',
-      now(),
-    );
-    const page = JSON.parse(
-      await checked(await fetchFn(url, { method: 'POST', headers, body }), 'Pricing GetProducts'),
-    ) as {
-      PriceList?: string[];
-      NextToken?: string;
-    };
-    for (const item of page.PriceList ?? []) {
-      const parsed = parsePriceListItem(item);
-      if (parsed !== undefined) out.push(parsed);
-    }
-    nextToken = page.NextToken;
-  } while (nextToken !== undefined && nextToken !== '');
-  return out;
-}
+/** instance type → zone → its current Spot price. */
+export type SpotPriceTable = ReadonlyMap<string, ReadonlyMap<string, ZonePrice>>;
 
-/** The current Linux Spot price of each instance type in a region (the mean over its zones). */
-export async function fetchSpotPrices(
-  creds: Credentials,
-  region: string,
-  fetchFn: Fetch = fetch,
-  now: () => Date = () => new Date(),
-): Promise<Record<string, number>> {
-  const sums = new Map<string, { total: number; n: number }>();
-  let nextToken: string | undefined;
-  do {
-    const t = now();
-    const url = new URL(`https://ec2.${region}.amazonaws.com/`);
-    url.searchParams.set('Action', 'DescribeSpotPriceHistory');
-    url.searchParams.set('Version', '2016-11-15');
-    url.searchParams.set('ProductDescription.1', 'Linux/UNIX');
-    url.searchParams.set('StartTime', t.toISOString());
-    url.searchParams.set('EndTime', t.toISOString());
-    url.searchParams.set('MaxResults', '1000');
-    if (nextToken !== undefined) url.searchParams.set('NextToken', nextToken);
-    const headers = sign({ method: 'GET', url, headers: {}, body: '' }, creds, region, 'ec2', t);
-    const page = parseSpotPriceHistory(
-      await checked(await fetchFn(url, { headers }), 'EC2 DescribeSpotPriceHistory'),
-    );
-    for (const item of page.items) {
-      const s = sums.get(item.instanceType) ?? { total: 0, n: 0 };
-      s.total += item.price;
-      s.n += 1;
-      sums.set(item.instanceType, s);
-    }
-    nextToken = page.nextToken;
-  } while (nextToken !== undefined);
-  return Object.fromEntries([...sums].map(([type, s]) => [type, s.total / s.n]));
-}
-
-/** The public Spot Instance Advisor feed (no credentials needed). */
-export async function fetchSpotAdvisor(fetchFn: Fetch = fetch): Promise<SpotAdvisorFile> {
-  const feed = JSON.parse(
-    await checked(await fetchFn(SPOT_ADVISOR_URL), 'Spot Advisor feed'),
-  ) as Omit<SpotAdvisorFile, 'source'>;
-  return { ...feed, source: `AWS Spot Instance Advisor feed (${SPOT_ADVISOR_URL})` };
+/** The latest price of each instance type in each zone of a DescribeSpotPriceHistory answer. */
+export function latestSpotPrices(history: Iterable<SpotPrice>): SpotPriceTable {
+  const table = new Map<string, Map<string, ZonePrice>>();
+  for (const entry of history) {
+    const type = entry.InstanceType;
+    const zone = entry.AvailabilityZone;
+    const price = Number(entry.SpotPrice);
+    const at = entry.Timestamp;
+    if (type === undefined || zone === undefined || at === undefined) continue;
+    if (!Number.isFinite(price) || price <= 0) continue;
+    const zones = table.get(type) ?? new Map<string, ZonePrice>();
+    const before = zones.get(zone);
+    if (before === undefined || Date.parse(before.timestamp) < at.getTime())
+      zones.set(zone, { price, timestamp: at.toISOString() });
+    table.set(type, zones);
+  }
+  return table;
 }
 
 /**
- * Combines live figures into the raw files the snapshot is built from: on-demand prices per
- * region, and the Advisor feed with `s` replaced by the live Spot saving where one is known.
+ * One Spot price for a type in the cluster: the mean over the cluster's zones that have one
+ * (pods spread over them), else over every zone; with the latest of those zones' timestamps.
+ */
+export function clusterSpotPrice(
+  zones: ReadonlyMap<string, ZonePrice>,
+  clusterZones: readonly string[],
+): ZonePrice | undefined {
+  const inCluster = clusterZones.flatMap((zone) => zones.get(zone) ?? []);
+  const used = inCluster.length > 0 ? inCluster : [...zones.values()];
+  if (used.length === 0) return undefined;
+  const price = used.reduce((sum, z) => sum + z.price, 0) / used.length;
+  const timestamp = used
+    .map((z) => z.timestamp)
+    .reduce((a, b) => (Date.parse(a) >= Date.parse(b) ? a : b));
+  return { price, timestamp };
+}
+
+/** Size and architectures of an instance type, from DescribeInstanceTypes. */
+export interface LiveSpec extends InstanceSpec {
+  architectures: string[];
+}
+
+export function specsFromInstanceTypes(infos: Iterable<InstanceTypeInfo>): Map<string, LiveSpec> {
+  const specs = new Map<string, LiveSpec>();
+  for (const info of infos) {
+    const vcpu = info.VCpuInfo?.DefaultVCpus;
+    const mib = info.MemoryInfo?.SizeInMiB;
+    if (info.InstanceType === undefined || vcpu === undefined || mib === undefined) continue;
+    if (vcpu <= 0 || mib <= 0) continue;
+    specs.set(info.InstanceType, {
+      vcpu,
+      memoryGiB: mib / 1024,
+      architectures: [...(info.ProcessorInfo?.SupportedArchitectures ?? [])],
+    });
+  }
+  return specs;
+}
+
+/** What the live calls returned for one region; a part is absent when its call never succeeded. */
+export interface LivePriceData {
+  region: string;
+  onDemand?: readonly OnDemandItem[];
+  spot?: SpotPriceTable;
+  specs?: ReadonlyMap<string, LiveSpec>;
+}
+
+function laterOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Date.parse(a) >= Date.parse(b) ? a : b;
+}
+
+type Table<T> = ReadonlyMap<string, T>;
+const EMPTY: Table<never> = new Map<string, never>();
+
+/** The region's live on-demand prices over its snapshot ones, dating each live price. */
+function liveOnDemand(
+  base: PriceBook,
+  items: readonly OnDemandItem[],
+  region: string,
+  dates: Map<string, string>,
+): Map<string, number> {
+  // The region's own snapshot figures stay for types the live list lacks.
+  const prices = new Map<string, number>(base.onDemand.get(region) ?? EMPTY);
+  for (const item of items) {
+    prices.set(item.instanceType, item.hourly);
+    if (item.effectiveDate !== undefined) dates.set(item.instanceType, item.effectiveDate);
+  }
+  return prices;
+}
+
+/** The region's Spot figures with the live Spot prices; the Advisor's bands are kept. */
+function liveSpot(
+  base: PriceBook,
+  table: SpotPriceTable,
+  onDemand: Table<number>,
+  region: string,
+  clusterZones: readonly string[],
+  dates: Map<string, string>,
+): Map<string, SpotFigures> {
+  const figures = new Map<string, SpotFigures>(
+    base.spot.get(region) ?? base.spot.get(FALLBACK_REGION) ?? EMPTY,
+  );
+  for (const [type, zones] of table) {
+    const current = clusterSpotPrice(zones, clusterZones);
+    const od = onDemand.get(type);
+    if (current === undefined || od === undefined || od <= 0) continue;
+    const band = figures.get(type)?.band;
+    const savingsPercent = Math.max(0, Math.round((1 - current.price / od) * 100));
+    figures.set(type, {
+      savingsPercent,
+      hourly: current.price,
+      ...(band === undefined ? {} : { band }),
+    });
+    const dated = laterOf(dates.get(type), current.timestamp);
+    if (dated !== undefined) dates.set(type, dated);
+  }
+  return figures;
+}
+
+/** Sizes of the types `base` lacks: DescribeInstanceTypes first, the price list's attributes next. */
+function liveSpecs(base: PriceBook, data: LivePriceData): Map<string, InstanceSpec> {
+  const specs = new Map(base.specs);
+  for (const [type, live] of data.specs ?? EMPTY) {
+    if (!specs.has(type)) specs.set(type, { vcpu: live.vcpu, memoryGiB: live.memoryGiB });
+  }
+  for (const item of data.onDemand ?? []) {
+    if (!specs.has(item.instanceType) && item.vcpu !== undefined && item.memoryGiB !== undefined)
+      specs.set(item.instanceType, { vcpu: item.vcpu, memoryGiB: item.memoryGiB });
+  }
+  return specs;
+}
+
+/**
+ * The price book with the live figures of one region laid over `base` (the snapshot): that
+ * region's on-demand prices from the live list, Spot figures with the live Spot price (the
+ * Advisor's interruption band kept), sizes added for types `base` lacks, and each live price
+ * dated. The book is `Live` when the on-demand prices are; Spot prices alone do not make it so.
+ */
+export function livePriceBook(
+  base: PriceBook,
+  data: LivePriceData,
+  clusterZones: readonly string[],
+): PriceBook {
+  const { region } = data;
+  const dates = new Map<string, string>();
+  const isLive = data.onDemand !== undefined && data.onDemand.length > 0;
+  const onDemand = new Map(base.onDemand);
+  if (isLive) onDemand.set(region, liveOnDemand(base, data.onDemand ?? [], region, dates));
+  const spot = new Map(base.spot);
+  if (data.spot !== undefined) {
+    const regionPrices = onDemand.get(region) ?? onDemand.get(FALLBACK_REGION) ?? EMPTY;
+    spot.set(region, liveSpot(base, data.spot, regionPrices, region, clusterZones, dates));
+  }
+  const latest = [...dates.values()].reduce<string | undefined>(laterOf, undefined);
+  return {
+    source: isLive ? 'Live' : base.source,
+    asOf: isLive && latest !== undefined ? latest : base.asOf,
+    bands: base.bands,
+    onDemand,
+    spot,
+    specs: liveSpecs(base, data),
+    priceDates: new Map([[region, dates]]),
+  };
+}
+
+/** A node as the placement-score request needs it (from its well-known labels). */
+export interface NodeShape {
+  instanceType?: string;
+  arch?: string;
+}
+
+/** One GetSpotPlacementScores configuration: the types an architecture's pods would run on. */
+export interface PlacementRequest {
+  arch: 'amd64' | 'arm64';
+  instanceTypes: string[];
+  /** Instances (units) to ask for: the nodes of that architecture today. */
+  targetCapacity: number;
+}
+
+/** AWS scores fewer than three instance types low whatever the capacity: ask with at least three. */
+const MIN_PLACEMENT_TYPES = 3;
+
+/**
+ * The placement-score configurations for a cluster: per architecture, the instance types its
+ * nodes use (what a Spot node pool would draw from), padded to three with same-sized types of
+ * the lowest Advisor interruption band, and the number of such nodes as the target capacity.
+ * Few, stable configurations: AWS limits how many new ones an account may ask about per day.
+ */
+export function placementRequests(
+  nodes: readonly NodeShape[],
+  book: PriceBook,
+  region: string,
+): PlacementRequest[] {
+  const out: PlacementRequest[] = [];
+  for (const arch of ['amd64', 'arm64'] as const) {
+    const ofArch = nodes.filter(
+      (n) =>
+        n.instanceType !== undefined &&
+        (n.arch ?? (isGravitonType(n.instanceType) ? 'arm64' : 'amd64')) === arch,
+    );
+    if (ofArch.length === 0) continue;
+    const counts = new Map<string, number>();
+    for (const n of ofArch)
+      counts.set(n.instanceType ?? '', (counts.get(n.instanceType ?? '') ?? 0) + 1);
+    const types = [...counts.keys()].sort();
+    const common = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0];
+    const size = common === undefined ? undefined : book.specs.get(common);
+    // Padding stays within the family's kind (m → m5, m6a, m7i …), not GPUs or storage types.
+    const kind = common === undefined ? undefined : /^[a-z]+/.exec(common)?.[0];
+    if (types.length < MIN_PLACEMENT_TYPES && size !== undefined && kind !== undefined) {
+      const figures = book.spot.get(region) ?? book.spot.get(FALLBACK_REGION) ?? EMPTY;
+      const similar = [...figures]
+        .filter(([type, f]) => {
+          const spec = book.specs.get(type);
+          return (
+            !types.includes(type) &&
+            /^[a-z]+/.exec(type)?.[0] === kind &&
+            isGravitonType(type) === (arch === 'arm64') &&
+            spec?.vcpu === size.vcpu &&
+            spec.memoryGiB === size.memoryGiB &&
+            f.band !== undefined
+          );
+        })
+        .sort((a, b) => (a[1].band ?? 9) - (b[1].band ?? 9) || a[0].localeCompare(b[0]))
+        .map(([type]) => type);
+      types.push(...similar.slice(0, MIN_PLACEMENT_TYPES - types.length));
+    }
+    out.push({ arch, instanceTypes: types.sort(), targetCapacity: ofArch.length });
+  }
+  return out;
+}
+
+/**
+ * Combines live figures into the raw files the snapshot is built from (regenerate-snapshot.ts):
+ * on-demand prices per region, and the Advisor feed with `s` replaced by the live Spot saving
+ * (mean over the region's zones) where one is known.
  */
 export function liveSources(
   generatedAt: string,
-  onDemand: Record<string, OnDemandItem[]>,
-  spot: Record<string, Record<string, number>>,
+  onDemand: Record<string, readonly OnDemandItem[]>,
+  spot: Record<string, SpotPriceTable>,
   advisor: SpotAdvisorFile,
 ): { onDemand: OnDemandPriceFile; advisor: SpotAdvisorFile } {
   const regions: Record<string, Record<string, number>> = {};
@@ -203,10 +340,11 @@ export function liveSources(
     }
     regions[region] = prices;
     const linux = (spotAdvisor[region] ??= {}).Linux ?? {};
-    for (const [type, price] of Object.entries(spot[region] ?? {})) {
+    for (const [type, zones] of spot[region] ?? new Map<string, ReadonlyMap<string, ZonePrice>>()) {
       const od = prices[type];
-      if (od === undefined || od <= 0) continue;
-      const s = Math.max(0, Math.round((1 - price / od) * 100));
+      const current = clusterSpotPrice(zones, []);
+      if (od === undefined || od <= 0 || current === undefined) continue;
+      const s = Math.max(0, Math.round((1 - current.price / od) * 100));
       linux[type] = { s, r: linux[type]?.r ?? 4 };
     }
     (spotAdvisor[region] ??= {}).Linux = linux;

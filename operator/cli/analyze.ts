@@ -12,7 +12,8 @@ import {
   type SkippedWorkload,
 } from '../../recommender/facts-from-objects.ts';
 import { isRecord, obj } from '../../recommender/objects/read.ts';
-import { SNAPSHOT_PRICES, sumUSD, type PriceBook } from '../../recommender/pricing.ts';
+import { SNAPSHOT_PRICES, sumUSD } from '../../recommender/pricing.ts';
+import { fixedPrices, type PriceSource } from '../prices.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 
@@ -129,7 +130,7 @@ export function analyzeObjects(
   objects: readonly unknown[],
   options: BuildOptions,
   now: string,
-  prices: PriceBook = SNAPSHOT_PRICES,
+  prices: PriceSource = fixedPrices(SNAPSHOT_PRICES),
   traffic?: TrafficInput,
 ): AnalyzeResult {
   const built = factsFromObjects(objects, options);
@@ -138,9 +139,11 @@ export function analyzeObjects(
     built.facts = measured.facts;
     built.warnings.push(...measured.warnings);
   }
-  const items = built.facts.map((facts) =>
-    toWorkloadRecommendation(facts, recommend(facts, prices), now),
-  );
+  const items = built.facts.map((facts) => {
+    const spotPlacementScore = prices.spotPlacementScore(facts);
+    const input = spotPlacementScore === undefined ? facts : { ...facts, spotPlacementScore };
+    return toWorkloadRecommendation(facts, recommend(input, prices.book()), now);
+  });
   items.sort(
     (a, b) =>
       (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||

@@ -8,6 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import pkg from '../../package.json' with { type: 'json' };
+import { LivePrices, nodeLabelsOf } from '../aws/live-prices.ts';
+import { IAM_ACTIONS } from '../aws/sdk.ts';
 import { imageRequests, RegistryImageSource } from '../images.ts';
 import { silentLogger } from '../log.ts';
 import { RegistryClient } from '../registry/client.ts';
@@ -15,8 +17,9 @@ import { runCommand } from '../run.ts';
 import { rfc3339 } from '../time.ts';
 import { parseTrafficConfig, trafficTelemetry, type TrafficConfig } from '../traffic/config.ts';
 import type { TrafficInput } from '../../recommender/traffic.ts';
-import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import type { BuildOptions } from '../../recommender/facts-from-objects.ts';
+import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
+import { fixedPrices, type PriceSource } from '../prices.ts';
 import {
   InputError,
   analyzeObjects,
@@ -46,7 +49,7 @@ export interface CliIO {
 export const HELP = `kopek — cost recommendations for workloads on Amazon EKS: Spot, Graviton (arm64), cross-AZ traffic.
 
 Usage:
-  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--region REGION]
+  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--live-prices] [--region REGION]
                 [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
@@ -63,7 +66,8 @@ kopek analyze
     kopek analyze -f dump.yaml --image-platforms platforms.json
 
   System namespaces (kube-system, kube-public, kube-node-lease) and workloads annotated
-  kopek.dev/ignore: "true" get no recommendation. Prices come from the embedded snapshot.
+  kopek.dev/ignore: "true" get no recommendation. Prices come from the embedded snapshot, or
+  with --live-prices from the AWS APIs as kopek run reads them.
 
 Options:
   -f, --filename FILE       a dump to read; repeat for several; "-" reads standard input
@@ -78,6 +82,10 @@ Options:
                             Entries of --image-platforms take precedence
       --insecure-registries LIST
                             comma-separated host:port registries served over plain HTTP
+      --live-prices         read the region's prices from the AWS Pricing API and EC2 (Spot
+                            prices, instance types, placement scores) with the default AWS
+                            credential chain; a call that fails is a warning and its figures
+                            come from the embedded snapshot
       --region REGION       region for prices (default: the nodes' topology.kubernetes.io/region;
                             us-east-1 when they have none)
       --prometheus-url URL  read measured cross-zone traffic from a Prometheus-compatible API
@@ -106,6 +114,7 @@ interface AnalyzeArgs {
   files: string[];
   imagePlatforms?: string;
   registryLookup: boolean;
+  livePrices: boolean;
   insecureRegistries: string[];
   region?: string;
   output: 'table' | 'json' | 'yaml';
@@ -118,6 +127,7 @@ const ANALYZE_OPTIONS = {
   filename: { type: 'string', short: 'f', multiple: true },
   'image-platforms': { type: 'string' },
   'registry-lookup': { type: 'boolean' },
+  'live-prices': { type: 'boolean' },
   'insecure-registries': { type: 'string' },
   region: { type: 'string' },
   output: { type: 'string', short: 'o' },
@@ -148,6 +158,7 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
     quiet: values.quiet ?? false,
     help: values.help ?? false,
     registryLookup: values['registry-lookup'] ?? false,
+    livePrices: values['live-prices'] ?? false,
     insecureRegistries: (values['insecure-registries'] ?? '')
       .split(',')
       .map((host) => host.trim())
@@ -253,7 +264,10 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     if (report.error !== undefined)
       warnings.push(`traffic: ${report.error}; cross-zone shares are estimated`);
   }
-  const result = analyzeObjects(objects, options, io.now(), SNAPSHOT_PRICES, traffic);
+  const prices = args.livePrices
+    ? await livePrices(objects, args.region, warnings)
+    : fixedPrices(SNAPSHOT_PRICES);
+  const result = analyzeObjects(objects, options, io.now(), prices, traffic);
   warnings.push(...result.warnings);
   if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
   if (args.output === 'json') io.stdout(`${JSON.stringify(result.list, null, 2)}\n`);
@@ -263,6 +277,33 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     );
   else io.stdout(formatTable(result.list.items));
   return EXIT_OK;
+}
+
+/**
+ * Live prices for the dump's region, fetched once through the operator's own price source (the
+ * AWS SDK loads only now); failed calls become warnings.
+ */
+async function livePrices(
+  objects: readonly unknown[],
+  region: string | undefined,
+  warnings: string[],
+): Promise<PriceSource> {
+  const prices = new LivePrices({
+    base: SNAPSHOT_PRICES,
+    ...(region !== undefined ? { region } : {}),
+    nodeLabels: () => nodeLabelsOf(objects),
+    refreshIntervalMs: 3_600_000,
+    log: silentLogger,
+  });
+  try {
+    for (const outcome of await prices.refresh()) {
+      if (outcome.ok === false)
+        warnings.push(`live prices: ${IAM_ACTIONS[outcome.call]}: ${outcome.message}`);
+    }
+  } finally {
+    await prices.stop();
+  }
+  return prices;
 }
 
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {

@@ -1,4 +1,3 @@
-import type { PriceBook } from '../../recommender/pricing.ts';
 import { Batcher } from '../batcher.ts';
 import type { ClusterCache } from '../cache.ts';
 import { systemClock, type Clock, type Timer } from '../clock.ts';
@@ -8,6 +7,7 @@ import type { Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import type { PriceSource } from '../prices.ts';
 import { WorkQueue } from '../queue.ts';
 import type { TrafficSource } from '../traffic/telemetry.ts';
 import { runWorkers } from '../workers.ts';
@@ -26,7 +26,7 @@ export interface RecommendationControllerOptions {
   log: Logger;
   metrics: Metrics;
   /** The prices in force; read at every reconcile, so a refresh takes effect at once. */
-  prices: () => PriceBook;
+  prices: PriceSource;
   clock?: Clock;
   workers?: number;
   imagePlatforms?: ImagePlatformSource;
@@ -94,6 +94,15 @@ export class RecommendationController {
   }
 
   /**
+   * Reconciles every workload again from the facts it has, e.g. after the prices changed (the
+   * facts did not, so a rebuild would queue none); only recommendations that differ are written.
+   */
+  recomputeAll(): void {
+    if (!this.leading) return;
+    for (const key of this.facts.keys()) this.queue.add(key);
+  }
+
+  /**
    * Runs the workers until `signal` aborts; only the leader does this. It can run again after
    * a lost lease: with a fresh queue, and every workload compared anew with what is stored.
    */
@@ -146,7 +155,7 @@ export class RecommendationController {
     updateClusterGauges(metrics, {
       cache,
       results: this.results,
-      prices: this.options.prices(),
+      prices: this.options.prices,
       now: this.clock.now(),
     });
     const work = this.queue.unfinishedWork();

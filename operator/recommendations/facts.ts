@@ -34,6 +34,10 @@ export class WorkloadFactsCache {
     return this.facts.has(key);
   }
 
+  keys(): IterableIterator<string> {
+    return this.facts.keys();
+  }
+
   /** Forgets what was compared, so the next rebuild reports every workload as changed. */
   forgetComparisons(): void {
     this.factsJson = new Map();

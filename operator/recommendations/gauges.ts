@@ -1,9 +1,10 @@
 import type { WorkloadRecommendationStatus } from '../../recommender/api/v1alpha1.ts';
 import { LABEL_ARCH } from '../../recommender/facts.ts';
 import { capacityTypeOf } from '../../recommender/objects/nodes.ts';
-import { sumUSD, type PriceBook } from '../../recommender/pricing.ts';
+import { sumUSD } from '../../recommender/pricing.ts';
 import type { ClusterCache } from '../cache.ts';
 import type { Metrics } from '../metrics.ts';
+import type { PriceSource } from '../prices.ts';
 import type { WorkloadResults } from './results.ts';
 
 /**
@@ -13,18 +14,16 @@ import type { WorkloadResults } from './results.ts';
  */
 export function updateClusterGauges(
   metrics: Metrics,
-  sources: { cache: ClusterCache; results: WorkloadResults; prices: PriceBook; now: number },
+  sources: { cache: ClusterCache; results: WorkloadResults; prices: PriceSource; now: number },
 ): void {
   const { cache, results, prices, now } = sources;
   for (const stat of cache.stats()) {
     metrics.cacheObjects.set({ resource: stat.resource }, stat.objects);
     metrics.cacheLastEventAge.set({ resource: stat.resource }, stat.lastEventAgeSeconds);
   }
+  const pricesAge = prices.age(now);
   metrics.pricesAge.reset();
-  metrics.pricesAge.set(
-    { source: prices.source === 'Live' ? 'live' : 'snapshot' },
-    Math.max(0, (now - Date.parse(prices.asOf)) / 1000),
-  );
+  metrics.pricesAge.set({ source: pricesAge.source }, pricesAge.seconds);
 
   const statuses = [...results.values()].map((result) => result.status);
   const total = (pick: (status: WorkloadRecommendationStatus) => string | undefined): number =>

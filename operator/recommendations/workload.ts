@@ -2,7 +2,6 @@ import type {
   WorkloadRecommendation,
   WorkloadRecommendationStatus,
 } from '../../recommender/api/v1alpha1.ts';
-import type { PriceBook } from '../../recommender/pricing.ts';
 import {
   recommend,
   recommendationName,
@@ -15,6 +14,7 @@ import { withStableTransitions } from '../conditions.ts';
 import type { KubeApi } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
+import type { PriceSource } from '../prices.ts';
 import { rfc3339 } from '../time.ts';
 import type { WorkloadFactsCache } from './facts.ts';
 import { workloadKey, type WorkloadRef } from './keys.ts';
@@ -29,7 +29,7 @@ export interface WorkloadReconcileContext {
   cache: ClusterCache;
   facts: WorkloadFactsCache;
   results: WorkloadResults;
-  prices: () => PriceBook;
+  prices: PriceSource;
   clock: Clock;
   log: Logger;
   /** Queues a SavingsPolicy whose status totals changed. */
@@ -68,8 +68,17 @@ export async function reconcileWorkload(
     return;
   }
 
-  const status = recommend(facts, ctx.prices());
-  const desired = toWorkloadRecommendation(facts, status, rfc3339(new Date(ctx.clock.now())));
+  const spotPlacementScore = ctx.prices.spotPlacementScore(facts);
+  const status = recommend(
+    spotPlacementScore === undefined ? facts : { ...facts, spotPlacementScore },
+    ctx.prices.book(),
+  );
+  const now = rfc3339(new Date(ctx.clock.now()));
+  const desired = toWorkloadRecommendation(facts, status, now);
+  // A price-source condition (a missing AWS permission) shows on every recommendation.
+  const pricesCondition = ctx.prices.condition();
+  if (pricesCondition)
+    desired.status?.conditions?.push({ ...pricesCondition, lastTransitionTime: now });
   const changedPolicies = ctx.results.set(key, {
     namespace,
     kind,

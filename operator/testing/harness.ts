@@ -4,7 +4,8 @@ import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { RecommendationController } from '../recommendations/controller.ts';
 import type { TrafficSource } from '../traffic/telemetry.ts';
-import { SNAPSHOT_PRICES, type PriceBook } from '../../recommender/pricing.ts';
+import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
+import { fixedPrices, type PriceSource } from '../prices.ts';
 import { FakeKube } from './fake-kube.ts';
 import { ManualClock } from './manual-clock.ts';
 
@@ -36,7 +37,7 @@ export interface FakeOperator {
  * start, as unit tests drive it: put objects into `kube`, step `clock`, read what was written.
  */
 export async function startFakeOperator(
-  options: { kube?: FakeKube; prices?: () => PriceBook; traffic?: TrafficSource } = {},
+  options: { kube?: FakeKube; prices?: PriceSource; traffic?: TrafficSource } = {},
 ): Promise<FakeOperator> {
   const kube = options.kube ?? new FakeKube();
   const clock = new ManualClock();
@@ -57,7 +58,7 @@ export async function startFakeOperator(
     log,
     metrics,
     clock,
-    prices: options.prices ?? (() => SNAPSHOT_PRICES),
+    prices: options.prices ?? fixedPrices(SNAPSHOT_PRICES),
     workers: 2,
     ...(options.traffic ? { traffic: options.traffic } : {}),
   });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ClusterCache } from '../../operator/cache.ts';
+import { fixedPrices } from '../../operator/prices.ts';
 import { KubeClient } from '../../operator/kube/client.ts';
 import { silentLogger } from '../../operator/log.ts';
 import { createMetrics } from '../../operator/metrics.ts';
@@ -89,7 +90,7 @@ describe('Argo Rollouts installed after kopek started', () => {
       cache,
       log: silentLogger,
       metrics,
-      prices: () => SNAPSHOT_PRICES,
+      prices: fixedPrices(SNAPSHOT_PRICES),
       minRebuildIntervalMs: 200,
     });
     await cache.start();
