@@ -90,8 +90,8 @@ export async function startOperator(
       idleTimeoutMs: config.watchIdleTimeoutMs,
       relistIntervalMs: config.relistIntervalMs,
     },
-    onChange: (resource, object) => {
-      controller.onChange(resource, object);
+    onChange: (resource, object, previous) => {
+      controller.onChange(resource, object, previous);
     },
   });
   const controller = new RecommendationController({
