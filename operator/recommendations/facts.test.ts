@@ -244,6 +244,31 @@ function template(app: string, tier: string, image: string): Obj {
   };
 }
 
+/** A pod of the universe: its namespace follows its owner's. */
+function podOf(c: Extract<Change, { type: 'pod' }>): { namespace: string; object: Obj } {
+  const [namespace, owner, labels] =
+    c.owner === 'sts'
+      ? ['a', { kind: 'StatefulSet', name: 'sts' }, { app: 'sts' }]
+      : c.owner === 'ds'
+        ? ['b', { kind: 'DaemonSet', name: 'ds' }, { app: 'ds' }]
+        : c.owner === 'job'
+          ? ['a', { kind: 'Job', name: 'cron-100' }, {}]
+          : [
+              nsOfApp(c.owner),
+              { kind: 'ReplicaSet', name: `${c.owner}-${c.hash}` },
+              { app: c.owner, 'pod-template-hash': c.hash },
+            ];
+  const object = pod(c.name, namespace, c.node ?? '', owner, labels, {
+    containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: `${c.cpu}m` } } }],
+  });
+  if (c.node === undefined) delete (object.spec as Obj).nodeName;
+  object.status = {
+    phase: c.done ? 'Succeeded' : 'Running',
+    conditions: [{ type: 'Ready', status: c.ready ? 'True' : 'False' }],
+  };
+  return { namespace, object };
+}
+
 function apply(w: World, c: Change): void {
   const { kube } = w;
   const put = (resource: ResourceName, object: Obj, name: string, namespace?: string): void => {
@@ -304,30 +329,11 @@ function apply(w: World, c: Change): void {
       );
       return;
     case 'pod': {
-      const [namespace, owner, labels] =
-        c.owner === 'sts'
-          ? ['a', { kind: 'StatefulSet', name: 'sts' }, { app: 'sts' }]
-          : c.owner === 'ds'
-            ? ['b', { kind: 'DaemonSet', name: 'ds' }, { app: 'ds' }]
-            : c.owner === 'job'
-              ? ['a', { kind: 'Job', name: 'cron-100' }, {}]
-              : [
-                  nsOfApp(c.owner),
-                  { kind: 'ReplicaSet', name: `${c.owner}-${c.hash}` },
-                  { app: c.owner, 'pod-template-hash': c.hash },
-                ];
-      const p = pod(c.name, namespace, c.node ?? '', owner, labels, {
-        containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: `${c.cpu}m` } } }],
-      });
-      if (c.node === undefined) delete (p.spec as Obj).nodeName;
-      p.status = {
-        phase: c.done ? 'Succeeded' : 'Running',
-        conditions: [{ type: 'Ready', status: c.ready ? 'True' : 'False' }],
-      };
+      const { namespace, object } = podOf(c);
       // A pod that changes owner changes namespace too: remove it from the other one.
       for (const other of NAMESPACES)
         if (other !== namespace) kube.remove(RESOURCES.pods, c.name, other);
-      put('pods', p, c.name, namespace);
+      put('pods', object, c.name, namespace);
       return;
     }
     case 'statefulset':
