@@ -11,7 +11,6 @@ import pkg from '../../package.json' with { type: 'json' };
 import { imageRequests, RegistryImageSource } from '../images.ts';
 import { silentLogger } from '../log.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { runCommand } from '../run.ts';
 import { rfc3339 } from '../time.ts';
 import { parseTrafficConfig, trafficTelemetry, type TrafficConfig } from '../traffic/config.ts';
 import type { TrafficInput } from '../../recommender/traffic.ts';
@@ -267,8 +266,9 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
 
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
   analyze,
-  // The operator runs until a signal; its own exit codes are listed in kopek run --help.
-  run: (argv, io) => runCommand(argv, io),
+  // The operator runs until a signal; its own exit codes are listed in kopek run --help. Loaded
+  // only for `kopek run`: client-node's configuration code is most of what importing it costs.
+  run: async (argv, io) => (await import('../run.ts')).runCommand(argv, io),
 };
 
 /** Runs the CLI; returns the exit code. Never throws. */
