@@ -11,7 +11,7 @@ import { RESOURCES, type ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { ChangeTracker, podWorkloads, WORKLOAD_RESOURCES, type Changes } from './dirty.ts';
-import { parseKey, workloadKey } from './keys.ts';
+import { parseKey, workloadKey, type WorkloadRef } from './keys.ts';
 
 export interface RebuildResult {
   /** Workload keys whose facts changed, appeared or went since the last rebuild. */
@@ -20,6 +20,7 @@ export interface RebuildResult {
   lookupFailed: boolean;
   /** How many workloads' facts this rebuild computed (all of them on a full rebuild). */
   built: number;
+  /** Whether every workload was rebuilt, not only those the changes marked. */
   full: boolean;
 }
 
@@ -28,12 +29,16 @@ function digest(value: unknown): string {
   return createHash('sha1').update(canonicalJson(value)).digest('base64');
 }
 
+/** The workload a `wl/<namespace>/<kind>/<name>` key names. */
+function refOf(key: string): WorkloadRef | undefined {
+  const parsed = parseKey(key);
+  return parsed.type === 'workload' ? parsed.workload : undefined;
+}
+
 /** `wl/<namespace>/<kind>/<name>` → the builder's `<kind>/<namespace>/<name>`. */
 function builderKey(key: string): string {
-  const { workload } = parseKey(key) as {
-    workload: { namespace: string; kind: string; name: string };
-  };
-  return objectKey(workload.kind, workload.namespace, workload.name);
+  const ref = refOf(key);
+  return ref ? objectKey(ref.kind, ref.namespace, ref.name) : key;
 }
 
 /**
@@ -94,6 +99,20 @@ export class WorkloadFactsCache {
     },
   ): Promise<RebuildResult> {
     const taken = this.changes.take();
+    try {
+      return await this.rebuildMarked(cache, sources, taken);
+    } catch (error) {
+      // What was taken is not lost: the next rebuild does everything.
+      this.changes.markAll();
+      throw error;
+    }
+  }
+
+  private async rebuildMarked(
+    cache: ClusterCache,
+    sources: Parameters<WorkloadFactsCache['rebuild']>[1],
+    taken: Changes,
+  ): Promise<RebuildResult> {
     // Traffic is attributed across workloads (a flow names both ends): measured, every build is full.
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
     const dirty = full ? new Set<string>() : this.resolve(cache, taken);
@@ -233,11 +252,9 @@ function removeFrom(index: Map<string, Set<string>>, at: string, key: string): v
 function workloadObjects(cache: ClusterCache, keys: Iterable<string>): Projected[] {
   const out: Projected[] = [];
   for (const key of keys) {
-    const { workload } = parseKey(key) as {
-      workload: { namespace: string; kind: string; name: string };
-    };
-    const resource = WORKLOAD_RESOURCES[workload.kind];
-    const object = resource && cache.get(resource, `${workload.namespace}/${workload.name}`);
+    const ref = refOf(key);
+    const resource = ref && WORKLOAD_RESOURCES[ref.kind];
+    const object = resource && cache.get(resource, `${ref.namespace}/${ref.name}`);
     if (object) out.push(object);
   }
   return out;
