@@ -13,6 +13,7 @@
  *   npm run bench   (node --expose-gc test/bench/incremental-facts.ts [--fleet-workloads N] [--rounds R])
  */
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { ClusterCache } from '../../operator/cache.ts';
 import { canonicalJson } from '../../operator/canonical.ts';
 import { createLogger } from '../../operator/log.ts';
@@ -24,14 +25,11 @@ import { FakeKube } from '../../operator/testing/fake-kube.ts';
 import { ManualClock } from '../../operator/testing/manual-clock.ts';
 import { syntheticDump } from './synthetic-dump.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
-
-const WORKLOADS = arg('--fleet-workloads', 5_000);
-const ROUNDS = arg('--rounds', 5);
+const { values: flags } = parseArgs({
+  options: { 'fleet-workloads': { type: 'string' }, rounds: { type: 'string' } },
+});
+const WORKLOADS = Number(flags['fleet-workloads'] ?? 5_000);
+const ROUNDS = Number(flags.rounds ?? 5);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run bench does)');
 
