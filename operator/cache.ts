@@ -11,8 +11,11 @@ export interface ClusterCacheOptions {
   log: Logger;
   metrics: Metrics;
   clock?: Clock;
-  /** Told of every change to a cached object; must only enqueue work and never throw. */
-  onChange: (resource: ResourceName, object: Projected) => void;
+  /**
+   * Told of every change to a cached object (with the version it replaces, for an update or a
+   * delete); must only enqueue work and never throw.
+   */
+  onChange: (resource: ResourceName, object: Projected, previous?: Projected) => void;
   /** How often to look for Argo Rollouts while it is not installed. */
   discoveryIntervalMs?: number;
   informer?: {
@@ -130,8 +133,8 @@ export class ClusterCache {
         },
       },
       ...this.options.informer,
-      onChange: (_change, object) => {
-        this.options.onChange(name, object);
+      onChange: (_change, object, previous) => {
+        this.options.onChange(name, object, previous);
       },
     });
     this.informers.set(name, informer);

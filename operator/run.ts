@@ -94,8 +94,8 @@ export async function startOperator(
       idleTimeoutMs: config.watchIdleTimeoutMs,
       relistIntervalMs: config.relistIntervalMs,
     },
-    onChange: (resource, object) => {
-      controller.onChange(resource, object);
+    onChange: (resource, object, previous) => {
+      controller.onChange(resource, object, previous);
     },
   });
   // Recommendations start from the snapshot; live prices replace it in the background.

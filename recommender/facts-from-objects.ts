@@ -156,14 +156,35 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
   return facts;
 }
 
+/** What every workload's facts share, computed over the whole input. */
+export interface SharedFacts {
+  cluster: ClusterFacts;
+  /** Client pods per zone across the cluster (every Service's client weights start from it). */
+  clientZones: ReadonlyMap<string, number>;
+}
+
+/** The input indexed once; its workloads' facts built on demand, all or some. */
+export interface PreparedFacts {
+  shared: SharedFacts;
+  /**
+   * The facts of the workloads whose `kind/namespace/name` key `only` holds (every workload
+   * without it), with the same content and order as a build of all of them. The image
+   * platforms given here replace those of the options.
+   */
+  build(
+    only?: ReadonlySet<string>,
+    imagePlatforms?: Readonly<Record<string, ImagePlatformsFact>>,
+  ): BuildResult;
+}
+
 /**
- * Builds the facts of every workload among `objects` (any mix of kinds, Lists flattened).
- * Deterministic: the same objects and options give the same facts in the same order.
+ * Indexes `objects` (any mix of kinds, Lists flattened) for building facts: the part of the
+ * work that reads the whole input. The operator builds only the workloads a change touched.
  */
-export function factsFromObjects(
+export function prepareFacts(
   objects: readonly unknown[],
   options: BuildOptions = {},
-): BuildResult {
+): PreparedFacts {
   const index = indexObjects(objects);
   const policies = readPolicies(
     [...(options.policies ?? []), ...kindList(index, 'SavingsPolicy').map((o) => o.raw)],
@@ -191,8 +212,6 @@ export function factsFromObjects(
     policies,
     images: imagePlatformTable(options.imagePlatforms ?? {}),
   };
-  const facts: WorkloadFacts[] = [];
-  const skipped: SkippedWorkload[] = [];
   const workloads = [...index.byKind.entries()]
     .filter(([kind]) => WORKLOAD_KINDS.has(kind))
     .flatMap(([, list]) => list)
@@ -203,11 +222,47 @@ export function factsFromObjects(
         a.kind.localeCompare(b.kind) ||
         a.meta.name.localeCompare(b.meta.name),
     );
+  const orphans = pods.filter(
+    (p) => p.workload === undefined && !SYSTEM_NAMESPACES.has(p.pod.meta.namespace),
+  );
+  // Said after the workloads' own warnings, as it always was.
+  const orphansWarning =
+    orphans.length === 0
+      ? []
+      : [
+          `${orphans.length} pod${orphans.length === 1 ? ' has' : 's have'} no owning workload (bare pods get no recommendation): ${orphans
+            .slice(0, 5)
+            .map((p) => describe(p.pod))
+            .join(', ')}${orphans.length > 5 ? ', …' : ''}`,
+        ];
+  return {
+    shared: { cluster, clientZones: ctx.clients.total },
+    build: (only, imagePlatforms) =>
+      buildWorkloads(
+        only === undefined
+          ? workloads
+          : workloads.filter((w) => only.has(objectKey(w.kind, w.meta.namespace, w.meta.name))),
+        imagePlatforms === undefined ? ctx : { ...ctx, images: imagePlatformTable(imagePlatforms) },
+        orphansWarning,
+      ),
+  };
+}
+
+function buildWorkloads(
+  workloads: readonly K8s[],
+  shared: Context,
+  trailingWarnings: readonly string[],
+): BuildResult {
+  const facts: WorkloadFacts[] = [];
+  const skipped: SkippedWorkload[] = [];
+  // Each build gets its own warnings, so building again repeats none.
+  const warnings = [...shared.index.warnings];
+  const ctx: Context = { ...shared, index: { ...shared.index, warnings } };
   for (const w of workloads) {
     const skip = (reason: string) =>
       skipped.push({ namespace: w.meta.namespace, kind: w.kind, name: w.meta.name, reason });
     if (w.meta.namespace === '') {
-      index.warnings.push(`${describe(w)} has no metadata.namespace; skipped`);
+      warnings.push(`${describe(w)} has no metadata.namespace; skipped`);
       continue;
     }
     if (SYSTEM_NAMESPACES.has(w.meta.namespace)) {
@@ -220,21 +275,22 @@ export function factsFromObjects(
     }
     const built = buildOne(w, ctx);
     if (typeof built === 'string') {
-      index.warnings.push(`${describe(w)}: ${built}; skipped`);
+      warnings.push(`${describe(w)}: ${built}; skipped`);
       continue;
     }
     facts.push(built);
   }
-  const orphans = pods.filter(
-    (p) => p.workload === undefined && !SYSTEM_NAMESPACES.has(p.pod.meta.namespace),
-  );
-  if (orphans.length > 0) {
-    index.warnings.push(
-      `${orphans.length} pod${orphans.length === 1 ? ' has' : 's have'} no owning workload (bare pods get no recommendation): ${orphans
-        .slice(0, 5)
-        .map((p) => describe(p.pod))
-        .join(', ')}${orphans.length > 5 ? ', …' : ''}`,
-    );
-  }
-  return { facts, skipped, warnings: index.warnings };
+  warnings.push(...trailingWarnings);
+  return { facts, skipped, warnings };
+}
+
+/**
+ * Builds the facts of every workload among `objects` (any mix of kinds, Lists flattened).
+ * Deterministic: the same objects and options give the same facts in the same order.
+ */
+export function factsFromObjects(
+  objects: readonly unknown[],
+  options: BuildOptions = {},
+): BuildResult {
+  return prepareFacts(objects, options).build();
 }

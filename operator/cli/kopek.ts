@@ -13,7 +13,6 @@ import { IAM_ACTIONS } from '../aws/sdk.ts';
 import { imageRequests, RegistryImageSource } from '../images.ts';
 import { silentLogger } from '../log.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { runCommand } from '../run.ts';
 import { rfc3339 } from '../time.ts';
 import { parseTrafficConfig, trafficTelemetry, type TrafficConfig } from '../traffic/config.ts';
 import type { TrafficInput } from '../../recommender/traffic.ts';
@@ -308,8 +307,9 @@ async function livePrices(
 
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
   analyze,
-  // The operator runs until a signal; its own exit codes are listed in kopek run --help.
-  run: (argv, io) => runCommand(argv, io),
+  // The operator runs until a signal; its own exit codes are listed in kopek run --help. Loaded
+  // only for `kopek run`: client-node's configuration code is most of what importing it costs.
+  run: async (argv, io) => (await import('../run.ts')).runCommand(argv, io),
 };
 
 /** Runs the CLI; returns the exit code. Never throws. */

@@ -43,8 +43,9 @@ export interface RecommendationControllerOptions {
 /**
  * Keeps one WorkloadRecommendation per analysed workload and each SavingsPolicy's status.
  *
- * Any change in the caches marks the facts stale; a batched rebuild recomputes every workload's
- * facts and queues exactly the workloads whose facts changed, appeared or went. A reconcile
+ * Each change in the caches marks the workloads it can affect (see dirty.ts); a batched rebuild
+ * recomputes the facts of those only (of all at each resync) and queues exactly the workloads
+ * whose facts changed, appeared or went. A reconcile
  * recommends for one workload from the latest facts and writes only what differs from what is
  * stored, so at steady state kopek writes nothing. Only the leader runs the workers.
  */
@@ -77,7 +78,7 @@ export class RecommendationController {
   }
 
   /** Told of every change in the caches (by ClusterCache's onChange). */
-  onChange(resource: ResourceName, object: Projected): void {
+  onChange(resource: ResourceName, object: Projected, previous?: Projected): void {
     if (resource === 'workloadrecommendations') {
       // Someone changed or deleted a recommendation: check it against what it should be.
       const target = targetOf(object);
@@ -85,11 +86,18 @@ export class RecommendationController {
       return;
     }
     if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
+    if (this.facts.changes.markChanged(this.options.cache, resource, object, previous))
+      this.requestRebuild();
+  }
+
+  /** Recomputes every workload's facts soon (a resync). */
+  requestFullRebuild(): void {
+    this.facts.changes.markAll();
     this.requestRebuild();
   }
 
-  /** Recomputes every recommendation soon, e.g. after new prices arrived. */
-  requestRebuild(): void {
+  /** Rebuilds the facts of the workloads that changes marked, soon. */
+  private requestRebuild(): void {
     if (this.leading) this.rebuilds.request();
   }
 
@@ -114,11 +122,11 @@ export class RecommendationController {
     await cache.waitForSync();
     // Traffic is read by the leader only, before its first facts, so they start measured.
     await this.options.traffic?.start(() => {
-      this.requestRebuild();
+      this.requestFullRebuild();
     });
-    this.requestRebuild();
+    this.requestFullRebuild();
     const resync = this.clock.setInterval(() => {
-      this.requestRebuild();
+      this.requestFullRebuild();
     }, this.options.resyncIntervalMs ?? 600_000);
     signal.addEventListener(
       'abort',
@@ -217,6 +225,7 @@ export class RecommendationController {
     if (lookupFailed && !this.imageRetry) {
       this.imageRetry = this.clock.setTimeout(() => {
         this.imageRetry = undefined;
+        this.facts.retryImageLookups();
         this.requestRebuild();
       }, this.options.imageRetryIntervalMs ?? 30_000);
     }

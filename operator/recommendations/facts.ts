@@ -1,4 +1,6 @@
-import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
+import { createHash } from 'node:crypto';
+import { prepareFacts } from '../../recommender/facts-from-objects.ts';
+import { objectKey } from '../../recommender/objects/read.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 import type { ClusterCache } from '../cache.ts';
@@ -8,23 +10,58 @@ import type { Projected } from '../kube/projections.ts';
 import { RESOURCES, type ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { workloadKey } from './keys.ts';
+import { ChangeTracker, podWorkloads, WORKLOAD_RESOURCES, type Changes } from './dirty.ts';
+import { parseKey, workloadKey, type WorkloadRef } from './keys.ts';
 
 export interface RebuildResult {
   /** Workload keys whose facts changed, appeared or went since the last rebuild. */
   changed: string[];
   /** Some image's platforms could not be read: rebuild again later to retry. */
   lookupFailed: boolean;
+  /** How many workloads' facts this rebuild computed (all of them on a full rebuild). */
+  built: number;
+  /** Whether every workload was rebuilt, not only those the changes marked. */
+  full: boolean;
+}
+
+/** A short digest of a value's canonical JSON: what is kept to tell whether facts changed. */
+function digest(value: unknown): string {
+  return createHash('sha1').update(canonicalJson(value)).digest('base64');
+}
+
+/** The workload a `wl/<namespace>/<kind>/<name>` key names. */
+function refOf(key: string): WorkloadRef | undefined {
+  const parsed = parseKey(key);
+  return parsed.type === 'workload' ? parsed.workload : undefined;
+}
+
+/** `wl/<namespace>/<kind>/<name>` → the builder's `<kind>/<namespace>/<name>`. */
+function builderKey(key: string): string {
+  const ref = refOf(key);
+  return ref ? objectKey(ref.kind, ref.namespace, ref.name) : key;
 }
 
 /**
- * Every analysed workload's facts, rebuilt from the caches. The canonical JSON of each
- * workload's facts is kept so that a rebuild reports exactly the workloads whose facts changed:
- * only those are reconciled.
+ * Every analysed workload's facts, kept up to date incrementally. Changes in the caches are told
+ * to `changes` (a ChangeTracker); a rebuild indexes the caches once, then computes the facts of
+ * only the workloads those changes can affect — all of them when what every workload shares
+ * (the cluster's facts) changed, every workload with a Service when the cluster's client pods
+ * per zone did, and all of them on a full rebuild (the first, each resync, while traffic is
+ * measured). A digest of each workload's facts is kept, so a rebuild reports exactly the
+ * workloads whose facts changed: only those are reconciled.
  */
 export class WorkloadFactsCache {
-  private facts = new Map<string, WorkloadFacts>();
-  private factsJson = new Map<string, string>();
+  readonly changes = new ChangeTracker();
+  private readonly facts = new Map<string, WorkloadFacts>();
+  private readonly digests = new Map<string, string>();
+  /** Workload keys with facts, by namespace. */
+  private readonly byNamespace = new Map<string, Set<string>>();
+  /** Workloads with a Service: their client weights follow the whole cluster's pods. */
+  private readonly withServices = new Set<string>();
+  /** Workload keys by the images their containers run. */
+  private readonly byImage = new Map<string, Set<string>>();
+  private sharedDigests: { cluster: string; clients: string } | undefined;
+  private imageDigests = new Map<string, string>();
 
   get(key: string): WorkloadFacts | undefined {
     return this.facts.get(key);
@@ -38,9 +75,21 @@ export class WorkloadFactsCache {
     return this.facts.keys();
   }
 
+  get size(): number {
+    return this.facts.size;
+  }
+
   /** Forgets what was compared, so the next rebuild reports every workload as changed. */
   forgetComparisons(): void {
-    this.factsJson = new Map();
+    this.digests.clear();
+    this.changes.markAll();
+  }
+
+  /** Marks the workloads whose images could not be looked up, to ask the registry again. */
+  retryImageLookups(): void {
+    for (const [key, facts] of this.facts)
+      if (Object.values(facts.imagePlatforms).some((fact) => 'error' in fact))
+        this.changes.markWorkloads([key]);
   }
 
   async rebuild(
@@ -53,44 +102,164 @@ export class WorkloadFactsCache {
       log: Logger;
     },
   ): Promise<RebuildResult> {
+    const taken = this.changes.take();
+    try {
+      return await this.rebuildMarked(cache, sources, taken);
+    } catch (error) {
+      // What was taken is not lost: the next rebuild does everything.
+      this.changes.markAll();
+      throw error;
+    }
+  }
+
+  private async rebuildMarked(
+    cache: ClusterCache,
+    sources: Parameters<WorkloadFactsCache['rebuild']>[1],
+    taken: Changes,
+  ): Promise<RebuildResult> {
+    // Traffic is attributed across workloads (a flow names both ends): measured, every build is full.
+    let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
+    const dirty = full ? new Set<string>() : this.resolve(cache, taken);
     const objects: Projected[] = [];
     for (const name of Object.keys(RESOURCES) as ResourceName[])
       if (name !== 'workloadrecommendations') objects.push(...cache.list(name));
-    let imagePlatforms: Record<string, ImagePlatformsFact> = {};
-    if (sources.imagePlatforms) {
+
+    const prepared = prepareFacts(
+      objects,
+      cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
+    );
+    const shared = {
+      cluster: digest(prepared.shared.cluster),
+      clients: digest([...prepared.shared.clientZones].sort(([a], [b]) => a.localeCompare(b))),
+    };
+    if (this.sharedDigests?.cluster !== shared.cluster) full = true;
+    else if (this.sharedDigests.clients !== shared.clients)
+      for (const key of this.withServices) dirty.add(key);
+    this.sharedDigests = shared;
+
+    const images: Record<string, ImagePlatformsFact> = {};
+    let lookupFailed = false;
+    const lookUp = async (of: readonly unknown[]): Promise<string[]> => {
+      if (!sources.imagePlatforms) return [];
+      let found: Record<string, ImagePlatformsFact>;
       try {
-        imagePlatforms = await sources.imagePlatforms.resolve(imageRequests(objects));
+        found = await sources.imagePlatforms.resolve(imageRequests(of));
       } catch (error) {
         sources.metrics.sourceErrors.inc({ source: 'registry' });
         sources.log.warn('could not look up image platforms', { error: errorMessage(error) });
+        return [];
+      }
+      const moved: string[] = [];
+      for (const [image, fact] of Object.entries(found)) {
+        images[image] = fact;
+        if ('error' in fact) lookupFailed = true;
+        const d = digest(fact);
+        if (this.imageDigests.get(image) !== d) moved.push(image);
+        this.imageDigests.set(image, d);
+      }
+      return moved;
+    };
+    if (full) {
+      this.imageDigests = new Map();
+      await lookUp(objects);
+    } else {
+      // An image whose platforms or digest moved changes every workload that runs it.
+      const moved = await lookUp(workloadObjects(cache, dirty));
+      const more = new Set<string>();
+      for (const image of moved)
+        for (const key of this.byImage.get(image) ?? []) if (!dirty.has(key)) more.add(key);
+      if (more.size > 0) {
+        await lookUp(workloadObjects(cache, more));
+        for (const key of more) dirty.add(key);
       }
     }
-    const built = factsFromObjects(objects, {
-      imagePlatforms,
-      ...(cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {}),
-    });
+
+    const built = full
+      ? prepared.build(undefined, images)
+      : prepared.build(new Set([...dirty].map(builderKey)), images);
     if (sources.traffic !== undefined) {
       const measured = applyTraffic(built.facts, sources.traffic);
       built.facts = measured.facts;
       built.warnings.push(...measured.warnings);
     }
-    const facts = new Map<string, WorkloadFacts>();
-    const factsJson = new Map<string, string>();
+    const fresh = new Map<string, WorkloadFacts>();
+    for (const workload of built.facts)
+      fresh.set(workloadKey(workload.namespace, workload.kind, workload.name), workload);
     const changed: string[] = [];
-    for (const workload of built.facts) {
-      const key = workloadKey(workload.namespace, workload.kind, workload.name);
-      const json = canonicalJson(workload);
-      facts.set(key, workload);
-      factsJson.set(key, json);
-      if (this.factsJson.get(key) !== json) changed.push(key);
+    for (const key of full ? new Set([...this.facts.keys(), ...fresh.keys()]) : dirty) {
+      const facts = fresh.get(key);
+      if (facts === undefined) {
+        if (this.facts.has(key) || this.digests.has(key)) changed.push(key);
+        this.forget(key);
+        continue;
+      }
+      const d = digest(facts);
+      if (this.digests.get(key) !== d) changed.push(key);
+      this.remember(key, facts, d);
     }
-    for (const key of this.factsJson.keys()) if (!facts.has(key)) changed.push(key);
-    this.facts = facts;
-    this.factsJson = factsJson;
     for (const warning of built.warnings) sources.log.debug('facts', { warning });
-    return {
-      changed,
-      lookupFailed: Object.values(imagePlatforms).some((fact) => 'error' in fact),
-    };
+    return { changed, lookupFailed, built: built.facts.length, full };
   }
+
+  /** The workload keys the recorded changes can affect. */
+  private resolve(cache: ClusterCache, changes: Changes): Set<string> {
+    const dirty = new Set(changes.workloads);
+    for (const namespace of changes.namespaces)
+      for (const key of this.byNamespace.get(namespace) ?? []) dirty.add(key);
+    if (changes.nodes.size > 0)
+      for (const pod of cache.list('pods')) {
+        const node = (pod.spec as { nodeName?: unknown } | undefined)?.nodeName;
+        if (typeof node === 'string' && changes.nodes.has(node))
+          for (const key of podWorkloads(cache, pod)) dirty.add(key);
+      }
+    return dirty;
+  }
+
+  private remember(key: string, facts: WorkloadFacts, factsDigest: string): void {
+    this.unindex(key);
+    this.facts.set(key, facts);
+    this.digests.set(key, factsDigest);
+    addTo(this.byNamespace, facts.namespace, key);
+    if (facts.services.length > 0) this.withServices.add(key);
+    for (const container of facts.template.containers) addTo(this.byImage, container.image, key);
+  }
+
+  private forget(key: string): void {
+    this.unindex(key);
+    this.facts.delete(key);
+    this.digests.delete(key);
+  }
+
+  private unindex(key: string): void {
+    const old = this.facts.get(key);
+    if (old === undefined) return;
+    removeFrom(this.byNamespace, old.namespace, key);
+    this.withServices.delete(key);
+    for (const container of old.template.containers) removeFrom(this.byImage, container.image, key);
+  }
+}
+
+function addTo(index: Map<string, Set<string>>, at: string, key: string): void {
+  const set = index.get(at);
+  if (set === undefined) index.set(at, new Set([key]));
+  else set.add(key);
+}
+
+function removeFrom(index: Map<string, Set<string>>, at: string, key: string): void {
+  const set = index.get(at);
+  if (set === undefined) return;
+  set.delete(key);
+  if (set.size === 0) index.delete(at);
+}
+
+/** The cached objects of these workloads (for their images). */
+function workloadObjects(cache: ClusterCache, keys: Iterable<string>): Projected[] {
+  const out: Projected[] = [];
+  for (const key of keys) {
+    const ref = refOf(key);
+    const resource = ref && WORKLOAD_RESOURCES[ref.kind];
+    const object = resource && cache.get(resource, `${ref.namespace}/${ref.name}`);
+    if (object) out.push(object);
+  }
+  return out;
 }

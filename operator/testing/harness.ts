@@ -48,8 +48,8 @@ export async function startFakeOperator(
     log,
     metrics,
     clock,
-    onChange: (resource, object) => {
-      controller.onChange(resource, object);
+    onChange: (resource, object, previous) => {
+      controller.onChange(resource, object, previous);
     },
   });
   const controller = new RecommendationController({

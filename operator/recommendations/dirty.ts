@@ -1,0 +1,159 @@
+import type { ClusterCache } from '../cache.ts';
+import { canonicalJson } from '../canonical.ts';
+import { objectKey } from '../kube/informer.ts';
+import type { Projected } from '../kube/projections.ts';
+import type { ResourceName } from '../kube/resources.ts';
+import { workloadKey } from './keys.ts';
+
+/** The resource that holds each workload kind. */
+export const WORKLOAD_RESOURCES: Readonly<Record<string, ResourceName>> = {
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  DaemonSet: 'daemonsets',
+  ReplicaSet: 'replicasets',
+  Job: 'jobs',
+  CronJob: 'cronjobs',
+  Rollout: 'rollouts',
+};
+
+/** The workload kind each workload resource holds. */
+const WORKLOAD_KINDS: Partial<Record<ResourceName, string>> = Object.fromEntries(
+  Object.entries(WORKLOAD_RESOURCES).map(([kind, resource]) => [resource, kind]),
+);
+
+/**
+ * Resources a workload's facts read only from its own namespace, through selectors, owner
+ * chains or names (Services and their EndpointSlices, PDBs, HPAs, PVCs, a Deployment's
+ * ReplicaSets, a CronJob's Jobs, the Namespace's labels): a change to one dirties its namespace.
+ * Matching the changed object against each workload here would repeat the builder's rules.
+ */
+const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set([
+  'services',
+  'endpointslices',
+  'poddisruptionbudgets',
+  'horizontalpodautoscalers',
+  'persistentvolumeclaims',
+  'replicasets',
+  'jobs',
+]);
+
+/** What changed since the last build, in the terms the facts cache resolves to workloads. */
+export interface Changes {
+  /** Rebuild every workload (first build, resync, a SavingsPolicy or PersistentVolume changed). */
+  all: boolean;
+  /** Workload keys (`wl/<namespace>/<kind>/<name>`). */
+  workloads: Set<string>;
+  /** Every workload of these namespaces. */
+  namespaces: Set<string>;
+  /** Every workload with a pod on these nodes. */
+  nodes: Set<string>;
+}
+
+/**
+ * Collects, between two builds of the facts, what each change in the caches can affect. It
+ * errs on the side of more: a workload marked needlessly is rebuilt to the same facts and not
+ * reconciled; one missed keeps stale facts until the next resync — which is why a property test
+ * compares the incremental facts with a full build over random changes.
+ */
+export class ChangeTracker {
+  private changes: Changes = fresh(true);
+
+  /** Rebuild everything next time. */
+  markAll(): void {
+    this.changes.all = true;
+  }
+
+  markWorkloads(keys: Iterable<string>): void {
+    for (const key of keys) this.changes.workloads.add(key);
+  }
+
+  /**
+   * Records a change to one cached object (`previous` is the version it replaced). Returns
+   * false when nothing the facts read changed (only the resourceVersion, or a status kopek
+   * itself wrote), so no build is needed for it.
+   */
+  markChanged(
+    cache: ClusterCache,
+    resource: ResourceName,
+    object: Projected,
+    previous?: Projected,
+  ): boolean {
+    if (resource === 'workloadrecommendations') return false;
+    // A delete carries the last version too: only an update still in the cache can be a no-op.
+    if (
+      previous !== undefined &&
+      cache.get(resource, objectKey(object)) !== undefined &&
+      sameForFacts(resource, previous, object)
+    )
+      return false;
+    const namespace = object.metadata.namespace ?? '';
+    const kind = WORKLOAD_KINDS[resource];
+    const { changes } = this;
+    if (kind !== undefined)
+      changes.workloads.add(workloadKey(namespace, kind, object.metadata.name));
+    if (BY_NAMESPACE.has(resource)) changes.namespaces.add(namespace);
+    else if (resource === 'namespaces') changes.namespaces.add(object.metadata.name);
+    else if (resource === 'nodes') changes.nodes.add(object.metadata.name);
+    else if (resource === 'pods') {
+      this.markWorkloads(podWorkloads(cache, object));
+      if (previous !== undefined) this.markWorkloads(podWorkloads(cache, previous));
+    } else if (kind === undefined) changes.all = true; // SavingsPolicies, PersistentVolumes
+    return true;
+  }
+
+  /** What changed since the last call, leaving nothing. */
+  take(): Changes {
+    const taken = this.changes;
+    this.changes = fresh(false);
+    return taken;
+  }
+}
+
+function fresh(all: boolean): Changes {
+  return { all, workloads: new Set(), namespaces: new Set(), nodes: new Set() };
+}
+
+/** Two versions of an object that give the same facts: equal but for what the facts never read. */
+function sameForFacts(resource: ResourceName, a: Projected, b: Projected): boolean {
+  const comparable = (o: Projected): unknown => {
+    const { resourceVersion: _, ...metadata } = o.metadata;
+    // A SavingsPolicy's status is kopek's own totals, written after the facts.
+    const { status, ...rest } = o;
+    return { ...rest, metadata, ...(resource === 'savingspolicies' ? {} : { status }) };
+  };
+  return canonicalJson(comparable(a)) === canonicalJson(comparable(b));
+}
+
+/**
+ * The workloads a pod may belong to: a superset of the builder's owner chain (pod →
+ * ReplicaSet → Deployment or Rollout, pod → Job → CronJob), including the parent it would guess
+ * from the owner's name when the ReplicaSet or Job is not cached.
+ */
+export function podWorkloads(cache: ClusterCache, pod: Projected): string[] {
+  const owner = controllerOf(pod);
+  if (owner === undefined) return [];
+  const namespace = pod.metadata.namespace ?? '';
+  const keys = [workloadKey(namespace, owner.kind, owner.name)];
+  const parents =
+    owner.kind === 'ReplicaSet'
+      ? ['Deployment', 'Rollout']
+      : owner.kind === 'Job'
+        ? ['CronJob']
+        : [];
+  if (parents.length === 0) return keys;
+  const intermediate = cache.get(
+    owner.kind === 'ReplicaSet' ? 'replicasets' : 'jobs',
+    `${namespace}/${owner.name}`,
+  );
+  const top = intermediate === undefined ? undefined : controllerOf(intermediate);
+  if (top !== undefined) keys.push(workloadKey(namespace, top.kind, top.name));
+  const base = /^(.*)-[^-]+$/.exec(owner.name)?.[1];
+  if (base !== undefined) for (const kind of parents) keys.push(workloadKey(namespace, kind, base));
+  return keys;
+}
+
+/** The controlling owner, or the only owner (as the builder reads owner references). */
+function controllerOf(o: Projected): { kind: string; name: string } | undefined {
+  const refs = o.metadata.ownerReferences ?? [];
+  return refs.find((ref) => ref.controller === true) ?? (refs.length === 1 ? refs[0] : undefined);
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+/**
+ * Benchmark (not a test): what the operator's facts cost per change and per workload. A fleet of
+ * N synthetic workloads (synthetic-dump.ts: 10 pods, a Service, an EndpointSlice each) is loaded
+ * into the ClusterCache on the in-memory API, and the facts are built once. Then:
+ *   - a batch of one changed pod (its readiness flips): the incremental rebuild against a full
+ *     rebuild forced in the same run (what every batch did before facts were incremental);
+ *   - a batch of one deleted pod, which moves the cluster's client pods per zone and so every
+ *     workload with a Service (here: all of them);
+ *   - the heap the cache and the facts hold per 1,000 workloads, and what keeping each
+ *     workload's canonical JSON (as before) instead of its digest would add.
+ *
+ *   npm run bench   (node --expose-gc test/bench/incremental-facts.ts [--fleet-workloads N] [--rounds R])
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { ClusterCache } from '../../operator/cache.ts';
+import { canonicalJson } from '../../operator/canonical.ts';
+import { createLogger } from '../../operator/log.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import { WorkloadFactsCache } from '../../operator/recommendations/facts.ts';
+import { RESOURCES, type ResourceName } from '../../operator/kube/resources.ts';
+import type { ResourceType } from '../../operator/kube/client.ts';
+import { FakeKube } from '../../operator/testing/fake-kube.ts';
+import { ManualClock } from '../../operator/testing/manual-clock.ts';
+import { syntheticDump } from './synthetic-dump.ts';
+
+const { values: flags } = parseArgs({
+  options: { 'fleet-workloads': { type: 'string' }, rounds: { type: 'string' } },
+});
+const WORKLOADS = Number(flags['fleet-workloads'] ?? 5_000);
+const ROUNDS = Number(flags.rounds ?? 5);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with node --expose-gc (npm run bench does)');
+
+function heapMiB(): number {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
+const TYPES = new Map<string, ResourceType>(
+  Object.values(RESOURCES).map((type) => [type.kind, type]),
+);
+type Obj = Record<string, unknown>;
+
+const kube = new FakeKube();
+const dump = syntheticDump(WORKLOADS) as Obj[];
+for (const object of dump) {
+  const type = TYPES.get(object.kind as string);
+  if (type) kube.put(type, object);
+}
+const pods = dump.filter((o) => o.kind === 'Pod');
+const target = pods[Math.floor(pods.length / 2)] as Obj & {
+  metadata: { name: string; namespace: string };
+};
+dump.length = 0;
+
+const metrics = createMetrics();
+const log = createLogger('error', () => undefined);
+const facts = new WorkloadFactsCache();
+const beforeCache = heapMiB();
+const cache: ClusterCache = new ClusterCache({
+  client: kube,
+  log,
+  metrics,
+  clock: new ManualClock(),
+  onChange: (resource: ResourceName, object, previous) => {
+    facts.changes.markChanged(cache, resource, object, previous);
+  },
+});
+await cache.start();
+await cache.waitForSync();
+const cacheMiB = heapMiB() - beforeCache;
+const sources = { metrics, log };
+await facts.rebuild(cache, sources);
+const factsMiB = heapMiB() - beforeCache - cacheMiB;
+
+// What keeping each workload's canonical JSON (the comparison before digests) would hold.
+const jsonKept = new Map<string, string>();
+const beforeJson = heapMiB();
+for (const object of cache.list('deployments')) {
+  const key = `wl/${object.metadata.namespace ?? ''}/Deployment/${object.metadata.name}`;
+  const workload = facts.get(key);
+  if (workload) jsonKept.set(key, canonicalJson(workload));
+}
+const jsonMiB = heapMiB() - beforeJson;
+jsonKept.clear();
+
+let ready = true;
+function flipReadiness(): void {
+  ready = !ready;
+  kube.put(RESOURCES.pods, {
+    ...target,
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  });
+}
+
+async function timeBatch(
+  change: () => void,
+  full: boolean,
+): Promise<{ ms: number; built: number; changed: number }> {
+  let best = { ms: Number.POSITIVE_INFINITY, built: 0, changed: 0 };
+  for (let round = 0; round < ROUNDS; round++) {
+    change();
+    if (full) facts.changes.markAll();
+    const start = performance.now();
+    const result = await facts.rebuild(cache, sources);
+    const ms = performance.now() - start;
+    if (ms < best.ms) best = { ms, built: result.built, changed: result.changed.length };
+  }
+  return best;
+}
+
+const onePod = await timeBatch(flipReadiness, false);
+const onePodFull = await timeBatch(flipReadiness, true);
+let removed = 0;
+const deletable = pods.slice(0, ROUNDS * 2);
+const deleteOne = (): void => {
+  const p = deletable[removed++] as { metadata: { name: string; namespace: string } };
+  kube.remove(RESOURCES.pods, p.metadata.name, p.metadata.namespace);
+};
+const podGone = await timeBatch(deleteOne, false);
+const podGoneFull = await timeBatch(deleteOne, true);
+await cache.stop();
+
+const perK = (mib: number): string => `${((mib * 1000) / WORKLOADS).toFixed(2)} MiB`;
+const line = (run: { ms: number; built: number; changed: number }): string =>
+  `${run.ms.toFixed(1)} ms (${run.built.toLocaleString('en-US')} workloads built, ${run.changed} changed)`;
+process.stdout.write(
+  [
+    `fleet:            ${WORKLOADS.toLocaleString('en-US')} workloads, ${pods.length.toLocaleString('en-US')} pods in the ClusterCache (best of ${ROUNDS} batches, node ${process.version})`,
+    `1 pod changed:    incremental ${line(onePod)}; full rebuild ${line(onePodFull)}`,
+    `ratio:            the incremental batch takes ${(onePod.ms / onePodFull.ms).toFixed(3)}× the time of a full rebuild (${(onePodFull.ms / onePod.ms).toFixed(1)}× faster)`,
+    `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, so every workload with a Service is rebuilt`,
+    `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
+    '',
+  ].join('\n'),
+);
