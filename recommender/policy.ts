@@ -16,7 +16,29 @@ export const DEFAULT_POLICY: ResolvedPolicy = {
   },
   arm64: { enabled: true, placement: 'Preferred' },
   crossZone: { enabled: true, minMonthlySavingsUSD: 10 },
+  apply: {
+    actions: [],
+    requireApproval: true,
+    maxConcurrent: 1,
+    cooldownSeconds: 3600,
+    progressTimeoutSeconds: 600,
+    rollbackOnFailure: true,
+    allowGitOpsManaged: false,
+  },
 };
+
+/**
+ * Seconds of a duration as the CRD writes them (`^([0-9]{1,6}(s|m|h))+$`, e.g. "1h30m");
+ * undefined for anything else.
+ */
+export function durationSeconds(text: string | undefined): number | undefined {
+  if (text === undefined || !/^(\d{1,6}[smh])+$/.test(text)) return undefined;
+  const unit: Record<string, number> = { s: 1, m: 60, h: 3600 };
+  let total = 0;
+  for (const [, amount = '0', u = 's'] of text.matchAll(/(\d+)([smh])/g))
+    total += Number(amount) * (unit[u] ?? 0);
+  return total;
+}
 
 /** Fills in a SavingsPolicy spec's defaults. */
 export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string): ResolvedPolicy {
@@ -40,6 +62,16 @@ export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string
       minMonthlySavingsUSD: Number.isFinite(minSavings)
         ? minSavings
         : d.crossZone.minMonthlySavingsUSD,
+    },
+    apply: {
+      actions: spec?.apply?.actions ?? d.apply.actions,
+      requireApproval: spec?.apply?.requireApproval ?? d.apply.requireApproval,
+      maxConcurrent: spec?.apply?.maxConcurrent ?? d.apply.maxConcurrent,
+      cooldownSeconds: durationSeconds(spec?.apply?.cooldown) ?? d.apply.cooldownSeconds,
+      progressTimeoutSeconds:
+        durationSeconds(spec?.apply?.progressTimeout) ?? d.apply.progressTimeoutSeconds,
+      rollbackOnFailure: spec?.apply?.rollbackOnFailure ?? d.apply.rollbackOnFailure,
+      allowGitOpsManaged: spec?.apply?.allowGitOpsManaged ?? d.apply.allowGitOpsManaged,
     },
   };
   if (name !== undefined) resolved.name = name;
