@@ -5,7 +5,7 @@
  * suggests, and never drops an entry someone added since the cache last saw the workload.
  */
 import type { Optimization } from '../api/v1alpha1.ts';
-import type { CrossZonePlan } from '../crossZone.ts';
+import type { CrossZonePlan } from '../cross-zone.ts';
 import type {
   Affinity,
   PodTemplateFacts,

@@ -5,7 +5,7 @@
  */
 import type { ActionSavings, Optimization } from '../api/v1alpha1.ts';
 import { evaluateArm64 } from '../arm64.ts';
-import { evaluateCrossZone, type CrossZonePlan } from '../crossZone.ts';
+import { evaluateCrossZone, type CrossZonePlan } from '../cross-zone.ts';
 import type { WorkloadFacts } from '../facts.ts';
 import { formatUSD, type PriceBook } from '../pricing.ts';
 import { estimateCost } from '../savings.ts';
