@@ -92,10 +92,7 @@ export interface ApplyOptions {
  */
 export interface KubeApi {
   /** One page of a LIST; `continueToken` from the previous page's metadata.continue. */
-  listPage<T>(
-    type: ResourceType,
-    options?: ListOptions,
-  ): Promise<ObjectList<T>>;
+  listPage<T>(type: ResourceType, options?: ListOptions): Promise<ObjectList<T>>;
   get<T>(type: ResourceType, name: string, namespace?: string): Promise<T>;
   /**
    * Opens a WATCH from `resourceVersion` and calls `onEvent` for each event. Resolves when the
@@ -186,10 +183,7 @@ export class KubeClient implements KubeApi {
     return JSON.parse(text) as T;
   }
 
-  async listPage<T>(
-    type: ResourceType,
-    options: ListOptions = {},
-  ): Promise<ObjectList<T>> {
+  async listPage<T>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
     const query: Record<string, string> = { limit: String(options.limit ?? 500) };
     if (options.continueToken) query.continue = options.continueToken;
     const response = await this.send(HttpMethod.GET, collectionPath(type, options.namespace), {
