@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
+import { ApplyController } from './apply/controller.ts';
 import { ClusterCache } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
@@ -92,6 +93,7 @@ export async function startOperator(
     },
     onChange: (resource, object) => {
       controller.onChange(resource, object);
+      apply.onChange(resource, object);
     },
   });
   const controller = new RecommendationController({
@@ -109,6 +111,22 @@ export async function startOperator(
       ? { traffic: trafficTelemetry(config.traffic, { log, metrics, clock }) }
       : {}),
   });
+  // Runs with the recommendation controller, under the same lease. Without --enable-apply it
+  // changes nothing: approvals are answered ApplyDisabled.
+  const apply = new ApplyController({
+    client,
+    cache,
+    log,
+    metrics,
+    clock,
+    facts: (ref) => controller.factsOf(ref),
+    prices: () => SNAPSHOT_PRICES,
+    applyEnabled: config.enableApply,
+    dryRun: config.dryRun,
+    settleMs: config.applySettleMs,
+  });
+  const work = (signal: AbortSignal): Promise<unknown> =>
+    Promise.all([controller.run(signal), apply.run(signal)]);
   const elector = config.leaderElect
     ? new LeaderElector({
         client,
@@ -140,6 +158,7 @@ export async function startOperator(
     config.metricsPort,
     () => {
       controller.updateMetrics();
+      apply.updateMetrics();
     },
   );
   const address = server.address();
@@ -164,7 +183,7 @@ export async function startOperator(
     let code = 0;
     try {
       if (!elector) {
-        await controller.run(stopping.signal);
+        await work(stopping.signal);
       } else {
         // Work only while holding the lease. When a renewal fails past the deadline, stop every
         // worker at once, then stand for election again with the caches still warm: an API
@@ -175,7 +194,7 @@ export async function startOperator(
             working.abort();
           };
           stopping.signal.addEventListener('abort', onStop, { once: true });
-          const run = controller.run(working.signal);
+          const run = work(working.signal);
           await elector.holdUntilLost(stopping.signal);
           working.abort();
           await run;
@@ -186,6 +205,7 @@ export async function startOperator(
       log.error('operator failed', { error: errorMessage(error) });
       code = 3;
     }
+    apply.stop();
     await controller.stop();
     await cache.stop();
     await new Promise<void>((resolve) =>

@@ -190,7 +190,8 @@ async function start(
 ): Promise<StepResult> {
   const { ref, kind, wrec } = subject;
   const facts = ctx.facts(ref);
-  if (facts === undefined) return {};
+  // Most workloads are under recommend-only policies: skip the evaluations for them.
+  if (facts === undefined || facts.policy.mode !== 'Apply') return {};
   const now = ctx.clock.now();
   const prices = ctx.prices();
   const evaluation = evaluateActions(facts, prices);
