@@ -191,7 +191,7 @@ async function start(
   const { ref, kind, wrec } = subject;
   const facts = ctx.facts(ref);
   // Most workloads are under recommend-only policies: skip the evaluations for them.
-  if (facts === undefined || facts.policy.mode !== 'Apply') return {};
+  if (facts?.policy.mode !== 'Apply') return {};
   const now = ctx.clock.now();
   const prices = ctx.prices();
   const evaluation = evaluateActions(facts, prices);

@@ -148,7 +148,7 @@ describe('the recommendation controller', () => {
     operator = await startFakeOperator({ kube: first.kube });
     const { kube } = operator;
     // Approved right after the new leader started, before its first facts rebuild.
-    const wrec = recommendationOf(kube, 'shop', 'web') as Record<string, unknown>;
+    const wrec = recommendationOf(kube, 'shop', 'web') ?? {};
     kube.put(RESOURCES.workloadrecommendations, {
       ...wrec,
       spec: { ...(wrec.spec as object), approve: ['Spot'] },
