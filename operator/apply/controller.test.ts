@@ -396,5 +396,9 @@ describe('Apply mode', () => {
     await op.clock.advance(5 * 60_000);
     expect(patches(kube)).toBe(0);
     expect(refusals(op, 'web')).toEqual(['NotApproved', 'GitOpsManaged']);
+    const ready = (
+      recommendationOf(kube, 'shop', 'web')?.status as { conditions: { message: string }[] }
+    ).conditions[0];
+    expect(ready?.message).toContain('Managed by Argo CD');
   });
 });
