@@ -349,7 +349,7 @@ describe('GitOps', () => {
       labels: { 'kustomize.toolkit.fluxcd.io/name': 'shop' },
     });
     expect(withGitOpsNote(ready, managed).message).toBe(
-      'Spot change is recommended. Managed by Flux (label kustomize.toolkit.fluxcd.io/name): kopek does not patch it in Apply mode; commit the suggested patch to Git instead (kopek patch prints it).',
+      'Spot change is recommended. Managed by Flux (label kustomize.toolkit.fluxcd.io/name): kopek does not patch it in Apply mode; commit the suggested patch (status.suggestedPatch) to Git instead.',
     );
     expect(withGitOpsNote(ready, { ...managed, policy: DEFAULT_POLICY })).toEqual(ready);
     expect(withGitOpsNote(ready, goodFacts({ policy: APPLY }))).toEqual(ready);

@@ -152,7 +152,7 @@ export function decide(input: DecideInput): Decision {
   if (manager !== undefined && !policy.apply.allowGitOpsManaged)
     return refuse(
       'GitOpsManaged',
-      `Managed by ${manager}: kopek does not patch it unless the policy sets allowGitOpsManaged; commit the change to Git (kopek patch prints it).`,
+      `Managed by ${manager}: kopek does not patch it unless the policy sets allowGitOpsManaged; commit the suggested patch (status.suggestedPatch) to Git.`,
     );
   if (last !== undefined && (last.outcome === 'RolledBack' || last.outcome === 'Failed')) {
     const held =

@@ -45,6 +45,6 @@ export function withGitOpsNote(condition: ReadyCondition, facts: WorkloadFacts):
   if (manager === undefined || condition.reason !== 'Recommended') return condition;
   return {
     ...condition,
-    message: `${condition.message} Managed by ${manager}: kopek does not patch it in Apply mode; commit the suggested patch to Git instead (kopek patch prints it).`,
+    message: `${condition.message} Managed by ${manager}: kopek does not patch it in Apply mode; commit the suggested patch (status.suggestedPatch) to Git instead.`,
   };
 }
