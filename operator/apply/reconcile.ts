@@ -57,7 +57,7 @@ import type { ClusterCache } from '../cache.ts';
 import type { Clock } from '../clock.ts';
 import { KubeApiError, type KubeApi, type ResourceType } from '../kube/client.ts';
 import { RESOURCES, type ResourceName } from '../kube/resources.ts';
-import type { Logger } from '../log.ts';
+import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WorkloadRef } from '../recommendations/keys.ts';
 import { rfc3339 } from '../time.ts';
@@ -276,7 +276,7 @@ async function startChecked(
       ctx.log.warn('dry run: the server would refuse the change', {
         ...ref,
         actions,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
     }
     return { rollingOut: false };
@@ -300,29 +300,8 @@ async function startChecked(
   };
   // The previous state is stored before the workload changes: a crash after this line finds it.
   await writeApplied(ctx, subject, inProgress);
-  let patched: Obj;
-  try {
-    patched = await patchWorkload(ctx, subject, operations, false);
-  } catch (error) {
-    if (!(error instanceof KubeApiError) || error.status >= 500 || error.status === 429)
-      throw error; // transient: the worker retries with backoff; InProgress resumes the watch
-    const held = generationOf(live);
-    await finish(
-      ctx,
-      subject,
-      inProgress,
-      'Failed',
-      'PatchRefused',
-      error.message,
-      held !== undefined ? { workloadGeneration: held } : {},
-    );
+  if (!(await sendChange(ctx, subject, inProgress, operations, generationOf(live))))
     return { rollingOut: false };
-  }
-  const generation = generationOf(patched);
-  await writeApplied(ctx, subject, {
-    ...inProgress,
-    ...(generation !== undefined ? { workloadGeneration: generation } : {}),
-  });
   ctx.log.info('applied', { ...ref, actions });
   await ctx.events.record(
     subject.involved,
@@ -494,21 +473,54 @@ async function resend(
     previous.podSpec,
     applied.podSpec,
   );
+  await sendChange(ctx, subject, change, operations, undefined);
+  return { afterMs: 1000 };
+}
+
+/**
+ * Sends the change and records the workload's generation after it; a refusal by the server ends
+ * the change Failed with its message (held at `heldGeneration`, so it is not retried on the same
+ * spec). False when refused.
+ */
+async function sendChange(
+  ctx: ApplyContext,
+  subject: Subject,
+  change: AppliedChange,
+  operations: readonly JsonPatchOperation[],
+  heldGeneration: number | undefined,
+): Promise<boolean> {
   let patched: Obj;
   try {
     patched = await patchWorkload(ctx, subject, operations, false);
   } catch (error) {
-    if (!(error instanceof KubeApiError) || error.status >= 500 || error.status === 429)
-      throw error;
-    await finish(ctx, subject, change, 'Failed', 'PatchRefused', error.message);
-    return {};
+    const refused = refusal(error);
+    await finish(
+      ctx,
+      subject,
+      change,
+      'Failed',
+      'PatchRefused',
+      refused.message,
+      heldGeneration !== undefined ? { workloadGeneration: heldGeneration } : {},
+    );
+    return false;
   }
   const generation = generationOf(patched);
   await writeApplied(ctx, subject, {
     ...change,
     ...(generation !== undefined ? { workloadGeneration: generation } : {}),
   });
-  return { afterMs: 1000 };
+  return true;
+}
+
+/**
+ * The API server's definite refusal (a 4xx other than 429: a failed test, an admission webhook,
+ * a quota); anything else is thrown again, for the worker to retry with backoff (status.applied
+ * already says where to resume).
+ */
+function refusal(error: unknown): KubeApiError {
+  if (error instanceof KubeApiError && error.status < 500 && error.status !== 429) return error;
+  throw error;
 }
 
 async function revert(
@@ -526,8 +538,7 @@ async function revert(
   try {
     await patchWorkload(ctx, subject, operations, false);
   } catch (error) {
-    if (!(error instanceof KubeApiError) || error.status >= 500 || error.status === 429)
-      throw error;
+    const refused = refusal(error);
     // A failed test: someone changed the fields since; theirs stay.
     await finish(
       ctx,
@@ -535,7 +546,7 @@ async function revert(
       change,
       'Failed',
       'RevertRefused',
-      `The revert was refused and nothing was overwritten: ${error.message}`,
+      `The revert was refused and nothing was overwritten: ${refused.message}`,
     );
     return {};
   }
