@@ -40,6 +40,20 @@ export function durationSeconds(text: string | undefined): number | undefined {
   return total;
 }
 
+/** spec.apply with the CRD's defaults. */
+function resolveApply(apply: SavingsPolicySpec['apply']): ResolvedPolicy['apply'] {
+  const d = DEFAULT_POLICY.apply;
+  return {
+    actions: apply?.actions ?? d.actions,
+    requireApproval: apply?.requireApproval ?? d.requireApproval,
+    maxConcurrent: apply?.maxConcurrent ?? d.maxConcurrent,
+    cooldownSeconds: durationSeconds(apply?.cooldown) ?? d.cooldownSeconds,
+    progressTimeoutSeconds: durationSeconds(apply?.progressTimeout) ?? d.progressTimeoutSeconds,
+    rollbackOnFailure: apply?.rollbackOnFailure ?? d.rollbackOnFailure,
+    allowGitOpsManaged: apply?.allowGitOpsManaged ?? d.allowGitOpsManaged,
+  };
+}
+
 /** Fills in a SavingsPolicy spec's defaults. */
 export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string): ResolvedPolicy {
   const d = DEFAULT_POLICY;
@@ -63,16 +77,7 @@ export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string
         ? minSavings
         : d.crossZone.minMonthlySavingsUSD,
     },
-    apply: {
-      actions: spec?.apply?.actions ?? d.apply.actions,
-      requireApproval: spec?.apply?.requireApproval ?? d.apply.requireApproval,
-      maxConcurrent: spec?.apply?.maxConcurrent ?? d.apply.maxConcurrent,
-      cooldownSeconds: durationSeconds(spec?.apply?.cooldown) ?? d.apply.cooldownSeconds,
-      progressTimeoutSeconds:
-        durationSeconds(spec?.apply?.progressTimeout) ?? d.apply.progressTimeoutSeconds,
-      rollbackOnFailure: spec?.apply?.rollbackOnFailure ?? d.apply.rollbackOnFailure,
-      allowGitOpsManaged: spec?.apply?.allowGitOpsManaged ?? d.apply.allowGitOpsManaged,
-    },
+    apply: resolveApply(spec?.apply),
   };
   if (name !== undefined) resolved.name = name;
   return resolved;

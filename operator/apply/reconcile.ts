@@ -222,7 +222,7 @@ async function start(
   ctx.setActive(ref, true);
   let rollingOut = false;
   try {
-    const result = await startChecked(ctx, subject, facts, actions, evaluation, last, now);
+    const result = await startChecked(ctx, subject, { facts, actions, evaluation, last, now });
     rollingOut = result.rollingOut;
     return result;
   } finally {
@@ -233,13 +233,16 @@ async function start(
 async function startChecked(
   ctx: ApplyContext,
   subject: Subject,
-  facts: WorkloadFacts,
-  actions: Optimization[],
-  evaluation: ActionEvaluation,
-  last: AppliedChange | undefined,
-  now: number,
+  input: {
+    facts: WorkloadFacts;
+    actions: Optimization[];
+    evaluation: ActionEvaluation;
+    last: AppliedChange | undefined;
+    now: number;
+  },
 ): Promise<StepResult & { rollingOut: boolean }> {
   const { ref, kind, type } = subject;
+  const { facts, actions, evaluation, last, now } = input;
   const prices = ctx.prices();
   const live = await ctx.client.get<Obj>(type, ref.name, ref.namespace);
   const pdbs = await ctx.client.listPage<Obj>(RESOURCES.poddisruptionbudgets, {
@@ -324,22 +327,24 @@ async function patchWorkload(
   });
 }
 
+/** How a change ends, and whatever else status.applied records with it. */
+interface Ending extends Partial<AppliedChange> {
+  outcome: 'Succeeded' | 'RolledBack' | 'Failed';
+  reason: string;
+  message: string;
+}
+
 /** Ends a change: writes the outcome, counts it, tells people. */
 async function finish(
   ctx: ApplyContext,
   subject: Subject,
   change: AppliedChange,
-  outcome: 'Succeeded' | 'RolledBack' | 'Failed',
-  reason: string,
-  message: string,
-  extra: Partial<AppliedChange> = {},
+  ending: Ending,
 ): Promise<void> {
+  const { outcome, reason, message } = ending;
   await writeApplied(ctx, subject, {
     ...change,
-    ...extra,
-    outcome,
-    reason,
-    message,
+    ...ending,
     updatedAt: rfc3339(new Date(ctx.clock.now())),
   });
   ctx.setActive(subject.ref, false);
@@ -375,26 +380,20 @@ async function watch(
   const previous = parseState(change.previousState);
   const applied = parseState(change.appliedState);
   if (previous === undefined || applied === undefined) {
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'StateUnreadable',
-      'status.applied does not hold states kopek can read; nothing was changed.',
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'StateUnreadable',
+      message: 'status.applied does not hold states kopek can read; nothing was changed.',
+    });
     return {};
   }
   const live = await readLive(ctx, subject);
   if (live === undefined) {
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'WorkloadGone',
-      'The workload was deleted during the rollout.',
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'WorkloadGone',
+      message: 'The workload was deleted during the rollout.',
+    });
     return {};
   }
   const current = readPodPlacement(podSpecOf(kind, live) ?? {});
@@ -404,15 +403,13 @@ async function watch(
     return resend(ctx, subject, change, previous, applied);
   }
   if (!samePod(current, applied)) {
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'ChangedByOthers',
-      'Someone else changed the fields kopek set while the change rolled out; kopek stopped and left the workload as they left it.',
-      heldAt(live),
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'ChangedByOthers',
+      message:
+        'Someone else changed the fields kopek set while the change rolled out; kopek stopped and left the workload as they left it.',
+      ...heldAt(live),
+    });
     return {};
   }
   const verdict = await judge(ctx, subject, live, change);
@@ -434,13 +431,20 @@ async function watch(
       change.expectedSavings ?? [],
       (a: Optimization) => shareOnTarget(facts, a),
     );
-    await finish(ctx, subject, change, 'Succeeded', verdict.reason, verdict.message, {
+    await finish(ctx, subject, change, {
+      outcome: 'Succeeded',
+      reason: verdict.reason,
+      message: verdict.message,
       realizedSavings: realized,
     });
     return {};
   }
   if (!policyOf(ctx, ref).apply.rollbackOnFailure) {
-    await finish(ctx, subject, change, 'Failed', verdict.reason, verdict.message);
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: verdict.reason,
+      message: verdict.message,
+    });
     return {};
   }
   // RollingBack is recorded before the revert is sent, so a restart finishes it.
@@ -494,15 +498,12 @@ async function sendChange(
     patched = await patchWorkload(ctx, subject, operations, false);
   } catch (error) {
     const refused = refusal(error);
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'PatchRefused',
-      refused.message,
-      heldGeneration !== undefined ? { workloadGeneration: heldGeneration } : {},
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'PatchRefused',
+      message: refused.message,
+      ...(heldGeneration !== undefined ? { workloadGeneration: heldGeneration } : {}),
+    });
     return false;
   }
   const generation = generationOf(patched);
@@ -540,14 +541,11 @@ async function revert(
   } catch (error) {
     const refused = refusal(error);
     // A failed test: someone changed the fields since; theirs stay.
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'RevertRefused',
-      `The revert was refused and nothing was overwritten: ${refused.message}`,
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'RevertRefused',
+      message: `The revert was refused and nothing was overwritten: ${refused.message}`,
+    });
     return {};
   }
   ctx.log.info('reverted', { ...subject.ref });
@@ -565,29 +563,24 @@ async function finishRevert(
   const applied = parseState(change.appliedState);
   const live = await readLive(ctx, subject);
   if (previous === undefined || applied === undefined || live === undefined) {
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      live === undefined ? 'WorkloadGone' : 'StateUnreadable',
-      'The revert could not be finished.',
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: live === undefined ? 'WorkloadGone' : 'StateUnreadable',
+      message: 'The revert could not be finished.',
+    });
     return {};
   }
   const current = readPodPlacement(podSpecOf(kind, live) ?? {});
   // A restart between recording RollingBack and sending the revert: send it now.
   if (samePod(current, applied)) return revert(ctx, subject, change, previous, applied);
   if (!samePod(current, previous)) {
-    await finish(
-      ctx,
-      subject,
-      change,
-      'Failed',
-      'ChangedByOthers',
-      'Someone else changed the fields kopek set during the revert; kopek left them as they are.',
-      heldAt(live),
-    );
+    await finish(ctx, subject, change, {
+      outcome: 'Failed',
+      reason: 'ChangedByOthers',
+      message:
+        'Someone else changed the fields kopek set during the revert; kopek left them as they are.',
+      ...heldAt(live),
+    });
     return {};
   }
   const pending = rolloutInProgress(kind, live);
@@ -596,22 +589,20 @@ async function finishRevert(
   const timeoutMs = policyOf(ctx, ref).apply.progressTimeoutSeconds * 1000;
   if (pending !== undefined && now - since < timeoutMs) return { afterMs: 1000 };
   const generation = generationOf(live);
-  await finish(
-    ctx,
-    subject,
-    change,
-    'RolledBack',
-    change.reason ?? 'RolloutFailed',
-    pending === undefined
-      ? `${change.message ?? 'The rollout failed.'} The previous pod template is restored and rolled out.`
-      : `${change.message ?? 'The rollout failed.'} The previous pod template is restored; its rollout is still not finished: ${pending}.`,
-    generation !== undefined ? { workloadGeneration: generation } : {},
-  );
+  await finish(ctx, subject, change, {
+    outcome: 'RolledBack',
+    reason: change.reason ?? 'RolloutFailed',
+    message:
+      pending === undefined
+        ? `${change.message ?? 'The rollout failed.'} The previous pod template is restored and rolled out.`
+        : `${change.message ?? 'The rollout failed.'} The previous pod template is restored; its rollout is still not finished: ${pending}.`,
+    ...(generation !== undefined ? { workloadGeneration: generation } : {}),
+  });
   return {};
 }
 
 /** Holds a failed workload at its current spec: kopek tries again once the spec moves on. */
-function heldAt(live: Obj): Partial<AppliedChange> {
+function heldAt(live: Obj): Pick<AppliedChange, 'workloadGeneration'> {
   const generation = generationOf(live);
   return generation !== undefined ? { workloadGeneration: generation } : {};
 }
