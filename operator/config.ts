@@ -25,6 +25,12 @@ export interface OperatorConfig {
   readPullSecrets: boolean;
   /** host:port registries served over plain HTTP. */
   insecureRegistries: string[];
+  /** Apply mode may change workloads (policies in mode Apply, approved changes). */
+  enableApply: boolean;
+  /** Apply mode sends its changes as server-side dry runs and logs them; nothing is stored. */
+  dryRun: boolean;
+  /** How long an applied change's new pods must stay Ready before it counts as Succeeded. */
+  applySettleMs: number;
   /** Cross-zone traffic from Prometheus; absent without --prometheus-url. */
   traffic?: TrafficConfig;
   /** Fetch prices from the AWS APIs (when credentials exist) instead of only the snapshot. */
@@ -59,6 +65,9 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
                                   fetch live prices again this often; failed calls keep the last good data [KOPEK_PRICE_REFRESH_INTERVAL] (default 12h)
   --region REGION                 AWS region to price [KOPEK_REGION] (default: the nodes' topology.kubernetes.io/region)
   --check-aws                     make each AWS call once, print OK or the error for each, and exit (0 all OK, 2 some failed)
+  --enable-apply BOOL             let SavingsPolicies in mode Apply change workloads (needs patch RBAC) [KOPEK_ENABLE_APPLY] (default false)
+  --dry-run BOOL                  Apply mode sends every change as a server-side dry run and logs it [KOPEK_DRY_RUN] (default false)
+  --apply-settle-period DURATION  new pods must stay Ready this long before a change succeeds [KOPEK_APPLY_SETTLE_PERIOD] (default 2m)
 
 ${TRAFFIC_USAGE}
 
@@ -84,6 +93,9 @@ const FLAGS: Record<string, string> = {
   'registry-timeout': 'KOPEK_REGISTRY_TIMEOUT',
   'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
   'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
+  'enable-apply': 'KOPEK_ENABLE_APPLY',
+  'dry-run': 'KOPEK_DRY_RUN',
+  'apply-settle-period': 'KOPEK_APPLY_SETTLE_PERIOD',
   ...TRAFFIC_FLAGS,
   'live-prices': 'KOPEK_LIVE_PRICES',
   'price-refresh-interval': 'KOPEK_PRICE_REFRESH_INTERVAL',
@@ -182,6 +194,9 @@ export function parseRunConfig(
     resyncIntervalMs: duration('resync-interval', 600_000),
     registryTimeoutMs: duration('registry-timeout', 10_000),
     readPullSecrets: boolean('read-pull-secrets', false),
+    enableApply: boolean('enable-apply', false),
+    dryRun: boolean('dry-run', false),
+    applySettleMs: duration('apply-settle-period', 120_000),
     insecureRegistries: (get('insecure-registries') ?? '')
       .split(',')
       .map((host) => host.trim())

@@ -103,6 +103,24 @@ export function createMetrics() {
       labelNames: ['resource', 'type'],
       registers: [registry],
     }),
+    workloadRealizedSavings: new Gauge({
+      name: 'kopek_workload_realized_monthly_savings_usd',
+      help: 'Monthly savings of the changes Apply mode made and kept, by workload and optimization (USD).',
+      labelNames: ['namespace', 'kind', 'name', 'optimization'],
+      registers: [registry],
+    }),
+    applies: new Counter({
+      name: 'kopek_applies_total',
+      help: 'Changes Apply mode finished, by outcome (Succeeded, RolledBack, Failed).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    rollbacks: new Counter({
+      name: 'kopek_rollbacks_total',
+      help: 'Reverts Apply mode made after a failed rollout, by outcome (RolledBack, Failed).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     kubeRequests: new Counter({
       name: 'kopek_kube_requests_total',
       help: 'Requests to the Kubernetes API by verb, resource and HTTP status code.',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
+import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
 import { LivePrices } from './aws/live-prices.ts';
 import { ClusterCache } from './cache.ts';
@@ -96,6 +97,7 @@ export async function startOperator(
     },
     onChange: (resource, object, previous) => {
       controller.onChange(resource, object, previous);
+      apply.onChange(resource, object);
     },
   });
   // Recommendations start from the snapshot; live prices replace it in the background.
@@ -112,13 +114,14 @@ export async function startOperator(
         },
       })
     : undefined;
+  const prices = livePrices ?? fixedPrices(SNAPSHOT_PRICES);
   const controller = new RecommendationController({
     client,
     cache,
     log,
     metrics,
     clock,
-    prices: livePrices ?? fixedPrices(SNAPSHOT_PRICES),
+    prices,
     workers: config.workers,
     minRebuildIntervalMs: config.minRebuildIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
@@ -127,6 +130,22 @@ export async function startOperator(
       ? { traffic: trafficTelemetry(config.traffic, { log, metrics, clock }) }
       : {}),
   });
+  // Runs with the recommendation controller, under the same lease. Without --enable-apply it
+  // changes nothing: approvals are answered ApplyDisabled.
+  const apply = new ApplyController({
+    client,
+    cache,
+    log,
+    metrics,
+    clock,
+    facts: (ref) => controller.factsOf(ref),
+    prices: () => prices.book(),
+    applyEnabled: config.enableApply,
+    dryRun: config.dryRun,
+    settleMs: config.applySettleMs,
+  });
+  const work = (signal: AbortSignal): Promise<unknown> =>
+    Promise.all([controller.run(signal), apply.run(signal)]);
   const elector = config.leaderElect
     ? new LeaderElector({
         client,
@@ -159,6 +178,7 @@ export async function startOperator(
     config.metricsPort,
     () => {
       controller.updateMetrics();
+      apply.updateMetrics();
     },
   );
   const address = server.address();
@@ -183,7 +203,7 @@ export async function startOperator(
     let code = 0;
     try {
       if (!elector) {
-        await controller.run(stopping.signal);
+        await work(stopping.signal);
       } else {
         // Work only while holding the lease. When a renewal fails past the deadline, stop every
         // worker at once, then stand for election again with the caches still warm: an API
@@ -194,7 +214,7 @@ export async function startOperator(
             working.abort();
           };
           stopping.signal.addEventListener('abort', onStop, { once: true });
-          const run = controller.run(working.signal);
+          const run = work(working.signal);
           await elector.holdUntilLost(stopping.signal);
           working.abort();
           await run;
@@ -205,6 +225,7 @@ export async function startOperator(
       log.error('operator failed', { error: errorMessage(error) });
       code = 3;
     }
+    apply.stop();
     await controller.stop();
     await cache.stop();
     await livePrices?.stop();

@@ -4,7 +4,7 @@
  * facts-from-objects.ts; the recommender turns them into a recommendation and reads nothing
  * else.
  */
-import type { Placement, WorkloadKind } from './api/v1alpha1.ts';
+import type { Optimization, Placement, WorkloadKind } from './api/v1alpha1.ts';
 
 /** Node labels kopek reads. */
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
@@ -234,6 +234,19 @@ export interface ResolvedPolicy {
   };
   arm64: { enabled: boolean; placement: Placement };
   crossZone: { enabled: boolean; minMonthlySavingsUSD: number };
+  /** How Apply mode changes workloads (read only when mode is Apply). */
+  apply: ApplySettings;
+}
+
+/** A SavingsPolicy's spec.apply with the CRD's defaults filled in; durations in seconds. */
+export interface ApplySettings {
+  actions: readonly Optimization[];
+  requireApproval: boolean;
+  maxConcurrent: number;
+  cooldownSeconds: number;
+  progressTimeoutSeconds: number;
+  rollbackOnFailure: boolean;
+  allowGitOpsManaged: boolean;
 }
 
 /** Facts about the cluster shared by every workload. */

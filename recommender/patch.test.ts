@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { WorkloadFacts } from './facts.ts';
 import { suggestPatch } from './patch.ts';
 import { DEFAULT_POLICY } from './policy.ts';
-import { CLUSTER, goodFacts, template } from './testing.ts';
+import { CLUSTER, goodFacts, node, pod, template } from './testing.ts';
 
 const base = goodFacts();
 const SPOT_KARPENTER = { key: 'karpenter.sh/capacity-type', operator: 'In', values: ['spot'] };
 const SPOT_EKS = { key: 'eks.amazonaws.com/capacityType', operator: 'In', values: ['SPOT'] };
 const ARM64 = { key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] };
+/** goodFacts' pods run on amd64 in a cluster that also has arm64 nodes: a Spot move keeps amd64. */
+const KEEP_AMD64 = { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] };
 const TOLERATE_KARPENTER_SPOT = {
   key: 'karpenter.sh/capacity-type',
   operator: 'Equal',
@@ -51,6 +53,9 @@ describe('suggested patches', () => {
         spec: {
           affinity: {
             nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [{ matchExpressions: [KEEP_AMD64] }],
+              },
               preferredDuringSchedulingIgnoredDuringExecution: [
                 { weight: 100, preference: { matchExpressions: [SPOT_KARPENTER] } },
               ],
@@ -74,8 +79,8 @@ describe('suggested patches', () => {
           nodeAffinity: {
             requiredDuringSchedulingIgnoredDuringExecution: {
               nodeSelectorTerms: [
-                { matchExpressions: [SPOT_EKS] },
-                { matchExpressions: [SPOT_KARPENTER] },
+                { matchExpressions: [SPOT_EKS, KEEP_AMD64] },
+                { matchExpressions: [SPOT_KARPENTER, KEEP_AMD64] },
               ],
             },
           },
@@ -144,6 +149,7 @@ describe('suggested patches', () => {
                       values: ['m6i.xlarge', 'm7i.xlarge'],
                     },
                     SPOT_KARPENTER,
+                    KEEP_AMD64,
                   ],
                 },
               ],
@@ -166,6 +172,36 @@ describe('suggested patches', () => {
         ],
       },
     });
+  });
+
+  it.each([
+    ['pods on amd64, arm64 nodes in the cluster: pins amd64', ['amd64'], ['amd64', 'arm64'], true],
+    ['pods on both: nothing to pin', ['amd64', 'arm64'], ['amd64', 'arm64'], false],
+    ['an amd64-only cluster: nothing to pin', ['amd64'], ['amd64'], false],
+  ] as const)('Spot without arm64 keeps the architectures: %s', (_, running, cluster, pinned) => {
+    const facts = {
+      ...base,
+      pods: running.map((arch, i) =>
+        pod(`p${i}`, node(`n${i}`, 'us-east-1a', 'm6i.xlarge', { arch })),
+      ),
+      cluster: { ...CLUSTER, architectures: cluster },
+    };
+    const required = JSON.stringify(
+      suggestPatch(facts, { spot: true })?.podTemplate ?? {},
+    ).includes('"kubernetes.io/arch"');
+    expect(required).toBe(pinned);
+    // With arm64 applied too there is no pin to keep: arm64 is the target.
+    expect(JSON.stringify(suggestPatch(facts, { spot: true, arm64: true }))).not.toContain(
+      '"values":["amd64"]',
+    );
+  });
+
+  it('Spot without arm64 adds no pin when the template already constrains the architecture', () => {
+    const facts = {
+      ...base,
+      template: template({ nodeSelector: { 'kubernetes.io/arch': 'amd64' } }),
+    };
+    expect(JSON.stringify(suggestPatch(facts, { spot: true }))).not.toContain('"values":["amd64"]');
   });
 
   it('arm64, preferred: removes the amd64 pin and prefers arm64', () => {

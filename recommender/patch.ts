@@ -20,7 +20,7 @@ import {
   type Toleration,
   type WorkloadFacts,
 } from './facts.ts';
-import { ARCH_KEYS, CAPACITY_KEYS, normalizeCapacity } from './scheduling.ts';
+import { ARCH_KEYS, CAPACITY_KEYS, hardConstraint, normalizeCapacity } from './scheduling.ts';
 
 /** Which changes to write a patch for. */
 export interface PatchRequest {
@@ -131,6 +131,23 @@ function applySpot(facts: WorkloadFacts, w: Working): void {
     if (!w.tolerations.some((x) => sameToleration(x, t))) w.tolerations.push(t);
 }
 
+/**
+ * Spot without arm64 keeps the pods on the architectures they run on today: Spot pools often
+ * mix amd64 and arm64 nodes, and an image built for one architecture crashes on the other.
+ * Nothing to add when the template already constrains the architecture, or when every
+ * architecture of the cluster already runs the pods.
+ */
+function keepArchitectures(facts: WorkloadFacts, w: Working): void {
+  if (hardConstraint(facts.template, ARCH_KEYS) !== undefined) return;
+  const running = [
+    ...new Set(facts.pods.flatMap((p) => (p.node?.arch === undefined ? [] : [p.node.arch]))),
+  ].sort();
+  if (running.length === 0 || facts.cluster.architectures.every((a) => running.includes(a))) return;
+  const pin: NodeSelectorRequirement = { key: LABEL_ARCH, operator: 'In', values: running };
+  const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
+  w.required = base.map((t) => ({ ...t, matchExpressions: [...(t.matchExpressions ?? []), pin] }));
+}
+
 function applyArm64(facts: WorkloadFacts, w: Working): void {
   for (const key of ARCH_KEYS) {
     const v = facts.template.nodeSelector[key];
@@ -217,6 +234,7 @@ export function suggestPatch(
     tolerations: [...t.tolerations],
   };
   if (request.spot === true) applySpot(facts, w);
+  if (request.spot === true && request.arm64 !== true) keepArchitectures(facts, w);
   if (request.arm64 === true) applyArm64(facts, w);
 
   const spec: Record<string, unknown> = {};

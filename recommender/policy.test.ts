@@ -14,6 +14,15 @@ describe('policies', () => {
       },
       arm64: { enabled: true, placement: 'Preferred' },
       crossZone: { enabled: true, minMonthlySavingsUSD: 10 },
+      apply: {
+        actions: [],
+        requireApproval: true,
+        maxConcurrent: 1,
+        cooldownSeconds: 3600,
+        progressTimeoutSeconds: 600,
+        rollbackOnFailure: true,
+        allowGitOpsManaged: false,
+      },
     });
     expect(
       resolvePolicy({ crossZone: { minMonthlySavingsUSD: '25' } }).crossZone.minMonthlySavingsUSD,

@@ -16,7 +16,43 @@ export const DEFAULT_POLICY: ResolvedPolicy = {
   },
   arm64: { enabled: true, placement: 'Preferred' },
   crossZone: { enabled: true, minMonthlySavingsUSD: 10 },
+  apply: {
+    actions: [],
+    requireApproval: true,
+    maxConcurrent: 1,
+    cooldownSeconds: 3600,
+    progressTimeoutSeconds: 600,
+    rollbackOnFailure: true,
+    allowGitOpsManaged: false,
+  },
 };
+
+/**
+ * Seconds of a duration as the CRD writes them (`^([0-9]{1,6}(s|m|h))+$`, e.g. "1h30m");
+ * undefined for anything else.
+ */
+export function durationSeconds(text: string | undefined): number | undefined {
+  if (text === undefined || !/^(\d{1,6}[smh])+$/.test(text)) return undefined;
+  const unit: Record<string, number> = { s: 1, m: 60, h: 3600 };
+  let total = 0;
+  for (const [, amount = '0', u = 's'] of text.matchAll(/(\d+)([smh])/g))
+    total += Number(amount) * (unit[u] ?? 0);
+  return total;
+}
+
+/** spec.apply with the CRD's defaults. */
+function resolveApply(apply: SavingsPolicySpec['apply']): ResolvedPolicy['apply'] {
+  const d = DEFAULT_POLICY.apply;
+  return {
+    actions: apply?.actions ?? d.actions,
+    requireApproval: apply?.requireApproval ?? d.requireApproval,
+    maxConcurrent: apply?.maxConcurrent ?? d.maxConcurrent,
+    cooldownSeconds: durationSeconds(apply?.cooldown) ?? d.cooldownSeconds,
+    progressTimeoutSeconds: durationSeconds(apply?.progressTimeout) ?? d.progressTimeoutSeconds,
+    rollbackOnFailure: apply?.rollbackOnFailure ?? d.rollbackOnFailure,
+    allowGitOpsManaged: apply?.allowGitOpsManaged ?? d.allowGitOpsManaged,
+  };
+}
 
 /** Fills in a SavingsPolicy spec's defaults. */
 export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string): ResolvedPolicy {
@@ -41,6 +77,7 @@ export function resolvePolicy(spec: SavingsPolicySpec | undefined, name?: string
         ? minSavings
         : d.crossZone.minMonthlySavingsUSD,
     },
+    apply: resolveApply(spec?.apply),
   };
   if (name !== undefined) resolved.name = name;
   return resolved;

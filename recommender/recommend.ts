@@ -22,6 +22,7 @@ import { SNAPSHOT_PRICES, formatUSD, pricesAsOf, type PriceBook } from './pricin
 import { clip } from './reasons.ts';
 import { CURRENT, estimateCost, pricingRegion } from './savings.ts';
 import { SPOT_FIXED_BY_PATCH, evaluateSpot } from './spot.ts';
+import { withGitOpsNote } from './apply/gitops.ts';
 
 /** The Ready condition without its lastTransitionTime (the caller stamps it). */
 export type ReadyCondition = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -208,6 +209,10 @@ export function toWorkloadRecommendation(
     kind: 'WorkloadRecommendation',
     metadata,
     spec: { targetRef: { apiVersion, kind: facts.kind, name: facts.name } },
-    status: { ...status, conditions: [{ ...readyCondition(status), lastTransitionTime }] },
+    status: {
+      ...status,
+      // In Apply mode, a workload Git manages says so: kopek will not patch it.
+      conditions: [{ ...withGitOpsNote(readyCondition(status), facts), lastTransitionTime }],
+    },
   };
 }

@@ -45,6 +45,14 @@ export class KubeApiError extends Error {
 }
 
 /** What kopek sends: any object with a name (and namespace, for namespaced types). */
+export interface ListOptions {
+  limit?: number;
+  continueToken?: string;
+  signal?: AbortSignal;
+  /** Only this namespace's objects (a namespaced type); default: every namespace. */
+  namespace?: string;
+}
+
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
@@ -66,6 +74,12 @@ export interface WatchEvent {
 /** Counts every request by verb, so tests and metrics can see exactly what kopek writes. */
 export type RequestObserver = (verb: string, resource: string, status: number) => void;
 
+/** A JSON patch (RFC 6902) sent with kopek's own field manager; dryRun: validated, not stored. */
+export interface PatchOptions {
+  fieldManager: string;
+  dryRun?: boolean;
+}
+
 export interface ApplyOptions {
   fieldManager: string;
   subresource?: 'status';
@@ -78,10 +92,7 @@ export interface ApplyOptions {
  */
 export interface KubeApi {
   /** One page of a LIST; `continueToken` from the previous page's metadata.continue. */
-  listPage<T>(
-    type: ResourceType,
-    options?: { limit?: number; continueToken?: string; signal?: AbortSignal },
-  ): Promise<ObjectList<T>>;
+  listPage<T>(type: ResourceType, options?: ListOptions): Promise<ObjectList<T>>;
   get<T>(type: ResourceType, name: string, namespace?: string): Promise<T>;
   /**
    * Opens a WATCH from `resourceVersion` and calls `onEvent` for each event. Resolves when the
@@ -94,6 +105,17 @@ export interface KubeApi {
   ): Promise<void>;
   /** Server-side apply of a whole object (or its status with `subresource: 'status'`). */
   apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T>;
+  /**
+   * A JSON patch (`application/json-patch+json`): atomic, so a failed `test` operation leaves
+   * the object as it was (422 Invalid).
+   */
+  patch<T>(
+    type: ResourceType,
+    name: string,
+    namespace: string | undefined,
+    operations: readonly unknown[],
+    options: PatchOptions,
+  ): Promise<T>;
   create<T>(type: ResourceType, object: KubeObject): Promise<T>;
   /** PUT with the object's resourceVersion: fails with 409 if someone else changed it first. */
   replace<T>(type: ResourceType, object: KubeObject): Promise<T>;
@@ -161,13 +183,10 @@ export class KubeClient implements KubeApi {
     return JSON.parse(text) as T;
   }
 
-  async listPage<T>(
-    type: ResourceType,
-    options: { limit?: number; continueToken?: string; signal?: AbortSignal } = {},
-  ): Promise<ObjectList<T>> {
+  async listPage<T>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
     const query: Record<string, string> = { limit: String(options.limit ?? 500) };
     if (options.continueToken) query.continue = options.continueToken;
-    const response = await this.send(HttpMethod.GET, collectionPath(type), {
+    const response = await this.send(HttpMethod.GET, collectionPath(type, options.namespace), {
       query,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -233,6 +252,23 @@ export class KubeClient implements KubeApi {
       contentType: 'application/apply-patch+yaml',
     });
     return this.json(options.subresource ? 'apply-status' : 'apply', type.plural, response);
+  }
+
+  async patch<T>(
+    type: ResourceType,
+    name: string,
+    namespace: string | undefined,
+    operations: readonly unknown[],
+    options: PatchOptions,
+  ): Promise<T> {
+    const query: Record<string, string> = { fieldManager: options.fieldManager };
+    if (options.dryRun) query.dryRun = 'All';
+    const response = await this.send(HttpMethod.PATCH, objectPath(type, name, namespace), {
+      query,
+      body: operations,
+      contentType: 'application/json-patch+json',
+    });
+    return this.json('patch', type.plural, response);
   }
 
   async create<T>(type: ResourceType, object: KubeObject): Promise<T> {

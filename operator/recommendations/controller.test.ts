@@ -141,4 +141,22 @@ describe('the recommendation controller', () => {
     op.kube.remove(RESOURCES.deployments, 'api', 'shop');
     await op.until(() => matched() === 1);
   });
+
+  it('keeps a recommendation a person changes while a new leader has no facts yet', async () => {
+    const first = await withWeb();
+    await first.stop();
+    operator = await startFakeOperator({ kube: first.kube });
+    const { kube } = operator;
+    // Approved right after the new leader started, before its first facts rebuild.
+    const wrec = recommendationOf(kube, 'shop', 'web') ?? {};
+    kube.put(RESOURCES.workloadrecommendations, {
+      ...wrec,
+      spec: { ...(wrec.spec as object), approve: ['Spot'] },
+    });
+    await operator.clock.advance(5_000);
+    expect(kube.count('delete', 'workloadrecommendations')).toBe(0);
+    expect((recommendationOf(kube, 'shop', 'web')?.spec as { approve?: string[] }).approve).toEqual(
+      ['Spot'],
+    );
+  });
 });

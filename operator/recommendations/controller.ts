@@ -1,3 +1,4 @@
+import type { WorkloadFacts } from '../../recommender/facts.ts';
 import { Batcher } from '../batcher.ts';
 import type { ClusterCache } from '../cache.ts';
 import { systemClock, type Clock, type Timer } from '../clock.ts';
@@ -13,7 +14,7 @@ import type { TrafficSource } from '../traffic/telemetry.ts';
 import { runWorkers } from '../workers.ts';
 import { WorkloadFactsCache } from './facts.ts';
 import { updateClusterGauges } from './gauges.ts';
-import { parseKey, policyKey, targetOf, workloadKey } from './keys.ts';
+import { parseKey, policyKey, targetOf, workloadKey, type WorkloadRef } from './keys.ts';
 import { reconcilePolicy } from './policy.ts';
 import { WorkloadResults } from './results.ts';
 import { reconcileWorkload } from './workload.ts';
@@ -58,6 +59,8 @@ export class RecommendationController {
   private queue: WorkQueue;
   private imageRetry: Timer | undefined;
   private leading = false;
+  /** The facts were rebuilt since this replica took the lease. */
+  private factsBuilt = false;
 
   constructor(options: RecommendationControllerOptions) {
     this.options = options;
@@ -80,7 +83,11 @@ export class RecommendationController {
   /** Told of every change in the caches (by ClusterCache's onChange). */
   onChange(resource: ResourceName, object: Projected, previous?: Projected): void {
     if (resource === 'workloadrecommendations') {
-      // Someone changed or deleted a recommendation: check it against what it should be.
+      // Someone changed or deleted a recommendation: check it against what it should be. Not
+      // before the first rebuild after taking the lease: without facts yet, every workload looks
+      // gone, and the reconcile would delete its recommendation (a person's approval and
+      // status.applied with it). That rebuild queues every workload anyway.
+      if (!this.factsBuilt) return;
       const target = targetOf(object);
       if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
       return;
@@ -94,6 +101,11 @@ export class RecommendationController {
   requestFullRebuild(): void {
     this.facts.changes.markAll();
     this.requestRebuild();
+  }
+
+  /** The latest facts of one workload (Apply mode reads them). */
+  factsOf(ref: WorkloadRef): WorkloadFacts | undefined {
+    return this.facts.get(workloadKey(ref.namespace, ref.kind, ref.name));
   }
 
   /** Rebuilds the facts of the workloads that changes marked, soon. */
@@ -118,6 +130,7 @@ export class RecommendationController {
     const { cache, metrics, log } = this.options;
     this.queue = this.newQueue();
     this.facts.forgetComparisons();
+    this.factsBuilt = false;
     this.leading = true;
     await cache.waitForSync();
     // Traffic is read by the leader only, before its first facts, so they start measured.
@@ -214,6 +227,7 @@ export class RecommendationController {
       log,
     });
     for (const key of changed) this.queue.add(key);
+    this.factsBuilt = true;
     // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
     for (const wrec of cache.list('workloadrecommendations')) {
       const target = targetOf(wrec);

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { JsonPatchOperation } from '../../recommender/apply/operations.ts';
+import { applyJsonPatch, JsonPatchError } from '../../recommender/apply/testing.ts';
 import { isRecord } from '../../recommender/objects/read.ts';
 import {
   apiVersionOf,
   KubeApiError,
   type ApplyOptions,
   type KubeApi,
+  type ListOptions,
+  type PatchOptions,
   type KubeObject,
   type ObjectList,
   type ResourceType,
@@ -31,6 +35,7 @@ export type Verb =
   | 'watch'
   | 'apply'
   | 'apply-status'
+  | 'patch'
   | 'create'
   | 'update'
   | 'delete'
@@ -169,12 +174,14 @@ export class FakeKube implements KubeApi {
 
   // ---- the API --------------------------------------------------------------------------------
 
-  listPage<T>(
-    type: ResourceType,
-    options: { limit?: number; continueToken?: string } = {},
-  ): Promise<ObjectList<T>> {
-    return this.serve({ verb: 'list', resource: type.plural }, () => {
-      const all = [...this.store(type).entries()].sort(([a], [b]) => a.localeCompare(b));
+  listPage<T>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
+    return this.serve({ verb: 'list', resource: type.plural, ...ns(options.namespace) }, () => {
+      const all = [...this.store(type).entries()]
+        .filter(
+          ([, stored]) =>
+            options.namespace === undefined || meta(stored.object).namespace === options.namespace,
+        )
+        .sort(([a], [b]) => a.localeCompare(b));
       const start = Number(options.continueToken ?? '0');
       const limit = options.limit ?? 500;
       const page = all.slice(start, start + limit).map(([, stored]) => clone(stored.object));
@@ -251,6 +258,30 @@ export class FakeKube implements KubeApi {
         return this.insert(type, withoutStatus, owners) as T;
       }
       return this.applyFields(type, existing, applied, options.fieldManager, ['spec']) as T;
+    });
+  }
+
+  /** A JSON patch, all or nothing: a failed test or a missing path is 422 Invalid, as served. */
+  patch<T>(
+    type: ResourceType,
+    name: string,
+    namespace: string | undefined,
+    operations: readonly unknown[],
+    options: PatchOptions,
+  ): Promise<T> {
+    return this.serve({ verb: 'patch', resource: type.plural, name, ...ns(namespace) }, () => {
+      const existing = this.store(type).get(objectKey(name, namespace, type));
+      if (!existing) throw notFound(type, name);
+      let next: Obj;
+      try {
+        next = applyJsonPatch(existing.object, operations as JsonPatchOperation[]);
+      } catch (error) {
+        if (error instanceof JsonPatchError)
+          throw apiError(422, 'Invalid', `the server rejected our request: ${error.message}`);
+        throw error;
+      }
+      if (options.dryRun) return clone(next) as T;
+      return this.update(type, existing, next) as T;
     });
   }
 

@@ -1,3 +1,4 @@
+import { ApplyController, type ApplyControllerOptions } from '../apply/controller.ts';
 import { ClusterCache } from '../cache.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
@@ -27,6 +28,8 @@ export interface FakeOperator {
   log: ReturnType<typeof memoryLog>;
   cache: ClusterCache;
   controller: RecommendationController;
+  /** Apply mode's controller, when started with `apply`. */
+  apply?: ApplyController;
   /** Steps the clock in small steps until `done` holds (or fails after `maxMs` of fake time). */
   until(done: () => boolean, maxMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -37,12 +40,20 @@ export interface FakeOperator {
  * start, as unit tests drive it: put objects into `kube`, step `clock`, read what was written.
  */
 export async function startFakeOperator(
-  options: { kube?: FakeKube; prices?: PriceSource; traffic?: TrafficSource } = {},
+  options: {
+    kube?: FakeKube;
+    clock?: ManualClock;
+    prices?: PriceSource;
+    traffic?: TrafficSource;
+    /** Also runs Apply mode's controller with these settings. */
+    apply?: Pick<ApplyControllerOptions, 'applyEnabled' | 'dryRun' | 'settleMs'>;
+  } = {},
 ): Promise<FakeOperator> {
   const kube = options.kube ?? new FakeKube();
-  const clock = new ManualClock();
+  const clock = options.clock ?? new ManualClock();
   const metrics = createMetrics();
   const log = memoryLog();
+  const prices = options.prices ?? fixedPrices(SNAPSHOT_PRICES);
   const cache = new ClusterCache({
     client: kube,
     log,
@@ -50,6 +61,7 @@ export async function startFakeOperator(
     clock,
     onChange: (resource, object, previous) => {
       controller.onChange(resource, object, previous);
+      apply?.onChange(resource, object);
     },
   });
   const controller = new RecommendationController({
@@ -58,13 +70,25 @@ export async function startFakeOperator(
     log,
     metrics,
     clock,
-    prices: options.prices ?? fixedPrices(SNAPSHOT_PRICES),
+    prices,
     workers: 2,
     ...(options.traffic ? { traffic: options.traffic } : {}),
   });
+  const apply = options.apply
+    ? new ApplyController({
+        client: kube,
+        cache,
+        log,
+        metrics,
+        clock,
+        facts: (ref) => controller.factsOf(ref),
+        prices: () => prices.book(),
+        ...options.apply,
+      })
+    : undefined;
   await cache.start();
   const running = new AbortController();
-  const run = controller.run(running.signal);
+  const run = Promise.all([controller.run(running.signal), apply?.run(running.signal)]);
   const until = async (done: () => boolean, maxMs = 120_000): Promise<void> => {
     for (let waited = 0; !done(); waited += 50) {
       if (waited > maxMs) throw new Error(`not done after ${maxMs} ms of fake time`);
@@ -78,11 +102,13 @@ export async function startFakeOperator(
     log,
     cache,
     controller,
+    ...(apply ? { apply } : {}),
     until,
     stop: async () => {
       running.abort();
       await run;
       await controller.stop();
+      apply?.stop();
       await cache.stop();
     },
   };

@@ -229,13 +229,32 @@ export interface SuggestedPatch {
   services?: { name: string; patch: Record<string, unknown> }[];
 }
 
+/** Savings of one applied action, in USD a month. */
+export interface ActionSavings {
+  action: Optimization;
+  monthlySavingsUSD: USD;
+}
+
+export type AppliedOutcome =
+  'InProgress' | 'Succeeded' | 'RollingBack' | 'RolledBack' | 'Failed' | 'Cleared';
+
 export interface AppliedChange {
   actions: Optimization[];
   appliedAt: string;
-  /** The pod template's affinity and tolerations before the change, as JSON. */
+  /** When the outcome last changed. */
+  updatedAt?: string;
+  /** The fields kopek changes, before the change, as JSON (see recommender/apply/placement.ts). */
   previousState?: string;
-  outcome: 'InProgress' | 'Succeeded' | 'RolledBack' | 'Failed';
+  /** The same fields as kopek set them, as JSON. */
+  appliedState?: string;
+  /** The workload's metadata.generation after kopek's last change to it. */
+  workloadGeneration?: number;
+  outcome: AppliedOutcome;
+  /** A stable code saying why, e.g. "PodsUnschedulable". */
+  reason?: string;
   message?: string;
+  expectedSavings?: ActionSavings[];
+  realizedSavings?: ActionSavings[];
 }
 
 export interface WorkloadRecommendationStatus {

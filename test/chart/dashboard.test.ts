@@ -2,7 +2,7 @@ import { Histogram, Summary } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../operator/metrics.ts';
 import {
-  FUTURE_REALIZED_SAVINGS_METRIC,
+  REALIZED_SAVINGS_METRIC,
   REALIZED_SAVINGS_PANEL,
   allPanels,
   metricNames,
@@ -91,23 +91,16 @@ describe('the Grafana dashboard', () => {
     }
   });
 
-  it('reads only metrics kopek exports (the one exception: realized savings, not exported yet)', () => {
+  it('reads only metrics kopek exports', () => {
     const exported = exportedNames();
     for (const query of queries) {
       for (const name of metricNames(query.expr)) {
-        if (name === FUTURE_REALIZED_SAVINGS_METRIC && query.panel === REALIZED_SAVINGS_PANEL) {
-          continue;
-        }
         expect(
           exported.has(name),
           `panel "${query.panel}" reads ${name}, which kopek does not export`,
         ).toBe(true);
       }
     }
-    expect(
-      exported.has(FUTURE_REALIZED_SAVINGS_METRIC),
-      'kopek exports realized savings now: drop the exception here and in test/integration/prometheus.test.ts',
-    ).toBe(false);
     const realized = panels.find((panel) => panel.title === REALIZED_SAVINGS_PANEL);
     expect(realized?.description).toContain('Empty until kopek applies changes');
   });
@@ -127,7 +120,7 @@ describe('the Grafana dashboard', () => {
       ['cross-AZ cost', /kopek_workload_cross_zone_monthly_cost_usd/],
       ['top cross-zone edges', /topk\(.*kopek_workload_cross_zone_edge_monthly_cost_usd/],
       ['recommendations by verdict', /by \(optimization, verdict\) \(kopek_recommendations/],
-      ['realized savings', new RegExp(FUTURE_REALIZED_SAVINGS_METRIC)],
+      ['realized savings', new RegExp(REALIZED_SAVINGS_METRIC)],
       ['reconcile errors', /controller_runtime_reconcile_errors_total/],
       ['queue depth', /workqueue_depth/],
       ['last event age', /kopek_cache_last_event_age_seconds/],

@@ -152,9 +152,8 @@ export function metricNames(expr: string): string[] {
 }
 
 /**
- * The metric kopek will export for realized savings (Apply mode). It does not exist yet, so the
- * dashboard's realized-savings panel has no data until applying ships; the tests allow exactly
- * this one unknown name, and only on the realized-savings panel.
+ * The metric of realized savings (Apply mode). It has series only once kopek applied a change
+ * that succeeded, so tests whose kopek applies nothing expect the panel to be empty.
  */
-export const FUTURE_REALIZED_SAVINGS_METRIC = 'kopek_workload_realized_monthly_savings_usd';
+export const REALIZED_SAVINGS_METRIC = 'kopek_workload_realized_monthly_savings_usd';
 export const REALIZED_SAVINGS_PANEL = 'Realized savings / month';

@@ -205,10 +205,10 @@ describe('the kopek chart, rendered', () => {
     expect(applying.slice(recommend.length)).toEqual([
       {
         apiGroups: ['apps'],
-        resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'],
+        resources: ['deployments', 'statefulsets', 'daemonsets'],
         verbs: ['patch'],
       },
-      { apiGroups: ['batch'], resources: ['jobs', 'cronjobs'], verbs: ['patch'] },
+      { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['patch'] },
       { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['patch'] },
     ]);
     const secrets = await clusterRole({ registry: { readPullSecrets: true } });
@@ -536,6 +536,8 @@ describe('the kopek chart, installed into a real cluster', () => {
     expect(await canI('patch', 'deployments.apps', '-n', 'shop')).toBe('yes');
     expect(await allowed(patchRollouts)).toBe(true);
     expect(await canI('update', 'deployments.apps', '-n', 'shop')).toBe('no');
+    expect(await canI('patch', 'replicasets.apps', '-n', 'shop')).toBe('no');
+    expect(await canI('patch', 'jobs.batch', '-n', 'shop')).toBe('no');
     expect(await canI('get', 'secrets', '-n', 'shop')).toBe('yes');
     expect(await canI('list', 'secrets', '-n', 'shop')).toBe('no');
   });

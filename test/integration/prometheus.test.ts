@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import {
-  FUTURE_REALIZED_SAVINGS_METRIC,
+  REALIZED_SAVINGS_METRIC,
   REALIZED_SAVINGS_PANEL,
   metricNames,
   panelQueries,
@@ -322,11 +322,8 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
     for (const { where, expr } of read) {
       for (const name of metricNames(expr)) {
         if (name === 'up') continue; // Prometheus's own, per target
-        // Realized savings are not exported yet (Apply mode): the one documented exception.
-        if (
-          where === `panel "${REALIZED_SAVINGS_PANEL}"` &&
-          name === FUTURE_REALIZED_SAVINGS_METRIC
-        )
+        // Realized savings have no series (and so no metadata) while kopek applies nothing.
+        if (where === `panel "${REALIZED_SAVINGS_PANEL}"` && name === REALIZED_SAVINGS_METRIC)
           continue;
         expect(
           known.has(name) || known.has(base(name)),
@@ -343,7 +340,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
       const expr = substituteVariables(query.expr, variables());
       const where = `panel "${query.panel}" ${query.refId}: ${expr}`;
       if (query.panel === REALIZED_SAVINGS_PANEL) {
-        // The exception: kopek applies nothing yet, so realized savings have no series. The
+        // The exception: this kopek applies nothing, so realized savings have no series. The
         // query must still be valid PromQL.
         const answer = await prometheus.query(expr);
         expect(answer.error, where).toBeUndefined();

@@ -25,10 +25,19 @@ export async function installCrds(cluster: LocalCluster): Promise<void> {
  * Creates ServiceAccount `namespace/kopek` with the chart's own RBAC rules (the files the chart's
  * ClusterRole and Role include), so tests run kopek with exactly the permissions users grant.
  */
-export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek'): Promise<void> {
-  const clusterRules = parse(
-    await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8'),
-  ) as unknown;
+export async function installChartRbac(
+  cluster: LocalCluster,
+  namespace = 'kopek',
+  options: { apply?: boolean } = {},
+): Promise<void> {
+  const clusterRules = [
+    ...(parse(await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8')) as unknown[]),
+    ...(options.apply
+      ? (parse(
+          await readFile(join(CHART_FILES, 'clusterrole-apply-rules.yaml'), 'utf8'),
+        ) as unknown[])
+      : []),
+  ];
   const roleRules = parse(
     await readFile(join(CHART_FILES, 'leader-election-role-rules.yaml'), 'utf8'),
   ) as unknown;
@@ -69,12 +78,15 @@ export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek
   });
 }
 
-/** A local cluster ready for kopek: the EKS-like fleet, kopek's CRDs, and ServiceAccount kopek/kopek with the chart's RBAC. */
-export async function startClusterForKopek(options: StartOptions = {}): Promise<LocalCluster> {
-  const cluster = await LocalCluster.start(options);
+/** A local cluster ready for kopek: the EKS-like fleet, kopek's CRDs, and ServiceAccount kopek/kopek with the chart's RBAC (with `apply`: as apply.enabled grants it). */
+export async function startClusterForKopek(
+  options: StartOptions & { apply?: boolean } = {},
+): Promise<LocalCluster> {
+  const { apply, ...start } = options;
+  const cluster = await LocalCluster.start(start);
   await cluster.addFleet(DEFAULT_FLEET);
   await installCrds(cluster);
-  await installChartRbac(cluster);
+  await installChartRbac(cluster, 'kopek', { apply: apply === true });
   return cluster;
 }
 

@@ -1,0 +1,404 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
+import { RESOURCES } from '../kube/resources.ts';
+import { apiError, FakeKube } from '../testing/fake-kube.ts';
+import {
+  deployment,
+  recommendationOf,
+  startFakeOperator,
+  type FakeOperator,
+} from '../testing/harness.ts';
+import { ManualClock } from '../testing/manual-clock.ts';
+
+type Obj = Record<string, unknown>;
+
+const operators: FakeOperator[] = [];
+afterEach(async () => {
+  for (const op of operators.splice(0)) await op.stop();
+});
+
+const SETTLE_MS = 10_000;
+
+function node(name: string, labels: Record<string, string>): Obj {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      labels: {
+        'kubernetes.io/arch': 'amd64',
+        'node.kubernetes.io/instance-type': 'm6i.xlarge',
+        'topology.kubernetes.io/region': 'us-east-1',
+        'topology.kubernetes.io/zone': name.endsWith('a') ? 'us-east-1a' : 'us-east-1b',
+        ...labels,
+      },
+    },
+    status: { capacity: { cpu: '4', memory: '16Gi' }, allocatable: { cpu: '4', memory: '16Gi' } },
+  };
+}
+
+function policy(apply: Obj, name = 'apply'): Obj {
+  return {
+    apiVersion: 'kopek.dev/v1alpha1',
+    kind: 'SavingsPolicy',
+    metadata: { name },
+    spec: { mode: 'Apply', apply: { actions: ['Spot'], cooldown: '1h', ...apply } },
+  };
+}
+
+interface Fleet {
+  op: FakeOperator;
+  kube: FakeKube;
+}
+
+/** An operator in Apply mode with on-demand and Spot nodes, and Deployments settled on on-demand. */
+async function fleet(
+  names: string[],
+  options: {
+    apply?: Obj;
+    /** An API that already holds the fleet (a restart). */
+    kube?: FakeKube;
+    clock?: ManualClock;
+    labels?: Obj;
+    /** More objects for a new fleet. */
+    extra?: Obj[];
+  } = {},
+): Promise<Fleet> {
+  const kube = options.kube ?? new FakeKube();
+  if (!options.kube) {
+    // PodDisruptionBudgets, the only extra objects these tests need.
+    for (const pdb of options.extra ?? []) kube.put(RESOURCES.poddisruptionbudgets, pdb);
+    kube.put(RESOURCES.nodes, node('od-a', { 'karpenter.sh/capacity-type': 'on-demand' }));
+    kube.put(RESOURCES.nodes, node('od-b', { 'karpenter.sh/capacity-type': 'on-demand' }));
+    kube.put(RESOURCES.nodes, node('spot-a', { 'karpenter.sh/capacity-type': 'spot' }));
+    kube.put(RESOURCES.nodes, node('spot-b', { 'karpenter.sh/capacity-type': 'spot' }));
+    kube.put(RESOURCES.savingspolicies, policy(options.apply ?? {}));
+    for (const name of names) {
+      const d = deployment('shop', name);
+      if (options.labels) (d.metadata as Obj).labels = options.labels;
+      kube.put(RESOURCES.deployments, d);
+      rollOut(kube, name, ['od-a', 'od-b', 'od-a']);
+    }
+  }
+  const op = await startFakeOperator({
+    kube,
+    ...(options.clock ? { clock: options.clock } : {}),
+    apply: { applyEnabled: true, settleMs: SETTLE_MS },
+  });
+  operators.push(op);
+  await op.until(() => names.every((n) => recommendationOf(kube, 'shop', n)?.status !== undefined));
+  return { op, kube };
+}
+
+/**
+ * Plays the Deployment controller: a ReplicaSet for the current template and its pods on
+ * `nodes` (Ready unless `pending`, where the scheduler cannot place them), status rolled out.
+ */
+function rollOut(
+  kube: FakeKube,
+  name: string,
+  /** Node names; 'pending' for a pod the scheduler cannot place. */
+  nodes: string[],
+  readySince = '2026-01-01T00:00:00Z',
+): void {
+  const d = kube.object(RESOURCES.deployments, name, 'shop') as Obj & {
+    metadata: { uid: string; generation: number; annotations?: Record<string, string> };
+  };
+  const revision = String(d.metadata.generation);
+  const rsName = `${name}-${revision}`;
+  const rs = kube.put(RESOURCES.replicasets, {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: rsName,
+      namespace: 'shop',
+      annotations: { 'deployment.kubernetes.io/revision': revision },
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'Deployment', name, uid: d.metadata.uid, controller: true },
+      ],
+    },
+    spec: { template: (d.spec as Obj).template },
+  }) as { metadata: { uid: string } };
+  for (const pod of kube.objects(RESOURCES.pods))
+    if (((pod.metadata as Obj).name as string).startsWith(`${name}-`))
+      kube.remove(RESOURCES.pods, (pod.metadata as Obj).name as string, 'shop');
+  nodes.forEach((nodeName, i) => {
+    const pending = nodeName === 'pending';
+    kube.put(RESOURCES.pods, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: `${rsName}-${i}`,
+        namespace: 'shop',
+        labels: { app: name },
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rsName, uid: rs.metadata.uid },
+        ],
+      },
+      spec: {
+        ...(pending ? {} : { nodeName }),
+        containers: [{ name, resources: { requests: { cpu: '500m', memory: '512Mi' } } }],
+      },
+      status: pending
+        ? {
+            phase: 'Pending',
+            conditions: [
+              {
+                type: 'PodScheduled',
+                status: 'False',
+                reason: 'Unschedulable',
+                lastTransitionTime: readySince,
+                message: '0/4 nodes are available: 2 node(s) had untolerated taint.',
+              },
+            ],
+          }
+        : {
+            phase: 'Running',
+            conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: readySince }],
+            containerStatuses: [{ name, restartCount: 0, ready: true }],
+          },
+    });
+  });
+  const ready = nodes.filter((n) => n !== 'pending').length;
+  kube.put(RESOURCES.deployments, {
+    ...d,
+    metadata: { ...d.metadata, annotations: { 'deployment.kubernetes.io/revision': revision } },
+    status: {
+      observedGeneration: d.metadata.generation,
+      replicas: nodes.length,
+      updatedReplicas: nodes.length,
+      readyReplicas: ready,
+      availableReplicas: ready,
+    },
+  });
+}
+
+function applied(kube: FakeKube, name: string): AppliedChange | undefined {
+  return (recommendationOf(kube, 'shop', name)?.status as { applied?: AppliedChange } | undefined)
+    ?.applied;
+}
+
+function approve(kube: FakeKube, name: string, actions: string[]): void {
+  const wrec = recommendationOf(kube, 'shop', name) as Obj;
+  kube.put(RESOURCES.workloadrecommendations, {
+    ...wrec,
+    spec: { ...(wrec.spec as Obj), approve: actions },
+  });
+}
+
+function template(kube: FakeKube, name: string): Obj {
+  return ((kube.object(RESOURCES.deployments, name, 'shop')?.spec as Obj).template as Obj)
+    .spec as Obj;
+}
+
+/** The refusal codes kopek logged for a workload. */
+function refusals(op: FakeOperator, name: string): unknown[] {
+  return op.log.lines
+    .filter((l) => l.msg === 'not applying' && l.name === name)
+    .map((l) => l.reason);
+}
+
+function patches(kube: FakeKube): number {
+  return kube.count('patch', 'deployments');
+}
+
+describe('Apply mode', () => {
+  it('changes nothing while no person approved the change', async () => {
+    const { op, kube } = await fleet(['web']);
+    expect(
+      (recommendationOf(kube, 'shop', 'web')?.status as { spot?: { verdict: string } }).spot
+        ?.verdict,
+    ).toBe('Recommended');
+    await op.clock.advance(5 * 60_000);
+    expect(patches(kube)).toBe(0);
+    expect(applied(kube, 'web')).toBeUndefined();
+    expect(refusals(op, 'web')).toEqual(['NotApproved']);
+  });
+
+  it('applies an approved Spot move, records the previous state first, and succeeds once settled', async () => {
+    const { op, kube } = await fleet(['web']);
+    const before = template(kube, 'web');
+    // What status.applied held when the patch reached the API.
+    let atPatch: AppliedChange | undefined;
+    const send = kube.patch.bind(kube);
+    kube.patch = (...args: Parameters<FakeKube['patch']>) => {
+      atPatch = applied(kube, 'web');
+      return send(...args);
+    };
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    expect(atPatch?.outcome).toBe('InProgress');
+    expect(atPatch?.previousState).toBeDefined();
+    const inProgress = applied(kube, 'web');
+    expect(inProgress?.outcome).toBe('InProgress');
+    expect(JSON.parse(inProgress?.previousState ?? '{}')).toEqual({ podSpec: {}, services: [] });
+    const after = template(kube, 'web');
+    expect(after.tolerations).toEqual(
+      expect.arrayContaining([expect.objectContaining({ key: 'karpenter.sh/capacity-type' })]),
+    );
+    expect(before.tolerations).toBeUndefined();
+
+    rollOut(kube, 'web', ['spot-a', 'spot-b', 'spot-a'], new Date(op.clock.now()).toISOString());
+    await op.until(() => applied(kube, 'web')?.outcome === 'Succeeded', 10 * 60_000);
+    const done = applied(kube, 'web');
+    expect(done?.reason).toBe('RolledOut');
+    expect(Number(done?.realizedSavings?.[0]?.monthlySavingsUSD)).toBeGreaterThan(0);
+    op.apply?.updateMetrics();
+    const gauge = await op.metrics.workloadRealizedSavings.get();
+    expect(gauge.values).toEqual([
+      expect.objectContaining({
+        labels: { namespace: 'shop', kind: 'Deployment', name: 'web', optimization: 'Spot' },
+      }),
+    ]);
+    expect(kube.count('create', 'events')).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reverts a rollout whose new pods cannot be scheduled, to exactly the template before', async () => {
+    const { op, kube } = await fleet(['web']);
+    const before = template(kube, 'web');
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    // No Spot capacity: the new pods stay Pending.
+    rollOut(kube, 'web', ['pending', 'pending', 'pending'], new Date(op.clock.now()).toISOString());
+    await op.until(() => applied(kube, 'web')?.outcome === 'RollingBack', 5 * 60_000);
+    expect(applied(kube, 'web')?.reason).toBe('PodsUnschedulable');
+    await op.until(() => patches(kube) === 2);
+    expect(template(kube, 'web')).toEqual(before);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a']);
+    await op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
+    expect(template(kube, 'web')).toEqual(before);
+    expect((await op.metrics.rollbacks.get()).values).toEqual([
+      expect.objectContaining({ labels: { outcome: 'RolledBack' }, value: 1 }),
+    ]);
+    // Held: not tried again on the same spec, even after the cooldown.
+    await op.clock.advance(2 * 3_600_000);
+    expect(patches(kube)).toBe(2);
+  });
+
+  it('stops, and overwrites nothing, when a person changes the affinity mid-rollout', async () => {
+    const { op, kube } = await fleet(['web']);
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    const d = kube.object(RESOURCES.deployments, 'web', 'shop') as Obj & { spec: Obj };
+    const person = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: 'team', operator: 'In', values: ['payments'] }] },
+          ],
+        },
+      },
+    };
+    ((d.spec.template as Obj).spec as Obj).affinity = person;
+    kube.put(RESOURCES.deployments, d);
+    await op.until(() => applied(kube, 'web')?.outcome === 'Failed', 5 * 60_000);
+    expect(applied(kube, 'web')?.reason).toBe('ChangedByOthers');
+    await op.clock.advance(2 * 3_600_000);
+    expect(patches(kube)).toBe(1);
+    expect(template(kube, 'web').affinity).toEqual(person);
+  });
+
+  it("ends Failed with the server's message when the patch is refused, and does not retry", async () => {
+    const { op, kube } = await fleet(['web']);
+    const before = template(kube, 'web');
+    kube.failNext(
+      { verb: 'patch', resource: 'deployments' },
+      apiError(403, 'Forbidden', 'admission webhook "policy.example" denied the request: no spot'),
+    );
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => applied(kube, 'web')?.outcome === 'Failed');
+    expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
+    expect(applied(kube, 'web')?.message).toContain('denied the request: no spot');
+    await op.clock.advance(2 * 3_600_000);
+    expect(patches(kube)).toBe(1);
+    expect(template(kube, 'web')).toEqual(before);
+  });
+
+  it('resumes from status.applied after a restart and finishes the revert', async () => {
+    const clock = new ManualClock();
+    const first = await fleet(['web'], { clock });
+    const { kube } = first;
+    const before = template(kube, 'web');
+    approve(kube, 'web', ['Spot']);
+    await first.op.until(() => applied(kube, 'web')?.workloadGeneration !== undefined);
+    await first.op.stop();
+    operators.splice(operators.indexOf(first.op), 1);
+    rollOut(kube, 'web', ['pending', 'pending', 'pending'], new Date(clock.now()).toISOString());
+    const second = await fleet(['web'], { kube, clock });
+    await second.op.until(() => patches(kube) === 2, 5 * 60_000);
+    expect(template(kube, 'web')).toEqual(before);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a']);
+    await second.op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
+  });
+
+  it('rolls out one change at a time with maxConcurrent 1', async () => {
+    const { op, kube } = await fleet(['web', 'api']);
+    approve(kube, 'web', ['Spot']);
+    approve(kube, 'api', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    await op.clock.advance(60_000);
+    expect(patches(kube)).toBe(1);
+    expect([...refusals(op, 'web'), ...refusals(op, 'api')]).toContain('MaxConcurrentReached');
+    const first = applied(kube, 'web') ? 'web' : 'api';
+    const second = first === 'web' ? 'api' : 'web';
+    expect(applied(kube, second)).toBeUndefined();
+    rollOut(kube, first, ['spot-a', 'spot-b', 'spot-a'], new Date(op.clock.now()).toISOString());
+    await op.until(() => applied(kube, first)?.outcome === 'Succeeded', 5 * 60_000);
+    await op.until(() => patches(kube) === 2, 5 * 60_000);
+    expect(applied(kube, second)?.outcome).toBe('InProgress');
+  });
+
+  it('waits for the cooldown before the next change to the same workload', async () => {
+    const { op, kube } = await fleet(['web'], { apply: { actions: ['Spot', 'Arm64'] } });
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    rollOut(kube, 'web', ['spot-a', 'spot-b', 'spot-a'], new Date(op.clock.now()).toISOString());
+    await op.until(() => applied(kube, 'web')?.outcome === 'Succeeded', 5 * 60_000);
+    const succeededAt = op.clock.now();
+    // A new spec (and a new approval) within the hour's cooldown: nothing happens.
+    const d = kube.object(RESOURCES.deployments, 'web', 'shop') as Obj & { spec: Obj };
+    ((d.spec.template as Obj).spec as Obj).nodeSelector = {
+      'karpenter.sh/capacity-type': 'on-demand',
+    };
+    kube.put(RESOURCES.deployments, d);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a']);
+    await op.clock.advance(30 * 60_000);
+    expect(patches(kube)).toBe(1);
+    expect(refusals(op, 'web')).toContain('CoolingDown');
+    expect(op.clock.now() - succeededAt).toBeLessThan(3_600_000);
+    // After the hour, the pin is removed again.
+    await op.clock.advance(35 * 60_000);
+    await op.until(() => patches(kube) === 2);
+  });
+
+  it('does not patch a workload whose PodDisruptionBudget allows no disruption now', async () => {
+    const pdb = {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 },
+      status: { disruptionsAllowed: 0, currentHealthy: 3, expectedPods: 3 },
+    };
+    const { op, kube } = await fleet(['web'], { extra: [pdb] });
+    approve(kube, 'web', ['Spot']);
+    await op.clock.advance(5 * 60_000);
+    expect(patches(kube)).toBe(0);
+    expect(refusals(op, 'web')).toEqual(['NotApproved', 'DisruptionBudgetExhausted']);
+    // Each refusal is told once (an Event on the recommendation), not at every look.
+    expect(kube.count('create', 'events')).toBe(2);
+  });
+
+  it('does not patch a workload that Argo CD manages', async () => {
+    const { op, kube } = await fleet(['web'], {
+      labels: { 'argocd.argoproj.io/instance': 'shop' },
+    });
+    approve(kube, 'web', ['Spot']);
+    await op.clock.advance(5 * 60_000);
+    expect(patches(kube)).toBe(0);
+    expect(refusals(op, 'web')).toEqual(['NotApproved', 'GitOpsManaged']);
+    const ready = (
+      recommendationOf(kube, 'shop', 'web')?.status as { conditions: { message: string }[] }
+    ).conditions[0];
+    expect(ready?.message).toContain('Managed by Argo CD');
+  });
+});

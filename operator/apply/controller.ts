@@ -1,0 +1,220 @@
+import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
+import type { WorkloadFacts } from '../../recommender/facts.ts';
+import type { PriceBook } from '../../recommender/pricing.ts';
+import { recommendationName } from '../../recommender/recommend.ts';
+import type { ClusterCache } from '../cache.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import type { KubeApi } from '../kube/client.ts';
+import type { Projected } from '../kube/projections.ts';
+import type { ResourceName } from '../kube/resources.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { WorkQueue } from '../queue.ts';
+import { parseKey, targetOf, workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
+import { runWorkers } from '../workers.ts';
+import { EventRecorder } from './events.ts';
+import { applyStep, type ApplyContext } from './reconcile.ts';
+
+const CONTROLLER = 'apply';
+
+const WORKLOAD_RESOURCES: ReadonlySet<ResourceName> = new Set([
+  'deployments',
+  'statefulsets',
+  'daemonsets',
+  'cronjobs',
+  'rollouts',
+]);
+
+export interface ApplyControllerOptions {
+  client: KubeApi;
+  cache: ClusterCache;
+  log: Logger;
+  metrics: Metrics;
+  /** The facts the recommendation controller built for a workload. */
+  facts: (ref: WorkloadRef) => WorkloadFacts | undefined;
+  prices: () => PriceBook;
+  clock?: Clock;
+  /** --enable-apply: without it nothing is changed, and approvals are answered ApplyDisabled. */
+  applyEnabled: boolean;
+  /** --dry-run: every change is sent as a server-side dry run and logged, nothing is stored. */
+  dryRun?: boolean;
+  /** --apply-settle-period: how long new pods must stay Ready (default 2 min). */
+  settleMs?: number;
+  /** Look at every recommendation this often even without events. */
+  resyncIntervalMs?: number;
+  workers?: number;
+}
+
+/**
+ * Apply mode: changes approved workloads, watches their rollouts and reverts failed ones. A
+ * sibling of the recommendation controller with its own queue, reading the same caches; only
+ * the leader runs it. All it knows between steps is in status.applied (see reconcile.ts).
+ */
+export class ApplyController {
+  private readonly options: ApplyControllerOptions;
+  private readonly clock: Clock;
+  private readonly events: EventRecorder;
+  private queue: WorkQueue;
+  private leading = false;
+  /** Workloads whose change is rolling out now (this replica's view, for maxConcurrent). */
+  private readonly active = new Set<string>();
+  /** The last refusal reported per workload, so each is logged and evented once. */
+  private readonly refusals = new Map<string, string>();
+
+  constructor(options: ApplyControllerOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.events = new EventRecorder({
+      client: options.client,
+      clock: this.clock,
+      log: options.log,
+    });
+    this.queue = this.newQueue();
+  }
+
+  /** Told of every change in the caches; only what can move a change matters. */
+  onChange(resource: ResourceName, object: Projected): void {
+    if (!this.leading) return;
+    if (resource === 'workloadrecommendations') {
+      const target = targetOf(object);
+      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
+    } else if (WORKLOAD_RESOURCES.has(resource) && object.metadata.namespace !== undefined) {
+      this.queue.add(workloadKey(object.metadata.namespace, object.kind, object.metadata.name));
+    }
+  }
+
+  /** Runs the workers until `signal` aborts; only the lease holder calls this. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { cache, metrics, log } = this.options;
+    this.queue = this.newQueue();
+    this.active.clear();
+    this.refusals.clear();
+    await cache.waitForSync();
+    this.leading = true;
+    // Changes a previous leader left in flight count against maxConcurrent at once.
+    for (const wrec of this.recommendations()) {
+      const outcome = wrec.status?.applied?.outcome;
+      const target = targetOf(wrec);
+      if (target && (outcome === 'InProgress' || outcome === 'RollingBack'))
+        this.active.add(workloadKey(target.namespace, target.kind, target.name));
+    }
+    const resync = (): void => {
+      for (const wrec of this.recommendations()) {
+        const target = targetOf(wrec);
+        if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
+      }
+    };
+    resync();
+    const timer = this.clock.setInterval(resync, this.options.resyncIntervalMs ?? 60_000);
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.queue.shutDown();
+      },
+      { once: true },
+    );
+    await runWorkers({
+      controller: CONTROLLER,
+      queue: this.queue,
+      count: this.options.workers ?? 2,
+      reconcile: (key) => this.reconcile(key),
+      metrics,
+      log,
+    });
+    timer.cancel();
+    this.leading = false;
+  }
+
+  stop(): void {
+    this.queue.shutDown();
+  }
+
+  /** Sets the realized-savings gauge from status.applied (called before each scrape). */
+  updateMetrics(): void {
+    const gauge = this.options.metrics.workloadRealizedSavings;
+    gauge.reset();
+    for (const wrec of this.recommendations()) {
+      const target = targetOf(wrec);
+      const applied = wrec.status?.applied;
+      if (!target || applied?.outcome !== 'Succeeded') continue;
+      for (const s of applied.realizedSavings ?? [])
+        gauge.set(
+          {
+            namespace: target.namespace,
+            kind: target.kind,
+            name: target.name,
+            optimization: s.action,
+          },
+          Number(s.monthlySavingsUSD),
+        );
+    }
+  }
+
+  private recommendations(): WorkloadRecommendation[] {
+    return [
+      ...this.options.cache.list('workloadrecommendations'),
+    ] as unknown as WorkloadRecommendation[];
+  }
+
+  private newQueue(): WorkQueue {
+    return new WorkQueue({
+      name: CONTROLLER,
+      metrics: this.options.metrics.queue,
+      clock: this.clock,
+    });
+  }
+
+  private async reconcile(key: string): Promise<void> {
+    const parsed = parseKey(key);
+    if (parsed.type !== 'workload') return;
+    const ref = parsed.workload;
+    const context: ApplyContext = {
+      client: this.options.client,
+      cache: this.options.cache,
+      clock: this.clock,
+      log: this.options.log,
+      metrics: this.options.metrics,
+      events: this.events,
+      facts: this.options.facts,
+      prices: this.options.prices,
+      applyEnabled: this.options.applyEnabled,
+      dryRun: this.options.dryRun ?? false,
+      settleMs: this.options.settleMs ?? 120_000,
+      inFlight: (self) => {
+        const own = workloadKey(self.namespace, self.kind, self.name);
+        return [...this.active].filter((k) => k !== own).length;
+      },
+      setActive: (of, active) => {
+        const k = workloadKey(of.namespace, of.kind, of.name);
+        if (active) this.active.add(k);
+        else this.active.delete(k);
+      },
+    };
+    const result = await applyStep(context, ref);
+    if (result.refusal === undefined) this.refusals.delete(key);
+    else if (this.refusals.get(key) !== result.refusal.code) {
+      this.refusals.set(key, result.refusal.code);
+      if (!result.refusal.quiet) {
+        this.options.log.info('not applying', {
+          ...ref,
+          reason: result.refusal.code,
+          message: result.refusal.message,
+        });
+        await this.events.record(
+          [
+            {
+              apiVersion: 'kopek.dev/v1alpha1',
+              kind: 'WorkloadRecommendation',
+              name: recommendationName(ref.kind, ref.name),
+              namespace: ref.namespace,
+            },
+          ],
+          'Normal',
+          result.refusal.code,
+          result.refusal.message,
+        );
+      }
+    }
+    if (result.afterMs !== undefined) this.queue.addAfter(key, result.afterMs);
+  }
+}
