@@ -3,7 +3,8 @@
  * The kopek command line: `kopek analyze` runs the recommender offline over a kubectl dump,
  * `kopek run` is the operator. Each subcommand is an entry of COMMANDS.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -20,6 +21,8 @@ import type { BuildOptions } from '../../recommender/facts-from-objects.ts';
 import {
   InputError,
   analyzeObjects,
+  checkDumpSize,
+  decodeDump,
   formatTable,
   parseDump,
   parseImagePlatforms,
@@ -36,8 +39,9 @@ export const EXIT_INTERNAL = 3;
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  readFile: (path: string) => string;
-  readStdin: () => string;
+  /** A file's bytes (or text); throws InputError when it is too large to analyse. */
+  readFile: (path: string) => string | Uint8Array;
+  readStdin: () => string | Uint8Array;
   /** RFC 3339 time for the Ready condition. */
   now: () => string;
   env: Readonly<Record<string, string | undefined>>;
@@ -53,7 +57,8 @@ Usage:
   kopek --version
 
 kopek analyze
-  Reads a dump made with kubectl (a List, or multi-document YAML, or JSON) holding nodes, pods,
+  Reads a dump made with kubectl (a List, or multi-document YAML, or JSON; UTF-8, or UTF-16 with
+  a byte-order mark as PowerShell writes it) holding nodes, pods,
   workloads (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Argo Rollouts),
   PodDisruptionBudgets, HorizontalPodAutoscalers, Services and EndpointSlices (SavingsPolicies,
   Namespaces, PersistentVolumeClaims and PersistentVolumes are used when present), and prints one
@@ -93,7 +98,8 @@ Options:
 Exit codes:
   0  the recommendations were printed (problems with single objects are warnings on stderr)
   1  usage error: unknown command or option, missing or bad value
-  2  an input could not be used: file missing or unreadable, not YAML/JSON, no Kubernetes
+  2  an input could not be used: file missing or unreadable, too large for this process's
+     memory (it says how much it needs), not YAML/JSON, a YAML alias bomb, no Kubernetes
      objects in it, or an image-platforms file that is not a JSON object
   3  internal error (a bug in kopek; run with KOPEK_DEBUG=1 for the stack trace and report it)
 `;
@@ -193,10 +199,11 @@ function usageMessage(error: unknown): string {
   return message;
 }
 
-function readInput(io: CliIO, path: string): string {
+function readInput(io: CliIO, path: string): string | Uint8Array {
   try {
     return path === '-' ? io.readStdin() : io.readFile(path);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -228,7 +235,7 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
   if (args.region !== undefined) options.region = args.region;
   if (args.imagePlatforms !== undefined) {
     options.imagePlatforms = parseImagePlatforms(
-      readInput(io, args.imagePlatforms),
+      decodeDump(readInput(io, args.imagePlatforms)).text,
       args.imagePlatforms,
       warnings,
     );
@@ -324,8 +331,15 @@ if (isEntryPoint()) {
   const io: CliIO = {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
-    readFile: (p) => readFileSync(p, 'utf8'),
-    readStdin: () => readFileSync(0, 'utf8'),
+    readFile: (p) => {
+      checkDumpSize(statSync(p).size, getHeapStatistics().heap_size_limit, p);
+      return readFileSync(p);
+    },
+    readStdin: () => {
+      const bytes = readFileSync(0);
+      checkDumpSize(bytes.length, getHeapStatistics().heap_size_limit, 'standard input');
+      return bytes;
+    },
     now: () => rfc3339(new Date()),
     env: process.env,
   };
