@@ -164,15 +164,16 @@ function podTemplate(app: string, ns: string, w: number): Obj {
   };
 }
 
-function pod(
-  app: string,
-  ns: string,
-  w: number,
-  rs: string,
-  hash: string,
-  p: number,
-  nodeIndex: number,
-): Obj {
+/** The names of one workload's objects. */
+interface WorkloadNames {
+  app: string;
+  ns: string;
+  w: number;
+  rs: string;
+  hash: string;
+}
+
+function pod({ app, ns, w, rs, hash }: WorkloadNames, p: number, nodeIndex: number): Obj {
   const template = podTemplate(app, ns, w);
   const name = `${rs}-${(w * 31 + p).toString(36).padStart(5, 'x')}`;
   const ip = `10.${nodeIndex % 200}.${(p * 17 + w) % 250}.${(w + p) % 250}`;
@@ -330,7 +331,7 @@ function* workloadObjects(w: number, size: DumpSize, nextNode: () => number): Ge
   const endpoints: Obj[] = [];
   for (let p = 0; p < size.podsPerWorkload; p++) {
     const n = nextNode();
-    const o = pod(app, ns, w, rs, hash, p, n);
+    const o = pod({ app, ns, w, rs, hash }, p, n);
     endpoints.push({
       addresses: [(o.status as Obj).podIP],
       conditions: { ready: true, serving: true, terminating: false },
