@@ -476,4 +476,23 @@ describe('parseDump on real-world input', () => {
     expect(ok.code).toBe(EXIT_OK);
     expect(ok.stdout).toContain('deployment-web');
   });
+
+  it('puts manifests without metadata.namespace in default, or in -n NS, and says so', async () => {
+    // How projects ship manifests: no namespace on the Deployment nor on its pod.
+    const bare = SMALL.replaceAll('namespace: shop, ', '').replace('  namespace: shop\n', '');
+    const byDefault = await run(['analyze', '-f', 'm.yaml', '-o', 'json'], { 'm.yaml': bare });
+    expect(byDefault.code).toBe(EXIT_OK);
+    const items = (JSON.parse(byDefault.stdout) as { items: WorkloadRecommendation[] }).items;
+    expect(items.map((r) => `${r.metadata.namespace ?? ''}/${r.spec.targetRef.name}`)).toEqual([
+      'default/web',
+    ]);
+    expect(byDefault.stderr).toContain(
+      'warning: 2 objects have no metadata.namespace: read as in namespace default, as kubectl apply would place them (-n NS for another)',
+    );
+    const named = await run(['analyze', '-f', 'm.yaml', '-n', 'shop', '-o', 'json'], {
+      'm.yaml': bare,
+    });
+    const shop = (JSON.parse(named.stdout) as { items: WorkloadRecommendation[] }).items;
+    expect(shop.map((r) => r.metadata.namespace)).toEqual(['shop']);
+  });
 });

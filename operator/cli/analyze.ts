@@ -11,6 +11,7 @@ import {
   type BuildOptions,
   type SkippedWorkload,
 } from '../../recommender/facts-from-objects.ts';
+import { flattenLists } from '../../recommender/objects/index.ts';
 import { isRecord, obj } from '../../recommender/objects/read.ts';
 import { SNAPSHOT_PRICES, sumUSD, type PriceBook } from '../../recommender/pricing.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
@@ -142,6 +143,32 @@ function checkAliases(doc: unknown, source: string): void {
         `${total.toLocaleString('en-US')} (an alias bomb?); kopek does not expand aliases beyond ` +
         `${MAX_ALIAS_EXPANSION}× the values written`,
     );
+}
+
+/** Kinds kopek reads that live outside namespaces. */
+const CLUSTER_SCOPED = new Set([
+  'Node',
+  'Namespace',
+  'PersistentVolume',
+  'StorageClass',
+  'SavingsPolicy',
+]);
+
+/**
+ * Puts the objects that have no metadata.namespace (how most projects ship manifests) in
+ * `namespace`, as `kubectl apply` would; returns how many it placed.
+ */
+export function defaultNamespace(objects: readonly unknown[], namespace: string): number {
+  let placed = 0;
+  for (const o of flattenLists(objects)) {
+    const kind = typeof o.kind === 'string' ? o.kind : '';
+    if (CLUSTER_SCOPED.has(kind) || !isRecord(o.metadata)) continue;
+    const current = o.metadata.namespace;
+    if (typeof current === 'string' && current !== '') continue;
+    o.metadata.namespace = namespace;
+    placed++;
+  }
+  return placed;
 }
 
 function isKubeObject(v: unknown): boolean {

@@ -23,6 +23,7 @@ import {
   analyzeObjects,
   checkDumpSize,
   decodeDump,
+  defaultNamespace,
   formatTable,
   parseDump,
   parseImagePlatforms,
@@ -50,7 +51,7 @@ export interface CliIO {
 export const HELP = `kopek — cost recommendations for workloads on Amazon EKS: Spot, Graviton (arm64), cross-AZ traffic.
 
 Usage:
-  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--region REGION]
+  kopek analyze -f FILE [-f FILE ...] [-n NS] [--image-platforms FILE] [--registry-lookup] [--region REGION]
                 [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
@@ -72,6 +73,8 @@ kopek analyze
 
 Options:
   -f, --filename FILE       a dump to read; repeat for several; "-" reads standard input
+  -n, --namespace NS        namespace of the objects that name none, as with kubectl apply
+                            (default: default); a warning says how many were placed
       --image-platforms FILE
                             JSON object mapping image reference to its platforms, e.g.
                             {"nginx:1.27": ["linux/amd64", "linux/arm64"]}; a value may also be
@@ -110,6 +113,8 @@ class UsageError extends Error {
 
 interface AnalyzeArgs {
   files: string[];
+  /** Where objects without metadata.namespace go (-n), as with kubectl apply. */
+  namespace?: string;
   imagePlatforms?: string;
   registryLookup: boolean;
   insecureRegistries: string[];
@@ -122,6 +127,7 @@ interface AnalyzeArgs {
 
 const ANALYZE_OPTIONS = {
   filename: { type: 'string', short: 'f', multiple: true },
+  namespace: { type: 'string', short: 'n' },
   'image-platforms': { type: 'string' },
   'registry-lookup': { type: 'boolean' },
   'insecure-registries': { type: 'string' },
@@ -160,6 +166,7 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
       .filter(Boolean),
   };
   if (values['image-platforms'] !== undefined) args.imagePlatforms = values['image-platforms'];
+  if (values.namespace !== undefined) args.namespace = values.namespace;
   if (values.region !== undefined) {
     if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region))
       throw new UsageError(`--region ${values.region} is not an AWS region name like us-east-1`);
@@ -231,6 +238,12 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     requireKubeObjects(docs, source);
     objects.push(...docs);
   }
+  const namespace = args.namespace ?? 'default';
+  const placed = defaultNamespace(objects, namespace);
+  if (placed > 0)
+    warnings.push(
+      `${placed} object${placed === 1 ? ' has' : 's have'} no metadata.namespace: read as in namespace ${namespace}, as kubectl apply would place ${placed === 1 ? 'it' : 'them'}${args.namespace === undefined ? ' (-n NS for another)' : ''}`,
+    );
   const options: BuildOptions = {};
   if (args.region !== undefined) options.region = args.region;
   if (args.imagePlatforms !== undefined) {
