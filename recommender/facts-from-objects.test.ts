@@ -72,6 +72,26 @@ describe('facts from a kubectl dump', () => {
     );
   });
 
+  it('reports replicas: "3" (and other non-integers) as invalid instead of counting 1', () => {
+    const quoted = deployment('quoted', 'shop');
+    (quoted.spec as Obj).replicas = '3';
+    const fractional = deployment('fractional', 'shop');
+    (fractional.spec as Obj).replicas = 2.5;
+    const { facts, warnings } = factsFromObjects([
+      quoted,
+      fractional,
+      deployment('fine', 'shop', { replicas: 2 }),
+      nodeObj('n-a', 'us-east-1a'),
+    ]);
+    expect(facts.map((f) => `${f.name}:${f.replicas}`)).toEqual(['fine:2']);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        'Deployment shop/quoted: spec.replicas is "3", not a whole number, so it is invalid; skipped',
+        'Deployment shop/fractional: spec.replicas is 2.5, not a whole number, so it is invalid; skipped',
+      ]),
+    );
+  });
+
   it('looks image platforms up under any spelling of the reference', () => {
     const objects = [deployment('web')];
     const { facts } = factsFromObjects(objects, {
