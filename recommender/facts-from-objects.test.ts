@@ -92,6 +92,23 @@ describe('facts from a kubectl dump', () => {
     );
   });
 
+  it('reads known kinds from their own API group only, and lists the others as ignored', () => {
+    const foreign = { ...deployment('lookalike', 'shop'), apiVersion: 'foo.example.com/v9' };
+    const { facts, warnings } = factsFromObjects([
+      foreign,
+      deployment('real', 'shop'),
+      { ...deployment('old', 'shop'), apiVersion: 'extensions/v1beta1' },
+      nodeObj('n-a', 'us-east-1a'),
+    ]);
+    expect(facts.map((f) => f.name)).toEqual(['real']);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        'ignored 1 Deployment object of foo.example.com/v9: kopek reads that kind from another API group only',
+        'ignored 1 Deployment object of extensions/v1beta1: kopek reads that kind from another API group only',
+      ]),
+    );
+  });
+
   it('looks image platforms up under any spelling of the reference', () => {
     const objects = [deployment('web')];
     const { facts } = factsFromObjects(objects, {
