@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { writeDump } from '../../test/bench/kubectl-dump.ts';
 import { parseKubectlYaml } from './kubectl-yaml.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -112,6 +114,19 @@ data:
       else expect(got).toEqual(expected);
     });
   }
+
+  it('reads a generated kubectl dump (npm run bench:dump) as JSON.parse reads the same dump as JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kopek-dump-'));
+    try {
+      const size = { nodes: 6, workloads: 8, podsPerWorkload: 3, namespaces: 2 };
+      writeDump(join(dir, 'dump.yaml'), size, 'yaml');
+      writeDump(join(dir, 'dump.json'), size, 'json');
+      const yaml = parseKubectlYaml(readFileSync(join(dir, 'dump.yaml')));
+      expect(yaml).toEqual([JSON.parse(readFileSync(join(dir, 'dump.json'), 'utf8'))]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
 
   it('reads the commerce fixture as the general parser does', () => {
     const text = readFileSync(join(root, 'test', 'fixtures', 'commerce', 'dump.yaml'), 'utf8');
