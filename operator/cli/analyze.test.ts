@@ -140,6 +140,12 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
     const table = formatTable(result.list.items);
     const lines = table.trimEnd().split('\n');
     expect(lines[0]).toMatch(
+      /^NAMESPACE\s+WORKLOAD\s+SPOT\s+ARM64\s+CROSS-ZONE\s+SAVINGS\/MO\s+STATE$/,
+    );
+    // NAME no longer repeats WORKLOAD, and every row fits 120 columns (the TOTAL line aside).
+    for (const row of lines.slice(0, -2)) expect(row.length).toBeLessThanOrEqual(120);
+    const wide = formatTable(result.list.items, true).split('\n');
+    expect(wide[0]).toMatch(
       /^NAMESPACE\s+NAME\s+WORKLOAD\s+SPOT\s+ARM64\s+CROSS-ZONE\s+COST\/MO\s+SAVINGS\/MO\s+STATE$/,
     );
     expect(lines).toHaveLength(result.list.items.length + 3);
@@ -154,6 +160,22 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
 });
 
 describe('formatTable', () => {
+  it('cuts long namespaces and workload names to fit 120 columns, and -o wide cuts nothing', () => {
+    const [item] = analyzeFixture().list.items;
+    if (item === undefined) throw new Error('the fixture has workloads');
+    const long = {
+      ...item,
+      metadata: { ...item.metadata, namespace: 'n'.repeat(63) },
+      spec: { ...item.spec, targetRef: { ...item.spec.targetRef, name: 'w'.repeat(200) } },
+    };
+    const rows = formatTable([long]).split('\n');
+    expect(rows[1]?.length).toBeLessThanOrEqual(120);
+    expect(rows[1]).toContain('…');
+    const wide = formatTable([long], true).split('\n');
+    expect(wide[1]).toContain('w'.repeat(200));
+    expect(wide[1]).toContain('n'.repeat(63));
+  });
+
   it('totals the money to the cent, with thousands separated', () => {
     const item = (name: string, cost: string, savings: string) =>
       ({
@@ -248,7 +270,7 @@ describe('the kopek command', () => {
     const r = await run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': SMALL });
     expect(r.code).toBe(EXIT_OK);
     expect(r.stdout).toMatch(/^NAMESPACE/);
-    expect(r.stdout).toContain('deployment-web');
+    expect(r.stdout).toContain('Deployment/web');
     expect(r.stderr).toBe('warning: ignored 1 ConfigMap object: kopek does not read that kind\n');
   });
 
@@ -308,7 +330,7 @@ describe('the kopek command', () => {
     [['frobnicate'], EXIT_USAGE, /unknown command frobnicate/],
     [['analyze'], EXIT_USAGE, /needs at least one -f FILE/],
     [['analyze', '-f'], EXIT_USAGE, /-f needs a value/],
-    [['analyze', '-f', 'd', '-o', 'xml'], EXIT_USAGE, /table, json or yaml/],
+    [['analyze', '-f', 'd', '-o', 'xml'], EXIT_USAGE, /table, wide, json or yaml/],
     [['analyze', '-f', 'd', '--region', 'mars'], EXIT_USAGE, /not an AWS region/],
     [['analyze', '-f', 'd', '--bogus'], EXIT_USAGE, /unknown option --bogus/],
     [['analyze', '-f', 'missing.yaml'], EXIT_INPUT, /missing.yaml: cannot read: no such file/],
@@ -474,7 +496,7 @@ describe('parseDump on real-world input', () => {
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(SMALL, 'utf16le')]);
     const ok = await run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': utf16 });
     expect(ok.code).toBe(EXIT_OK);
-    expect(ok.stdout).toContain('deployment-web');
+    expect(ok.stdout).toContain('Deployment/web');
   });
 
   it('puts manifests without metadata.namespace in default, or in -n NS, and says so', async () => {

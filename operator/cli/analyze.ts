@@ -277,39 +277,79 @@ function money(usd: string): string {
   return `${Number(whole).toLocaleString('en-US')}.${cents}`;
 }
 
+/** The default table's width, as a terminal shows it without wrapping. */
+export const TABLE_WIDTH = 120;
+const GAP = 3;
+
+/** A cell cut to `width` characters, with an ellipsis when it was longer. */
+function fit(cell: string, width: number): string {
+  return cell.length <= width ? cell : `${cell.slice(0, Math.max(0, width - 1))}…`;
+}
+
 /**
  * The columns `kubectl get wrec -A` prints (Age aside: these objects are not created yet), and
- * a closing line with the totals.
+ * a closing line with the totals. By default the workload (kind/name) stands for the
+ * recommendation's name and the line fits TABLE_WIDTH columns, namespaces and workload names
+ * cut if they must be; `wide` (-o wide) adds NAME and COST/MO and cuts nothing, as kubectl does.
  */
-export function formatTable(items: readonly WorkloadRecommendation[]): string {
-  const header = [
-    'NAMESPACE',
-    'NAME',
-    'WORKLOAD',
-    'SPOT',
-    'ARM64',
-    'CROSS-ZONE',
-    'COST/MO',
-    'SAVINGS/MO',
-    'STATE',
-  ];
-  const rows = items.map((r) => [
-    r.metadata.namespace ?? '',
-    r.metadata.name,
-    r.spec.targetRef.name,
+export function formatTable(items: readonly WorkloadRecommendation[], wide = false): string {
+  const verdicts = (r: WorkloadRecommendation) => [
     r.status?.spot?.verdict ?? '',
     r.status?.arm64?.verdict ?? '',
     r.status?.crossZone?.verdict ?? '',
-    r.status?.monthlyCostUSD ?? '',
-    r.status?.potentialMonthlySavingsUSD ?? '',
-    r.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? '',
-  ]);
-  const widths = header.map((h, i) =>
+  ];
+  const ready = (r: WorkloadRecommendation) =>
+    r.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? '';
+  const workload = (r: WorkloadRecommendation) =>
+    `${r.spec.targetRef.kind}/${r.spec.targetRef.name}`;
+  const header = wide
+    ? [
+        'NAMESPACE',
+        'NAME',
+        'WORKLOAD',
+        'SPOT',
+        'ARM64',
+        'CROSS-ZONE',
+        'COST/MO',
+        'SAVINGS/MO',
+        'STATE',
+      ]
+    : ['NAMESPACE', 'WORKLOAD', 'SPOT', 'ARM64', 'CROSS-ZONE', 'SAVINGS/MO', 'STATE'];
+  let rows = items.map((r) =>
+    wide
+      ? [
+          r.metadata.namespace ?? '',
+          r.metadata.name,
+          workload(r),
+          ...verdicts(r),
+          r.status?.monthlyCostUSD ?? '',
+          r.status?.potentialMonthlySavingsUSD ?? '',
+          ready(r),
+        ]
+      : [
+          r.metadata.namespace ?? '',
+          workload(r),
+          ...verdicts(r),
+          r.status?.potentialMonthlySavingsUSD ?? '',
+          ready(r),
+        ],
+  );
+  let widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
   );
+  const lineWidth = () => widths.reduce((sum, w) => sum + w, 0) + GAP * (widths.length - 1);
+  if (!wide && lineWidth() > TABLE_WIDTH) {
+    // Only the two free-text columns give way: the namespace to at most 40% of what is left.
+    const [ns = 0, name = 0, ...fixed] = widths;
+    const room = TABLE_WIDTH - fixed.reduce((sum, w) => sum + w, 0) - GAP * (widths.length - 1);
+    const nsWidth = Math.min(ns, Math.max(header[0]?.length ?? 0, Math.floor(room * 0.4)));
+    const nameWidth = Math.min(name, room - nsWidth);
+    widths = [nsWidth, nameWidth, ...fixed];
+    rows = rows.map(([n = '', w = '', ...rest]) => [fit(n, nsWidth), fit(w, nameWidth), ...rest]);
+  }
   const line = (cells: readonly string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + GAP)))
       .join('')
       .trimEnd();
   const cost = sumUSD(items.map((r) => r.status?.monthlyCostUSD));

@@ -52,7 +52,7 @@ export const HELP = `kopek — cost recommendations for workloads on Amazon EKS:
 
 Usage:
   kopek analyze -f FILE [-f FILE ...] [-n NS] [--image-platforms FILE] [--registry-lookup] [--region REGION]
-                [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|json|yaml]
+                [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|wide|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
   kopek --version
@@ -94,7 +94,8 @@ Options:
                             --prometheus-timeout, --traffic-source, --traffic-window and
                             --traffic-query-*). Unreachable or failing: a warning, and the
                             cross-zone share is estimated, as without it
-  -o, --output FORMAT       table (default), json or yaml (a v1 List of WorkloadRecommendations)
+  -o, --output FORMAT       table (default: fits 120 columns), wide (adds NAME and COST/MO, cuts
+                            nothing), json or yaml (a v1 List of WorkloadRecommendations)
   -q, --quiet               do not print warnings
   -h, --help                this help
 
@@ -119,7 +120,7 @@ interface AnalyzeArgs {
   registryLookup: boolean;
   insecureRegistries: string[];
   region?: string;
-  output: 'table' | 'json' | 'yaml';
+  output: 'table' | 'wide' | 'json' | 'yaml';
   quiet: boolean;
   help: boolean;
   traffic?: TrafficConfig;
@@ -173,8 +174,8 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
     args.region = values.region;
   }
   const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json' && output !== 'yaml')
-    throw new UsageError(`-o ${output}: the output format must be table, json or yaml`);
+  if (output !== 'table' && output !== 'wide' && output !== 'json' && output !== 'yaml')
+    throw new UsageError(`-o ${output}: the output format must be table, wide, json or yaml`);
   args.output = output;
   if (!args.help && args.files.length === 0) {
     throw new UsageError('analyze needs at least one -f FILE');
@@ -281,7 +282,7 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     io.stdout(
       stringify(result.list, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false }),
     );
-  else io.stdout(formatTable(result.list.items));
+  else io.stdout(formatTable(result.list.items, args.output === 'wide'));
   return EXIT_OK;
 }
 
