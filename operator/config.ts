@@ -48,7 +48,8 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --kubeconfig PATH               kubeconfig to use [KUBECONFIG]; default: in-cluster credentials
   --metrics-bind-address ADDR     host:port for /metrics, /healthz, /readyz, e.g. [::]:8080 for IPv6 [KOPEK_METRICS_BIND_ADDRESS] (default 0.0.0.0:8080)
   --leader-elect BOOL             hold a Lease so only one replica works [KOPEK_LEADER_ELECT] (default true)
-  --leader-election-namespace NS  namespace of the Lease [KOPEK_LEADER_ELECTION_NAMESPACE] (default: the pod's namespace, else kopek)
+  --leader-election-namespace NS  namespace of the Lease [KOPEK_LEADER_ELECTION_NAMESPACE] (default: the pod's namespace, else kopek);
+                                  it must exist: if it does not, kopek run exits 2 and says so
   --leader-election-id NAME       name of the Lease [KOPEK_LEADER_ELECTION_ID] (default kopek)
   --identity NAME                 this replica's name in the Lease [KOPEK_IDENTITY] (default: hostname + random suffix)
   --workers N                     concurrent reconciles, 1-64 [KOPEK_WORKERS] (default 4)

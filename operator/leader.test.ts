@@ -87,4 +87,31 @@ describe('leader election', () => {
     stop.abort();
     await holding;
   });
+
+  it('does not claim another replica holds the lease when its requests fail', async () => {
+    const kube = new FakeKube();
+    const clock = new ManualClock();
+    const log = memoryLog();
+    const me = new LeaderElector({
+      client: kube,
+      namespace: 'kopek',
+      name: 'kopek',
+      identity: 'me',
+      log,
+      clock,
+    });
+    kube.failNext(
+      { verb: 'create', resource: 'leases' },
+      apiError(404, 'NotFound', 'namespaces "kopek" not found'),
+      3,
+    );
+    const stop = new AbortController();
+    const acquiring = me.acquire(stop.signal);
+    await clock.advance(5_000);
+    const messages = log.lines.map((l) => l.msg ?? l.message);
+    expect(messages).toContain('leader election request failed');
+    expect(messages).not.toContain('standing by: another replica holds the lease');
+    stop.abort();
+    await acquiring;
+  });
 });

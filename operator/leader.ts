@@ -63,6 +63,9 @@ export class LeaderElector {
     this.clock = options.clock ?? systemClock;
   }
 
+  /** Whether the last attempt found the lease held by another replica (not a failed request). */
+  private heldByOther = false;
+
   get isLeader(): boolean {
     return this.leading;
   }
@@ -75,7 +78,8 @@ export class LeaderElector {
         this.setLeading(true);
         return true;
       }
-      if (!announced) {
+      // Only a lease held by another replica means standing by; a failed request does not.
+      if (!announced && this.heldByOther) {
         this.options.log.info('standing by: another replica holds the lease', {
           lease: this.options.name,
         });
@@ -152,6 +156,7 @@ export class LeaderElector {
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
       renewTime: microTime(now),
     };
+    this.heldByOther = false;
     try {
       let lease: Lease;
       try {
@@ -173,7 +178,8 @@ export class LeaderElector {
       const holder = lease.spec.holderIdentity ?? '';
       const durationMs = (lease.spec.leaseDurationSeconds ?? 0) * 1000;
       const heldByOther = holder !== '' && holder !== identity;
-      if (heldByOther && now < this.observed.at + durationMs) return false;
+      this.heldByOther = heldByOther && now < this.observed.at + durationMs;
+      if (this.heldByOther) return false;
       const takingOver = holder !== identity;
       lease.spec = {
         ...lease.spec,

@@ -9,7 +9,8 @@ import { ClusterCache } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
 import { RegistryImageSource, type ImagePlatformSource } from './images.ts';
-import { KubeClient, type KubeApi } from './kube/client.ts';
+import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
+import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
@@ -17,7 +18,6 @@ import { fixedPrices } from './prices.ts';
 import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
 import { trafficTelemetry } from './traffic/config.ts';
-import { RESOURCES } from './kube/resources.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -58,6 +58,25 @@ function kubeClient(config: OperatorConfig, metrics: Metrics): KubeClient {
       metrics.kubeRequests.inc({ verb, resource, code: String(status) });
     },
   });
+}
+
+/**
+ * Fails fast, as controller-runtime does, when the Lease's namespace does not exist: outside a
+ * cluster the default (kopek) often does not, and the election would retry forever. A 403 (no
+ * right to read namespaces) is not proof of absence: the election itself will say what fails.
+ */
+async function requireLeaseNamespace(client: KubeApi, namespace: string): Promise<void> {
+  try {
+    await client.get(RESOURCES.namespaces, namespace);
+  } catch (error) {
+    if (!(error instanceof KubeApiError && error.status === 404)) return;
+    throw new Error(
+      `leader election needs the namespace ${namespace} for its Lease, and it does not exist: ` +
+        `create it (kubectl create namespace ${namespace}), name another with ` +
+        '--leader-election-namespace NS, or run a single replica with --leader-elect=false',
+      { cause: error },
+    );
+  }
 }
 
 /** Starts the operator in this process (the `kopek run` command and the tests use it). */
@@ -161,6 +180,7 @@ export async function startOperator(
     : undefined;
   metrics.leader.set({ name: config.leaderElectionId }, elector ? 0 : 1);
 
+  if (config.leaderElect) await requireLeaseNamespace(client, config.leaderElectionNamespace);
   await cache.start();
   livePrices?.start(cache.waitForSync());
   const server: Server = await startMetricsServer(

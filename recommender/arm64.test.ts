@@ -105,6 +105,36 @@ const CASES: Case[] = [
     has: ['Amd64Pinned'],
   },
   {
+    // Issue 12, class 4: the pin's Requires must not hide that the platforms are not known.
+    name: 'pinned to amd64 with an image whose platforms are unreadable: Unknown, not Possible',
+    facts: withImages({ error: 'registry: 401 Unauthorized' }, MULTI, {
+      template: {
+        ...withImages(MULTI, MULTI).template,
+        nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      },
+    }),
+    verdict: 'Unknown',
+    has: ['Amd64Pinned', 'ImagePlatformsUnreadable'],
+  },
+  {
+    name: 'pinned to amd64 with an image not looked up: Unknown',
+    facts: withImages(undefined, MULTI, {
+      template: {
+        ...withImages(MULTI, MULTI).template,
+        nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      },
+    }),
+    verdict: 'Unknown',
+    has: ['Amd64Pinned', 'ImagePlatformsUnknown'],
+  },
+  {
+    // Issue 12, class 4: not "All 0 images … offer linux/arm64".
+    name: 'a pod template without containers: Unknown, no image claim',
+    facts: { ...base, template: template({ containers: [] }), imagePlatforms: {} },
+    verdict: 'Unknown',
+    has: ['NoContainers'],
+  },
+  {
     name: 'pinned to amd64 by required affinity',
     facts: {
       ...base,
@@ -266,6 +296,13 @@ describe('arm64: every signal', () => {
 });
 
 describe('arm64: details', () => {
+  it('never claims that all 0 images offer linux/arm64', () => {
+    const facts = { ...base, template: template({ containers: [] }), imagePlatforms: {} };
+    const { result, actionable } = evaluateArm64(facts, SNAPSHOT_PRICES);
+    expect(codes(result)).not.toContain('AllImagesMultiArch');
+    expect(actionable).toBe(false);
+  });
+
   it('names the image that blocks the move, with its container', () => {
     const { result } = evaluateArm64(withImages(AMD64, MULTI), SNAPSHOT_PRICES);
     const blocker = result.reasons?.find((r) => r.code === 'ImageAmd64Only');

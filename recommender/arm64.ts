@@ -176,6 +176,15 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
   if (facts.annotations[ANNOTATION_ARM64] === 'never') {
     return notApplicable('OptedOut', `The workload is annotated ${ANNOTATION_ARM64}: "never".`);
   }
+  if (facts.template.containers.length === 0) {
+    // No image to read: nothing says the pods would run on arm64.
+    const none = finding(
+      'NoContainers',
+      'Info',
+      'Its pod template has no containers, so there is no image whose platforms could be read.',
+    );
+    return { result: result('Unknown', [none], '0.00'), actionable: false };
+  }
   const pins = pinFindings(facts);
   const pinned = pins.findings.some((f) => f.code === 'Amd64Pinned');
   const scan = scanImages(facts, pinned);

@@ -72,6 +72,43 @@ describe('facts from a kubectl dump', () => {
     );
   });
 
+  it('reports replicas: "3" (and other non-integers) as invalid instead of counting 1', () => {
+    const quoted = deployment('quoted', 'shop');
+    (quoted.spec as Obj).replicas = '3';
+    const fractional = deployment('fractional', 'shop');
+    (fractional.spec as Obj).replicas = 2.5;
+    const { facts, warnings } = factsFromObjects([
+      quoted,
+      fractional,
+      deployment('fine', 'shop', { replicas: 2 }),
+      nodeObj('n-a', 'us-east-1a'),
+    ]);
+    expect(facts.map((f) => `${f.name}:${f.replicas}`)).toEqual(['fine:2']);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        'Deployment shop/quoted: spec.replicas is "3", not a whole number, so it is invalid; skipped',
+        'Deployment shop/fractional: spec.replicas is 2.5, not a whole number, so it is invalid; skipped',
+      ]),
+    );
+  });
+
+  it('reads known kinds from their own API group only, and lists the others as ignored', () => {
+    const foreign = { ...deployment('lookalike', 'shop'), apiVersion: 'foo.example.com/v9' };
+    const { facts, warnings } = factsFromObjects([
+      foreign,
+      deployment('real', 'shop'),
+      { ...deployment('old', 'shop'), apiVersion: 'extensions/v1beta1' },
+      nodeObj('n-a', 'us-east-1a'),
+    ]);
+    expect(facts.map((f) => f.name)).toEqual(['real']);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        'ignored 1 Deployment object of foo.example.com/v9: kopek reads that kind from another API group only',
+        'ignored 1 Deployment object of extensions/v1beta1: kopek reads that kind from another API group only',
+      ]),
+    );
+  });
+
   it('looks image platforms up under any spelling of the reference', () => {
     const objects = [deployment('web')];
     const { facts } = factsFromObjects(objects, {

@@ -118,6 +118,10 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
       ? 'its pod template is in spec.workloadRef, which kopek does not follow yet'
       : 'it has no pod template (spec.template)';
   }
+  const declared = obj(w.raw.spec).replicas;
+  if (declared !== undefined && declared !== null && !Number.isSafeInteger(declared))
+    // The API server refuses it; counting it as 1 replica would give a wrong answer quietly.
+    return `spec.replicas is ${JSON.stringify(declared)}, not a whole number, so it is invalid`;
   const { index } = ctx;
   const template = templateOf(w, source.template, index);
   const wkey = objectKey(w.kind, w.meta.namespace, w.meta.name);

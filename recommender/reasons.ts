@@ -76,8 +76,9 @@ export function scoreFor(verdict: Verdict, findings: readonly Finding[]): number
  */
 export function verdictOf(findings: readonly Finding[], missingFact: boolean): Verdict {
   if (hasEffect(findings, 'Blocks')) return 'NotRecommended';
-  if (hasEffect(findings, 'Requires')) return 'Possible';
+  // Without a fact the answer is not known, whatever a patch would change: Unknown before Possible.
   if (missingFact) return 'Unknown';
+  if (hasEffect(findings, 'Requires')) return 'Possible';
   return rawScore(findings) >= 50 ? 'Recommended' : 'Possible';
 }
 

@@ -1,12 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { schemaProblems } from '../../recommender/testing.ts';
-import { analyzeObjects, formatTable, parseDump, parseImagePlatforms } from './analyze.ts';
+import {
+  InputError,
+  analyzeObjects,
+  checkDumpSize,
+  formatTable,
+  parseDump,
+  parseImagePlatforms,
+} from './analyze.ts';
 import { EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main, type CliIO } from './kopek.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -132,6 +140,12 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
     const table = formatTable(result.list.items);
     const lines = table.trimEnd().split('\n');
     expect(lines[0]).toMatch(
+      /^NAMESPACE\s+WORKLOAD\s+SPOT\s+ARM64\s+CROSS-ZONE\s+SAVINGS\/MO\s+STATE$/,
+    );
+    // NAME no longer repeats WORKLOAD, and every row fits 120 columns (the TOTAL line aside).
+    for (const row of lines.slice(0, -2)) expect(row.length).toBeLessThanOrEqual(120);
+    const wide = formatTable(result.list.items, true).split('\n');
+    expect(wide[0]).toMatch(
       /^NAMESPACE\s+NAME\s+WORKLOAD\s+SPOT\s+ARM64\s+CROSS-ZONE\s+COST\/MO\s+SAVINGS\/MO\s+STATE$/,
     );
     expect(lines).toHaveLength(result.list.items.length + 3);
@@ -146,6 +160,22 @@ describe('kopek analyze over the commerce platform dump (test/fixtures/commerce)
 });
 
 describe('formatTable', () => {
+  it('cuts long namespaces and workload names to fit 120 columns, and -o wide cuts nothing', () => {
+    const [item] = analyzeFixture().list.items;
+    if (item === undefined) throw new Error('the fixture has workloads');
+    const long = {
+      ...item,
+      metadata: { ...item.metadata, namespace: 'n'.repeat(63) },
+      spec: { ...item.spec, targetRef: { ...item.spec.targetRef, name: 'w'.repeat(200) } },
+    };
+    const rows = formatTable([long]).split('\n');
+    expect(rows[1]?.length).toBeLessThanOrEqual(120);
+    expect(rows[1]).toContain('…');
+    const wide = formatTable([long], true).split('\n');
+    expect(wide[1]).toContain('w'.repeat(200));
+    expect(wide[1]).toContain('n'.repeat(63));
+  });
+
   it('totals the money to the cent, with thousands separated', () => {
     const item = (name: string, cost: string, savings: string) =>
       ({
@@ -167,7 +197,11 @@ describe('formatTable', () => {
 });
 
 /** An in-memory CLI: files from a map, output captured. */
-async function run(argv: string[], files: Record<string, string> = {}, now = () => NOW) {
+async function run(
+  argv: string[],
+  files: Record<string, string | Uint8Array> = {},
+  now = () => NOW,
+) {
   let stdout = '';
   let stderr = '';
   const io: CliIO = {
@@ -236,7 +270,7 @@ describe('the kopek command', () => {
     const r = await run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': SMALL });
     expect(r.code).toBe(EXIT_OK);
     expect(r.stdout).toMatch(/^NAMESPACE/);
-    expect(r.stdout).toContain('deployment-web');
+    expect(r.stdout).toContain('Deployment/web');
     expect(r.stderr).toBe('warning: ignored 1 ConfigMap object: kopek does not read that kind\n');
   });
 
@@ -296,7 +330,7 @@ describe('the kopek command', () => {
     [['frobnicate'], EXIT_USAGE, /unknown command frobnicate/],
     [['analyze'], EXIT_USAGE, /needs at least one -f FILE/],
     [['analyze', '-f'], EXIT_USAGE, /-f needs a value/],
-    [['analyze', '-f', 'd', '-o', 'xml'], EXIT_USAGE, /table, json or yaml/],
+    [['analyze', '-f', 'd', '-o', 'xml'], EXIT_USAGE, /table, wide, json or yaml/],
     [['analyze', '-f', 'd', '--region', 'mars'], EXIT_USAGE, /not an AWS region/],
     [['analyze', '-f', 'd', '--bogus'], EXIT_USAGE, /unknown option --bogus/],
     [['analyze', '-f', 'missing.yaml'], EXIT_INPUT, /missing.yaml: cannot read: no such file/],
@@ -365,6 +399,122 @@ describe('the kopek command', () => {
     });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^kopek: .*nope.yaml: cannot read: no such file\n$/);
-    // Two Node processes on a shared 2-core machine: a bound for a hung process, not a speed test.
+    // A file larger than the heap allows (sparse: no disk written) is refused before it is read.
+    const dir = mkdtempSync(join(tmpdir(), 'kopek-big-'));
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, '');
+    truncateSync(big, 256 * 2 ** 20);
+    const tooBig = spawnSync(
+      process.execPath,
+      ['--max-old-space-size=256', cli, 'analyze', '-f', big],
+      {
+        encoding: 'utf8',
+      },
+    );
+    rmSync(dir, { recursive: true });
+    expect(tooBig.status).toBe(2);
+    expect(tooBig.stderr).toMatch(/^kopek: .*big\.yaml: 256 MB needs about 1,024 MB of memory/);
+    // Three Node processes on a shared 2-core machine: a bound for a hung process, not a speed test.
   }, 60_000);
+});
+
+describe('parseDump on real-world input', () => {
+  const node = 'apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n';
+
+  it('reads the shared dicts PyYAML writes as aliases', () => {
+    const shared = Array.from(
+      { length: 300 },
+      (_, i) =>
+        `- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p${i}\n    labels: ${i === 0 ? '&id001\n      app: web' : '*id001'}`,
+    ).join('\n');
+    const [list] = parseDump(`apiVersion: v1\nkind: List\nitems:\n${shared}\n`, 'py.yaml') as [
+      { items: { metadata: { labels: unknown } }[] },
+    ];
+    expect(list.items).toHaveLength(300);
+    expect(list.items[299]?.metadata.labels).toEqual({ app: 'web' });
+  });
+
+  it('refuses an alias bomb as an input error that says what it is', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 8; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const name = String.fromCharCode(97 + i);
+      levels.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(',')}]`);
+    }
+    const bomb = () => parseDump(`${levels.join('\n')}\n`, 'bomb.yaml');
+    expect(bomb).toThrow(InputError);
+    expect(bomb).toThrow(/bomb\.yaml: its YAML aliases expand .* \(an alias bomb\?\)/);
+  });
+
+  it('refuses an alias that contains itself', () => {
+    expect(() => parseDump('a: &a [1, *a]\n', 'loop.yaml')).toThrow(/a loop/);
+  });
+
+  it('says where YAML the general parser reads is wrong', () => {
+    expect(() => parseDump('a: [1, 2\n', 'bad.yaml')).toThrow(
+      /^bad\.yaml: not valid YAML or JSON \(line \d+, column \d+\): /,
+    );
+  });
+
+  it('reads UTF-16 with a byte-order mark, as PowerShell writes it, and UTF-8 with one', () => {
+    const le = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(node.replaceAll('\n', '\r\n'), 'utf16le'),
+    ]);
+    const be = Buffer.from(le.subarray(2)).swap16();
+    const utf8 = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(node)]);
+    const want = [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }];
+    expect(parseDump(le, 'le.yaml')).toEqual(want);
+    expect(parseDump(Buffer.concat([Buffer.from([0xfe, 0xff]), be]), 'be.yaml')).toEqual(want);
+    expect(parseDump(utf8, 'bom.yaml')).toEqual(want);
+  });
+
+  it('refuses a dump too large for the heap before reading it, and says what to do', () => {
+    const gb = 2 ** 30;
+    expect(() => {
+      checkDumpSize(200 * 2 ** 20, 4 * gb, 'ok.yaml');
+    }).not.toThrow();
+    expect(() => {
+      checkDumpSize(400 * 2 ** 20, 1 * gb, 'huge.json');
+    }).toThrow(/huge\.json: .* needs about .* of memory .* NODE_OPTIONS=--max-old-space-size=\d+/);
+    expect(() => {
+      checkDumpSize(600 * 2 ** 20, 64 * gb, 'long.json');
+    }).toThrow(/more than kopek can read as one file/);
+  });
+
+  it('the CLI exits 2 on an alias bomb and reads a UTF-16 dump', async () => {
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x,x]'];
+    for (let i = 1; i < 8; i++)
+      bomb.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
+    const r = await run(['analyze', '-f', 'bomb.yaml'], { 'bomb.yaml': bomb.join('\n') });
+    expect(r.code).toBe(EXIT_INPUT);
+    expect(r.stderr).toMatch(/^kopek: bomb\.yaml: its YAML aliases expand/);
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(SMALL, 'utf16le')]);
+    const ok = await run(['analyze', '-f', 'dump.yaml'], { 'dump.yaml': utf16 });
+    expect(ok.code).toBe(EXIT_OK);
+    expect(ok.stdout).toContain('Deployment/web');
+  });
+
+  it('puts manifests without metadata.namespace in default, or in -n NS, and says so', async () => {
+    // How projects ship manifests: no namespace on the Deployment nor on its pod.
+    const bare = SMALL.replaceAll('namespace: shop, ', '').replace('  namespace: shop\n', '');
+    const byDefault = await run(['analyze', '-f', 'm.yaml', '-o', 'json'], { 'm.yaml': bare });
+    expect(byDefault.code).toBe(EXIT_OK);
+    const items = (JSON.parse(byDefault.stdout) as { items: WorkloadRecommendation[] }).items;
+    expect(items.map((r) => `${r.metadata.namespace ?? ''}/${r.spec.targetRef.name}`)).toEqual([
+      'default/web',
+    ]);
+    expect(byDefault.stderr).toContain(
+      'warning: 2 objects have no metadata.namespace: read as in namespace default, as kubectl apply would place them (-n NS for another)',
+    );
+    const named = await run(['analyze', '-f', 'm.yaml', '-n', 'shop', '-o', 'json'], {
+      'm.yaml': bare,
+    });
+    const shop = (JSON.parse(named.stdout) as { items: WorkloadRecommendation[] }).items;
+    expect(shop.map((r) => r.metadata.namespace)).toEqual(['shop']);
+  });
 });

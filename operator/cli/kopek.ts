@@ -3,7 +3,8 @@
  * The kopek command line: `kopek analyze` runs the recommender offline over a kubectl dump,
  * `kopek run` is the operator. Each subcommand is an entry of COMMANDS.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -22,6 +23,9 @@ import { fixedPrices, type PriceSource } from '../prices.ts';
 import {
   InputError,
   analyzeObjects,
+  checkDumpSize,
+  decodeDump,
+  defaultNamespace,
   formatTable,
   parseDump,
   parseImagePlatforms,
@@ -38,8 +42,9 @@ export const EXIT_INTERNAL = 3;
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  readFile: (path: string) => string;
-  readStdin: () => string;
+  /** A file's bytes (or text); throws InputError when it is too large to analyse. */
+  readFile: (path: string) => string | Uint8Array;
+  readStdin: () => string | Uint8Array;
   /** RFC 3339 time for the Ready condition. */
   now: () => string;
   env: Readonly<Record<string, string | undefined>>;
@@ -48,14 +53,15 @@ export interface CliIO {
 export const HELP = `kopek — cost recommendations for workloads on Amazon EKS: Spot, Graviton (arm64), cross-AZ traffic.
 
 Usage:
-  kopek analyze -f FILE [-f FILE ...] [--image-platforms FILE] [--registry-lookup] [--live-prices] [--region REGION]
-                [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|json|yaml]
+  kopek analyze -f FILE [-f FILE ...] [-n NS] [--image-platforms FILE] [--registry-lookup] [--live-prices] [--region REGION]
+                [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|wide|json|yaml]
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
   kopek --version
 
 kopek analyze
-  Reads a dump made with kubectl (a List, or multi-document YAML, or JSON) holding nodes, pods,
+  Reads a dump made with kubectl (a List, or multi-document YAML, or JSON; UTF-8, or UTF-16 with
+  a byte-order mark as PowerShell writes it) holding nodes, pods,
   workloads (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Argo Rollouts),
   PodDisruptionBudgets, HorizontalPodAutoscalers, Services and EndpointSlices (SavingsPolicies,
   Namespaces, PersistentVolumeClaims and PersistentVolumes are used when present), and prints one
@@ -70,6 +76,8 @@ kopek analyze
 
 Options:
   -f, --filename FILE       a dump to read; repeat for several; "-" reads standard input
+  -n, --namespace NS        namespace of the objects that name none, as with kubectl apply
+                            (default: default); a warning says how many were placed
       --image-platforms FILE
                             JSON object mapping image reference to its platforms, e.g.
                             {"nginx:1.27": ["linux/amd64", "linux/arm64"]}; a value may also be
@@ -93,14 +101,16 @@ Options:
                             --prometheus-timeout, --traffic-source, --traffic-window and
                             --traffic-query-*). Unreachable or failing: a warning, and the
                             cross-zone share is estimated, as without it
-  -o, --output FORMAT       table (default), json or yaml (a v1 List of WorkloadRecommendations)
+  -o, --output FORMAT       table (default: fits 120 columns), wide (adds NAME and COST/MO, cuts
+                            nothing), json or yaml (a v1 List of WorkloadRecommendations)
   -q, --quiet               do not print warnings
   -h, --help                this help
 
 Exit codes:
   0  the recommendations were printed (problems with single objects are warnings on stderr)
   1  usage error: unknown command or option, missing or bad value
-  2  an input could not be used: file missing or unreadable, not YAML/JSON, no Kubernetes
+  2  an input could not be used: file missing or unreadable, too large for this process's
+     memory (it says how much it needs), not YAML/JSON, a YAML alias bomb, no Kubernetes
      objects in it, or an image-platforms file that is not a JSON object
   3  internal error (a bug in kopek; run with KOPEK_DEBUG=1 for the stack trace and report it)
 `;
@@ -111,12 +121,14 @@ class UsageError extends Error {
 
 interface AnalyzeArgs {
   files: string[];
+  /** Where objects without metadata.namespace go (-n), as with kubectl apply. */
+  namespace?: string;
   imagePlatforms?: string;
   registryLookup: boolean;
   livePrices: boolean;
   insecureRegistries: string[];
   region?: string;
-  output: 'table' | 'json' | 'yaml';
+  output: 'table' | 'wide' | 'json' | 'yaml';
   quiet: boolean;
   help: boolean;
   traffic?: TrafficConfig;
@@ -124,6 +136,7 @@ interface AnalyzeArgs {
 
 const ANALYZE_OPTIONS = {
   filename: { type: 'string', short: 'f', multiple: true },
+  namespace: { type: 'string', short: 'n' },
   'image-platforms': { type: 'string' },
   'registry-lookup': { type: 'boolean' },
   'live-prices': { type: 'boolean' },
@@ -164,14 +177,15 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
       .filter(Boolean),
   };
   if (values['image-platforms'] !== undefined) args.imagePlatforms = values['image-platforms'];
+  if (values.namespace !== undefined) args.namespace = values.namespace;
   if (values.region !== undefined) {
     if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region))
       throw new UsageError(`--region ${values.region} is not an AWS region name like us-east-1`);
     args.region = values.region;
   }
   const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json' && output !== 'yaml')
-    throw new UsageError(`-o ${output}: the output format must be table, json or yaml`);
+  if (output !== 'table' && output !== 'wide' && output !== 'json' && output !== 'yaml')
+    throw new UsageError(`-o ${output}: the output format must be table, wide, json or yaml`);
   args.output = output;
   if (!args.help && args.files.length === 0) {
     throw new UsageError('analyze needs at least one -f FILE');
@@ -203,10 +217,11 @@ function usageMessage(error: unknown): string {
   return message;
 }
 
-function readInput(io: CliIO, path: string): string {
+function readInput(io: CliIO, path: string): string | Uint8Array {
   try {
     return path === '-' ? io.readStdin() : io.readFile(path);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -234,11 +249,17 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     requireKubeObjects(docs, source);
     objects.push(...docs);
   }
+  const namespace = args.namespace ?? 'default';
+  const placed = defaultNamespace(objects, namespace);
+  if (placed > 0)
+    warnings.push(
+      `${placed} object${placed === 1 ? ' has' : 's have'} no metadata.namespace: read as in namespace ${namespace}, as kubectl apply would place ${placed === 1 ? 'it' : 'them'}${args.namespace === undefined ? ' (-n NS for another)' : ''}`,
+    );
   const options: BuildOptions = {};
   if (args.region !== undefined) options.region = args.region;
   if (args.imagePlatforms !== undefined) {
     options.imagePlatforms = parseImagePlatforms(
-      readInput(io, args.imagePlatforms),
+      decodeDump(readInput(io, args.imagePlatforms)).text,
       args.imagePlatforms,
       warnings,
     );
@@ -274,7 +295,7 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
     io.stdout(
       stringify(result.list, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false }),
     );
-  else io.stdout(formatTable(result.list.items));
+  else io.stdout(formatTable(result.list.items, args.output === 'wide'));
   return EXIT_OK;
 }
 
@@ -365,8 +386,15 @@ if (isEntryPoint()) {
   const io: CliIO = {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
-    readFile: (p) => readFileSync(p, 'utf8'),
-    readStdin: () => readFileSync(0, 'utf8'),
+    readFile: (p) => {
+      checkDumpSize(statSync(p).size, getHeapStatistics().heap_size_limit, p);
+      return readFileSync(p);
+    },
+    readStdin: () => {
+      const bytes = readFileSync(0);
+      checkDumpSize(bytes.length, getHeapStatistics().heap_size_limit, 'standard input');
+      return bytes;
+    },
     now: () => rfc3339(new Date()),
     env: process.env,
   };

@@ -24,20 +24,36 @@ export const WORKLOAD_KINDS: ReadonlySet<string> = new Set([
   'Rollout',
 ]);
 
-/** Kinds the builder reads; every other kind is reported once and ignored. */
-export const KNOWN_KINDS: ReadonlySet<string> = new Set([
-  'Node',
-  'Namespace',
-  'Pod',
-  ...WORKLOAD_KINDS,
-  'PodDisruptionBudget',
-  'HorizontalPodAutoscaler',
-  'Service',
-  'EndpointSlice',
-  'PersistentVolumeClaim',
-  'PersistentVolume',
-  'SavingsPolicy',
+/**
+ * Kinds the builder reads, with their API group ('' is the core group); every other kind, and a
+ * known kind of another group (a foo.example.com Deployment is not apps' Deployment), is
+ * reported once and ignored.
+ */
+export const KNOWN_KINDS: ReadonlyMap<string, string> = new Map([
+  ['Node', ''],
+  ['Namespace', ''],
+  ['Pod', ''],
+  ['Deployment', 'apps'],
+  ['ReplicaSet', 'apps'],
+  ['StatefulSet', 'apps'],
+  ['DaemonSet', 'apps'],
+  ['Job', 'batch'],
+  ['CronJob', 'batch'],
+  ['Rollout', 'argoproj.io'],
+  ['PodDisruptionBudget', 'policy'],
+  ['HorizontalPodAutoscaler', 'autoscaling'],
+  ['Service', ''],
+  ['EndpointSlice', 'discovery.k8s.io'],
+  ['PersistentVolumeClaim', ''],
+  ['PersistentVolume', ''],
+  ['SavingsPolicy', 'kopek.dev'],
 ]);
+
+/** The API group of an apiVersion: "apps/v1" → "apps", "v1" → "". */
+function groupOf(apiVersion: string): string {
+  const slash = apiVersion.lastIndexOf('/');
+  return slash < 0 ? '' : apiVersion.slice(0, slash);
+}
 
 export interface Index {
   nodes: Map<string, NodeInfo>;
@@ -85,6 +101,8 @@ export function indexObjects(objects: readonly unknown[]): Index {
     warnings,
   };
   const ignored = new Map<string, number>();
+  /** apiVersion → the known kind names seen with it, one entry per object. */
+  const foreign = new Map<string, string[]>();
   // Per kind, key → object. A Map keeps insertion order, and delete + set moves a duplicate to
   // the end: the same order as appending, with the earlier copy gone, in constant time.
   const kinds = new Map<string, Map<string, K8s>>();
@@ -97,8 +115,13 @@ export function indexObjects(objects: readonly unknown[]): Index {
       );
       continue;
     }
-    if (!KNOWN_KINDS.has(kind)) {
+    const group = KNOWN_KINDS.get(kind);
+    if (group === undefined) {
       ignored.set(kind, (ignored.get(kind) ?? 0) + 1);
+      continue;
+    }
+    if (groupOf(apiVersion) !== group) {
+      foreign.set(apiVersion, [...(foreign.get(apiVersion) ?? []), kind]);
       continue;
     }
     const meta = metaOf(raw);
@@ -120,6 +143,13 @@ export function indexObjects(objects: readonly unknown[]): Index {
   for (const [kind, n] of [...ignored].sort(([a], [b]) => a.localeCompare(b))) {
     warnings.push(
       `ignored ${n} ${kind} object${n === 1 ? '' : 's'}: kopek does not read that kind`,
+    );
+  }
+  for (const [apiVersion, kinds] of [...foreign].sort(([a], [b]) => a.localeCompare(b))) {
+    const n = kinds.length;
+    const names = [...new Set(kinds)].sort().join(', ');
+    warnings.push(
+      `ignored ${n} ${names} object${n === 1 ? '' : 's'} of ${apiVersion}: kopek reads that kind from another API group only`,
     );
   }
   return index;

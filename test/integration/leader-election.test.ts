@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +96,28 @@ describe('two kopek processes', () => {
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   });
+
+  it('outside the cluster, without the Lease namespace, kopek run exits 2 at once and says what to do', () => {
+    // As from a laptop: the admin kubeconfig, and a namespace nobody created.
+    const run = spawnSync(
+      process.execPath,
+      [
+        KOPEK_CLI,
+        'run',
+        '--kubeconfig',
+        cluster.kubeconfigPath,
+        '--metrics-bind-address',
+        '127.0.0.1:0',
+        '--leader-election-namespace',
+        'no-such-namespace',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('leader election needs the namespace no-such-namespace');
+    expect(run.stderr).toContain('--leader-elect=false');
+    expect(run.stderr).not.toContain('another replica holds the lease');
+  }, 90_000);
 
   it('elect exactly one leader, and only the leader writes', async () => {
     await expect
