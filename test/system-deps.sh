@@ -18,6 +18,8 @@ missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry%%:*}" >/dev/null || missing+=("${entry#*:}")
 done
+# GNU time (peak memory of a command, for the benchmarks): `time` alone is the shell's keyword.
+[[ -x /usr/bin/time ]] || missing+=(time)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -123,6 +123,39 @@ export const DEFAULT_FLEET: Fleet = {
   ],
 };
 
+/**
+ * The same mix as `base` (zones, families, Spot/on-demand, amd64/arm64, tainted pools) at
+ * `nodes` nodes: every pool keeps its share, rounded by largest remainder so the counts add
+ * up exactly. For benchmarks at thousands of nodes.
+ */
+export function scaledFleet(nodes: number, base: Fleet = DEFAULT_FLEET): Fleet {
+  if (!Number.isInteger(nodes) || nodes < 1)
+    throw new Error(`a fleet needs a whole number of nodes ≥ 1, got ${nodes}`);
+  const total = base.pools.reduce((sum, pool) => sum + pool.count, 0);
+  const shares = base.pools.map((pool) => (pool.count * nodes) / total);
+  const counts = shares.map(Math.floor);
+  let left = nodes - counts.reduce((sum, count) => sum + count, 0);
+  const byRemainder = shares
+    .map((share, index) => ({ index, remainder: share - Math.floor(share) }))
+    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
+  for (const { index } of byRemainder) {
+    if (left === 0) break;
+    counts[index] = (counts[index] ?? 0) + 1;
+    left--;
+  }
+  return {
+    region: base.region,
+    pools: base.pools
+      // Each pool starts in the next zone, so that a small fleet still spans every zone.
+      .map((pool, index) => {
+        const shift = index % Math.max(1, pool.zones.length);
+        const zones = [...pool.zones.slice(shift), ...pool.zones.slice(0, shift)];
+        return { ...pool, zones, count: counts[index] ?? 0 };
+      })
+      .filter((pool) => pool.count > 0),
+  };
+}
+
 /** A Node object KWOK will manage, in the shape `kubectl apply` accepts. */
 export interface NodeManifest {
   apiVersion: 'v1';
