@@ -16,7 +16,7 @@ import { collectionPath, KubeClient } from '../../../operator/kube/client.ts';
 import { RESOURCES, type ResourceName } from '../../../operator/kube/resources.ts';
 import { recommendationName } from '../../../recommender/recommend.ts';
 import { LocalCluster } from '../../cluster/cluster.ts';
-import { scaledFleet } from '../../cluster/fleet.ts';
+import { fleetNodes, scaledFleet } from '../../cluster/fleet.ts';
 import { LocalRegistry } from '../../registry/registry.ts';
 import { seedFleet } from '../../registry/seed.ts';
 import { installChartRbac, installCrds, KOPEK_CLI, writeCalls } from '../../support/kopek.ts';
@@ -38,7 +38,9 @@ import { RecommendationTracker } from './recommendations.ts';
 import {
   benchComponentArgs,
   createObjects,
+  refuseEvents,
   waitForEndpoints,
+  waitForNodes,
   waitForPods,
   waitForServiceAccounts,
   type Say,
@@ -75,6 +77,14 @@ export interface ScaleOptions extends ScaleSizes {
   say: Say;
 }
 
+/** What kopek did in a phase, from its own counters. */
+export interface Activity {
+  /** Watch events received, by resource. */
+  events: Record<string, number>;
+  queueAdds: number;
+  reconciles: number;
+}
+
 export interface Memory {
   rssBytes: number;
   heapBytes: number;
@@ -99,6 +109,7 @@ export interface ScaleResult {
     writes: number;
     requests: number;
     recommendations: number;
+    activity: Activity;
   };
   memory?: { peak: Memory; settled: Memory; missedHeapSamples: number };
   steady?: {
@@ -108,6 +119,7 @@ export interface ScaleResult {
     requestsPerMinute: number;
     byRequest: Record<string, number>;
     cpuPercent: number;
+    activity: Activity;
   };
   changes?: {
     count: number;
@@ -124,6 +136,8 @@ export interface ScaleResult {
     >;
     kopekWrites: number;
     recommendationEvents: number;
+    activity: Activity;
+    cpuSeconds: number;
   };
   registry?: {
     distinctImages: number;
@@ -171,6 +185,28 @@ function requestsSince(before: Series[], after: Series[]): Record<string, number
     if (d > 0) delta[key] = d;
   }
   return delta;
+}
+
+function activitySince(before: Series[], after: Series[]): Activity {
+  const delta = (name: string, key?: string): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const [series, sign] of [
+      [after, 1],
+      [before, -1],
+    ] as const) {
+      for (const s of series) {
+        if (s.name !== name) continue;
+        const k = key === undefined ? '' : (s.labels[key] ?? '');
+        out[k] = (out[k] ?? 0) + sign * s.value;
+      }
+    }
+    return Object.fromEntries(Object.entries(out).filter(([, v]) => v > 0));
+  };
+  return {
+    events: delta('kopek_cache_events_total', 'resource'),
+    queueAdds: delta('workqueue_adds_total')[''] ?? 0,
+    reconciles: delta('controller_runtime_reconcile_total')[''] ?? 0,
+  };
 }
 
 async function runFloorProcess(
@@ -333,11 +369,14 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       ),
     ]);
     stops.push(() => cluster.stop({ keepDir: options.keep }));
-    await step(`${options.nodes} nodes Ready`, () =>
-      cluster.addFleet(scaledFleet(options.nodes), {
-        timeoutSeconds: Math.max(120, options.nodes / 5),
-      }),
-    );
+    const admin = new BenchApi(cluster.kubeConfig());
+    stops.push(() => admin.close());
+    const timeoutMs = options.timeoutMinutes * 60_000;
+    const allowEvents = await refuseEvents(admin);
+    await step(`${options.nodes} nodes Ready`, async () => {
+      await createObjects(admin, 'nodes', fleetNodes(scaledFleet(options.nodes)), say);
+      await waitForNodes(admin, options.nodes, say, timeoutMs);
+    });
     await installCrds(cluster);
     await installChartRbac(cluster);
 
@@ -357,8 +396,6 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       ...generated.hpas,
     ];
     result.sizes.objects = generated.namespaces.length + generated.volumes.length + rest.length;
-    const admin = new BenchApi(cluster.kubeConfig());
-    stops.push(() => admin.close());
     await step(`${generated.namespaces.length} namespaces created`, async () => {
       await createObjects(admin, 'namespaces', generated.namespaces, say);
       await waitForServiceAccounts(
@@ -370,7 +407,6 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       await createObjects(admin, 'PersistentVolumes', generated.volumes, say);
       await createObjects(admin, 'workloads, Services, PDBs, HPAs, policies', rest, say);
     });
-    const timeoutMs = options.timeoutMinutes * 60_000;
     const adminClient = new KubeClient(cluster.kubeConfig());
     await step(`${generated.expectedPods} pods ready`, () =>
       waitForPods(adminClient, generated.expectedPods, say, timeoutMs),
@@ -379,6 +415,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       waitForEndpoints(admin, generated.serviceEndpoints, say, timeoutMs),
     );
 
+    await allowEvents();
     const saKubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
     const watched = (Object.keys(RESOURCES) as ResourceName[]).filter(
       (name) => name !== 'rollouts',
@@ -484,6 +521,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       writes: await writeCalls(kopek.metricsUrl),
       requests: sum(coldMetrics, 'kopek_kube_requests_total'),
       recommendations: tracker.size,
+      activity: activitySince([], coldMetrics),
     };
     if (result.floor) cold.ratioToFloor = cold.allWrittenSeconds / result.floor.reused.wallSeconds;
     result.cold = cold;
@@ -551,6 +589,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
         Object.entries(byRequest).map(([k, v]) => [k, (v * 60) / steadySeconds]),
       ),
       cpuPercent: ((cpuSeconds(kopek.pid) - cpuBefore) * 100) / steadySeconds,
+      activity: activitySince(before, after),
     };
     const settled = {
       rssBytes: sampler.overall.rss,
@@ -563,6 +602,8 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     phase('changes');
     const writesBeforeChanges = await writeCalls(kopek.metricsUrl);
     const eventsBeforeChanges = tracker.events;
+    const metricsBeforeChanges = await scrape(kopek.metricsUrl, 60_000);
+    const cpuBeforeChanges = cpuSeconds(kopek.pid);
     const run = await runChanges({
       api: admin,
       tracker,
@@ -606,6 +647,8 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       byType,
       kopekWrites: (await writeCalls(kopek.metricsUrl)) - writesBeforeChanges,
       recommendationEvents: tracker.events - eventsBeforeChanges,
+      activity: activitySince(metricsBeforeChanges, await scrape(kopek.metricsUrl, 60_000)),
+      cpuSeconds: cpuSeconds(kopek.pid) - cpuBeforeChanges,
     };
     result.registry = {
       distinctImages: generated.images.length,

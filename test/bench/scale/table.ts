@@ -1,5 +1,5 @@
 /** The scale benchmark's results as the table it prints. */
-import type { ScaleResult } from './run.ts';
+import type { Activity, ScaleResult } from './run.ts';
 
 const MiB = 2 ** 20;
 const n = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -12,6 +12,14 @@ const ms = (value: number | undefined): string =>
       ? `${(value / 1000).toFixed(2)} s`
       : `${Math.round(value)} ms`;
 const mib = (bytes: number): string => `${n(bytes / MiB)} MiB`;
+
+function activity(a: Activity): string {
+  const events = Object.entries(a.events)
+    .sort(([, x], [, y]) => y - x)
+    .map(([resource, count]) => `${resource} ${n(count)}`)
+    .join(', ');
+  return `${n(a.queueAdds)} / ${n(a.reconciles)}; events: ${events || 'none'}`;
+}
 
 export function formatTable(r: ScaleResult): string {
   const rows: [string, string, string][] = [];
@@ -51,6 +59,7 @@ export function formatTable(r: ScaleResult): string {
       'kopek requests / writes during the cold start',
       `${n(r.cold.requests)} / ${n(r.cold.writes)}`,
     );
+    row('', 'kopek queue adds / reconciles; watch events (cold start)', activity(r.cold.activity));
   }
   if (r.memory) {
     row(
@@ -93,6 +102,8 @@ export function formatTable(r: ScaleResult): string {
       'kopek writes / recommendation events during the change phase',
       `${n(c.kopekWrites)} / ${n(c.recommendationEvents)}`,
     );
+    row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
+    row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
   }
   if (r.steady) {
     const st = r.steady;
@@ -108,6 +119,7 @@ export function formatTable(r: ScaleResult): string {
         .join(', ') || '–',
     );
     row('', 'kopek CPU at steady state (% of one core)', `${st.cpuPercent.toFixed(1)}%`);
+    row('', 'kopek queue adds / reconciles; watch events (steady state)', activity(st.activity));
   }
   if (r.registry) {
     row(

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SeededImage } from '../../registry/seed.ts';
 import {
   apportion,
+  clusterIP,
   DAEMONSET_NAMESPACE,
   daemonSetCount,
   defaultImageCount,
@@ -90,6 +91,15 @@ describe('scaleCluster', () => {
     for (const service of cluster.serviceEndpoints)
       expect(service.endpoints).toBe(replicasOf.get(`${service.namespace}/${service.name}`));
     expect(cluster.serviceEndpoints).toHaveLength(cluster.services.length);
+  });
+
+  it('gives each Service its own ClusterIP in the service range (StatefulSets: headless)', () => {
+    const specs = cluster.services.map((service) => service.spec as { clusterIP: string });
+    const ips = specs.map((spec) => spec.clusterIP).filter((ip) => ip !== 'None');
+    expect(new Set(ips).size).toBe(ips.length);
+    expect(ips.every((ip) => /^10\.96\.\d+\.\d+$/.test(ip) && ip !== '10.96.0.1')).toBe(true);
+    expect(specs.length - ips.length).toBe(count('StatefulSet'));
+    expect(() => clusterIP(65_279)).toThrow('no ClusterIP left');
   });
 
   it('is deterministic', () => {

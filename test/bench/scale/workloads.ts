@@ -222,6 +222,8 @@ function workloadSpec(
       return {
         replicas,
         serviceName: name,
+        // Replicas start together, not one after another: the setup is quicker, kopek sees the same.
+        podManagementPolicy: 'Parallel',
         selector,
         template,
         ...(withVolume ? { volumeClaimTemplates: [claim] } : {}),
@@ -234,7 +236,23 @@ function workloadSpec(
   }
 }
 
-function service(namespace: string, name: string, headless: boolean, preferSameZone: boolean): Obj {
+/**
+ * The k-th ClusterIP of the harness's 10.96.0.0/16 (from 10.96.1.0; 10.96.0.1 is the API's).
+ * Explicit, because the API server allocates dynamic ones one at a time (a lock held across a
+ * nested create of an IPAddress): about one a second on a busy two-core machine.
+ */
+export function clusterIP(k: number): string {
+  const n = 256 + k;
+  if (n >= 65_535) throw new Error(`no ClusterIP left for Service ${k}`);
+  return `10.96.${Math.floor(n / 256)}.${n % 256}`;
+}
+
+function service(
+  namespace: string,
+  name: string,
+  ip: string | undefined,
+  preferSameZone: boolean,
+): Obj {
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -242,7 +260,7 @@ function service(namespace: string, name: string, headless: boolean, preferSameZ
     spec: {
       selector: { [SELECTOR_LABEL]: name },
       ports: [{ name: 'http', port: 80, targetPort: 8080 }],
-      ...(headless ? { clusterIP: 'None' } : {}),
+      clusterIP: ip ?? 'None',
       ...(preferSameZone ? { trafficDistribution: 'PreferSameZone' } : {}),
     },
   };
@@ -461,7 +479,8 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
     out.expectedPods += replicas;
     if (kind === 'CronJob') continue;
     if (stateful || chance(0.7)) {
-      out.services.push(service(namespace, name, stateful, !stateful && chance(0.1)));
+      const ip = stateful ? undefined : clusterIP(out.services.length);
+      out.services.push(service(namespace, name, ip, !stateful && chance(0.1)));
       out.serviceEndpoints.push({ namespace, name, endpoints: replicas });
     }
     if (replicas >= 2 && chance(0.5)) out.pdbs.push(pdb(namespace, name, i % 2 === 0));
