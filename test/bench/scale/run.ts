@@ -195,7 +195,8 @@ function activitySince(before: Series[], after: Series[]): Activity {
       [before, -1],
     ] as const) {
       for (const s of series) {
-        if (s.name !== name) continue;
+        // Bookmarks only keep a watch's place.
+        if (s.name !== name || s.labels.type === 'BOOKMARK') continue;
         const k = key === undefined ? '' : (s.labels[key] ?? '');
         out[k] = (out[k] ?? 0) + sign * s.value;
       }

@@ -58,6 +58,8 @@ const MAX_DAEMONSETS = 5;
 /** DaemonSets' pods take at most this share of all pods. */
 const DAEMONSET_POD_SHARE = 0.2;
 export const DAEMONSET_NAMESPACE = 'platform-agents';
+/** The first team's namespace, where the example policy no-spot-for-payments turns Spot off. */
+export const NO_SPOT_NAMESPACE = 'payments';
 /** Yearly, so no Job starts during a run and the steady state stays steady. */
 const CRON_SCHEDULE = '17 4 1 1 *';
 
@@ -420,7 +422,7 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
 
   const namespaceCount = Math.max(1, Math.ceil(others / WORKLOADS_PER_NAMESPACE));
   const namespaceNames = Array.from({ length: namespaceCount }, (_, i) =>
-    i === 0 ? 'payments' : `team-${pad(i, 3)}`,
+    i === 0 ? NO_SPOT_NAMESPACE : `team-${pad(i, 3)}`,
   );
   const out: ScaleCluster = {
     namespaces: [...namespaceNames, ...(daemonSets > 0 ? [DAEMONSET_NAMESPACE] : [])].map(
@@ -444,7 +446,7 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
   let serveIndex = 0;
   for (let i = 0; i < others; i++) {
     const kind = kinds[i] ?? 'Deployment';
-    const namespace = namespaceNames[i % namespaceCount] ?? 'payments';
+    const namespace = namespaceNames[i % namespaceCount] ?? NO_SPOT_NAMESPACE;
     const name = `${{ Deployment: 'svc', StatefulSet: 'db', CronJob: 'batch', DaemonSet: 'agent' }[kind]}-${pad(i, 5)}`;
     const replicas = kind === 'CronJob' ? 0 : 1 + (extra[serveIndex++] ?? 0);
     const stateful = kind === 'StatefulSet';
