@@ -4,7 +4,7 @@
  * the figures and the machine's load, and writes them as JSON with --out.
  */
 import { writeFile } from 'node:fs/promises';
-import { runScaleBench, type ScaleOptions } from './scale/run.ts';
+import { runScaleBench, ScaleBenchFailure, type ScaleOptions } from './scale/run.ts';
 import { formatTable } from './scale/table.ts';
 
 const USAGE = `Usage: npm run bench:scale -- [flags]
@@ -149,6 +149,10 @@ try {
   if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
   process.exit(0);
 } catch (error) {
+  if (error instanceof ScaleBenchFailure) {
+    process.stdout.write(`\nWhat was measured before the failure:\n${formatTable(error.partial)}`);
+    if (options.out) await writeFile(options.out, `${JSON.stringify(error.partial, null, 2)}\n`);
+  }
   console.error(`bench:scale failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Component, waitUntil } from '../../cluster/process.ts';
 import { KOPEK_CLI } from '../../support/kopek.ts';
 import { freePort } from '../../support/ports.ts';
+import { childrenOf } from './timed.ts';
 
 export interface KopekProcess {
   component: Component;
@@ -25,19 +26,6 @@ export interface StartKopekOptions {
   dir: string;
   /** Flags for Node itself, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];
-}
-
-/** The child processes of `pid` (Linux). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
 }
 
 export async function startKopek(options: StartKopekOptions): Promise<KopekProcess> {

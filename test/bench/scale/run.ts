@@ -286,7 +286,8 @@ async function dump(
   cluster: LocalCluster,
   format: 'yaml' | 'json',
   path: string,
-): Promise<{ seconds: number; bytes: number }> {
+  timeoutMs: number,
+): Promise<{ seconds: number; bytes: number; error?: string }> {
   const result = await timed(
     cluster.binaries.kubectl,
     [
@@ -297,11 +298,24 @@ async function dump(
       '-o',
       format,
     ],
-    { stdout: path },
+    { stdout: path, timeoutMs },
   );
-  if (result.exitCode !== 0)
-    throw new Error(`kubectl get -o ${format} failed: ${result.stderr.slice(0, 500)}`);
-  return { seconds: result.seconds, bytes: (await stat(path)).size };
+  const bytes = (await stat(path)).size;
+  if (result.exitCode === 0) return { seconds: result.seconds, bytes };
+  return {
+    seconds: result.seconds,
+    bytes,
+    error: `kubectl get -o ${format} failed: ${result.timedOut ? 'timed out' : result.stderr.slice(0, 300)}`,
+  };
+}
+
+/** A failed run, with the figures measured before it failed. */
+export class ScaleBenchFailure extends Error {
+  readonly partial: ScaleResult;
+  constructor(cause: unknown, partial: ScaleResult) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.partial = partial;
+  }
 }
 
 export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult> {
@@ -672,7 +686,20 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       result.analyze = [];
       for (const format of options.analyzeFormats) {
         const dumpPath = join(workDir, `dump.${format}`);
-        const made = await dump(cluster, format, dumpPath);
+        const made = await dump(cluster, format, dumpPath, timeoutMs);
+        if (made.error !== undefined) {
+          result.analyze.push({
+            dump: format,
+            dumpBytes: made.bytes,
+            dumpSeconds: made.seconds,
+            seconds: 0,
+            maxRssBytes: 0,
+            recommendations: undefined,
+            exitCode: -1,
+            error: made.error,
+          });
+          continue;
+        }
         const outPath = join(workDir, `analyze-${format}.json`);
         const analyzed = await timed(
           process.execPath,
@@ -688,7 +715,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
             '--insecure-registries',
             registry.host,
           ],
-          { stdout: outPath },
+          { stdout: outPath, timeoutMs },
         );
         const entry = {
           dump: format,
@@ -699,7 +726,11 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
           recommendations: await countRecommendations(outPath),
           exitCode: analyzed.exitCode,
           ...(analyzed.exitCode !== 0
-            ? { error: analyzed.stderr.trim().split('\n').slice(-3).join(' ') }
+            ? {
+                error: analyzed.timedOut
+                  ? `killed after ${options.timeoutMinutes} min`
+                  : analyzed.stderr.trim().split('\n').slice(-3).join(' '),
+              }
             : {}),
         };
         result.analyze.push(entry);
@@ -710,6 +741,8 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       }
     }
     return result;
+  } catch (error) {
+    throw new ScaleBenchFailure(error, result);
   } finally {
     result.load.end = uptime();
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
