@@ -228,11 +228,16 @@ function dominators(graph: Graph): Int32Array {
   return idom;
 }
 
-export function summarizeHeapSnapshot(
-  path: string,
-  options: { top?: number; depth?: number } = {},
-): string {
-  const snapshot = JSON.parse(readFileSync(path, 'utf8')) as HeapSnapshot;
+/** A heap snapshot's object graph, with what the summary reads of each node and edge. */
+interface HeapGraph extends Graph {
+  selfSize: (n: number) => number;
+  /** The constructor's name for objects and closures, the node type otherwise. */
+  label: (n: number) => string;
+  /** The name of an edge from `from` to `to`, if there is one. */
+  edgeName: (from: number, to: number) => string | undefined;
+}
+
+function heapGraph(snapshot: HeapSnapshot): HeapGraph {
   const { meta } = snapshot.snapshot;
   const nodeFields = meta.node_fields.length;
   const edgeFields = meta.edge_fields.length;
@@ -255,37 +260,44 @@ export function summarizeHeapSnapshot(
   for (let e = 0; e < edgeCount; e++) targets[e] = (edges[e * edgeFields + eTo] ?? 0) / nodeFields;
   const weak = edgeTypes.indexOf('weak');
   const shortcut = edgeTypes.indexOf('shortcut');
-  const followed = (edge: number): boolean => {
-    const type = edges[edge * edgeFields + eType];
-    return type !== weak && type !== shortcut;
-  };
   const typeOf = (n: number): string => nodeTypes[nodes[n * nodeFields + fType] ?? 0] ?? '?';
   const nameOf = (n: number): string => strings[nodes[n * nodeFields + fName] ?? 0] ?? '';
-  const selfSize = (n: number): number => nodes[n * nodeFields + fSize] ?? 0;
-  const label = (n: number): string => {
-    const type = typeOf(n);
-    if (type === 'object' || type === 'closure' || type === 'synthetic' || type === 'native')
-      return nameOf(n).slice(0, 60) || `(${type})`;
-    return `(${type})`;
+  return {
+    count,
+    firstEdge,
+    targets,
+    followed: (edge) => {
+      const type = edges[edge * edgeFields + eType];
+      return type !== weak && type !== shortcut;
+    },
+    selfSize: (n) => nodes[n * nodeFields + fSize] ?? 0,
+    label: (n) => {
+      const type = typeOf(n);
+      if (type === 'object' || type === 'closure' || type === 'synthetic' || type === 'native')
+        return nameOf(n).slice(0, 60) || `(${type})`;
+      return `(${type})`;
+    },
+    edgeName: (from, to) => {
+      for (let e = firstEdge[from] ?? 0; e < (firstEdge[from + 1] ?? 0); e++) {
+        if (targets[e] !== to) continue;
+        const type = edgeTypes[edges[e * edgeFields + eType] ?? 0];
+        const name = edges[e * edgeFields + eName] ?? 0;
+        return type === 'element' || type === 'hidden' ? `[${name}]` : (strings[name] ?? '');
+      }
+      return undefined;
+    },
   };
+}
 
-  // Self size by constructor.
-  let totalSize = 0;
-  const byClass = new Map<string, { size: number; count: number }>();
-  for (let n = 0; n < count; n++) {
-    const size = selfSize(n);
-    totalSize += size;
-    const key = label(n);
-    const entry = byClass.get(key) ?? { size: 0, count: 0 };
-    entry.size += size;
-    entry.count++;
-    byClass.set(key, entry);
-  }
-
-  // Retained sizes over the dominator tree.
-  const idom = dominators({ count, firstEdge, targets, followed });
+/** Retained sizes over the dominator tree, and each node's children in it. */
+function retainedSizes(graph: HeapGraph): {
+  retained: Float64Array;
+  children: Map<number, number[]>;
+} {
+  const { count } = graph;
+  const idom = dominators(graph);
   const retained = new Float64Array(count);
-  for (let n = 0; n < count; n++) retained[n] = selfSize(n);
+  for (let n = 0; n < count; n++) retained[n] = graph.selfSize(n);
   // Children after parents in reverse post-order is not at hand; sum up by depth instead.
   const depth = new Int32Array(count).fill(-1);
   depth[0] = 0;
@@ -306,8 +318,6 @@ export function summarizeHeapSnapshot(
   reachable.sort((a, b) => (depth[b] ?? 0) - (depth[a] ?? 0));
   for (const n of reachable)
     if (n !== 0) retained[idom[n] ?? 0] = (retained[idom[n] ?? 0] ?? 0) + (retained[n] ?? 0);
-
-  // Children in the dominator tree, and the name of an edge that leads to each node.
   const children = new Map<number, number[]>();
   for (const n of reachable) {
     if (n === 0) continue;
@@ -316,23 +326,37 @@ export function summarizeHeapSnapshot(
     list.push(n);
     children.set(parent, list);
   }
-  const edgeName = (from: number, to: number): string | undefined => {
-    for (let e = firstEdge[from] ?? 0; e < (firstEdge[from + 1] ?? 0); e++) {
-      if (targets[e] !== to) continue;
-      const type = edgeTypes[edges[e * edgeFields + eType] ?? 0];
-      const name = edges[e * edgeFields + eName] ?? 0;
-      return type === 'element' || type === 'hidden' ? `[${name}]` : (strings[name] ?? '');
-    }
-    return undefined;
-  };
+  return { retained, children };
+}
 
+export function summarizeHeapSnapshot(
+  path: string,
+  options: { top?: number; depth?: number } = {},
+): string {
+  const graph = heapGraph(JSON.parse(readFileSync(path, 'utf8')) as HeapSnapshot);
+  const { count, firstEdge, label } = graph;
+
+  // Self size by constructor.
+  let totalSize = 0;
+  const byClass = new Map<string, { size: number; count: number }>();
+  for (let n = 0; n < count; n++) {
+    const size = graph.selfSize(n);
+    totalSize += size;
+    const key = label(n);
+    const entry = byClass.get(key) ?? { size: 0, count: 0 };
+    entry.size += size;
+    entry.count++;
+    byClass.set(key, entry);
+  }
+
+  const { retained, children } = retainedSizes(graph);
   const threshold = Math.max(MiB, totalSize * 0.01);
   const lines: string[] = [];
   const walk = (n: number, level: number): void => {
     const kids = (children.get(n) ?? []).filter((c) => (retained[c] ?? 0) >= threshold);
     kids.sort((a, b) => (retained[b] ?? 0) - (retained[a] ?? 0));
     for (const c of kids.slice(0, 8)) {
-      const via = edgeName(n, c);
+      const via = graph.edgeName(n, c);
       const entries = (firstEdge[c + 1] ?? 0) - (firstEdge[c] ?? 0);
       lines.push(
         `  ${((retained[c] ?? 0) / MiB).toFixed(1).padStart(8)} MiB ${'  '.repeat(level)}${via !== undefined ? `${via} → ` : '… → '}${label(c)} (${entries} refs)`,

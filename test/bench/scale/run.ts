@@ -18,9 +18,9 @@ import { recommendationName } from '../../../recommender/recommend.ts';
 import { LocalCluster } from '../../cluster/cluster.ts';
 import { fleetNodes, scaledFleet } from '../../cluster/fleet.ts';
 import { LocalRegistry } from '../../registry/registry.ts';
-import { seedFleet } from '../../registry/seed.ts';
+import { seedFleet, type SeededImage } from '../../registry/seed.ts';
 import { installChartRbac, installCrds, KOPEK_CLI, writeCalls } from '../../support/kopek.ts';
-import { quantile, runChanges, type ChangeType } from './changes.ts';
+import { quantile, runChanges, type ChangeRun, type ChangeType } from './changes.ts';
 import type { FloorOptions, FloorResult } from './floor.ts';
 import { BenchApi } from './http.ts';
 import { importCosts, type ImportCost, type ImportTarget } from './imports.ts';
@@ -46,7 +46,12 @@ import {
   type Say,
 } from './setup.ts';
 import { timed } from './timed.ts';
-import { defaultImageCount, scaleCluster, type ScaleSizes } from './workloads.ts';
+import {
+  defaultImageCount,
+  scaleCluster,
+  type ScaleCluster,
+  type ScaleSizes,
+} from './workloads.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../../crds/examples/', import.meta.url));
 const FLOOR_SCRIPT = fileURLToPath(new URL('./floor.ts', import.meta.url));
@@ -318,6 +323,467 @@ export class ScaleBenchFailure extends Error {
   }
 }
 
+/** What every phase shares: the options, the result being filled, and what to stop at the end. */
+interface Bench {
+  options: ScaleOptions;
+  result: ScaleResult;
+  say: Say;
+  workDir: string;
+  timeoutMs: number;
+  stops: (() => Promise<void>)[];
+  /** Records the load and announces a phase. */
+  phase: (name: string) => void;
+  /** Times a setup step into result.setupSeconds. */
+  step: <T>(name: string, work: () => Promise<T>) => Promise<T>;
+}
+
+/** The cluster the benchmark built, and what it put in it. */
+interface Built {
+  registry: LocalRegistry;
+  cluster: LocalCluster;
+  admin: BenchApi;
+  adminClient: KubeClient;
+  seeded: SeededImage[];
+  generated: ScaleCluster;
+  /** The recommendations kopek must write, as namespace/name. */
+  expected: string[];
+  saKubeconfig: string;
+}
+
+/** The running kopek and what watches it. */
+interface Running {
+  kopek: KopekProcess;
+  tracker: RecommendationTracker;
+  sampler: MemorySampler;
+  /** Peak memory during the cold start. */
+  peak: { peakRss: number; peakHeap: number };
+}
+
+const POLICY_EXAMPLES = [
+  'savingspolicy-recommend-everywhere.yaml',
+  'savingspolicy-no-spot-for-payments.yaml',
+];
+
+/** The registry and control plane, the nodes, and the workloads with every pod ready. */
+async function buildCluster(bench: Bench): Promise<Built> {
+  const { options, result, say, step, stops, workDir, timeoutMs } = bench;
+  bench.phase('setup');
+  const registry = await LocalRegistry.start({ dir: workDir, name: 'bench-registry' });
+  stops.push(() => registry.stop());
+  const [seeded, cluster] = await Promise.all([
+    step('images pushed to the registry', () =>
+      seedFleet({ url: registry.url }, registry.host, 'bench', result.sizes.images, 8),
+    ),
+    step('control plane started', async () =>
+      LocalCluster.start({
+        dir: join(workDir, 'cluster'),
+        componentArgs: await benchComponentArgs(workDir),
+        log: (line) => {
+          say(`  ${line}`);
+        },
+      }),
+    ),
+  ]);
+  stops.push(() => cluster.stop({ keepDir: options.keep }));
+  const admin = new BenchApi(cluster.kubeConfig());
+  stops.push(() => admin.close());
+  const allowEvents = await refuseEvents(admin);
+  await step(`${options.nodes} nodes Ready`, async () => {
+    await createObjects(admin, 'nodes', fleetNodes(scaledFleet(options.nodes)), say);
+    await waitForNodes(admin, options.nodes, say, timeoutMs);
+  });
+  await installCrds(cluster);
+  await installChartRbac(cluster);
+
+  const generated = scaleCluster(options, seeded);
+  const analysed = generated.refs.filter((ref) => ref.analysed);
+  result.sizes.analysedWorkloads = analysed.length;
+  result.sizes.images = generated.images.length;
+  const policies = POLICY_EXAMPLES.map(
+    (file) => parse(readFileSync(join(EXAMPLES, file), 'utf8')) as Record<string, unknown>,
+  );
+  const rest = [
+    ...policies,
+    ...generated.workloads,
+    ...generated.services,
+    ...generated.pdbs,
+    ...generated.hpas,
+  ];
+  result.sizes.objects = generated.namespaces.length + generated.volumes.length + rest.length;
+  await step(`${generated.namespaces.length} namespaces created`, async () => {
+    await createObjects(admin, 'namespaces', generated.namespaces, say);
+    await waitForServiceAccounts(
+      admin,
+      generated.namespaces.map((ns) => (ns.metadata as { name: string }).name),
+    );
+  });
+  await step(`${rest.length + generated.volumes.length} objects created`, async () => {
+    await createObjects(admin, 'PersistentVolumes', generated.volumes, say);
+    await createObjects(admin, 'workloads, Services, PDBs, HPAs, policies', rest, say);
+  });
+  const adminClient = new KubeClient(cluster.kubeConfig());
+  await step(`${generated.expectedPods} pods ready`, () =>
+    waitForPods(adminClient, generated.expectedPods, say, timeoutMs),
+  );
+  await step(`${generated.serviceEndpoints.length} Services' EndpointSlices complete`, () =>
+    waitForEndpoints(admin, generated.serviceEndpoints, say, timeoutMs),
+  );
+  await allowEvents();
+  return {
+    registry,
+    cluster,
+    admin,
+    adminClient,
+    seeded,
+    generated,
+    expected: analysed.map((ref) => `${ref.namespace}/${recommendationName(ref.kind, ref.name)}`),
+    saKubeconfig: await cluster.kubeconfigAsServiceAccount('kopek', 'kopek'),
+  };
+}
+
+/** The floor, once over one connection pool and once with credentials per request. */
+async function measureFloor(bench: Bench, built: Built): Promise<void> {
+  const { options, say } = bench;
+  const { admin } = built;
+  bench.phase('floor');
+  const watched = (Object.keys(RESOURCES) as ResourceName[]).filter((name) => name !== 'rollouts');
+  const floor = async (
+    namespace: string,
+    agentPerRequest: boolean,
+  ): Promise<FloorResult & { wallSeconds: number }> => {
+    const floorResult = await runFloorProcess({
+      kubeconfig: built.saKubeconfig,
+      namespace,
+      count: options.workloads,
+      concurrency: KOPEK_WORKERS,
+      resources: watched,
+      agentPerRequest,
+    });
+    say(
+      `  ${agentPerRequest ? 'credentials per request' : 'one connection pool'}: LIST ${floorResult.listedObjects} objects ${floorResult.listSeconds.toFixed(1)} s, ${floorResult.applied} applies ${floorResult.applySeconds.toFixed(1)} s, process ${floorResult.wallSeconds.toFixed(1)} s`,
+    );
+    // Gone before the next LIST: kopek starts with no recommendations, and must not find
+    // these (it would delete them: their workloads do not exist).
+    const wrecs = collectionPath(RESOURCES.workloadrecommendations, namespace);
+    await admin.json(HttpMethod.DELETE, wrecs);
+    const left = await admin.listAll(wrecs);
+    if (left.length > 0)
+      throw new Error(`${left.length} floor recommendations are left in ${namespace}`);
+    return floorResult;
+  };
+  // Both namespaces first, so that both floors list the same objects.
+  await createObjects(
+    admin,
+    'namespaces',
+    ['kopek-floor', 'kopek-floor-per-request'].map((name) => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    })),
+    say,
+  );
+  bench.result.floor = {
+    reused: await floor('kopek-floor', false),
+    perRequest: await floor('kopek-floor-per-request', true),
+  };
+}
+
+/** Starts kopek run and waits until it has written every recommendation. */
+async function coldStart(bench: Bench, built: Built): Promise<Running> {
+  const { options, result, say, stops, timeoutMs } = bench;
+  const { expected } = built;
+  bench.phase('kopek cold start');
+  const tracker = new RecommendationTracker(built.adminClient);
+  await tracker.start();
+  stops.push(() => tracker.stop());
+  if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
+  const kopek = await startKopek({
+    kubeconfig: built.saKubeconfig,
+    registryHost: built.registry.host,
+    dir: bench.workDir,
+    ...(options.profileDir
+      ? {
+          nodeFlags: [
+            '--cpu-prof',
+            `--cpu-prof-dir=${options.profileDir}`,
+            '--heapsnapshot-signal=SIGUSR2',
+            `--diagnostic-dir=${options.profileDir}`,
+          ],
+        }
+      : {}),
+  });
+  stops.push(() => kopek.component.stop(60_000));
+  const sampler = new MemorySampler(kopek);
+  stops.push(() => {
+    sampler.stop();
+    return Promise.resolve();
+  });
+  let readyAt = 0;
+  void waitReady(kopek, timeoutMs).then(
+    () => (readyAt = Date.now()),
+    () => undefined,
+  );
+  const progress = setInterval(() => {
+    say(
+      `  recommendations written: ${tracker.writtenCount}/${expected.length}; kopek RSS ${(sampler.overall.rss / MiB).toFixed(0)} MiB (peak ${(sampler.overall.peakRss / MiB).toFixed(0)})`,
+    );
+  }, 10_000);
+  const allWrittenAt = await Promise.race([
+    tracker.waitAllWritten(expected),
+    sleep(timeoutMs).then(() => {
+      throw new Error(
+        `kopek wrote ${tracker.writtenCount} of ${expected.length} recommendations in ${options.timeoutMinutes} min; see ${kopek.logPath}`,
+      );
+    }),
+  ]).finally(() => {
+    clearInterval(progress);
+  });
+  const coldMetrics = await scrape(kopek.metricsUrl, 60_000);
+  const allWrittenSeconds = (allWrittenAt - kopek.startedAt) / 1000;
+  const cold = {
+    readySeconds: readyAt > 0 ? (readyAt - kopek.startedAt) / 1000 : Number.NaN,
+    allWrittenSeconds,
+    ratioToFloor: result.floor ? allWrittenSeconds / result.floor.reused.wallSeconds : undefined,
+    cpuSeconds: cpuSeconds(kopek.pid),
+    writes: await writeCalls(kopek.metricsUrl),
+    requests: sum(coldMetrics, 'kopek_kube_requests_total'),
+    recommendations: tracker.size,
+    activity: activitySince([], coldMetrics),
+  };
+  result.cold = cold;
+  say(
+    `  every recommendation written ${cold.allWrittenSeconds.toFixed(1)} s after start${cold.ratioToFloor ? ` (${cold.ratioToFloor.toFixed(2)}× the floor)` : ''}; ready at ${cold.readySeconds.toFixed(1)} s`,
+  );
+  return { kopek, tracker, sampler, peak: sampler.takeWindow() };
+}
+
+/** --profile: a heap snapshot after the cold start, then kopek stops and both are summarized. */
+async function profileColdStart(bench: Bench, running: Running, dir: string): Promise<void> {
+  const { kopek, sampler, peak } = running;
+  bench.phase('profile');
+  const snapshot = await heapSnapshot(kopek, dir);
+  bench.say(`  heap snapshot: ${snapshot}`);
+  await kopek.component.stop(120_000);
+  const files = (await readdir(dir))
+    .filter((name) => name.endsWith('.cpuprofile') || name.endsWith('.heapsnapshot'))
+    .map((name) => join(dir, name));
+  bench.result.profile = execFileSync(
+    process.execPath,
+    ['--max-old-space-size=12288', PROFILE_SCRIPT, ...files],
+    { encoding: 'utf8', maxBuffer: 16 * MiB },
+  );
+  bench.result.memory = {
+    peak: { rssBytes: peak.peakRss, heapBytes: peak.peakHeap },
+    settled: { rssBytes: 0, heapBytes: 0 },
+    missedHeapSamples: sampler.missedHeapSamples,
+  };
+}
+
+/** Waits for kopek to settle, then counts what it does in the steady-state window. */
+async function steadyState(bench: Bench, running: Running): Promise<Memory> {
+  const { options, say } = bench;
+  const { kopek, tracker, sampler } = running;
+  bench.phase('settle');
+  const settleSeconds = await settle(
+    kopek,
+    tracker,
+    options.settleQuietSeconds * 1000,
+    bench.timeoutMs,
+  );
+  say(`  settled ${settleSeconds.toFixed(0)} s after the last recommendation`);
+
+  bench.phase('steady state');
+  const before = await scrape(kopek.metricsUrl, 60_000);
+  const writesBefore = await writeCalls(kopek.metricsUrl);
+  const eventsBefore = tracker.events;
+  const cpuBefore = cpuSeconds(kopek.pid);
+  const started = performance.now();
+  for (let left = options.steadySeconds; left > 0; left -= 60) {
+    await sleep(Math.min(60, left) * 1000);
+    say(
+      `  ${Math.max(0, left - 60)} s to go; kopek RSS ${(sampler.overall.rss / MiB).toFixed(0)} MiB`,
+    );
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const after = await scrape(kopek.metricsUrl, 60_000);
+  const byRequest = requestsSince(before, after);
+  const requests = Object.values(byRequest).reduce((a, b) => a + b, 0);
+  const steady = {
+    seconds,
+    writes: (await writeCalls(kopek.metricsUrl)) - writesBefore,
+    recommendationEvents: tracker.events - eventsBefore,
+    requestsPerMinute: (requests * 60) / seconds,
+    byRequest: Object.fromEntries(
+      Object.entries(byRequest).map(([k, v]) => [k, (v * 60) / seconds]),
+    ),
+    cpuPercent: ((cpuSeconds(kopek.pid) - cpuBefore) * 100) / seconds,
+    activity: activitySince(before, after),
+  };
+  bench.result.steady = steady;
+  say(
+    `  writes ${steady.writes}, ${steady.requestsPerMinute.toFixed(1)} requests/min, CPU ${steady.cpuPercent.toFixed(1)}%`,
+  );
+  return { rssBytes: sampler.overall.rss, heapBytes: sum(after, 'nodejs_heap_size_used_bytes') };
+}
+
+/** The change phase's latencies, overall and by type of change. */
+function changeLatencies(
+  run: ChangeRun,
+): Pick<NonNullable<ScaleResult['changes']>, 'p50Ms' | 'p99Ms' | 'maxMs' | 'byType'> {
+  const latencies = (type?: ChangeType): number[] =>
+    run.timings
+      .filter((t) => type === undefined || t.type === type)
+      .flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]));
+  const byType = Object.fromEntries(
+    (['scale', 'image', 'annotation'] as const).map((type) => {
+      const values = latencies(type);
+      const p50 = quantile(values, 0.5);
+      const p99 = quantile(values, 0.99);
+      return [
+        type,
+        {
+          count: run.timings.filter((t) => t.type === type).length,
+          ...(p50 !== undefined ? { p50Ms: p50 } : {}),
+          ...(p99 !== undefined ? { p99Ms: p99 } : {}),
+          notUpdated: run.timings.filter((t) => t.type === type && t.latencyMs === undefined)
+            .length,
+        },
+      ];
+    }),
+  ) as NonNullable<ScaleResult['changes']>['byType'];
+  return {
+    p50Ms: quantile(latencies(), 0.5),
+    p99Ms: quantile(latencies(), 0.99),
+    maxMs: quantile(latencies(), 1),
+    byType,
+  };
+}
+
+/** Workload changes at the given rate, each timed to its recommendation's update. */
+async function changePhase(bench: Bench, built: Built, running: Running): Promise<void> {
+  const { options } = bench;
+  const { kopek, tracker } = running;
+  bench.phase('changes');
+  const writesBefore = await writeCalls(kopek.metricsUrl);
+  const eventsBefore = tracker.events;
+  const metricsBefore = await scrape(kopek.metricsUrl, 60_000);
+  const cpuBefore = cpuSeconds(kopek.pid);
+  const run = await runChanges({
+    api: built.admin,
+    tracker,
+    refs: built.generated.refs,
+    images: built.seeded,
+    rate: options.changeRate,
+    seconds: options.changeSeconds,
+    drainMs: options.drainSeconds * 1000,
+    say: bench.say,
+  });
+  bench.result.changes = {
+    count: run.timings.length,
+    achievedRate: run.achievedRate,
+    failed: run.failed,
+    skipped: run.skipped,
+    ...changeLatencies(run),
+    notUpdated: run.timings.filter((t) => t.latencyMs === undefined).length,
+    kopekWrites: (await writeCalls(kopek.metricsUrl)) - writesBefore,
+    recommendationEvents: tracker.events - eventsBefore,
+    activity: activitySince(metricsBefore, await scrape(kopek.metricsUrl, 60_000)),
+    cpuSeconds: cpuSeconds(kopek.pid) - cpuBefore,
+  };
+}
+
+/** One `kopek analyze` over a kubectl dump of the cluster in `format`. */
+async function analyzeDump(
+  bench: Bench,
+  built: Built,
+  format: 'yaml' | 'json',
+): Promise<NonNullable<ScaleResult['analyze']>[number]> {
+  const dumpPath = join(bench.workDir, `dump.${format}`);
+  const made = await dump(built.cluster, format, dumpPath, bench.timeoutMs);
+  const failed = { dump: format, dumpBytes: made.bytes, dumpSeconds: made.seconds };
+  if (made.error !== undefined)
+    return {
+      ...failed,
+      seconds: 0,
+      maxRssBytes: 0,
+      recommendations: undefined,
+      exitCode: -1,
+      error: made.error,
+    };
+  const outPath = join(bench.workDir, `analyze-${format}.json`);
+  const analyzed = await timed(
+    process.execPath,
+    [
+      KOPEK_CLI,
+      'analyze',
+      '-f',
+      dumpPath,
+      '-o',
+      'json',
+      '-q',
+      '--registry-lookup',
+      '--insecure-registries',
+      built.registry.host,
+    ],
+    { stdout: outPath, timeoutMs: bench.timeoutMs },
+  );
+  await rm(dumpPath, { force: true });
+  bench.say(
+    `  ${format} dump ${(made.bytes / MiB).toFixed(0)} MiB in ${made.seconds.toFixed(1)} s; analyze ${analyzed.seconds.toFixed(1)} s, ${(analyzed.maxRssBytes / MiB).toFixed(0)} MiB peak, exit ${analyzed.exitCode}`,
+  );
+  return {
+    ...failed,
+    seconds: analyzed.seconds,
+    maxRssBytes: analyzed.maxRssBytes,
+    recommendations: await countRecommendations(outPath),
+    exitCode: analyzed.exitCode,
+    ...(analyzed.exitCode !== 0
+      ? {
+          error: analyzed.timedOut
+            ? `killed after ${bench.options.timeoutMinutes} min`
+            : analyzed.stderr.trim().split('\n').slice(-3).join(' '),
+        }
+      : {}),
+  };
+}
+
+/** Every phase after the cluster is built, in order. */
+async function measure(bench: Bench, built: Built): Promise<void> {
+  const { options, result } = bench;
+  if (!options.profileDir) await measureFloor(bench, built);
+  const running = await coldStart(bench, built);
+  if (options.profileDir) {
+    await profileColdStart(bench, running, options.profileDir);
+    return;
+  }
+  const manifestGets = async (): Promise<number> => (await built.registry.manifestGets()).length;
+  const settled = await steadyState(bench, running);
+  const manifestGetsAfterColdStart = await manifestGets();
+  await changePhase(bench, built, running);
+  result.registry = {
+    distinctImages: built.generated.images.length,
+    manifestGetsAfterColdStart,
+    manifestGetsAtEnd: await manifestGets(),
+  };
+  const { sampler, peak } = running;
+  result.memory = {
+    peak: {
+      rssBytes: sampler.overall.peakRss,
+      heapBytes: Math.max(peak.peakHeap, sampler.overall.peakHeap),
+    },
+    settled,
+    missedHeapSamples: sampler.missedHeapSamples,
+  };
+  await running.kopek.component.stop(60_000);
+  sampler.stop();
+  if (options.analyzeFormats.length > 0) {
+    bench.phase('kopek analyze');
+    result.analyze = [];
+    for (const format of options.analyzeFormats)
+      result.analyze.push(await analyzeDump(bench, built, format));
+  }
+}
+
 export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult> {
   const { say } = options;
   const result: ScaleResult = {
@@ -357,395 +823,30 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     if (!options.keep) rmSync(workDir, { recursive: true, force: true });
   };
   process.on('exit', removeWorkDir);
-  const stops: (() => Promise<void>)[] = [];
-  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
-    const value = await work();
-    result.setupSeconds[name] = (performance.now() - started) / 1000;
-    say(`  ${name}: ${result.setupSeconds[name].toFixed(1)} s`);
-    return value;
+  const bench: Bench = {
+    options,
+    result,
+    say,
+    workDir,
+    timeoutMs: options.timeoutMinutes * 60_000,
+    stops: [],
+    phase,
+    step: async (name, work) => {
+      const started = performance.now();
+      const value = await work();
+      result.setupSeconds[name] = (performance.now() - started) / 1000;
+      say(`  ${name}: ${result.setupSeconds[name].toFixed(1)} s`);
+      return value;
+    },
   };
   try {
-    phase('setup');
-    const registry = await LocalRegistry.start({ dir: workDir, name: 'bench-registry' });
-    stops.push(() => registry.stop());
-    const [seeded, cluster] = await Promise.all([
-      step('images pushed to the registry', () =>
-        seedFleet({ url: registry.url }, registry.host, 'bench', result.sizes.images, 8),
-      ),
-      step('control plane started', async () =>
-        LocalCluster.start({
-          dir: join(workDir, 'cluster'),
-          componentArgs: await benchComponentArgs(workDir),
-          log: (line) => {
-            say(`  ${line}`);
-          },
-        }),
-      ),
-    ]);
-    stops.push(() => cluster.stop({ keepDir: options.keep }));
-    const admin = new BenchApi(cluster.kubeConfig());
-    stops.push(() => admin.close());
-    const timeoutMs = options.timeoutMinutes * 60_000;
-    const allowEvents = await refuseEvents(admin);
-    await step(`${options.nodes} nodes Ready`, async () => {
-      await createObjects(admin, 'nodes', fleetNodes(scaledFleet(options.nodes)), say);
-      await waitForNodes(admin, options.nodes, say, timeoutMs);
-    });
-    await installCrds(cluster);
-    await installChartRbac(cluster);
-
-    const generated = scaleCluster(options, seeded);
-    const analysed = generated.refs.filter((ref) => ref.analysed);
-    result.sizes.analysedWorkloads = analysed.length;
-    result.sizes.images = generated.images.length;
-    const policies = [
-      'savingspolicy-recommend-everywhere.yaml',
-      'savingspolicy-no-spot-for-payments.yaml',
-    ].map((file) => parse(readFileSync(join(EXAMPLES, file), 'utf8')) as Record<string, unknown>);
-    const rest = [
-      ...policies,
-      ...generated.workloads,
-      ...generated.services,
-      ...generated.pdbs,
-      ...generated.hpas,
-    ];
-    result.sizes.objects = generated.namespaces.length + generated.volumes.length + rest.length;
-    await step(`${generated.namespaces.length} namespaces created`, async () => {
-      await createObjects(admin, 'namespaces', generated.namespaces, say);
-      await waitForServiceAccounts(
-        admin,
-        generated.namespaces.map((ns) => (ns.metadata as { name: string }).name),
-      );
-    });
-    await step(`${rest.length + generated.volumes.length} objects created`, async () => {
-      await createObjects(admin, 'PersistentVolumes', generated.volumes, say);
-      await createObjects(admin, 'workloads, Services, PDBs, HPAs, policies', rest, say);
-    });
-    const adminClient = new KubeClient(cluster.kubeConfig());
-    await step(`${generated.expectedPods} pods ready`, () =>
-      waitForPods(adminClient, generated.expectedPods, say, timeoutMs),
-    );
-    await step(`${generated.serviceEndpoints.length} Services' EndpointSlices complete`, () =>
-      waitForEndpoints(admin, generated.serviceEndpoints, say, timeoutMs),
-    );
-
-    await allowEvents();
-    const saKubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
-    const watched = (Object.keys(RESOURCES) as ResourceName[]).filter(
-      (name) => name !== 'rollouts',
-    );
-    if (!options.profileDir) {
-      phase('floor');
-      const floor = async (
-        namespace: string,
-        agentPerRequest: boolean,
-      ): Promise<FloorResult & { wallSeconds: number }> => {
-        const floorResult = await runFloorProcess({
-          kubeconfig: saKubeconfig,
-          namespace,
-          count: options.workloads,
-          concurrency: KOPEK_WORKERS,
-          resources: watched,
-          agentPerRequest,
-        });
-        say(
-          `  ${agentPerRequest ? 'credentials per request' : 'one connection pool'}: LIST ${floorResult.listedObjects} objects ${floorResult.listSeconds.toFixed(1)} s, ${floorResult.applied} applies ${floorResult.applySeconds.toFixed(1)} s, process ${floorResult.wallSeconds.toFixed(1)} s`,
-        );
-        // Gone before the next LIST: kopek starts with no recommendations, and must not find
-        // these (it would delete them: their workloads do not exist).
-        const wrecs = collectionPath(RESOURCES.workloadrecommendations, namespace);
-        await admin.json(HttpMethod.DELETE, wrecs);
-        const left = await admin.listAll(wrecs);
-        if (left.length > 0)
-          throw new Error(`${left.length} floor recommendations are left in ${namespace}`);
-        return floorResult;
-      };
-      // Both namespaces first, so that both floors list the same objects.
-      await createObjects(
-        admin,
-        'namespaces',
-        ['kopek-floor', 'kopek-floor-per-request'].map((name) => ({
-          apiVersion: 'v1',
-          kind: 'Namespace',
-          metadata: { name },
-        })),
-        say,
-      );
-      result.floor = {
-        reused: await floor('kopek-floor', false),
-        perRequest: await floor('kopek-floor-per-request', true),
-      };
-    }
-
-    phase('kopek cold start');
-    const tracker = new RecommendationTracker(adminClient);
-    await tracker.start();
-    stops.push(() => tracker.stop());
-    const expected = analysed.map(
-      (ref) => `${ref.namespace}/${recommendationName(ref.kind, ref.name)}`,
-    );
-    if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
-    const kopek = await startKopek({
-      kubeconfig: saKubeconfig,
-      registryHost: registry.host,
-      dir: workDir,
-      ...(options.profileDir
-        ? {
-            nodeFlags: [
-              '--cpu-prof',
-              `--cpu-prof-dir=${options.profileDir}`,
-              '--heapsnapshot-signal=SIGUSR2',
-              `--diagnostic-dir=${options.profileDir}`,
-            ],
-          }
-        : {}),
-    });
-    stops.push(() => kopek.component.stop(60_000));
-    const sampler = new MemorySampler(kopek);
-    stops.push(() => {
-      sampler.stop();
-      return Promise.resolve();
-    });
-    let readyAt = 0;
-    void waitReady(kopek, timeoutMs).then(
-      () => (readyAt = Date.now()),
-      () => undefined,
-    );
-    const progress = setInterval(() => {
-      say(
-        `  recommendations written: ${tracker.writtenCount}/${expected.length}; kopek RSS ${(sampler.overall.rss / MiB).toFixed(0)} MiB (peak ${(sampler.overall.peakRss / MiB).toFixed(0)})`,
-      );
-    }, 10_000);
-    const allWrittenAt = await Promise.race([
-      tracker.waitAllWritten(expected),
-      sleep(timeoutMs).then(() => {
-        throw new Error(
-          `kopek wrote ${tracker.writtenCount} of ${expected.length} recommendations in ${options.timeoutMinutes} min; see ${kopek.logPath}`,
-        );
-      }),
-    ]).finally(() => {
-      clearInterval(progress);
-    });
-    const coldMetrics = await scrape(kopek.metricsUrl, 60_000);
-    const cold = {
-      readySeconds: readyAt > 0 ? (readyAt - kopek.startedAt) / 1000 : Number.NaN,
-      allWrittenSeconds: (allWrittenAt - kopek.startedAt) / 1000,
-      ratioToFloor: undefined as number | undefined,
-      cpuSeconds: cpuSeconds(kopek.pid),
-      writes: await writeCalls(kopek.metricsUrl),
-      requests: sum(coldMetrics, 'kopek_kube_requests_total'),
-      recommendations: tracker.size,
-      activity: activitySince([], coldMetrics),
-    };
-    if (result.floor) cold.ratioToFloor = cold.allWrittenSeconds / result.floor.reused.wallSeconds;
-    result.cold = cold;
-    say(
-      `  every recommendation written ${cold.allWrittenSeconds.toFixed(1)} s after start${cold.ratioToFloor ? ` (${cold.ratioToFloor.toFixed(2)}× the floor)` : ''}; ready at ${cold.readySeconds.toFixed(1)} s`,
-    );
-    const peak = sampler.takeWindow();
-
-    if (options.profileDir) {
-      phase('profile');
-      const snapshot = await heapSnapshot(kopek, options.profileDir);
-      say(`  heap snapshot: ${snapshot}`);
-      await kopek.component.stop(120_000);
-      const files = (await readdir(options.profileDir))
-        .filter((name) => name.endsWith('.cpuprofile') || name.endsWith('.heapsnapshot'))
-        .map((name) => join(options.profileDir ?? '', name));
-      result.profile = execFileSync(
-        process.execPath,
-        ['--max-old-space-size=12288', PROFILE_SCRIPT, ...files],
-        {
-          encoding: 'utf8',
-          maxBuffer: 16 * MiB,
-        },
-      );
-      result.memory = {
-        peak: { rssBytes: peak.peakRss, heapBytes: peak.peakHeap },
-        settled: { rssBytes: 0, heapBytes: 0 },
-        missedHeapSamples: sampler.missedHeapSamples,
-      };
-      return result;
-    }
-
-    phase('settle');
-    const settleSeconds = await settle(
-      kopek,
-      tracker,
-      options.settleQuietSeconds * 1000,
-      timeoutMs,
-    );
-    say(`  settled ${settleSeconds.toFixed(0)} s after the last recommendation`);
-    const manifestGetsAfterColdStart = (await registry.manifestGets()).length;
-
-    phase('steady state');
-    const before = await scrape(kopek.metricsUrl, 60_000);
-    const writesBefore = await writeCalls(kopek.metricsUrl);
-    const eventsBefore = tracker.events;
-    const cpuBefore = cpuSeconds(kopek.pid);
-    const steadyStarted = performance.now();
-    for (let left = options.steadySeconds; left > 0; left -= 60) {
-      await sleep(Math.min(60, left) * 1000);
-      say(
-        `  ${Math.max(0, left - 60)} s to go; kopek RSS ${(sampler.overall.rss / MiB).toFixed(0)} MiB`,
-      );
-    }
-    const steadySeconds = (performance.now() - steadyStarted) / 1000;
-    const after = await scrape(kopek.metricsUrl, 60_000);
-    const byRequest = requestsSince(before, after);
-    const requests = Object.values(byRequest).reduce((a, b) => a + b, 0);
-    result.steady = {
-      seconds: steadySeconds,
-      writes: (await writeCalls(kopek.metricsUrl)) - writesBefore,
-      recommendationEvents: tracker.events - eventsBefore,
-      requestsPerMinute: (requests * 60) / steadySeconds,
-      byRequest: Object.fromEntries(
-        Object.entries(byRequest).map(([k, v]) => [k, (v * 60) / steadySeconds]),
-      ),
-      cpuPercent: ((cpuSeconds(kopek.pid) - cpuBefore) * 100) / steadySeconds,
-      activity: activitySince(before, after),
-    };
-    const settled = {
-      rssBytes: sampler.overall.rss,
-      heapBytes: sum(after, 'nodejs_heap_size_used_bytes'),
-    };
-    say(
-      `  writes ${result.steady.writes}, ${result.steady.requestsPerMinute.toFixed(1)} requests/min, CPU ${result.steady.cpuPercent.toFixed(1)}%`,
-    );
-
-    phase('changes');
-    const writesBeforeChanges = await writeCalls(kopek.metricsUrl);
-    const eventsBeforeChanges = tracker.events;
-    const metricsBeforeChanges = await scrape(kopek.metricsUrl, 60_000);
-    const cpuBeforeChanges = cpuSeconds(kopek.pid);
-    const run = await runChanges({
-      api: admin,
-      tracker,
-      refs: generated.refs,
-      images: seeded,
-      rate: options.changeRate,
-      seconds: options.changeSeconds,
-      drainMs: options.drainSeconds * 1000,
-      say,
-    });
-    const latencies = (type?: ChangeType): number[] =>
-      run.timings
-        .filter((t) => type === undefined || t.type === type)
-        .flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]));
-    const byType = Object.fromEntries(
-      (['scale', 'image', 'annotation'] as const).map((type) => {
-        const values = latencies(type);
-        const p50 = quantile(values, 0.5);
-        const p99 = quantile(values, 0.99);
-        return [
-          type,
-          {
-            count: run.timings.filter((t) => t.type === type).length,
-            ...(p50 !== undefined ? { p50Ms: p50 } : {}),
-            ...(p99 !== undefined ? { p99Ms: p99 } : {}),
-            notUpdated: run.timings.filter((t) => t.type === type && t.latencyMs === undefined)
-              .length,
-          },
-        ];
-      }),
-    ) as NonNullable<ScaleResult['changes']>['byType'];
-    result.changes = {
-      count: run.timings.length,
-      achievedRate: run.achievedRate,
-      failed: run.failed,
-      skipped: run.skipped,
-      p50Ms: quantile(latencies(), 0.5),
-      p99Ms: quantile(latencies(), 0.99),
-      maxMs: quantile(latencies(), 1),
-      notUpdated: run.timings.filter((t) => t.latencyMs === undefined).length,
-      byType,
-      kopekWrites: (await writeCalls(kopek.metricsUrl)) - writesBeforeChanges,
-      recommendationEvents: tracker.events - eventsBeforeChanges,
-      activity: activitySince(metricsBeforeChanges, await scrape(kopek.metricsUrl, 60_000)),
-      cpuSeconds: cpuSeconds(kopek.pid) - cpuBeforeChanges,
-    };
-    result.registry = {
-      distinctImages: generated.images.length,
-      manifestGetsAfterColdStart,
-      manifestGetsAtEnd: (await registry.manifestGets()).length,
-    };
-    result.memory = {
-      peak: {
-        rssBytes: sampler.overall.peakRss,
-        heapBytes: Math.max(peak.peakHeap, sampler.overall.peakHeap),
-      },
-      settled,
-      missedHeapSamples: sampler.missedHeapSamples,
-    };
-    await kopek.component.stop(60_000);
-    sampler.stop();
-
-    if (options.analyzeFormats.length > 0) {
-      phase('kopek analyze');
-      result.analyze = [];
-      for (const format of options.analyzeFormats) {
-        const dumpPath = join(workDir, `dump.${format}`);
-        const made = await dump(cluster, format, dumpPath, timeoutMs);
-        if (made.error !== undefined) {
-          result.analyze.push({
-            dump: format,
-            dumpBytes: made.bytes,
-            dumpSeconds: made.seconds,
-            seconds: 0,
-            maxRssBytes: 0,
-            recommendations: undefined,
-            exitCode: -1,
-            error: made.error,
-          });
-          continue;
-        }
-        const outPath = join(workDir, `analyze-${format}.json`);
-        const analyzed = await timed(
-          process.execPath,
-          [
-            KOPEK_CLI,
-            'analyze',
-            '-f',
-            dumpPath,
-            '-o',
-            'json',
-            '-q',
-            '--registry-lookup',
-            '--insecure-registries',
-            registry.host,
-          ],
-          { stdout: outPath, timeoutMs },
-        );
-        const entry = {
-          dump: format,
-          dumpBytes: made.bytes,
-          dumpSeconds: made.seconds,
-          seconds: analyzed.seconds,
-          maxRssBytes: analyzed.maxRssBytes,
-          recommendations: await countRecommendations(outPath),
-          exitCode: analyzed.exitCode,
-          ...(analyzed.exitCode !== 0
-            ? {
-                error: analyzed.timedOut
-                  ? `killed after ${options.timeoutMinutes} min`
-                  : analyzed.stderr.trim().split('\n').slice(-3).join(' '),
-              }
-            : {}),
-        };
-        result.analyze.push(entry);
-        say(
-          `  ${format} dump ${(made.bytes / MiB).toFixed(0)} MiB in ${made.seconds.toFixed(1)} s; analyze ${analyzed.seconds.toFixed(1)} s, ${(analyzed.maxRssBytes / MiB).toFixed(0)} MiB peak, exit ${analyzed.exitCode}`,
-        );
-        await rm(dumpPath, { force: true });
-      }
-    }
+    await measure(bench, await buildCluster(bench));
     return result;
   } catch (error) {
     throw new ScaleBenchFailure(error, result);
   } finally {
     result.load.end = uptime();
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    for (const stop of bench.stops.reverse()) await stop().catch(() => undefined);
     process.off('exit', removeWorkDir);
     if (!options.keep) await rm(workDir, { recursive: true, force: true });
     else say(`kept ${workDir}`);

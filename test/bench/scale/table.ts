@@ -21,6 +21,50 @@ function activity(a: Activity): string {
   return `${n(a.queueAdds)} / ${n(a.reconciles)}; events: ${events || 'none'}`;
 }
 
+type Row = (id: string, what: string, value: string) => void;
+
+function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
+  row(
+    '4',
+    `change → recommendation updated, p50 / p99 / max (${n(c.count)} changes at ${c.achievedRate.toFixed(1)}/s)`,
+    `${ms(c.p50Ms)} / ${ms(c.p99Ms)} / ${ms(c.maxMs)}`,
+  );
+  for (const [type, t] of Object.entries(c.byType))
+    row(
+      '',
+      `  ${type} (${n(t.count)}): p50 / p99; not updated`,
+      `${ms(t.p50Ms)} / ${ms(t.p99Ms)}; ${n(t.notUpdated)}`,
+    );
+  row(
+    '',
+    'changes with no recommendation update in the drain time / failed / skipped',
+    `${n(c.notUpdated)} / ${n(c.failed)} / ${n(c.skipped)}`,
+  );
+  row(
+    '',
+    'kopek writes / recommendation events during the change phase',
+    `${n(c.kopekWrites)} / ${n(c.recommendationEvents)}`,
+  );
+  row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
+  row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
+}
+
+function steadyRows(st: NonNullable<ScaleResult['steady']>, row: Row): void {
+  row('5', `kopek writes at steady state (${s(st.seconds)}, leases excluded)`, n(st.writes));
+  row('', 'recommendation updates seen at steady state', n(st.recommendationEvents));
+  row('', 'kopek API requests per minute at steady state', st.requestsPerMinute.toFixed(1));
+  row(
+    '',
+    '  by verb and resource (per minute)',
+    Object.entries(st.byRequest)
+      .sort(([, a], [, b]) => b - a)
+      .map(([key, value]) => `${key} ${value.toFixed(1)}`)
+      .join(', ') || '–',
+  );
+  row('', 'kopek CPU at steady state (% of one core)', `${st.cpuPercent.toFixed(1)}%`);
+  row('', 'kopek queue adds / reconciles; watch events (steady state)', activity(st.activity));
+}
+
 export function formatTable(r: ScaleResult): string {
   const rows: [string, string, string][] = [];
   const row = (id: string, what: string, value: string): void => {
@@ -79,48 +123,8 @@ export function formatTable(r: ScaleResult): string {
       n(r.memory.missedHeapSamples),
     );
   }
-  if (r.changes) {
-    const c = r.changes;
-    row(
-      '4',
-      `change → recommendation updated, p50 / p99 / max (${n(c.count)} changes at ${c.achievedRate.toFixed(1)}/s)`,
-      `${ms(c.p50Ms)} / ${ms(c.p99Ms)} / ${ms(c.maxMs)}`,
-    );
-    for (const [type, t] of Object.entries(c.byType))
-      row(
-        '',
-        `  ${type} (${n(t.count)}): p50 / p99; not updated`,
-        `${ms(t.p50Ms)} / ${ms(t.p99Ms)}; ${n(t.notUpdated)}`,
-      );
-    row(
-      '',
-      'changes with no recommendation update in the drain time / failed / skipped',
-      `${n(c.notUpdated)} / ${n(c.failed)} / ${n(c.skipped)}`,
-    );
-    row(
-      '',
-      'kopek writes / recommendation events during the change phase',
-      `${n(c.kopekWrites)} / ${n(c.recommendationEvents)}`,
-    );
-    row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
-    row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
-  }
-  if (r.steady) {
-    const st = r.steady;
-    row('5', `kopek writes at steady state (${s(st.seconds)}, leases excluded)`, n(st.writes));
-    row('', 'recommendation updates seen at steady state', n(st.recommendationEvents));
-    row('', 'kopek API requests per minute at steady state', st.requestsPerMinute.toFixed(1));
-    row(
-      '',
-      '  by verb and resource (per minute)',
-      Object.entries(st.byRequest)
-        .sort(([, a], [, b]) => b - a)
-        .map(([key, value]) => `${key} ${value.toFixed(1)}`)
-        .join(', ') || '–',
-    );
-    row('', 'kopek CPU at steady state (% of one core)', `${st.cpuPercent.toFixed(1)}%`);
-    row('', 'kopek queue adds / reconciles; watch events (steady state)', activity(st.activity));
-  }
+  if (r.changes) changeRows(r.changes, row);
+  if (r.steady) steadyRows(r.steady, row);
   if (r.registry) {
     row(
       '6',

@@ -347,13 +347,11 @@ function imagesOf(workloads: readonly Obj[]): string[] {
 /** A pod template with the variety of a real platform: sizes, probes, sidecars, placement. */
 function randomTemplate(
   random: () => number,
-  kind: WorkloadRef['kind'],
-  i: number,
-  name: string,
-  namespace: string,
+  workload: { kind: WorkloadRef['kind']; i: number; name: string; namespace: string },
   image: (index: number) => SeededImage,
   dataPool: boolean,
 ): Obj {
+  const { kind, i, name, namespace } = workload;
   const chance = (p: number): boolean => random() < p;
   const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)] as T;
   const stateful = kind === 'StatefulSet';
@@ -388,11 +386,65 @@ function kindAt(i: number): WorkloadRef['kind'] {
 }
 
 /**
+ * Each non-DaemonSet workload's kind, and the pods each serving one gets beyond its first: a long
+ * tail (lognormal weights) over a floor of one pod each.
+ */
+function replicaPlan(
+  sizes: ScaleSizes,
+  daemonSets: number,
+  random: () => number,
+): { kinds: WorkloadRef['kind'][]; extra: number[] } {
+  const { nodes, workloads, pods } = sizes;
+  const kinds = Array.from({ length: workloads - daemonSets }, (_, i) => kindAt(i));
+  const serving = kinds.filter((kind) => kind !== 'CronJob').length;
+  const servingPods = pods - daemonSets * nodes;
+  if (servingPods < serving)
+    throw new Error(
+      `${pods} pods cannot fill ${serving} Deployments and StatefulSets with at least one pod each (DaemonSets take ${daemonSets * nodes} on ${nodes} nodes); ask for more pods or fewer workloads`,
+    );
+  const weights = Array.from({ length: serving }, () => {
+    const gaussian = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    return Math.exp(1.1 * gaussian);
+  });
+  return { kinds, extra: apportion(servingPods - serving, weights) };
+}
+
+/** The node agents: one pod on every node each, on multi-arch images as a mixed fleet needs. */
+function addDaemonSets(
+  out: ScaleCluster,
+  nodes: number,
+  count: number,
+  images: readonly SeededImage[],
+  image: (index: number) => SeededImage,
+): void {
+  const multiArch = images.filter(isMultiArch);
+  for (let d = 0; d < count; d++) {
+    const name =
+      ['log-shipper', 'node-metrics', 'cni-agent', 'csi-node', 'runtime-security'][d] ??
+      `agent-${d}`;
+    const agentImage =
+      multiArch.length > 0 ? (multiArch[d % multiArch.length] ?? image(d)) : image(d);
+    out.workloads.push(daemonSet(name, agentImage));
+    out.refs.push({
+      namespace: DAEMONSET_NAMESPACE,
+      kind: 'DaemonSet',
+      name,
+      pods: nodes,
+      analysed: true,
+      hpa: false,
+      spotNever: false,
+      image: images.indexOf(agentImage),
+    });
+    out.expectedPods += nodes;
+  }
+}
+
+/**
  * The objects of a cluster of `sizes`, naming `images` (each at least once when there are
  * enough workloads). Throws when the sizes cannot make sense (fewer pods than workloads).
  */
 export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]): ScaleCluster {
-  const { nodes, workloads, pods } = sizes;
+  const { nodes, workloads } = sizes;
   const daemonSets = daemonSetCount(sizes);
   const others = workloads - daemonSets;
   const random = rng(20261111);
@@ -406,19 +458,7 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
   const fleet = scaledFleet(nodes);
   const dataPool = (fleet.pools.find((pool) => pool.labels?.dedicated === 'data')?.count ?? 0) >= 3;
   const allZones = nodes >= 3;
-  const kinds = Array.from({ length: others }, (_, i) => kindAt(i));
-  const serving = kinds.filter((kind) => kind !== 'CronJob').length;
-  const servingPods = pods - daemonSets * nodes;
-  if (servingPods < serving)
-    throw new Error(
-      `${pods} pods cannot fill ${serving} Deployments and StatefulSets with at least one pod each (DaemonSets take ${daemonSets * nodes} on ${nodes} nodes); ask for more pods or fewer workloads`,
-    );
-  // Replicas: a long tail (lognormal weights) over a floor of one pod each.
-  const weights = Array.from({ length: serving }, () => {
-    const gaussian = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-    return Math.exp(1.1 * gaussian);
-  });
-  const extra = apportion(servingPods - serving, weights);
+  const { kinds, extra } = replicaPlan(sizes, daemonSets, random);
 
   const namespaceCount = Math.max(1, Math.ceil(others / WORKLOADS_PER_NAMESPACE));
   const namespaceNames = Array.from({ length: namespaceCount }, (_, i) =>
@@ -451,7 +491,7 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
     const replicas = kind === 'CronJob' ? 0 : 1 + (extra[serveIndex++] ?? 0);
     const stateful = kind === 'StatefulSet';
     const deployment = kind === 'Deployment';
-    const template = randomTemplate(random, kind, i, name, namespace, image, dataPool);
+    const template = randomTemplate(random, { kind, i, name, namespace }, image, dataPool);
     const labels: Record<string, string> = { [SELECTOR_LABEL]: name, team: namespace };
     if (chance(0.15)) labels['argocd.argoproj.io/instance'] = `${namespace}-${name}`;
     const annotations = annotationsAt(i, kind);
@@ -489,27 +529,7 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
     if (autoscaled) out.hpas.push(hpa(namespace, name, replicas));
   }
 
-  // Node agents run multi-arch images, as they must on a mixed fleet.
-  const multiArch = images.filter(isMultiArch);
-  for (let d = 0; d < daemonSets; d++) {
-    const name =
-      ['log-shipper', 'node-metrics', 'cni-agent', 'csi-node', 'runtime-security'][d] ??
-      `agent-${d}`;
-    const agentImage =
-      multiArch.length > 0 ? (multiArch[d % multiArch.length] ?? image(d)) : image(d);
-    out.workloads.push(daemonSet(name, agentImage));
-    out.refs.push({
-      namespace: DAEMONSET_NAMESPACE,
-      kind: 'DaemonSet',
-      name,
-      pods: nodes,
-      analysed: true,
-      hpa: false,
-      spotNever: false,
-      image: images.indexOf(agentImage),
-    });
-    out.expectedPods += nodes;
-  }
+  addDaemonSets(out, nodes, daemonSets, images, image);
   out.volumes = volumesFor(out.workloads);
   out.images = imagesOf(out.workloads);
   return out;
