@@ -26,7 +26,8 @@ and the import cost of kopek's entry point.
   --pods N             pods in all, DaemonSets' included (default 50000)
   --images N           distinct images (default: 6% of workloads, 5 to 300)
   --steady-minutes M   steady-state window (default 5)
-  --change-rate R      workload changes per second (default 50)
+  --change-rate R      workload changes per second (default: 1% of the workloads, 50 at full
+                       size; each change needs a Deployment with no change still pending)
   --change-seconds S   how long changes are made (default 60)
   --drain-seconds S    how long a change may wait for its recommendation (default 60)
   --import-runs N      runs per import measurement, 0 to skip (default 5)
@@ -38,12 +39,13 @@ and the import cost of kopek's entry point.
   --keep               keep the working directory (logs, dumps)`;
 
 function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
+  let changeRate: number | undefined;
   const options: ScaleOptions & { out?: string } = {
     nodes: 2000,
     workloads: 5000,
     pods: 50_000,
     steadySeconds: 300,
-    changeRate: 50,
+    changeRate: 0, // --change-rate, or from the size (below)
     changeSeconds: 60,
     drainSeconds: 60,
     settleQuietSeconds: 15,
@@ -91,7 +93,7 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         options.steadySeconds = number(0) * 60;
         break;
       case '--change-rate':
-        options.changeRate = number(0.1);
+        changeRate = number(0.1);
         break;
       case '--change-seconds':
         options.changeSeconds = number(0);
@@ -121,6 +123,9 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         throw new Error(`unknown flag ${flag}`);
     }
   }
+  // 50 a second at 5,000 workloads: at a smaller size, that many would soon find every
+  // Deployment still waiting for its last change's recommendation.
+  options.changeRate = changeRate ?? Math.max(1, options.workloads / 100);
   return options;
 }
 
