@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FLEET, fleetNodes, scaledFleet, type Fleet } from './fleet.ts';
+import { apportion, DEFAULT_FLEET, fleetNodes, scaledFleet, type Fleet } from './fleet.ts';
 
 describe('fleetNodes', () => {
   it('labels nodes the way Karpenter and EKS managed node groups do', () => {
@@ -137,5 +137,13 @@ describe('scaledFleet', () => {
   it('refuses a size that is not a whole number of nodes', () => {
     expect(() => scaledFleet(0)).toThrow('a fleet needs a whole number of nodes ≥ 1, got 0');
     expect(() => scaledFleet(2.5)).toThrow('got 2.5');
+  });
+});
+
+describe('apportion', () => {
+  it('apportions a total exactly, by largest remainder', () => {
+    expect(apportion(10, [1, 1, 1])).toEqual([4, 3, 3]);
+    expect(apportion(7, [0.5, 0.25, 0.25])).toEqual([3, 2, 2]);
+    expect(apportion(0, [1, 2])).toEqual([0, 0]);
   });
 });

@@ -123,6 +123,23 @@ export const DEFAULT_FLEET: Fleet = {
   ],
 };
 
+/** Splits `total` into integer parts proportional to `weights` (largest remainder first). */
+export function apportion(total: number, weights: readonly number[]): number[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const shares = weights.map((w) => (sum > 0 ? (w * total) / sum : 0));
+  const parts = shares.map(Math.floor);
+  let left = total - parts.reduce((a, b) => a + b, 0);
+  const order = shares
+    .map((share, index) => ({ index, remainder: share - Math.floor(share) }))
+    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
+  for (const { index } of order) {
+    if (left <= 0) break;
+    parts[index] = (parts[index] ?? 0) + 1;
+    left--;
+  }
+  return parts;
+}
+
 /**
  * The same mix as `base` (zones, families, Spot/on-demand, amd64/arm64, tainted pools) at
  * `nodes` nodes: every pool keeps its share, rounded by largest remainder so the counts add
@@ -131,18 +148,10 @@ export const DEFAULT_FLEET: Fleet = {
 export function scaledFleet(nodes: number, base: Fleet = DEFAULT_FLEET): Fleet {
   if (!Number.isInteger(nodes) || nodes < 1)
     throw new Error(`a fleet needs a whole number of nodes ≥ 1, got ${nodes}`);
-  const total = base.pools.reduce((sum, pool) => sum + pool.count, 0);
-  const shares = base.pools.map((pool) => (pool.count * nodes) / total);
-  const counts = shares.map(Math.floor);
-  let left = nodes - counts.reduce((sum, count) => sum + count, 0);
-  const byRemainder = shares
-    .map((share, index) => ({ index, remainder: share - Math.floor(share) }))
-    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
-  for (const { index } of byRemainder) {
-    if (left === 0) break;
-    counts[index] = (counts[index] ?? 0) + 1;
-    left--;
-  }
+  const counts = apportion(
+    nodes,
+    base.pools.map((pool) => pool.count),
+  );
   return {
     region: base.region,
     pools: base.pools

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SeededImage } from '../../registry/seed.ts';
 import {
-  apportion,
   clusterIP,
   DAEMONSET_NAMESPACE,
   daemonSetCount,
@@ -134,11 +133,5 @@ describe('sizes', () => {
     expect(defaultImageCount(5000)).toBe(300);
     expect(defaultImageCount(500)).toBe(30);
     expect(defaultImageCount(20)).toBe(5);
-  });
-
-  it('apportions a total exactly, by largest remainder', () => {
-    expect(apportion(10, [1, 1, 1])).toEqual([4, 3, 3]);
-    expect(apportion(7, [0.5, 0.25, 0.25])).toEqual([3, 2, 2]);
-    expect(apportion(0, [1, 2])).toEqual([0, 0]);
   });
 });

@@ -5,7 +5,7 @@
  * workloads, and Services, PodDisruptionBudgets and HorizontalPodAutoscalers in the proportions
  * of a platform of services. Pure: the caller creates the objects.
  */
-import { scaledFleet } from '../../cluster/fleet.ts';
+import { apportion, scaledFleet } from '../../cluster/fleet.ts';
 import type { SeededImage } from '../../registry/seed.ts';
 import { rng } from '../../support/random.ts';
 import { volumesFor } from '../../support/volumes.ts';
@@ -72,23 +72,6 @@ export function defaultImageCount(workloads: number): number {
 export function daemonSetCount(sizes: ScaleSizes): number {
   const byPods = Math.floor((sizes.pods * DAEMONSET_POD_SHARE) / sizes.nodes);
   return Math.max(0, Math.min(MAX_DAEMONSETS, byPods, sizes.workloads - 1));
-}
-
-/** Splits `total` into integer parts proportional to `weights` (largest remainder first). */
-export function apportion(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const shares = weights.map((w) => (sum > 0 ? (w * total) / sum : 0));
-  const parts = shares.map(Math.floor);
-  let left = total - parts.reduce((a, b) => a + b, 0);
-  const order = shares
-    .map((share, index) => ({ index, remainder: share - Math.floor(share) }))
-    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
-  for (const { index } of order) {
-    if (left <= 0) break;
-    parts[index] = (parts[index] ?? 0) + 1;
-    left--;
-  }
-  return parts;
 }
 
 function isMultiArch(image: SeededImage): boolean {
