@@ -23,6 +23,8 @@ done
 if command -v python3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
+# GNU time (peak memory of a command, for the benchmarks): `time` alone is the shell's keyword.
+[[ -x /usr/bin/time ]] || missing+=(time)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

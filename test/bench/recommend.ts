@@ -26,6 +26,7 @@ import {
   service,
   template,
 } from '../../recommender/testing.ts';
+import { rng } from '../support/random.ts';
 import { syntheticDump } from './synthetic-dump.ts';
 
 function arg(name: string, fallback: number): number {
@@ -37,17 +38,6 @@ function arg(name: string, fallback: number): number {
 const WORKLOADS = arg('--workloads', 50_000);
 const ROUNDS = arg('--rounds', 3);
 const DUMP_WORKLOADS = arg('--dump-workloads', 5_000);
-
-/** A small deterministic PRNG (mulberry32), so every run benchmarks the same workloads. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TYPES = [
   'm6i.xlarge',

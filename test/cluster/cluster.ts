@@ -29,6 +29,11 @@ export interface StartOptions {
   ownerPid?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /**
+   * Extra flags per component, after the defaults (a repeated flag takes the later value), e.g.
+   * higher client QPS for a benchmark's setup. Default: none.
+   */
+  componentArgs?: Partial<Record<ComponentName, readonly string[]>>;
 }
 
 export interface KubectlResult {
@@ -198,9 +203,15 @@ export class LocalCluster {
       },
     };
     for (const name of START_ORDER) {
+      const { command, args } = specs[name];
       this.components.set(
         name,
-        new Component({ name, ...specs[name], logPath: join(logs, `${name}.log`) }),
+        new Component({
+          name,
+          command,
+          args: [...args, ...(options.componentArgs?.[name] ?? [])],
+          logPath: join(logs, `${name}.log`),
+        }),
       );
     }
     this.healthChecks = {
@@ -325,7 +336,7 @@ export class LocalCluster {
   }
 
   /** Creates the fleet's KWOK nodes and waits until they are all Ready. */
-  async addFleet(fleet: Fleet): Promise<string[]> {
+  async addFleet(fleet: Fleet, options: { timeoutSeconds?: number } = {}): Promise<string[]> {
     const nodes = fleetNodes(fleet);
     await this.kubectl(['apply', '--server-side', '-f', '-'], {
       input: nodes.map((node) => JSON.stringify(node)).join('\n'),
@@ -334,7 +345,7 @@ export class LocalCluster {
     await this.kubectl([
       'wait',
       '--for=condition=Ready',
-      '--timeout=120s',
+      `--timeout=${options.timeoutSeconds ?? 120}s`,
       ...names.map((name) => `node/${name}`),
     ]);
     this.log(`${names.length} nodes Ready`);

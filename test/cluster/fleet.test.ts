@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FLEET, fleetNodes, type Fleet } from './fleet.ts';
+import { apportion, DEFAULT_FLEET, fleetNodes, scaledFleet, type Fleet } from './fleet.ts';
 
 describe('fleetNodes', () => {
   it('labels nodes the way Karpenter and EKS managed node groups do', () => {
@@ -91,5 +91,59 @@ describe('fleetNodes', () => {
         ],
       }),
     ).toThrow('node pool x has no zones');
+  });
+});
+
+describe('scaledFleet', () => {
+  it("keeps the default fleet's mix at 2,000 nodes, with exactly 2,000 nodes", () => {
+    const fleet = scaledFleet(2000);
+    const nodes = fleetNodes(fleet);
+    expect(nodes).toHaveLength(2000);
+    expect(new Set(nodes.map((node) => node.metadata.name)).size).toBe(2000);
+    const defaultTotal = DEFAULT_FLEET.pools.reduce((sum, pool) => sum + pool.count, 0);
+    for (const pool of DEFAULT_FLEET.pools) {
+      const scaled = fleet.pools.find((p) => p.name === pool.name);
+      expect(scaled?.count).toBeCloseTo((pool.count * 2000) / defaultTotal, -0.5);
+      const { zones, ...rest } = pool;
+      expect(scaled).toMatchObject({ ...rest, count: scaled?.count });
+      expect([...(scaled?.zones ?? [])].sort()).toEqual(zones);
+    }
+    const share = (label: string, value: string): number =>
+      nodes.filter((node) => node.metadata.labels[label] === value).length / nodes.length;
+    expect(share('kubernetes.io/arch', 'arm64')).toBeCloseTo(0.25, 2);
+    for (const zone of ['us-east-1a', 'us-east-1b', 'us-east-1c'])
+      expect(share('topology.kubernetes.io/zone', zone)).toBeCloseTo(1 / 3, 1);
+  });
+
+  it('rounds by largest remainder and drops pools left without nodes', () => {
+    // Shares of 5 nodes: general 1.25, the six pools of 3 nodes 0.625 each. general keeps its
+    // one node; the remainders (0.625 beats 0.25) give the other four, first pools first.
+    expect(scaledFleet(5).pools.map((pool) => [pool.name, pool.count])).toEqual([
+      ['general', 1],
+      ['general-spot', 1],
+      ['compute', 1],
+      ['graviton', 1],
+      ['graviton-spot', 1],
+    ]);
+  });
+
+  it('spreads even a fleet of a few nodes over every zone', () => {
+    const zones = fleetNodes(scaledFleet(6)).map(
+      (node) => node.metadata.labels['topology.kubernetes.io/zone'],
+    );
+    expect(new Set(zones).size).toBe(3);
+  });
+
+  it('refuses a size that is not a whole number of nodes', () => {
+    expect(() => scaledFleet(0)).toThrow('a fleet needs a whole number of nodes ≥ 1, got 0');
+    expect(() => scaledFleet(2.5)).toThrow('got 2.5');
+  });
+});
+
+describe('apportion', () => {
+  it('apportions a total exactly, by largest remainder', () => {
+    expect(apportion(10, [1, 1, 1])).toEqual([4, 3, 3]);
+    expect(apportion(7, [0.5, 0.25, 0.25])).toEqual([3, 2, 2]);
+    expect(apportion(0, [1, 2])).toEqual([0, 0]);
   });
 });

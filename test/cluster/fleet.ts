@@ -123,6 +123,48 @@ export const DEFAULT_FLEET: Fleet = {
   ],
 };
 
+/** Splits `total` into integer parts proportional to `weights` (largest remainder first). */
+export function apportion(total: number, weights: readonly number[]): number[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const shares = weights.map((w) => (sum > 0 ? (w * total) / sum : 0));
+  const parts = shares.map(Math.floor);
+  let left = total - parts.reduce((a, b) => a + b, 0);
+  const order = shares
+    .map((share, index) => ({ index, remainder: share - Math.floor(share) }))
+    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
+  for (const { index } of order) {
+    if (left <= 0) break;
+    parts[index] = (parts[index] ?? 0) + 1;
+    left--;
+  }
+  return parts;
+}
+
+/**
+ * The same mix as `base` (zones, families, Spot/on-demand, amd64/arm64, tainted pools) at
+ * `nodes` nodes: every pool keeps its share, rounded by largest remainder so the counts add
+ * up exactly. For benchmarks at thousands of nodes.
+ */
+export function scaledFleet(nodes: number, base: Fleet = DEFAULT_FLEET): Fleet {
+  if (!Number.isInteger(nodes) || nodes < 1)
+    throw new Error(`a fleet needs a whole number of nodes ≥ 1, got ${nodes}`);
+  const counts = apportion(
+    nodes,
+    base.pools.map((pool) => pool.count),
+  );
+  return {
+    region: base.region,
+    pools: base.pools
+      // Each pool starts in the next zone, so that a small fleet still spans every zone.
+      .map((pool, index) => {
+        const shift = index % Math.max(1, pool.zones.length);
+        const zones = [...pool.zones.slice(shift), ...pool.zones.slice(0, shift)];
+        return { ...pool, zones, count: counts[index] ?? 0 };
+      })
+      .filter((pool) => pool.count > 0),
+  };
+}
+
 /** A Node object KWOK will manage, in the shape `kubectl apply` accepts. */
 export interface NodeManifest {
   apiVersion: 'v1';

@@ -31,6 +31,7 @@ import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex, type Platform } from '../registry/seed.ts';
 import { installChartRbac, installCrds, KOPEK_CLI } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
+import { volumesFor, ZONES } from '../support/volumes.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/commerce/', import.meta.url));
 const exitAtOnce = process.argv.includes('--exit');
@@ -46,7 +47,6 @@ const APPLIED_KINDS = new Set([
   'Service',
   'SavingsPolicy',
 ]);
-const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 /** The window kopek reads traffic over: short, so the demo's new Prometheus soon holds it. */
 const TRAFFIC_WINDOW = '30s';
 /** An edge between two workloads named namespace/name. */
@@ -170,65 +170,6 @@ function manifests(dump: { items: Obj[] }, registryHost: string): Obj[] {
     out.push(clean);
   }
   return out;
-}
-
-/**
- * EBS-like PersistentVolumes for the StatefulSets' claims, pre-bound to the claims the
- * StatefulSet controller will create and spread over the zones, so the scheduler places each
- * replica in its volume's zone as on EKS.
- */
-function volumesFor(objects: readonly Obj[]): Obj[] {
-  const volumes: Obj[] = [];
-  for (const object of objects) {
-    if (object.kind !== 'StatefulSet') continue;
-    const metadata = object.metadata as { name: string; namespace: string };
-    const spec = object.spec as {
-      replicas?: number;
-      volumeClaimTemplates?: {
-        metadata: { name: string };
-        spec: {
-          accessModes?: string[];
-          storageClassName?: string;
-          resources?: { requests?: { storage?: string } };
-        };
-      }[];
-    };
-    for (let replica = 0; replica < (spec.replicas ?? 1); replica++) {
-      for (const claim of spec.volumeClaimTemplates ?? []) {
-        const claimName = `${claim.metadata.name}-${metadata.name}-${replica}`;
-        const zone = ZONES[replica % ZONES.length] ?? 'us-east-1a';
-        volumes.push({
-          apiVersion: 'v1',
-          kind: 'PersistentVolume',
-          metadata: { name: `pv-${metadata.namespace}-${claimName}` },
-          spec: {
-            capacity: { storage: claim.spec.resources?.requests?.storage ?? '10Gi' },
-            accessModes: claim.spec.accessModes ?? ['ReadWriteOnce'],
-            storageClassName: claim.spec.storageClassName ?? '',
-            persistentVolumeReclaimPolicy: 'Delete',
-            claimRef: { namespace: metadata.namespace, name: claimName },
-            csi: {
-              driver: 'ebs.csi.aws.com',
-              volumeHandle: `vol-${replica}${claimName.length.toString(16)}demo`,
-              fsType: 'ext4',
-            },
-            nodeAffinity: {
-              required: {
-                nodeSelectorTerms: [
-                  {
-                    matchExpressions: [
-                      { key: 'topology.kubernetes.io/zone', operator: 'In', values: [zone] },
-                    ],
-                  },
-                ],
-              },
-            },
-          },
-        });
-      }
-    }
-  }
-  return volumes;
 }
 
 function money(text: string | undefined): number {

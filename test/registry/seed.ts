@@ -5,6 +5,7 @@
  * format, and an index carrying BuildKit attestations.
  */
 import { createHash } from 'node:crypto';
+import { inParallel } from '../support/parallel.ts';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -287,25 +288,33 @@ export async function seedCatalog(
   };
 }
 
-/** `count` small images `prefix/app-<i>:v1`, alternately multi-arch and amd64-only. */
+/**
+ * `count` small images `prefix/app-<i>:v1`, alternately multi-arch and amd64-only, pushed
+ * `concurrency` at a time.
+ */
 export async function seedFleet(
   target: SeedTarget,
   host: string,
   prefix: string,
   count: number,
+  concurrency = 1,
 ): Promise<SeededImage[]> {
   const images: SeededImage[] = [];
-  for (let i = 0; i < count; i++) {
-    const repository = `${prefix}/app-${i}`;
-    const multi = i % 2 === 0;
-    const d = multi
-      ? await pushIndex(target, repository, 'v1', [AMD64, ARM64], 'oci')
-      : await pushImage(target, repository, 'v1', AMD64, 'oci');
-    images.push({
-      image: `${host}/${repository}:v1`,
-      digest: d.digest,
-      platforms: multi ? ['linux/amd64', 'linux/arm64/v8'] : ['linux/amd64'],
-    });
-  }
+  await inParallel(
+    Array.from({ length: count }, (_, i) => i),
+    concurrency,
+    async (i) => {
+      const repository = `${prefix}/app-${i}`;
+      const multi = i % 2 === 0;
+      const d = multi
+        ? await pushIndex(target, repository, 'v1', [AMD64, ARM64], 'oci')
+        : await pushImage(target, repository, 'v1', AMD64, 'oci');
+      images[i] = {
+        image: `${host}/${repository}:v1`,
+        digest: d.digest,
+        platforms: multi ? ['linux/amd64', 'linux/arm64/v8'] : ['linux/amd64'],
+      };
+    },
+  );
   return images;
 }

@@ -1,0 +1,199 @@
+/**
+ * kopek as production runs it: `kopek run` in a process of its own, with the chart's
+ * ServiceAccount, and what the benchmark reads from outside it: memory and CPU from /proc
+ * (which a busy event loop cannot delay), heap and request counters from /metrics.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Component, waitUntil } from '../../cluster/process.ts';
+import { KOPEK_CLI } from '../../support/kopek.ts';
+import { freePort } from '../../support/ports.ts';
+import { childrenOf } from './timed.ts';
+
+export interface KopekProcess {
+  component: Component;
+  metricsUrl: string;
+  /** When the process was started (ms since the epoch). */
+  startedAt: number;
+  /** The Node process itself (the component's pid is its guard shell). */
+  pid: number;
+  logPath: string;
+}
+
+export interface StartKopekOptions {
+  kubeconfig: string;
+  registryHost: string;
+  dir: string;
+  /** Flags for Node itself, e.g. --cpu-prof. */
+  nodeFlags?: readonly string[];
+}
+
+export async function startKopek(options: StartKopekOptions): Promise<KopekProcess> {
+  const port = await freePort();
+  const logPath = join(options.dir, 'kopek.log');
+  const component = new Component({
+    name: 'kopek',
+    command: process.execPath,
+    args: [
+      ...(options.nodeFlags ?? []),
+      KOPEK_CLI,
+      'run',
+      '--kubeconfig',
+      options.kubeconfig,
+      '--metrics-bind-address',
+      `127.0.0.1:${port}`,
+      '--leader-election-namespace',
+      'kopek',
+      '--insecure-registries',
+      options.registryHost,
+    ],
+    logPath,
+  });
+  const startedAt = Date.now();
+  component.start();
+  let pid: number | undefined;
+  await waitUntil(
+    component,
+    'started Node',
+    () => {
+      pid = childrenOf(component.pid ?? 0)[0];
+      return Promise.resolve(pid !== undefined);
+    },
+    10_000,
+  );
+  return {
+    component,
+    metricsUrl: `http://127.0.0.1:${port}`,
+    startedAt,
+    pid: pid ?? 0,
+    logPath,
+  };
+}
+
+/** Resident memory now and its high-water mark, in bytes (0 once the process is gone). */
+export function residentMemory(pid: number): { rss: number; peak: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string): number =>
+      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+  } catch {
+    return { rss: 0, peak: 0 };
+  }
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state; utime, stime are 14, 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticksPerSecond = 100;
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  } catch {
+    return 0;
+  }
+}
+
+export interface Series {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (what the benchmark reads of it). */
+export function parseMetrics(text: string): Series[] {
+  const out: Series[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const [, key = '', value = ''] of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
+      labels[key] = value;
+    out.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
+  }
+  return out;
+}
+
+export async function scrape(metricsUrl: string, timeoutMs = 10_000): Promise<Series[]> {
+  const response = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+  return parseMetrics(await response.text());
+}
+
+export function sum(
+  series: readonly Series[],
+  name: string,
+  where: (s: Series) => boolean = () => true,
+): number {
+  return series.filter((s) => s.name === name && where(s)).reduce((total, s) => total + s.value, 0);
+}
+
+export interface MemoryStats {
+  peakRss: number;
+  peakHeap: number;
+  rss: number;
+  heap: number;
+}
+
+/**
+ * Samples the process: resident memory from /proc every second, heap used from /metrics every
+ * `heapEverySeconds` (rendering /metrics costs kopek CPU: per-workload series). A /metrics that
+ * does not answer within the interval (event loop busy) is a missed heap sample.
+ */
+export class MemorySampler {
+  private readonly timer: NodeJS.Timeout;
+  private ticks = 0;
+  private readonly window: MemoryStats = { peakRss: 0, peakHeap: 0, rss: 0, heap: 0 };
+  readonly overall: MemoryStats = { peakRss: 0, peakHeap: 0, rss: 0, heap: 0 };
+  missedHeapSamples = 0;
+  private readonly kopek: KopekProcess;
+
+  constructor(kopek: KopekProcess, heapEverySeconds = 5) {
+    this.kopek = kopek;
+    this.timer = setInterval(() => {
+      const { rss, peak } = residentMemory(kopek.pid);
+      for (const stats of [this.window, this.overall]) {
+        stats.rss = rss;
+        stats.peakRss = Math.max(stats.peakRss, peak);
+      }
+      if (this.ticks++ % heapEverySeconds === 0) void this.sampleHeap(heapEverySeconds * 1000);
+    }, 1000);
+    this.timer.unref();
+  }
+
+  private async sampleHeap(timeoutMs: number): Promise<void> {
+    try {
+      const heap = sum(
+        await scrape(this.kopek.metricsUrl, timeoutMs),
+        'nodejs_heap_size_used_bytes',
+      );
+      for (const stats of [this.window, this.overall]) {
+        stats.heap = heap;
+        stats.peakHeap = Math.max(stats.peakHeap, heap);
+      }
+    } catch {
+      this.missedHeapSamples++;
+    }
+  }
+
+  /** The stats since the last call (peaks of RSS are the kernel's high-water mark: whole life). */
+  takeWindow(): MemoryStats {
+    const taken = { ...this.window };
+    this.window.peakHeap = this.window.heap;
+    return taken;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** Waits until kopek answers /readyz. */
+export async function waitReady(kopek: KopekProcess, timeoutMs: number): Promise<void> {
+  await waitUntil(
+    kopek.component,
+    'became ready',
+    async () => (await fetch(`${kopek.metricsUrl}/readyz`)).ok,
+    timeoutMs,
+  );
+}

@@ -1,0 +1,168 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { quantile } from './changes.ts';
+import { parseMetrics, sum } from './kopek-process.ts';
+import { cpuFrames, summarizeHeapSnapshot } from './profile.ts';
+import { parseTimeReport } from './timed.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kopek-measure-test-'));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('cpuFrames', () => {
+  it('counts self time per function, and total time once per function even when it recurses', () => {
+    const frame = (functionName: string) => ({ functionName, url: '', lineNumber: 0 });
+    const { wallMs, frames } = cpuFrames({
+      startTime: 0,
+      endTime: 10_000, // µs: 10 ms over 10 samples
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), hitCount: 0, children: [2, 5] },
+        { id: 2, callFrame: frame('rebuild'), hitCount: 1, children: [3] },
+        { id: 3, callFrame: frame('walk'), hitCount: 2, children: [4] },
+        { id: 4, callFrame: frame('walk'), hitCount: 3 },
+        { id: 5, callFrame: frame('(garbage collector)'), hitCount: 4 },
+      ],
+    });
+    const byName = new Map(frames.map((f) => [f.frame, f]));
+    expect(wallMs).toBe(10);
+    expect(byName.get('walk')).toEqual({ frame: 'walk', selfMs: 5, totalMs: 5 });
+    expect(byName.get('rebuild')).toEqual({ frame: 'rebuild', selfMs: 1, totalMs: 6 });
+    expect(byName.get('(garbage collector)')?.selfMs).toBe(4);
+  });
+});
+
+describe('summarizeHeapSnapshot', () => {
+  it('finds what retains the memory through the dominator tree, ignoring weak references', () => {
+    const MiB = 2 ** 20;
+    const strings = [
+      '',
+      '(GC roots)',
+      'Holder',
+      'List',
+      'Index',
+      'Big',
+      'items',
+      'index',
+      'next',
+      'ref',
+      'Other',
+    ];
+    const s = (text: string): number => strings.indexOf(text);
+    // Nodes: type(3 = object), name, id, self_size, edge_count, trace_node_id, detachedness.
+    const node = (name: string, size: number, edges: number): number[] => [
+      3,
+      s(name),
+      0,
+      size,
+      edges,
+      0,
+      0,
+    ];
+    const nodes = [
+      ...node('(GC roots)', 0, 3), // 0
+      ...node('Holder', 100, 2), // 1: holds List and Index
+      ...node('List', 100, 1), // 2
+      ...node('Index', 100, 1), // 3
+      ...node('Big', 3 * MiB, 0), // 4: reached from List and Index, so dominated by Holder
+      ...node('Other', 100, 0), // 5
+    ];
+    const F = 7;
+    // Edges: type (2 = property, 6 = weak), name, to_node (index × fields).
+    const edges = [
+      [2, s('ref'), 1 * F],
+      [2, s('ref'), 5 * F],
+      [6, s('ref'), 4 * F], // weak: does not keep Big alive
+      [2, s('items'), 2 * F],
+      [2, s('index'), 3 * F],
+      [2, s('next'), 4 * F],
+      [2, s('next'), 4 * F],
+    ].flat();
+    const path = join(dir, 'test.heapsnapshot');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        snapshot: {
+          meta: {
+            node_fields: [
+              'type',
+              'name',
+              'id',
+              'self_size',
+              'edge_count',
+              'trace_node_id',
+              'detachedness',
+            ],
+            node_types: [
+              [
+                'hidden',
+                'array',
+                'string',
+                'object',
+                'code',
+                'closure',
+                'regexp',
+                'number',
+                'native',
+                'synthetic',
+              ],
+            ],
+            edge_fields: ['type', 'name_or_index', 'to_node'],
+            edge_types: [
+              ['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak'],
+            ],
+          },
+        },
+        nodes,
+        edges,
+        strings,
+      }),
+    );
+    const summary = summarizeHeapSnapshot(path);
+    expect(summary).toContain('Heap snapshot');
+    expect(summary).toMatch(/3\.0 MiB\s+1 × Big/);
+    const retainers = summary.slice(summary.indexOf('Top retainers'));
+    // Holder retains everything under it (3 MiB + 300 B); Big hangs under Holder, reached through no single field.
+    expect(retainers).toMatch(
+      /\n\s+3\.0 MiB ref → Holder \(2 refs\)\n\s+3\.0 MiB\s+… → Big \(0 refs\)/,
+    );
+    expect(retainers).not.toContain('Other');
+  });
+});
+
+describe('parsers', () => {
+  it('reads GNU time -v reports', () => {
+    expect(
+      parseTimeReport(
+        '\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02.50\n\tMaximum resident set size (kbytes): 2048\n',
+      ),
+    ).toEqual({ seconds: 62.5, maxRssBytes: 2 * 2 ** 20 });
+    expect(() => parseTimeReport('Command terminated by signal 9')).toThrow(
+      'not a GNU time -v report',
+    );
+  });
+
+  it('reads the Prometheus text format', () => {
+    const series = parseMetrics(
+      [
+        '# HELP kopek_kube_requests_total Requests',
+        'kopek_kube_requests_total{verb="apply",resource="workloadrecommendations",code="200"} 12',
+        'kopek_kube_requests_total{verb="get",resource="leases",code="200"} 3',
+        'nodejs_heap_size_used_bytes 1.5e+07',
+      ].join('\n'),
+    );
+    expect(sum(series, 'kopek_kube_requests_total')).toBe(15);
+    expect(sum(series, 'kopek_kube_requests_total', (s) => s.labels.verb === 'apply')).toBe(12);
+    expect(sum(series, 'nodejs_heap_size_used_bytes')).toBe(15_000_000);
+  });
+
+  it('takes nearest-rank quantiles', () => {
+    const values = Array.from({ length: 100 }, (_, i) => 100 - i);
+    expect(quantile(values, 0.5)).toBe(50);
+    expect(quantile(values, 0.99)).toBe(99);
+    expect(quantile(values, 1)).toBe(100);
+    expect(quantile([], 0.5)).toBeUndefined();
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * The scale benchmark (npm run bench:scale) at a tiny size, so its pieces keep working: the
+ * cluster it builds, the floor, kopek's cold start, memory, steady state, changes, registry
+ * lookups, kopek analyze over the dumps, the import cost and the table. It checks what each
+ * piece measured, not how fast anything was.
+ */
+import { describe, expect, it } from 'vitest';
+import { IMPORT_TARGETS } from '../bench/scale/imports.ts';
+import { runScaleBench, type ScaleResult } from '../bench/scale/run.ts';
+import { formatTable } from '../bench/scale/table.ts';
+
+describe('the scale benchmark at a tiny size', () => {
+  let result: ScaleResult;
+
+  it('builds its cluster and measures every figure of the table', async () => {
+    const lines: string[] = [];
+    result = await runScaleBench({
+      nodes: 6,
+      workloads: 8,
+      pods: 30,
+      steadySeconds: 3,
+      changeRate: 3,
+      changeSeconds: 2,
+      drainSeconds: 20,
+      settleQuietSeconds: 2,
+      importRuns: 1,
+      importTargets: IMPORT_TARGETS.slice(0, 2),
+      // The JSON dump only: the YAML one goes through the same code, and the test must be quick.
+      analyzeFormats: ['json'],
+      timeoutMinutes: 2,
+      keep: false,
+      say: (line) => lines.push(line),
+    });
+    const { sizes } = result;
+    // 6 nodes, 30 pods: one DaemonSet (6 pods) and 7 workloads, 6 of them serving 24 pods.
+    expect(sizes).toMatchObject({
+      nodes: 6,
+      workloads: 8,
+      pods: 30,
+      images: 5,
+      analysedWorkloads: 8,
+    });
+    expect(result.setupSeconds['30 pods ready']).toBeGreaterThan(0);
+
+    expect(result.floor?.reused).toMatchObject({ applied: 8, concurrency: 4 });
+    // Every pod, node, workload, … kopek watches: at least the 30 pods and 6 nodes.
+    expect(result.floor?.reused.listedObjects).toBeGreaterThan(36);
+    expect(result.floor?.perRequest.listedObjects).toBe(result.floor?.reused.listedObjects);
+
+    expect(result.cold?.recommendations).toBe(8);
+    expect(result.cold?.allWrittenSeconds).toBeGreaterThan(result.cold?.readySeconds ?? Infinity);
+    expect(result.cold?.writes).toBeGreaterThanOrEqual(16); // a main and a status apply each
+    expect(result.memory?.peak.rssBytes).toBeGreaterThan(50 * 2 ** 20);
+    expect(result.memory?.settled.heapBytes).toBeGreaterThan(0);
+
+    expect(result.steady?.requestsPerMinute).toBeGreaterThan(0); // the lease, at least
+    expect(result.steady?.writes).toBeGreaterThanOrEqual(0);
+
+    // Each change goes to a workload whose last change has been seen (or given up on).
+    expect((result.changes?.count ?? 0) + (result.changes?.skipped ?? 0)).toBe(6);
+    expect(result.changes?.failed).toBe(0);
+    expect(result.changes?.p50Ms).toBeGreaterThan(0);
+
+    // kopek asks the registry once per image.
+    expect(result.registry).toEqual({
+      distinctImages: 5,
+      manifestGetsAfterColdStart: 5,
+      manifestGetsAtEnd: 5,
+    });
+
+    expect(result.analyze?.map((a) => [a.dump, a.exitCode, a.recommendations])).toEqual([
+      ['json', 0, 8],
+    ]);
+    expect(result.analyze?.[0]?.maxRssBytes).toBeGreaterThan(50 * 2 ** 20);
+
+    expect(result.imports.map((cost) => cost.what)).toEqual(
+      IMPORT_TARGETS.slice(0, 2).map((t) => t.what),
+    );
+    expect(result.imports[1]?.maxRssBytes).toBeGreaterThan(
+      result.imports[0]?.maxRssBytes ?? Infinity,
+    );
+    expect(lines.some((line) => line.includes('== kopek cold start'))).toBe(true);
+  });
+
+  it('prints every figure in the table', () => {
+    const table = formatTable(result);
+    for (const row of [
+      /^1 floor: LIST/m,
+      /^2 kopek run cold start → all 8 recommendations written\s+\d/m,
+      /^3 kopek peak RSS/m,
+      /^4 change → recommendation updated/m,
+      /^5 kopek writes at steady state/m,
+      /^6 registry manifest GETs .* 5 \/ 5 \/ 5$/m,
+      /^7 kopek analyze -f dump\.json/m,
+      /operator\/cli\/kopek\.ts \(the entry point\)/,
+      /^load at start: .*load average/m,
+    ])
+      expect(table).toMatch(row);
+  });
+});
