@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ClusterCache } from './cache.ts';
@@ -10,6 +9,8 @@ import { KubeClient, type KubeApi } from './kube/client.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
+import { MetricsAuthorizer } from './metrics-auth.ts';
+import { metricsTls } from './metrics-tls.ts';
 import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
 import { trafficTelemetry } from './traffic/config.ts';
@@ -17,8 +18,10 @@ import { trafficTelemetry } from './traffic/config.ts';
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export interface RunningOperator {
-  /** Where /metrics, /healthz and /readyz are served. */
+  /** Where /metrics, /healthz and /readyz are served (https:// unless --metrics-secure=false). */
   metricsUrl: string;
+  /** The metrics server's certificate (PEM), for clients that verify it; absent over plain HTTP. */
+  metricsCertificate?: string;
   controller: RecommendationController;
   cache: ClusterCache;
   /** Resolves when the operator has stopped: 0 after stop(), 3 after a failure. */
@@ -125,7 +128,16 @@ export async function startOperator(
   metrics.leader.set({ name: config.leaderElectionId }, elector ? 0 : 1);
 
   await cache.start();
-  const server: Server = await startMetricsServer(
+  const tls = config.metricsSecure
+    ? await metricsTls(config.metricsCertDir, config.metricsHost, clock, log)
+    : undefined;
+  const authorizer = new MetricsAuthorizer({
+    client,
+    clock,
+    log,
+    ttlMs: config.metricsAuthCacheTtlMs,
+  });
+  const server = await startMetricsServer(
     metrics,
     {
       ready: () => {
@@ -141,7 +153,14 @@ export async function startOperator(
     () => {
       controller.updateMetrics();
     },
+    tls && {
+      tls: tls.pair,
+      authorize: (header) => authorizer.authorize(header),
+    },
   );
+  const certificateWatch = tls?.watch((pair) => {
+    if ('setSecureContext' in server) server.setSecureContext(pair);
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.metricsPort;
   const host =
@@ -152,9 +171,10 @@ export async function startOperator(
         : config.metricsHost.includes(':')
           ? `[${config.metricsHost}]`
           : config.metricsHost;
-  const metricsUrl = `http://${host}:${port}`;
+  const metricsUrl = `${tls ? 'https' : 'http'}://${host}:${port}`;
   log.info('kopek started', {
     metrics: `${metricsUrl}/metrics`,
+    metricsAuthentication: tls !== undefined,
     identity: config.identity,
     leaderElection: config.leaderElect,
   });
@@ -186,6 +206,7 @@ export async function startOperator(
       log.error('operator failed', { error: errorMessage(error) });
       code = 3;
     }
+    certificateWatch?.cancel();
     await controller.stop();
     await cache.stop();
     await new Promise<void>((resolve) =>
@@ -199,6 +220,7 @@ export async function startOperator(
 
   return {
     metricsUrl,
+    ...(tls ? { metricsCertificate: tls.pair.cert } : {}),
     controller,
     cache,
     done,
