@@ -117,6 +117,8 @@ describe('kopek run reads private images with the pull secrets pods name', () =>
         await cluster.kubeconfigAsServiceAccount('kopek', 'kopek'),
         '--metrics-bind-address',
         '127.0.0.1:0',
+        '--metrics-secure',
+        'false',
         '--leader-elect',
         'false',
         '--batch-interval',

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { parse, stringify } from 'yaml';
 import { LocalCluster, type StartOptions } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
@@ -21,40 +22,50 @@ export async function installCrds(cluster: LocalCluster): Promise<void> {
   ]);
 }
 
-/**
- * Creates ServiceAccount `namespace/kopek` with the chart's own RBAC rules (the files the chart's
- * ClusterRole and Role include), so tests run kopek with exactly the permissions users grant.
- */
-export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek'): Promise<void> {
-  const clusterRules = parse(
-    await readFile(join(CHART_FILES, 'clusterrole-rules.yaml'), 'utf8'),
-  ) as unknown;
-  const roleRules = parse(
-    await readFile(join(CHART_FILES, 'leader-election-role-rules.yaml'), 'utf8'),
-  ) as unknown;
-  const subjects = [{ kind: 'ServiceAccount', name: 'kopek', namespace }];
-  const rbac = 'rbac.authorization.k8s.io';
-  const objects = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kopek', namespace } },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRole',
-      metadata: { name: 'kopek' },
-      rules: clusterRules,
-    },
+const rbac = 'rbac.authorization.k8s.io';
+
+async function chartRules(file: string): Promise<unknown> {
+  return parse(await readFile(join(CHART_FILES, file), 'utf8')) as unknown;
+}
+
+/** A ClusterRole with `rules` and its binding to `subjects`, as the chart writes them. */
+function clusterRoleWithBinding(
+  name: string,
+  rules: unknown,
+  subjects: { kind: string; name: string; namespace: string }[],
+): object[] {
+  return [
+    { apiVersion: `${rbac}/v1`, kind: 'ClusterRole', metadata: { name }, rules },
     {
       apiVersion: `${rbac}/v1`,
       kind: 'ClusterRoleBinding',
-      metadata: { name: 'kopek' },
-      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'kopek' },
+      metadata: { name },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name },
       subjects,
     },
+  ];
+}
+
+/**
+ * Creates ServiceAccount `namespace/kopek` with the chart's own RBAC rules (the files the chart's
+ * ClusterRoles and Role include), so tests run kopek with exactly the permissions users grant.
+ */
+export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek'): Promise<void> {
+  const subjects = [{ kind: 'ServiceAccount', name: 'kopek', namespace }];
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kopek', namespace } },
+    ...clusterRoleWithBinding('kopek', await chartRules('clusterrole-rules.yaml'), subjects),
+    ...clusterRoleWithBinding(
+      'kopek-metrics-auth',
+      await chartRules('metrics-auth-rules.yaml'),
+      subjects,
+    ),
     {
       apiVersion: `${rbac}/v1`,
       kind: 'Role',
       metadata: { name: 'kopek-leader-election', namespace },
-      rules: roleRules,
+      rules: await chartRules('leader-election-role-rules.yaml'),
     },
     {
       apiVersion: `${rbac}/v1`,
@@ -67,6 +78,41 @@ export async function installChartRbac(cluster: LocalCluster, namespace = 'kopek
   await cluster.kubectl(['apply', '-f', '-'], {
     input: objects.map((object) => stringify(object)).join('---\n'),
   });
+}
+
+/**
+ * Creates ServiceAccount `namespace/name` bound to the chart's metrics-reader rules (what a
+ * Prometheus needs to scrape kopek) and returns a token for it.
+ */
+export async function metricsReaderToken(
+  cluster: LocalCluster,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
+    ...clusterRoleWithBinding(
+      `${namespace}-${name}-metrics-reader`,
+      await chartRules('metrics-reader-rules.yaml'),
+      [{ kind: 'ServiceAccount', name, namespace }],
+    ),
+  ];
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: objects.map((object) => stringify(object)).join('---\n'),
+  });
+  return serviceAccountToken(cluster, namespace, name);
+}
+
+/** A fresh token (TokenRequest) of ServiceAccount `namespace/name`, valid for an hour. */
+export async function serviceAccountToken(
+  cluster: LocalCluster,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  return (
+    await cluster.kubectl(['create', 'token', name, '-n', namespace, '--duration=1h'])
+  ).stdout.trim();
 }
 
 /** A local cluster ready for kopek: the EKS-like fleet, kopek's CRDs, and ServiceAccount kopek/kopek with the chart's RBAC. */
@@ -85,9 +131,43 @@ export interface MetricSample {
   value: number;
 }
 
-/** Reads kopek's /metrics into samples. */
-export async function scrape(metricsUrl: string): Promise<MetricSample[]> {
-  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+/** How to reach a secure metrics server: a scraper's token and the server's certificate. */
+export interface ScrapeCredentials {
+  token?: string;
+  /** PEM of the certificate to trust (kopek's `metricsCertificate`). */
+  ca?: string;
+}
+
+/** GET a path of kopek's metrics server, over HTTPS with a bearer token when given them. */
+export async function getMetricsPath(
+  metricsUrl: string,
+  path: string,
+  credentials: ScrapeCredentials = {},
+): Promise<{ status: number; text: string; headers: Headers }> {
+  const dispatcher =
+    credentials.ca !== undefined ? new Agent({ connect: { ca: credentials.ca } }) : undefined;
+  try {
+    const response = await undiciFetch(`${metricsUrl}${path}`, {
+      headers: credentials.token ? { authorization: `Bearer ${credentials.token}` } : {},
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    return {
+      status: response.status,
+      text: await response.text(),
+      headers: response.headers as unknown as Headers,
+    };
+  } finally {
+    await dispatcher?.close();
+  }
+}
+
+/** Reads kopek's /metrics into samples (throws unless the scrape is allowed). */
+export async function scrape(
+  metricsUrl: string,
+  credentials: ScrapeCredentials = {},
+): Promise<MetricSample[]> {
+  const { status, text } = await getMetricsPath(metricsUrl, '/metrics', credentials);
+  if (status !== 200) throw new Error(`scraping ${metricsUrl}/metrics: HTTP ${status}: ${text}`);
   const samples: MetricSample[] = [];
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
@@ -100,17 +180,21 @@ export async function scrape(metricsUrl: string): Promise<MetricSample[]> {
   return samples;
 }
 
+/** Reviews are POSTs that store nothing: asking about a scrape's token is not a write. */
+const REVIEWS = new Set(['tokenreviews', 'subjectaccessreviews']);
+
 /** Sums kopek's own counter of requests that change something (leases excluded unless asked). */
 export async function writeCalls(
   metricsUrl: string,
-  options: { includeLeases?: boolean } = {},
+  options: { includeLeases?: boolean; credentials?: ScrapeCredentials } = {},
 ): Promise<number> {
   const writes = new Set(['apply', 'apply-status', 'create', 'update', 'delete', 'patch']);
-  return (await scrape(metricsUrl))
+  return (await scrape(metricsUrl, options.credentials))
     .filter(
       (sample) =>
         sample.name === 'kopek_kube_requests_total' &&
         writes.has(sample.labels.verb ?? '') &&
+        !REVIEWS.has(sample.labels.resource ?? '') &&
         (options.includeLeases === true || sample.labels.resource !== 'leases'),
     )
     .reduce((total, sample) => total + sample.value, 0);
