@@ -136,6 +136,8 @@ export interface ScrapeCredentials {
   token?: string;
   /** PEM of the certificate to trust (kopek's `metricsCertificate`). */
   ca?: string;
+  /** Skip verifying the server's certificate, as the chart's ServiceMonitor does for a self-signed one. */
+  insecure?: boolean;
 }
 
 /** GET a path of kopek's metrics server, over HTTPS with a bearer token when given them. */
@@ -145,7 +147,14 @@ export async function getMetricsPath(
   credentials: ScrapeCredentials = {},
 ): Promise<{ status: number; text: string; headers: Headers }> {
   const dispatcher =
-    credentials.ca !== undefined ? new Agent({ connect: { ca: credentials.ca } }) : undefined;
+    credentials.ca !== undefined || credentials.insecure === true
+      ? new Agent({
+          connect: {
+            ...(credentials.ca !== undefined ? { ca: credentials.ca } : {}),
+            rejectUnauthorized: credentials.insecure !== true,
+          },
+        })
+      : undefined;
   try {
     const response = await undiciFetch(`${metricsUrl}${path}`, {
       headers: credentials.token ? { authorization: `Bearer ${credentials.token}` } : {},
