@@ -264,6 +264,11 @@ export class LocalCluster {
     await this.component(name).stop();
   }
 
+  /** kill -9 of one component (no graceful shutdown), for chaos tests; startComponent brings it back. */
+  async killComponent(name: ComponentName): Promise<void> {
+    await this.component(name).kill();
+  }
+
   /** Stops every component (reverse order) and removes the working directory unless asked to keep it. */
   async stop(options: { keepDir?: boolean } = {}): Promise<void> {
     for (const name of [...START_ORDER].reverse()) await this.component(name).stop();
