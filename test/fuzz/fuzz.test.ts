@@ -29,5 +29,5 @@ describe('fuzzing factsFromObjects and recommend with arbitrary Kubernetes-shape
         ),
       ]),
     );
-  }, 180_000);
+  }, 300_000);
 });

@@ -304,9 +304,14 @@ describe('the kopek chart, rendered', () => {
         (probe) => container[probe]?.httpGet?.scheme,
       );
     };
-    const endpoint = (objects: KubeObject[]): Endpoint =>
-      (findObject(objects, 'ServiceMonitor') as KubeObject & { spec: { endpoints: Endpoint[] } })
-        .spec.endpoints[0] as Endpoint;
+    const endpoint = (objects: KubeObject[]): Endpoint => {
+      const monitor = findObject(objects, 'ServiceMonitor') as KubeObject & {
+        spec: { endpoints: Endpoint[] };
+      };
+      const [first] = monitor.spec.endpoints;
+      if (!first) throw new Error('the ServiceMonitor has no endpoint');
+      return first;
+    };
     const rules = (objects: KubeObject[], name: string): Rule[] =>
       (findObject(objects, 'ClusterRole', name) as KubeObject & { rules: Rule[] }).rules;
 
