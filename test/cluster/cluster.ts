@@ -245,8 +245,8 @@ export class LocalCluster {
     return cluster;
   }
 
-  /** Starts one component (again) and waits until it is healthy. */
-  async startComponent(name: ComponentName): Promise<void> {
+  /** Starts one component (again) and waits until it is healthy (`timeoutMs`: on a busy machine). */
+  async startComponent(name: ComponentName, timeoutMs?: number): Promise<void> {
     const component = this.component(name);
     const started = Date.now();
     component.start(this.ownerPid);
@@ -254,7 +254,7 @@ export class LocalCluster {
       component,
       'became healthy',
       this.healthChecks[name],
-      name === 'kube-apiserver' ? 120_000 : 60_000,
+      timeoutMs ?? (name === 'kube-apiserver' ? 120_000 : 60_000),
     );
     this.log(`${name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
