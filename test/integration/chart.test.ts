@@ -20,7 +20,7 @@ import {
   type KubeObject,
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
-import { getMetricsPath, serviceAccountToken } from '../support/kopek.ts';
+import { chartScraperToken, getMetricsPath } from '../support/kopek.ts';
 
 const FULL_VALUES = fileURLToPath(new URL('../chart/values-full.yaml', import.meta.url));
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -678,16 +678,8 @@ describe('the kopek chart, installed into a real cluster', () => {
       .toBe('True');
     // No request was refused: the chart grants everything kopek does in recommend mode. The
     // scrape itself goes through the chart's metrics-reader ClusterRole, bound to a scraper.
-    await cluster.kubectl(['create', 'serviceaccount', 'scraper', '-n', 'kopek']);
-    await cluster.kubectl([
-      'create',
-      'clusterrolebinding',
-      'scraper-reads-kopek',
-      '--clusterrole=kopek-metrics-reader',
-      '--serviceaccount=kopek:scraper',
-    ]);
     const scrape = await getMetricsPath(operator.metricsUrl, '/metrics', {
-      token: await serviceAccountToken(cluster, 'kopek', 'scraper'),
+      token: await chartScraperToken(cluster),
       ...(operator.metricsCertificate ? { ca: operator.metricsCertificate } : {}),
     });
     expect(scrape.status).toBe(200);

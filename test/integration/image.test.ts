@@ -36,7 +36,7 @@ import {
 import { PLATFORMS, RUNTIME, USER_ID, nodeVersion, packageJson } from '../image/spec.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { freePort } from '../support/ports.ts';
-import { getMetricsPath, KOPEK_CLI, serviceAccountToken } from '../support/kopek.ts';
+import { chartScraperToken, getMetricsPath, KOPEK_CLI } from '../support/kopek.ts';
 
 // kopek's container image, built here without a container engine (`npm run image`), pushed to
 // a real registry (Debian's docker-registry), run with a real OCI runtime (Debian's runc, as
@@ -486,18 +486,7 @@ describe("kopek's container image", () => {
       // The chart's default: HTTPS with a self-signed certificate (not verified, as by the
       // ServiceMonitor), /metrics only for a scraper bound to the chart's metrics-reader role.
       const metrics = `https://127.0.0.1:${metricsPort}`;
-      await cluster.kubectl(['create', 'serviceaccount', 'scraper', '-n', 'kopek']);
-      await cluster.kubectl([
-        'create',
-        'clusterrolebinding',
-        'scraper-reads-kopek',
-        '--clusterrole=kopek-metrics-reader',
-        '--serviceaccount=kopek:scraper',
-      ]);
-      const scraper = {
-        token: await serviceAccountToken(cluster, 'kopek', 'scraper'),
-        insecure: true,
-      };
+      const scraper = { token: await chartScraperToken(cluster), insecure: true };
       await expect
         .poll(async () => (await getMetricsPath(metrics, '/readyz', { insecure: true })).status, {
           timeout: 90_000,

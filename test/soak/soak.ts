@@ -19,7 +19,7 @@ import { KubeClient, type KubeObject, type ResourceType } from '../../operator/k
 import { RESOURCES } from '../../operator/kube/resources.ts';
 import { LEASE } from '../../operator/leader.ts';
 import type { LocalCluster } from '../cluster/cluster.ts';
-import { KWOK_NODE_ANNOTATION } from '../cluster/fleet.ts';
+import { fleetNodes } from '../cluster/fleet.ts';
 import { Component, waitUntil } from '../cluster/process.ts';
 import { FaultProxy, PASS, type FaultRule } from '../registry/fault-proxy.ts';
 import { LocalRegistry } from '../registry/registry.ts';
@@ -157,33 +157,26 @@ function deploymentObject(w: Workload): KubeObject & Record<string, unknown> {
   };
 }
 
+/** One more KWOK node: amd64 or arm64 (Graviton), on-demand or Spot, in one of three zones. */
 function soakNode(index: number): KubeObject {
-  const zone = ['us-east-1a', 'us-east-1b', 'us-east-1c'][index % 3] ?? 'us-east-1a';
-  const name = `soak-node-${index}`;
-  const node = {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name,
-      annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: {
-        'kubernetes.io/hostname': name,
-        'kubernetes.io/os': 'linux',
-        'kubernetes.io/arch': index % 2 === 0 ? 'amd64' : 'arm64',
-        'node.kubernetes.io/instance-type': index % 2 === 0 ? 'm6i.xlarge' : 'm7g.xlarge',
-        'topology.kubernetes.io/region': 'us-east-1',
-        'topology.kubernetes.io/zone': zone,
-        'karpenter.sh/capacity-type': index % 3 === 0 ? 'spot' : 'on-demand',
-        type: 'kwok',
+  const arm = index % 2 === 1;
+  const [node] = fleetNodes({
+    region: 'us-east-1',
+    pools: [
+      {
+        name: `soak${index}`,
+        instanceType: arm ? 'm7g.xlarge' : 'm6i.xlarge',
+        arch: arm ? 'arm64' : 'amd64',
+        capacityType: index % 3 === 0 ? 'spot' : 'on-demand',
+        provisioner: 'karpenter',
+        zones: [['us-east-1a', 'us-east-1b', 'us-east-1c'][index % 3] ?? 'us-east-1a'],
+        count: 1,
+        cpu: '3920m',
+        memory: '14Gi',
       },
-    },
-    spec: { providerID: `kwok://${name}` },
-    status: {
-      allocatable: { cpu: '3920m', memory: '14Gi', pods: '58' },
-      capacity: { cpu: '4', memory: '16Gi', pods: '58' },
-      nodeInfo: { kubeletVersion: 'v1.34.0' },
-    },
-  };
+    ],
+  });
+  if (!node) throw new Error('fleetNodes made no node');
   return node;
 }
 
@@ -643,7 +636,8 @@ class Soak {
       await this.admin.create(RESOURCES.nodes, soakNode(index));
     } else {
       const index = this.extraNodes.shift();
-      if (index !== undefined) await this.admin.delete(RESOURCES.nodes, `soak-node-${index}`);
+      if (index !== undefined)
+        await this.admin.delete(RESOURCES.nodes, soakNode(index).metadata.name);
     }
   }
 

@@ -104,6 +104,26 @@ export async function metricsReaderToken(
   return serviceAccountToken(cluster, namespace, name);
 }
 
+/**
+ * Creates ServiceAccount `kopek/scraper` bound to an installed chart's metrics-reader
+ * ClusterRole (`clusterRole`) and returns a token for it: a Prometheus as the chart's README
+ * tells people to set one up.
+ */
+export async function chartScraperToken(
+  cluster: LocalCluster,
+  clusterRole = 'kopek-metrics-reader',
+): Promise<string> {
+  await cluster.kubectl(['create', 'serviceaccount', 'scraper', '-n', 'kopek']);
+  await cluster.kubectl([
+    'create',
+    'clusterrolebinding',
+    'scraper-reads-kopek',
+    `--clusterrole=${clusterRole}`,
+    '--serviceaccount=kopek:scraper',
+  ]);
+  return serviceAccountToken(cluster, 'kopek', 'scraper');
+}
+
 /** A fresh token (TokenRequest) of ServiceAccount `namespace/name`, valid for an hour. */
 export async function serviceAccountToken(
   cluster: LocalCluster,
