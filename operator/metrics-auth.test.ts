@@ -137,7 +137,7 @@ describe('the self-signed metrics certificate', () => {
       const renewed = selfSignedCertificate(['localhost'], clock);
       await write(renewed);
       await clock.advance(1000);
-      await expect.poll(() => seen.length).toBe(1);
+      await expect.poll(() => seen.length, { timeout: 10_000 }).toBe(1);
       expect(seen[0]?.cert).toBe(renewed.cert);
       watch.cancel();
     } finally {
