@@ -469,6 +469,30 @@ describe('the kopek chart, rendered', () => {
       ]);
     });
 
+    it("opens egress on traffic.prometheus.url's port once kopek reads traffic, to any address unless narrowed", async () => {
+      const prometheusRule = async (url: string, egress: Record<string, unknown> = {}) =>
+        (
+          await policy({ traffic: { prometheus: { url } }, networkPolicy: { egress } })
+        ).spec.egress.slice(3);
+      expect(await prometheusRule('')).toEqual([]);
+      expect(await prometheusRule('http://prometheus-operated.monitoring:9090')).toEqual([
+        { ports: [{ port: 9090, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('https://thanos-query.monitoring:10902/')).toEqual([
+        { ports: [{ port: 10902, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('https://aps-proxy.example.com/workspaces/ws-1')).toEqual([
+        { ports: [{ port: 443, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('http://[fd00::10]/')).toEqual([
+        { ports: [{ port: 80, protocol: 'TCP' }] },
+      ]);
+      const to = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
+      expect(
+        await prometheusRule('http://prometheus:9090', { prometheus: { to, ports: [8443] } }),
+      ).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], to }]);
+    });
+
     it('is left out when disabled', async () => {
       const objects = parseManifests(
         await renderChart({ values: { networkPolicy: { enabled: false } } }),
