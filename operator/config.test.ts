@@ -14,8 +14,11 @@ describe('kopek run configuration', () => {
       logLevel: 'info',
       readPullSecrets: false,
       insecureRegistries: [],
+      metricsSecure: true,
+      metricsAuthCacheTtlMs: 60_000,
     });
     expect(config.kubeconfig).toBeUndefined();
+    expect(config.metricsCertDir).toBeUndefined();
   });
 
   it('reads flags before the environment', () => {
@@ -32,6 +35,15 @@ describe('kopek run configuration', () => {
     });
   });
 
+  it('serves plain, open metrics only when asked, and reads a certificate directory', () => {
+    expect(
+      parseRunConfig(['--metrics-secure=false'], { KOPEK_METRICS_CERT_DIR: '/certs' }),
+    ).toMatchObject({ metricsSecure: false, metricsCertDir: '/certs' });
+    expect(parseRunConfig(['--metrics-auth-cache-ttl', '10s'], {}).metricsAuthCacheTtlMs).toBe(
+      10_000,
+    );
+  });
+
   it('binds IPv6 addresses written in brackets', () => {
     expect(parseRunConfig(['--metrics-bind-address', '[::]:9443'], {})).toMatchObject({
       metricsHost: '::',
@@ -44,6 +56,7 @@ describe('kopek run configuration', () => {
     [[], { KOPEK_WORKERS: '0' }, 'KOPEK_WORKERS must be a whole number from 1 to 64, got "0"'],
     [['--metrics-bind-address', '8080'], {}, '--metrics-bind-address must be host:port'],
     [['--leader-elect', 'yes'], {}, '--leader-elect must be true or false, got "yes"'],
+    [[], { KOPEK_METRICS_SECURE: 'off' }, 'KOPEK_METRICS_SECURE must be true or false, got "off"'],
     [['--log-level', 'loud'], {}, '--log-level must be debug, info, warn or error, got "loud"'],
     [
       ['--batch-interval', 'soon'],

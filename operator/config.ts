@@ -38,6 +38,12 @@ export interface OperatorConfig {
   priceRefreshIntervalMs: number;
   /** Region to price; absent: the nodes' topology.kubernetes.io/region. */
   region?: string;
+  /** HTTPS and a TokenReview + SubjectAccessReview per scrape of /metrics; false: plain HTTP, open. */
+  metricsSecure: boolean;
+  /** Directory with tls.crt and tls.key for the metrics server; absent: a self-signed one made at start. */
+  metricsCertDir?: string;
+  /** How long an answer about a scrape's token is reused. */
+  metricsAuthCacheTtlMs: number;
 }
 
 export const RUN_USAGE = `Usage: kopek run [flags]
@@ -47,6 +53,9 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
 
   --kubeconfig PATH               kubeconfig to use [KUBECONFIG]; default: in-cluster credentials
   --metrics-bind-address ADDR     host:port for /metrics, /healthz, /readyz, e.g. [::]:8080 for IPv6 [KOPEK_METRICS_BIND_ADDRESS] (default 0.0.0.0:8080)
+  --metrics-secure BOOL           serve over HTTPS and let only scrapers the API server allows (TokenReview, then SubjectAccessReview for get on /metrics) read /metrics; /healthz and /readyz stay open; false: plain HTTP, open to anyone who reaches the port, for local use [KOPEK_METRICS_SECURE] (default true)
+  --metrics-cert-dir DIR          tls.crt and tls.key for the metrics server, e.g. a mounted cert-manager Secret, re-read every minute [KOPEK_METRICS_CERT_DIR] (default: a self-signed certificate made at start)
+  --metrics-auth-cache-ttl DURATION  reuse the API server's answer about a scrape's token this long [KOPEK_METRICS_AUTH_CACHE_TTL] (default 1m)
   --leader-elect BOOL             hold a Lease so only one replica works [KOPEK_LEADER_ELECT] (default true)
   --leader-election-namespace NS  namespace of the Lease [KOPEK_LEADER_ELECTION_NAMESPACE] (default: the pod's namespace, else kopek);
                                   it must exist: if it does not, kopek run exits 2 and says so
@@ -81,6 +90,9 @@ export class ConfigError extends Error {}
 const FLAGS: Record<string, string> = {
   kubeconfig: 'KUBECONFIG',
   'metrics-bind-address': 'KOPEK_METRICS_BIND_ADDRESS',
+  'metrics-secure': 'KOPEK_METRICS_SECURE',
+  'metrics-cert-dir': 'KOPEK_METRICS_CERT_DIR',
+  'metrics-auth-cache-ttl': 'KOPEK_METRICS_AUTH_CACHE_TTL',
   'leader-elect': 'KOPEK_LEADER_ELECT',
   'leader-election-namespace': 'KOPEK_LEADER_ELECTION_NAMESPACE',
   'leader-election-id': 'KOPEK_LEADER_ELECTION_ID',
@@ -204,8 +216,12 @@ export function parseRunConfig(
       .filter(Boolean),
     livePrices: boolean('live-prices', true),
     priceRefreshIntervalMs: duration('price-refresh-interval', 12 * 3_600_000),
+    metricsSecure: boolean('metrics-secure', true),
+    metricsAuthCacheTtlMs: duration('metrics-auth-cache-ttl', 60_000),
   };
   if (region !== undefined) config.region = region;
+  const certDir = get('metrics-cert-dir');
+  if (certDir) config.metricsCertDir = certDir;
   if (kubeconfig) config.kubeconfig = kubeconfig.split(':')[0] ?? kubeconfig;
   const traffic = parseTrafficConfig(get, (message) => {
     throw new ConfigError(message);

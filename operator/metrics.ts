@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -259,26 +260,63 @@ export interface HealthState {
   ready(): { ok: boolean; detail: string };
 }
 
-/** Serves /metrics, /healthz (the process answers) and /readyz on `host:port`. */
+/**
+ * How /metrics is protected: TLS and a check of each scrape's bearer token (see
+ * metrics-auth.ts). Without it (`--metrics-secure=false`) everything is plain HTTP and open.
+ */
+export interface MetricsSecurity {
+  tls: { cert: string; key: string };
+  authorize(authorization: string | undefined): Promise<{ status: number; message: string }>;
+}
+
+/**
+ * Serves /metrics, /healthz (the process answers) and /readyz on `host:port`. With `security`,
+ * over HTTPS, and /metrics only to scrapers the API server allows; /healthz and /readyz stay
+ * open on the same port for the kubelet's probes.
+ */
 export async function startMetricsServer(
   metrics: Metrics,
   health: HealthState,
   host: string,
   port: number,
   beforeScrape: () => void,
-): Promise<Server> {
-  const server = createServer((request, response) => {
+  security?: MetricsSecurity,
+): Promise<Server | HttpsServer> {
+  const serveMetrics = (response: ServerResponse): void => {
+    beforeScrape();
+    metrics.registry.metrics().then(
+      (body) => {
+        response.writeHead(200, { 'content-type': metrics.registry.contentType });
+        response.end(body);
+      },
+      (error: unknown) => {
+        response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end(String(error));
+      },
+    );
+  };
+  const handle = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {
-      beforeScrape();
-      metrics.registry.metrics().then(
-        (body) => {
-          response.writeHead(200, { 'content-type': metrics.registry.contentType });
-          response.end(body);
+      if (!security) {
+        serveMetrics(response);
+        return;
+      }
+      security.authorize(request.headers.authorization).then(
+        (decision) => {
+          if (decision.status === 200) {
+            serveMetrics(response);
+            return;
+          }
+          response.writeHead(decision.status, {
+            'content-type': 'text/plain',
+            ...(decision.status === 401 ? { 'www-authenticate': 'Bearer realm="kopek"' } : {}),
+          });
+          response.end(`${decision.message}\n`);
         },
         (error: unknown) => {
           response.writeHead(500, { 'content-type': 'text/plain' });
-          response.end(String(error));
+          response.end(`could not check the scrape: ${String(error)}\n`);
         },
       );
     } else if (path === '/healthz') {
@@ -292,7 +330,10 @@ export async function startMetricsServer(
       response.writeHead(404, { 'content-type': 'text/plain' });
       response.end('not found: try /metrics, /healthz or /readyz\n');
     }
-  });
+  };
+  const server = security
+    ? createHttpsServer({ cert: security.tls.cert, key: security.tls.key }, handle)
+    : createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ApplyController } from './apply/controller.ts';
@@ -14,6 +13,8 @@ import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
+import { MetricsAuthorizer } from './metrics-auth.ts';
+import { metricsTls } from './metrics-tls.ts';
 import { fixedPrices } from './prices.ts';
 import { RecommendationController } from './recommendations/controller.ts';
 import { RegistryClient } from './registry/client.ts';
@@ -22,8 +23,10 @@ import { trafficTelemetry } from './traffic/config.ts';
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export interface RunningOperator {
-  /** Where /metrics, /healthz and /readyz are served. */
+  /** Where /metrics, /healthz and /readyz are served (https:// unless --metrics-secure=false). */
   metricsUrl: string;
+  /** The metrics server's certificate (PEM), for clients that verify it; absent over plain HTTP. */
+  metricsCertificate?: string;
   controller: RecommendationController;
   cache: ClusterCache;
   /** Resolves when the operator has stopped: 0 after stop(), 3 after a failure. */
@@ -183,7 +186,16 @@ export async function startOperator(
   if (config.leaderElect) await requireLeaseNamespace(client, config.leaderElectionNamespace);
   await cache.start();
   livePrices?.start(cache.waitForSync());
-  const server: Server = await startMetricsServer(
+  const tls = config.metricsSecure
+    ? await metricsTls(config.metricsCertDir, config.metricsHost, clock, log)
+    : undefined;
+  const authorizer = new MetricsAuthorizer({
+    client,
+    clock,
+    log,
+    ttlMs: config.metricsAuthCacheTtlMs,
+  });
+  const server = await startMetricsServer(
     metrics,
     {
       ready: () => {
@@ -200,7 +212,14 @@ export async function startOperator(
       controller.updateMetrics();
       apply.updateMetrics();
     },
+    tls && {
+      tls: tls.pair,
+      authorize: (header) => authorizer.authorize(header),
+    },
   );
+  const certificateWatch = tls?.watch((pair) => {
+    if ('setSecureContext' in server) server.setSecureContext(pair);
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.metricsPort;
   const host =
@@ -211,9 +230,10 @@ export async function startOperator(
         : config.metricsHost.includes(':')
           ? `[${config.metricsHost}]`
           : config.metricsHost;
-  const metricsUrl = `http://${host}:${port}`;
+  const metricsUrl = `${tls ? 'https' : 'http'}://${host}:${port}`;
   log.info('kopek started', {
     metrics: `${metricsUrl}/metrics`,
+    metricsAuthentication: tls !== undefined,
     identity: config.identity,
     leaderElection: config.leaderElect,
   });
@@ -246,6 +266,7 @@ export async function startOperator(
       code = 3;
     }
     apply.stop();
+    certificateWatch?.cancel();
     await controller.stop();
     await cache.stop();
     await livePrices?.stop();
@@ -260,6 +281,7 @@ export async function startOperator(
 
   return {
     metricsUrl,
+    ...(tls ? { metricsCertificate: tls.pair.cert } : {}),
     controller,
     cache,
     done,

@@ -85,6 +85,7 @@ export class FakeKube implements KubeApi {
   private readonly watchers = new Set<Watcher>();
   private readonly faults: FaultRule[] = [];
   private readonly unserved = new Set<string>();
+  private readonly reviewers = new Map<string, (spec: Obj) => Obj>();
   private version = 100;
   private minor: string;
 
@@ -98,6 +99,14 @@ export class FakeKube implements KubeApi {
   /** The next `times` calls matching `match` fail with `fault`. */
   failNext(match: Partial<Call> & { verb: Verb }, fault: Fault, times = 1): void {
     this.faults.push({ match, fault, remaining: times });
+  }
+
+  /**
+   * Answers creates of a review resource (tokenreviews, subjectaccessreviews) with the status
+   * `review` returns for the request's spec; like the API server, it stores nothing.
+   */
+  answerReviews(type: ResourceType, review: (spec: Obj) => Obj): void {
+    this.reviewers.set(typeKey(type), review);
   }
 
   /** Starts (or stops) serving a resource type, e.g. Argo Rollouts being installed. */
@@ -288,6 +297,11 @@ export class FakeKube implements KubeApi {
   create<T>(type: ResourceType, object: KubeObject): Promise<T> {
     const { name, namespace } = object.metadata;
     return this.serve({ verb: 'create', resource: type.plural, name, ...ns(namespace) }, () => {
+      const review = this.reviewers.get(typeKey(type));
+      if (review) {
+        const request = clone(object as unknown as Obj);
+        return { ...request, status: review((request.spec ?? {}) as Obj) } as T;
+      }
       if (this.store(type).has(objectKey(name, namespace, type)))
         throw apiError(409, 'AlreadyExists', `${type.plural} "${name}" already exists`);
       return this.insert(type, clone(object as unknown as Obj), new Map()) as T;

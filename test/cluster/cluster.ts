@@ -256,8 +256,8 @@ export class LocalCluster {
     return cluster;
   }
 
-  /** Starts one component (again) and waits until it is healthy. */
-  async startComponent(name: ComponentName): Promise<void> {
+  /** Starts one component (again) and waits until it is healthy (`timeoutMs`: on a busy machine). */
+  async startComponent(name: ComponentName, timeoutMs?: number): Promise<void> {
     const component = this.component(name);
     const started = Date.now();
     component.start(this.ownerPid);
@@ -265,7 +265,7 @@ export class LocalCluster {
       component,
       'became healthy',
       this.healthChecks[name],
-      name === 'kube-apiserver' ? 120_000 : 60_000,
+      timeoutMs ?? (name === 'kube-apiserver' ? 120_000 : 60_000),
     );
     this.log(`${name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
@@ -273,6 +273,11 @@ export class LocalCluster {
   /** Stops one component, e.g. to test how clients ride out an API server outage. */
   async stopComponent(name: ComponentName): Promise<void> {
     await this.component(name).stop();
+  }
+
+  /** kill -9 of one component (no graceful shutdown), for chaos tests; startComponent brings it back. */
+  async killComponent(name: ComponentName): Promise<void> {
+    await this.component(name).kill();
   }
 
   /** Stops every component (reverse order) and removes the working directory unless asked to keep it. */

@@ -89,6 +89,12 @@ export class Component {
     clearTimeout(timer);
   }
 
+  /** kill -9 of the component and its guard (a crash, for chaos tests); resolves once it is gone. */
+  async kill(): Promise<void> {
+    this.killGroup();
+    await this.exited;
+  }
+
   /** Synchronous last-resort kill of the guard and the component, for process 'exit' handlers. */
   killGroup(): void {
     const pid = this.child?.pid;

@@ -357,6 +357,9 @@ try {
       await cluster.kubeconfigAsServiceAccount('kopek', 'kopek'),
       '--metrics-bind-address',
       `127.0.0.1:${port}`,
+      // The demo's metrics are for the person at this machine: plain HTTP on loopback.
+      '--metrics-secure',
+      'false',
       '--leader-election-namespace',
       'kopek',
       '--insecure-registries',

@@ -184,6 +184,7 @@ beforeAll(async () => {
       kubeconfig,
       '--metrics-bind-address',
       '127.0.0.1:0',
+      '--metrics-secure=false',
       '--leader-election-namespace',
       'kopek',
       '--batch-interval',

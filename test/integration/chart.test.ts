@@ -20,6 +20,7 @@ import {
   type KubeObject,
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
+import { chartScraperToken, getMetricsPath } from '../support/kopek.ts';
 
 const FULL_VALUES = fileURLToPath(new URL('../chart/values-full.yaml', import.meta.url));
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -68,9 +69,13 @@ describe('the kopek chart, rendered', () => {
     await expect(snapshotText(rendered)).toMatchFileSnapshot('../chart/snapshots/default.yaml');
     expect(kinds(parseManifests(rendered))).toEqual([
       'ClusterRole/kopek',
+      'ClusterRole/kopek-metrics-auth',
+      'ClusterRole/kopek-metrics-reader',
       'ClusterRoleBinding/kopek',
+      'ClusterRoleBinding/kopek-metrics-auth',
       'ConfigMap/kopek-dashboard',
       'Deployment/kopek',
+      'NetworkPolicy/kopek',
       'PodDisruptionBudget/kopek',
       'Role/kopek-leader-election',
       'RoleBinding/kopek-leader-election',
@@ -193,7 +198,11 @@ describe('the kopek chart, rendered', () => {
   it('grants the recommend-mode rules as written, and patch on workloads or get on secrets only when enabled', async () => {
     const clusterRole = async (values: Record<string, unknown>): Promise<Rule[]> =>
       (
-        findObject(parseManifests(await renderChart({ values })), 'ClusterRole') as KubeObject & {
+        findObject(
+          parseManifests(await renderChart({ values })),
+          'ClusterRole',
+          'kopek',
+        ) as KubeObject & {
           rules: Rule[];
         }
       ).rules;
@@ -237,6 +246,7 @@ describe('the kopek chart, rendered', () => {
       expect(parseRunConfig(args, env)).toMatchObject({
         metricsHost: '0.0.0.0',
         metricsPort: port,
+        metricsSecure: true,
         leaderElect: true,
         leaderElectionNamespace: 'kopek',
         leaderElectionId: lease,
@@ -260,6 +270,235 @@ describe('the kopek chart, rendered', () => {
           queries: { istio: full.traffic.queries.istio },
         });
     }
+  });
+
+  describe('metrics security', () => {
+    interface Probe {
+      httpGet?: { path: string; port: string; scheme?: string };
+    }
+    interface Endpoint {
+      scheme: string;
+      bearerTokenFile?: string;
+      tlsConfig?: {
+        insecureSkipVerify?: boolean;
+        serverName?: string;
+        ca?: { secret: { name: string; key: string } };
+      };
+    }
+    const render = async (values: Record<string, unknown>) =>
+      parseManifests(
+        await renderChart({
+          values: {
+            ...values,
+            metrics: { serviceMonitor: { enabled: true }, ...(values.metrics as object) },
+          },
+          args: MONITORING_API,
+        }),
+      );
+    const probes = (objects: KubeObject[]): (string | undefined)[] => {
+      const container = operatorContainer(findObject(objects, 'Deployment')) as unknown as Record<
+        string,
+        Probe
+      >;
+      return ['startupProbe', 'livenessProbe', 'readinessProbe'].map(
+        (probe) => container[probe]?.httpGet?.scheme,
+      );
+    };
+    const endpoint = (objects: KubeObject[]): Endpoint => {
+      const monitor = findObject(objects, 'ServiceMonitor') as KubeObject & {
+        spec: { endpoints: Endpoint[] };
+      };
+      const [first] = monitor.spec.endpoints;
+      if (!first) throw new Error('the ServiceMonitor has no endpoint');
+      return first;
+    };
+    const rules = (objects: KubeObject[], name: string): Rule[] =>
+      (findObject(objects, 'ClusterRole', name) as KubeObject & { rules: Rule[] }).rules;
+
+    it('by default: HTTPS with token checks, probes over HTTPS, a ServiceMonitor sending its token', async () => {
+      const objects = await render({});
+      expect(operatorContainer(findObject(objects, 'Deployment')).args).toContain(
+        '--metrics-secure=true',
+      );
+      expect(probes(objects)).toEqual(['HTTPS', 'HTTPS', 'HTTPS']);
+      expect(endpoint(objects)).toMatchObject({
+        scheme: 'https',
+        bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        tlsConfig: { insecureSkipVerify: true },
+      });
+      expect(rules(objects, 'kopek-metrics-auth')).toEqual(fileRules('metrics-auth-rules.yaml'));
+      expect(rules(objects, 'kopek-metrics-reader')).toEqual([
+        { nonResourceURLs: ['/metrics'], verbs: ['get'] },
+      ]);
+      expect(findObject(objects, 'ClusterRoleBinding', 'kopek-metrics-auth')).toMatchObject({
+        roleRef: { kind: 'ClusterRole', name: 'kopek-metrics-auth' },
+        subjects: [{ kind: 'ServiceAccount', name: 'kopek', namespace: 'kopek' }],
+      });
+      // Nobody reads the metrics until someone is bound to the reader role.
+      expect(kinds(objects)).not.toContain('ClusterRoleBinding/kopek-metrics-reader');
+    });
+
+    it('binds the readers it is given to the metrics-reader ClusterRole', async () => {
+      const objects = await render({
+        metrics: {
+          readers: [
+            { kind: 'ServiceAccount', name: 'prometheus-k8s', namespace: 'monitoring' },
+            { kind: 'ServiceAccount', name: 'local-scraper' },
+            { kind: 'Group', name: 'observers' },
+          ],
+        },
+      });
+      expect(findObject(objects, 'ClusterRoleBinding', 'kopek-metrics-reader')).toMatchObject({
+        roleRef: { kind: 'ClusterRole', name: 'kopek-metrics-reader' },
+        subjects: [
+          { kind: 'ServiceAccount', name: 'prometheus-k8s', namespace: 'monitoring' },
+          { kind: 'ServiceAccount', name: 'local-scraper', namespace: 'kopek' },
+          { kind: 'Group', name: 'observers', apiGroup: 'rbac.authorization.k8s.io' },
+        ],
+      });
+    });
+
+    it('mounts a certificate Secret, passes its directory, and has Prometheus verify it', async () => {
+      const objects = await render({ metrics: { certSecret: 'kopek-metrics-tls' } });
+      const deployment = findObject(objects, 'Deployment');
+      const { args, env } = operatorCommand(deployment, { namespace: 'kopek', name: 'p' }, {});
+      expect(parseRunConfig(args, env).metricsCertDir).toBe('/etc/kopek/metrics-tls');
+      const pod = (deployment.spec as { template: { spec: { volumes: unknown[] } } }).template.spec;
+      expect(pod.volumes).toContainEqual({
+        name: 'metrics-tls',
+        secret: { secretName: 'kopek-metrics-tls' },
+      });
+      expect(
+        (operatorContainer(deployment) as unknown as { volumeMounts: unknown[] }).volumeMounts,
+      ).toContainEqual({
+        name: 'metrics-tls',
+        mountPath: '/etc/kopek/metrics-tls',
+        readOnly: true,
+      });
+      expect(endpoint(objects).tlsConfig).toEqual({
+        serverName: 'kopek-metrics.kopek.svc',
+        ca: { secret: { name: 'kopek-metrics-tls', key: 'ca.crt' } },
+      });
+    });
+
+    it('serves plain HTTP, with no review permissions, only when metrics.secure is false', async () => {
+      const objects = await render({
+        metrics: { secure: false, certSecret: 'ignored', podAnnotations: true },
+      });
+      const deployment = findObject(objects, 'Deployment');
+      expect(operatorContainer(deployment).args).toContain('--metrics-secure=false');
+      expect(operatorContainer(deployment).args.join(' ')).not.toContain('--metrics-cert-dir');
+      expect(probes(objects)).toEqual([undefined, undefined, undefined]);
+      expect(endpoint(objects)).toEqual(expect.objectContaining({ scheme: 'http' }));
+      expect(endpoint(objects).bearerTokenFile).toBeUndefined();
+      expect(kinds(objects).filter((kind) => kind.includes('metrics-'))).toEqual([]);
+      const template = (deployment.spec as { template: KubeObject }).template;
+      expect(template.metadata.annotations?.['prometheus.io/scheme']).toBe('http');
+    });
+  });
+
+  describe('the NetworkPolicy', () => {
+    interface Port {
+      port: number | string;
+      protocol: string;
+    }
+    interface PolicyRule {
+      ports?: Port[];
+      from?: unknown[];
+      to?: unknown[];
+    }
+    interface Policy extends KubeObject {
+      spec: {
+        podSelector: { matchLabels: Record<string, string> };
+        policyTypes: string[];
+        ingress: PolicyRule[];
+        egress: PolicyRule[];
+      };
+    }
+    const policy = async (values: Record<string, unknown> = {}): Promise<Policy> =>
+      findObject(parseManifests(await renderChart({ values })), 'NetworkPolicy') as Policy;
+    const ports = (rules: PolicyRule[]): string[] =>
+      rules.flatMap((rule) => (rule.ports ?? []).map((p) => `${p.port}/${p.protocol}`)).sort();
+
+    it("selects kopek's pods, lets in only the metrics port, and lets out only DNS, the API server and HTTPS", async () => {
+      const objects = parseManifests(await renderChart());
+      const rendered = findObject(objects, 'NetworkPolicy') as Policy;
+      const deployment = findObject(objects, 'Deployment') as KubeObject & {
+        spec: { template: { metadata: { labels: Record<string, string> } } };
+      };
+      expect(rendered.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      expect(deployment.spec.template.metadata.labels).toMatchObject(
+        rendered.spec.podSelector.matchLabels,
+      );
+      expect(rendered.spec.ingress).toEqual([
+        { ports: [{ port: 'metrics', protocol: 'TCP' }], from: [{ namespaceSelector: {} }] },
+      ]);
+      // The named port is the container's: scrapes and the kubelet's probes use it.
+      expect(operatorContainer(deployment).ports.map((port) => port.name)).toEqual(['metrics']);
+      expect(ports(rendered.spec.egress)).toEqual([
+        '443/TCP',
+        '443/TCP',
+        '53/TCP',
+        '53/UDP',
+        '6443/TCP',
+      ]);
+      const dns = rendered.spec.egress[0];
+      expect(dns?.to).toEqual([
+        { namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+      ]);
+    });
+
+    it('opens egress to the configured Prometheus, narrows ingress and the API server, and adds extra rules', async () => {
+      const monitoring = { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } };
+      const rendered = await policy({
+        networkPolicy: {
+          metricsFrom: [{ namespaceSelector: monitoring }],
+          egress: {
+            apiServer: { ports: [443], to: [{ ipBlock: { cidr: '10.0.0.0/16' } }] },
+            https: false,
+            prometheus: { to: [{ namespaceSelector: monitoring }], ports: [9090] },
+            extra: [{ ports: [{ port: 5000, protocol: 'TCP' }] }],
+          },
+        },
+      });
+      expect(rendered.spec.ingress[0]?.from).toEqual([{ namespaceSelector: monitoring }]);
+      expect(rendered.spec.egress.slice(1)).toEqual([
+        { ports: [{ port: 443, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.0.0.0/16' } }] },
+        { ports: [{ port: 9090, protocol: 'TCP' }], to: [{ namespaceSelector: monitoring }] },
+        { ports: [{ port: 5000, protocol: 'TCP' }] },
+      ]);
+    });
+
+    it("opens egress on traffic.prometheus.url's port once kopek reads traffic, to any address unless narrowed", async () => {
+      const prometheusRule = async (url: string, egress: Record<string, unknown> = {}) =>
+        (
+          await policy({ traffic: { prometheus: { url } }, networkPolicy: { egress } })
+        ).spec.egress.slice(3);
+      expect(await prometheusRule('')).toEqual([]);
+      expect(await prometheusRule('http://prometheus-operated.monitoring:9090')).toEqual([
+        { ports: [{ port: 9090, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('https://thanos-query.monitoring:10902/')).toEqual([
+        { ports: [{ port: 10902, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('https://aps-proxy.example.com/workspaces/ws-1')).toEqual([
+        { ports: [{ port: 443, protocol: 'TCP' }] },
+      ]);
+      expect(await prometheusRule('http://[fd00::10]/')).toEqual([
+        { ports: [{ port: 80, protocol: 'TCP' }] },
+      ]);
+      const to = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
+      expect(
+        await prometheusRule('http://prometheus:9090', { prometheus: { to, ports: [8443] } }),
+      ).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], to }]);
+    });
+
+    it('is left out when disabled', async () => {
+      const objects = parseManifests(
+        await renderChart({ values: { networkPolicy: { enabled: false } } }),
+      );
+      expect(kinds(objects).filter((kind) => kind.startsWith('NetworkPolicy/'))).toEqual([]);
+    });
   });
 
   it('puts the dashboard file into its ConfigMap as is, with the configured labels and namespace', async () => {
@@ -461,8 +700,14 @@ describe('the kopek chart, installed into a real cluster', () => {
         { timeout: 30_000 },
       )
       .toBe('True');
-    // No request was refused: the chart grants everything kopek does in recommend mode.
-    const metrics = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
+    // No request was refused: the chart grants everything kopek does in recommend mode. The
+    // scrape itself goes through the chart's metrics-reader ClusterRole, bound to a scraper.
+    const scrape = await getMetricsPath(operator.metricsUrl, '/metrics', {
+      token: await chartScraperToken(cluster),
+      ...(operator.metricsCertificate ? { ca: operator.metricsCertificate } : {}),
+    });
+    expect(scrape.status).toBe(200);
+    const metrics = scrape.text;
     expect(metrics).toMatch(/^kopek_kube_requests_total\{[^}]*code="20\d"/m);
     expect(
       metrics

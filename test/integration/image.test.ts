@@ -36,7 +36,7 @@ import {
 import { PLATFORMS, RUNTIME, USER_ID, nodeVersion, packageJson } from '../image/spec.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { freePort } from '../support/ports.ts';
-import { KOPEK_CLI } from '../support/kopek.ts';
+import { chartScraperToken, getMetricsPath, KOPEK_CLI } from '../support/kopek.ts';
 
 // kopek's container image, built here without a container engine (`npm run image`), pushed to
 // a real registry (Debian's docker-registry), run with a real OCI runtime (Debian's runc, as
@@ -483,17 +483,23 @@ describe("kopek's container image", () => {
       );
       const log = (): Promise<string> => readFile(join(work, 'kopek-container.log'), 'utf8');
 
-      const metrics = `http://127.0.0.1:${metricsPort}`;
+      // The chart's default: HTTPS with a self-signed certificate (not verified, as by the
+      // ServiceMonitor), /metrics only for a scraper bound to the chart's metrics-reader role.
+      const metrics = `https://127.0.0.1:${metricsPort}`;
+      const scraper = { token: await chartScraperToken(cluster), insecure: true };
       await expect
-        .poll(async () => (await fetch(`${metrics}/readyz`)).status, {
+        .poll(async () => (await getMetricsPath(metrics, '/readyz', { insecure: true })).status, {
           timeout: 90_000,
           interval: 500,
         })
         .toBe(200);
       await expect.poll(async () => (await lease()).holderIdentity, { timeout: 60_000 }).toBe(POD);
-      expect((await fetch(`${metrics}/healthz`)).status).toBe(200);
+      expect((await getMetricsPath(metrics, '/healthz', { insecure: true })).status).toBe(200);
+      expect((await getMetricsPath(metrics, '/metrics', { insecure: true })).status).toBe(401);
       await expect
-        .poll(async () => await (await fetch(`${metrics}/metrics`)).text(), { timeout: 30_000 })
+        .poll(async () => (await getMetricsPath(metrics, '/metrics', scraper)).text, {
+          timeout: 30_000,
+        })
         .toContain('leader_election_master_status{name="kopek"} 1');
 
       // It recommends for its own Deployment, reading its own image from the registry.

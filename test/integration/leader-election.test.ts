@@ -60,6 +60,9 @@ describe('two kopek processes', () => {
         kubeconfig,
         '--metrics-bind-address',
         `127.0.0.1:${port}`,
+        // Scraped by this test over loopback; the secure default is tested in metrics-auth.
+        '--metrics-secure',
+        'false',
         '--leader-election-namespace',
         'kopek',
         '--identity',

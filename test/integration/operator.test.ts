@@ -179,6 +179,9 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
         kubeconfig,
         '--metrics-bind-address',
         '127.0.0.1:0',
+        // Scraped by this test over loopback; the secure default is tested in metrics-auth.
+        '--metrics-secure',
+        'false',
         '--leader-election-namespace',
         'kopek',
         '--batch-interval',

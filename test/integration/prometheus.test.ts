@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import { findObject, parseManifests, renderChart, type KubeObject } from '../cha
 import { operatorCommand } from '../chart/operator-command.ts';
 import { LocalPrometheus } from '../prometheus/prometheus.ts';
 import { Component, waitUntil } from '../cluster/process.ts';
-import { installCrds, KOPEK_CLI } from '../support/kopek.ts';
+import { getMetricsPath, installCrds, KOPEK_CLI, metricsReaderToken } from '../support/kopek.ts';
 import { TrafficExporter } from '../traffic/exporter.ts';
 import { beylaSeries } from '../traffic/scenario.ts';
 import { freePort } from '../support/ports.ts';
@@ -50,6 +50,8 @@ interface ServiceMonitor extends KubeObject {
       port: string;
       path: string;
       scheme: string;
+      bearerTokenFile?: string;
+      tlsConfig?: { insecureSkipVerify?: boolean };
       interval: string;
       scrapeTimeout: string;
     }[];
@@ -182,8 +184,13 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
       30_000,
     );
 
+    // Prometheus's ServiceAccount, bound to the chart's metrics-reader rules: the ServiceMonitor
+    // has it send its token (bearerTokenFile), which kopek checks with the API server.
+    const tokenFile = join(dir, 'prometheus-token');
+    await writeFile(tokenFile, await metricsReaderToken(cluster, 'monitoring', 'prometheus'));
+
     // Two replicas run as the image runs them, `node operator/cli/kopek.ts run` with the
-    // Deployment's flags and environment: one leads, the other stands by.
+    // Deployment's flags and environment (HTTPS, token checks): one leads, the other stands by.
     const deployment = findObject(objects, 'Deployment');
     for (const name of ['kopek-0', 'kopek-1']) {
       const port = await freePort();
@@ -205,11 +212,12 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         logPath: join(dir, `${name}.log`),
       });
       replica.start();
-      replicas.push({ url: `http://127.0.0.1:${port}`, process: replica });
+      const url = `${endpoint.scheme}://127.0.0.1:${port}`;
+      replicas.push({ url, process: replica });
       await waitUntil(
         replica,
         'served /readyz',
-        async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+        async () => (await getMetricsPath(url, '/readyz', { insecure: true })).status === 200,
         60_000,
       );
     }
@@ -227,6 +235,17 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
             scrape_interval: endpoint.interval,
             scrape_timeout: endpoint.scrapeTimeout,
             honor_labels: endpoint.honorLabels ?? false,
+            // The ServiceMonitor's bearerTokenFile and tlsConfig, as Prometheus Operator writes them.
+            ...(endpoint.bearerTokenFile !== undefined
+              ? { authorization: { type: 'Bearer', credentials_file: tokenFile } }
+              : {}),
+            ...(endpoint.tlsConfig
+              ? {
+                  tls_config: {
+                    insecure_skip_verify: endpoint.tlsConfig.insecureSkipVerify ?? false,
+                  },
+                }
+              : {}),
             // The Service's endpoints, here the operators' loopback ports; the labels Prometheus
             // Operator adds to targets found through a ServiceMonitor.
             static_configs: [
@@ -277,7 +296,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
     __rate_interval: '30s',
   });
 
-  it('scrapes both replicas at the path and interval the ServiceMonitor sets', async () => {
+  it('scrapes both replicas over HTTPS with its token, at the path and interval the ServiceMonitor sets', async () => {
     const targets = await prometheus.api<{
       activeTargets: {
         health: string;
@@ -298,6 +317,8 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         labels: { job, namespace: NAMESPACE },
       });
       expect(new URL(target.scrapeUrl).pathname).toBe('/metrics');
+      // Over HTTPS with its token: the chart's default, kopek's secure metrics.
+      expect(new URL(target.scrapeUrl).protocol).toBe('https:');
     }
   });
 

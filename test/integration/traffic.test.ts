@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,12 +7,14 @@ import { stringify } from 'yaml';
 import type { CrossZoneResult, WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { main, type CliIO } from '../../operator/cli/kopek.ts';
 import { parseRunConfig } from '../../operator/config.ts';
+import { createLogger } from '../../operator/log.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import { rfc3339 } from '../../operator/time.ts';
 import type { LocalCluster } from '../cluster/cluster.ts';
 import { LocalPrometheus } from '../prometheus/prometheus.ts';
 import { startClusterForKopek } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
+import { expectNoSecretLeaks } from '../support/secrets.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
 import { TrafficExporter } from '../traffic/exporter.ts';
@@ -94,6 +97,9 @@ describe('cross-zone traffic measured from Prometheus (Beyla, Istio, Kubecost)',
   let prometheusPort: number;
   let proxy: FreezableProxy;
   let operator: RunningOperator;
+  /** Sent to Prometheus with every query (it ignores it); must never leave kopek. */
+  const prometheusToken = randomBytes(24).toString('base64url');
+  const logLines: string[] = [];
   const prometheusConfig = (): Record<string, unknown> => ({
     global: { scrape_interval: '1s' },
     scrape_configs: [{ job_name: 'telemetry', static_configs: [{ targets: [exporter.target] }] }],
@@ -171,21 +177,27 @@ describe('cross-zone traffic measured from Prometheus (Beyla, Istio, Kubecost)',
     proxy = new FreezableProxy(prometheusPort);
     await proxy.start();
 
+    const tokenFile = join(dir, 'prometheus-token');
+    await writeFile(tokenFile, `${prometheusToken}\n`);
     const config = parseRunConfig(
       [
         `--kubeconfig=${await cluster.kubeconfigAsServiceAccount('kopek', 'kopek')}`,
         '--metrics-bind-address=127.0.0.1:0',
+        '--metrics-secure=false',
         '--leader-election-namespace=kopek',
         '--batch-interval=200ms',
-        '--log-level=error',
         `--prometheus-url=http://127.0.0.1:${proxy.port}`,
+        `--prometheus-bearer-token-file=${tokenFile}`,
         `--traffic-window=${WINDOW}`,
         '--traffic-refresh-interval=1s',
         '--prometheus-timeout=2s',
       ],
       {},
     );
-    operator = await startOperator(config);
+    // Every line kopek logs, down to debug, for the secret-leak scan.
+    operator = await startOperator(config, {
+      log: createLogger('debug', (line) => logLines.push(line)),
+    });
   });
 
   afterAll(async () => {
@@ -308,6 +320,16 @@ describe('cross-zone traffic measured from Prometheus (Beyla, Istio, Kubecost)',
     prometheus = await startPrometheus();
     await measuredAgain();
     expect(await crossZone('deployment-payments')).toMatchObject({ monthlyCostUSD: '17.52' });
+  });
+
+  it('never shows its Prometheus token in its logs, objects, events or metrics, through slow and stopped Prometheus', async () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    await expectNoSecretLeaks({
+      secrets: [prometheusToken],
+      logs: logLines,
+      metrics: [await (await fetch(`${operator.metricsUrl}/metrics`)).text()],
+      cluster,
+    });
   });
 
   describe('kopek analyze --prometheus-url, offline over a dump of the cluster', () => {

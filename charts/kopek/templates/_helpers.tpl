@@ -65,3 +65,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kopek.hasMonitoringApi" -}}
 {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
 {{- end }}
+
+{{/* A probe from values; with metrics.secure its httpGet speaks HTTPS unless it names a scheme. */}}
+{{- define "kopek.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if and .secure $probe.httpGet }}
+{{- if not $probe.httpGet.scheme }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
+
+{{/* Where the metrics certificate Secret is mounted (metrics.certSecret). */}}
+{{- define "kopek.metricsCertDir" -}}
+/etc/kopek/metrics-tls
+{{- end }}

@@ -42,6 +42,8 @@ export async function startKopek(options: StartKopekOptions): Promise<KopekProce
       options.kubeconfig,
       '--metrics-bind-address',
       `127.0.0.1:${port}`,
+      // The benchmark scrapes /metrics itself, over plain HTTP.
+      '--metrics-secure=false',
       '--leader-election-namespace',
       'kopek',
       '--insecure-registries',

@@ -1,0 +1,39 @@
+/**
+ * `npm run soak [-- --minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]`: the long
+ * soak and chaos run on a local cluster (not part of npm test; a 2-minute chaos run is, in
+ * test/integration/chaos.test.ts). Prints the figures; exits 1 when the recommendations do not
+ * converge to what a fresh kopek computes.
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { formatReport } from './report.ts';
+import { runSoak } from './soak.ts';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '30' },
+    rate: { type: 'string', default: '20' },
+    'no-chaos': { type: 'boolean', default: false },
+    seed: { type: 'string', default: '16' },
+    json: { type: 'string' },
+  },
+});
+const minutes = Number(values.minutes);
+const rate = Number(values.rate);
+const seed = Number(values.seed);
+if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed)) {
+  process.stderr.write(
+    'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]\n',
+  );
+  process.exit(1);
+}
+const report = await runSoak({
+  minutes,
+  changesPerSecond: rate,
+  chaos: !values['no-chaos'],
+  seed,
+  log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
+});
+if (values.json !== undefined) await writeFile(values.json, JSON.stringify(report, null, 2));
+process.stdout.write(`${formatReport(report)}\n`);
+process.exit(report.convergence.equal ? 0 : 1);

@@ -1,0 +1,38 @@
+import type { SoakReport, Trend } from './soak.ts';
+
+const MiB = 1024 * 1024;
+
+function trendLines(title: string, trends: Trend[], unit: number, suffix: string): string[] {
+  return trends.map(
+    (t) =>
+      `  ${title.padEnd(16)} ${`${t.replica}#${t.incarnation}`.padEnd(12)} ${String(t.minutes).padStart(5)} min  first 5 min ${(t.first5 / unit).toFixed(1).padStart(7)}${suffix}  last 5 min ${(t.last5 / unit).toFixed(1).padStart(7)}${suffix}  slope ${(t.slopePerHour / unit).toFixed(1).padStart(7)}${suffix}/h`,
+  );
+}
+
+/** The soak's figures as text for a person (and the closing note). */
+export function formatReport(report: SoakReport): string {
+  const lines = [
+    `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min`,
+    `changes: ${report.changes.applied} applied (${report.changes.perSecond.toFixed(1)}/s), ${report.changes.failed} failed, ${report.changes.skipped} skipped (16 in flight)`,
+    'per kopek process (replica#start):',
+    ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),
+    ...trendLines('RSS', report.trends.rssBytes, MiB, ' MiB'),
+    ...trendLines('open fds', report.trends.fds, 1, ''),
+    ...trendLines('API connections', report.trends.apiConnections, 1, ''),
+    `reconcile errors: ${report.reconcileErrors.total} in all, ${report.reconcileErrors.outsideFaults} outside faults (+60 s)`,
+    `queue depth: max ${report.queueDepth.max}, at the end ${report.queueDepth.atEnd}`,
+    'faults:',
+    ...report.faults.map(
+      (f) =>
+        `  ${f.start.toFixed(0).padStart(5)}-${f.end.toFixed(0).padEnd(5)} s  ${f.kind.padEnd(15)} ${f.detail}`,
+    ),
+    `convergence: ${report.convergence.equal ? 'EQUAL' : 'DIFFERENT'} to a fresh kopek over ${report.convergence.recommendations} recommendations` +
+      (report.convergence.secondsAfterLastFault !== undefined
+        ? `, ${report.convergence.secondsAfterLastFault.toFixed(0)} s after the last fault and churn`
+        : ''),
+    ...report.convergence.differences.map((d) => `  ${d.slice(0, 400)}`),
+    `load at start: ${report.load.start}`,
+    `load at end:   ${report.load.end}`,
+  ];
+  return lines.join('\n');
+}
