@@ -258,6 +258,7 @@ describe('kopek CRDs on a real API server', () => {
       'COST/MO',
       'SAVINGS/MO',
       'STATE',
+      'APPLIED',
       'AGE',
     ]);
     const row = (name: string): string[] | undefined =>
@@ -309,6 +310,7 @@ describe('kopek CRDs on a real API server', () => {
       'COST/MO',
       'SAVINGS/MO',
       'STATE',
+      'APPLIED',
       'KIND',
       'SPOT-SCORE',
       'ARM64-SCORE',
@@ -316,7 +318,7 @@ describe('kopek CRDs on a real API server', () => {
       'POLICY',
       'AGE',
     ]);
-    expect(wide.rows[0]?.slice(8, 13)).toEqual([
+    expect(wide.rows[0]?.slice(9, 14)).toEqual([
       'Deployment',
       '88',
       '95',
