@@ -20,7 +20,7 @@ import {
   type KubeObject,
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
-import { chartScraperToken, getMetricsPath } from '../support/kopek.ts';
+import { chartScraperToken, getMetricsPath, waitForCrds } from '../support/kopek.ts';
 
 const FULL_VALUES = fileURLToPath(new URL('../chart/values-full.yaml', import.meta.url));
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -621,12 +621,7 @@ describe('the kopek chart, installed into a real cluster', () => {
     const manifest = (await helm(['get', 'manifest', 'kopek', '-n', 'kopek', ...kubeconfig()]))
       .stdout;
     expect(kinds(parseManifests(manifest))).not.toContain('ServiceMonitor/kopek');
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      'crd/workloadrecommendations.kopek.dev',
-      'crd/savingspolicies.kopek.dev',
-    ]);
+    await waitForCrds(cluster, ['workloadrecommendations.kopek.dev', 'savingspolicies.kopek.dev']);
 
     await cluster.kubectl(['apply', '-f', SHOP]);
     const deployment = JSON.parse(

@@ -9,7 +9,7 @@ import { RecommendationController } from '../../operator/recommendations/control
 import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
-import { installCrds } from '../support/kopek.ts';
+import { installCrds, waitForCrds } from '../support/kopek.ts';
 
 /** Argo Rollouts' CRD, reduced to what the API server needs to serve the resource. */
 const ROLLOUT_CRD = {
@@ -107,7 +107,7 @@ describe('Argo Rollouts installed after kopek started', () => {
 
   it('are watched once their API appears, and get recommendations', async () => {
     await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT_CRD) });
-    await cluster.kubectl(['wait', '--for=condition=Established', 'crd/rollouts.argoproj.io']);
+    await waitForCrds(cluster, ['rollouts.argoproj.io']);
     await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT) });
     await expect
       .poll(

@@ -5,21 +5,31 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { parse, stringify } from 'yaml';
 import { LocalCluster, type StartOptions } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { until } from './until.ts';
 
 const CHART_FILES = fileURLToPath(new URL('../../charts/kopek/files/', import.meta.url));
 export const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 export const KOPEK_CLI = fileURLToPath(new URL('../../operator/cli/kopek.ts', import.meta.url));
 
+/**
+ * Waits until the API server serves these CRDs (their Established condition is True). Polls
+ * instead of `kubectl wait --for=condition=Established`, which fails at once ("accessor error:
+ * <nil>") when it reads a CRD whose status has no conditions yet, as happens under load.
+ */
+export async function waitForCrds(cluster: LocalCluster, names: readonly string[]): Promise<void> {
+  const established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}';
+  for (const name of names)
+    await until(
+      `CRD ${name} is established`,
+      async () => (await cluster.kubectl(['get', 'crd', name, '-o', established])).stdout.trim(),
+      (status) => status === 'True',
+    );
+}
+
 /** Installs kopek's CRDs and waits until the API server serves them. */
 export async function installCrds(cluster: LocalCluster): Promise<void> {
   await cluster.kubectl(['apply', '--server-side', '-f', CRDS]);
-  await cluster.kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/workloadrecommendations.kopek.dev',
-    'crd/savingspolicies.kopek.dev',
-  ]);
+  await waitForCrds(cluster, ['workloadrecommendations.kopek.dev', 'savingspolicies.kopek.dev']);
 }
 
 const rbac = 'rbac.authorization.k8s.io';
