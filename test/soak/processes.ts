@@ -5,19 +5,6 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
  * its TCP connections to one port (the API server's proxy: the watches and the request pool).
  */
 
-/** The pids of `pid`'s children (the soak starts kopek under a small shell guard). */
-export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /** Socket inodes among the process's file descriptors, and how many descriptors it has. */
 function descriptors(pid: number): { count: number; sockets: Set<string> } {
   const sockets = new Set<string>();

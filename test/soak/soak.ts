@@ -27,7 +27,8 @@ import { pushImage, pushIndex, type Platform } from '../registry/seed.ts';
 import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
-import { childPids, processFacts } from './processes.ts';
+import { childrenOf } from '../support/proc.ts';
+import { processFacts } from './processes.ts';
 
 export interface SoakOptions {
   /** Minutes of churn (faults run within them; a short run extends until each fault ran once). */
@@ -220,7 +221,7 @@ class Replica {
   /** The node process (the component runs under a shell guard). */
   get pid(): number | undefined {
     const guard = this.component.pid;
-    return guard === undefined ? undefined : childPids(guard)[0];
+    return guard === undefined ? undefined : childrenOf(guard)[0];
   }
 
   get running(): boolean {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Component, waitUntil } from '../../cluster/process.ts';
 import { KOPEK_CLI } from '../../support/kopek.ts';
 import { freePort } from '../../support/ports.ts';
-import { childrenOf } from './timed.ts';
+import { childrenOf } from '../../support/proc.ts';
 
 export interface KopekProcess {
   component: Component;
