@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
 import { RESOURCES } from '../kube/resources.ts';
+import { EVENTS } from './events.ts';
 import { apiError, FakeKube } from '../testing/fake-kube.ts';
 import {
   deployment,
@@ -62,6 +63,8 @@ async function fleet(
     labels?: Obj;
     /** More objects for a new fleet. */
     extra?: Obj[];
+    /** --dry-run. */
+    dryRun?: boolean;
   } = {},
 ): Promise<Fleet> {
   const kube = options.kube ?? new FakeKube();
@@ -83,7 +86,7 @@ async function fleet(
   const op = await startFakeOperator({
     kube,
     ...(options.clock ? { clock: options.clock } : {}),
-    apply: { applyEnabled: true, settleMs: SETTLE_MS },
+    apply: { applyEnabled: true, settleMs: SETTLE_MS, dryRun: options.dryRun === true },
   });
   operators.push(op);
   await op.until(() => names.every((n) => recommendationOf(kube, 'shop', n)?.status !== undefined));
@@ -196,6 +199,17 @@ function refusals(op: FakeOperator, name: string): unknown[] {
   return op.log.lines
     .filter((l) => l.msg === 'not applying' && l.name === name)
     .map((l) => l.reason);
+}
+
+/** The reasons of the Events kopek recorded about one object, in order. */
+function eventsOn(kube: FakeKube, kind: string, name: string): unknown[] {
+  return kube
+    .objects(EVENTS)
+    .filter((e) => {
+      const involved = e.involvedObject as Obj;
+      return involved.kind === kind && involved.name === name;
+    })
+    .map((e) => e.reason);
 }
 
 function patches(kube: FakeKube): number {
@@ -384,8 +398,13 @@ describe('Apply mode', () => {
     await op.clock.advance(5 * 60_000);
     expect(patches(kube)).toBe(0);
     expect(refusals(op, 'web')).toEqual(['NotApproved', 'DisruptionBudgetExhausted']);
-    // Each refusal is told once (an Event on the recommendation), not at every look.
-    expect(kube.count('create', 'events')).toBe(2);
+    // Each refusal is told once, not at every look: on the recommendation, and (but for
+    // NotApproved, which is about the recommendation) on the workload.
+    expect(eventsOn(kube, 'WorkloadRecommendation', 'deployment-web')).toEqual([
+      'NotApproved',
+      'DisruptionBudgetExhausted',
+    ]);
+    expect(eventsOn(kube, 'Deployment', 'web')).toEqual(['DisruptionBudgetExhausted']);
   });
 
   it('does not patch a workload that Argo CD manages', async () => {
@@ -400,5 +419,29 @@ describe('Apply mode', () => {
       recommendationOf(kube, 'shop', 'web')?.status as { conditions: { message: string }[] }
     ).conditions[0];
     expect(ready?.message).toContain('Managed by Argo CD');
+  });
+
+  it('with --dry-run, sends each distinct change once as a dry run, not at every resync', async () => {
+    const { op, kube } = await fleet(['web'], { dryRun: true });
+    const before = template(kube, 'web');
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    // Five resyncs and more: the same change is neither sent nor logged again.
+    await op.clock.advance(5 * 60_000);
+    expect(patches(kube)).toBe(1);
+    expect(op.log.lines.filter((l) => l.msg === 'dry run: would apply')).toHaveLength(1);
+    expect(template(kube, 'web')).toEqual(before);
+    expect(applied(kube, 'web')).toBeUndefined();
+    // A different change (a person pinned the zone meanwhile) is sent once more.
+    const d = kube.object(RESOURCES.deployments, 'web', 'shop') as Obj;
+    ((d.spec as Obj).template as Obj).spec = {
+      ...template(kube, 'web'),
+      nodeSelector: { 'topology.kubernetes.io/zone': 'us-east-1a' },
+    };
+    kube.put(RESOURCES.deployments, d);
+    rollOut(kube, 'web', ['od-a', 'od-a', 'od-a']);
+    await op.clock.advance(2 * 60_000);
+    expect(patches(kube)).toBe(2);
+    expect(op.log.lines.filter((l) => l.msg === 'dry run: would apply')).toHaveLength(2);
   });
 });

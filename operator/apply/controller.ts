@@ -1,7 +1,6 @@
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import type { WorkloadFacts } from '../../recommender/facts.ts';
 import type { PriceBook } from '../../recommender/pricing.ts';
-import { recommendationName } from '../../recommender/recommend.ts';
 import type { ClusterCache } from '../cache.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { KubeApi } from '../kube/client.ts';
@@ -13,7 +12,7 @@ import { WorkQueue } from '../queue.ts';
 import { parseKey, targetOf, workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
 import { runWorkers } from '../workers.ts';
 import { EventRecorder } from './events.ts';
-import { applyStep, type ApplyContext } from './reconcile.ts';
+import { applyStep, involvedObjects, type ApplyContext } from './reconcile.ts';
 
 const CONTROLLER = 'apply';
 
@@ -60,6 +59,8 @@ export class ApplyController {
   private readonly active = new Set<string>();
   /** The last refusal reported per workload, so each is logged and evented once. */
   private readonly refusals = new Map<string, string>();
+  /** The last dry-run change sent per workload (--dry-run), so each is sent and logged once. */
+  private readonly dryRunsSent = new Map<string, string>();
 
   constructor(options: ApplyControllerOptions) {
     this.options = options;
@@ -89,6 +90,7 @@ export class ApplyController {
     this.queue = this.newQueue();
     this.active.clear();
     this.refusals.clear();
+    this.dryRunsSent.clear();
     await cache.waitForSync();
     this.leading = true;
     // Changes a previous leader left in flight count against maxConcurrent at once.
@@ -179,6 +181,7 @@ export class ApplyController {
       prices: this.options.prices,
       applyEnabled: this.options.applyEnabled,
       dryRun: this.options.dryRun ?? false,
+      dryRunsSent: this.dryRunsSent,
       settleMs: this.options.settleMs ?? 120_000,
       inFlight: (self) => {
         const own = workloadKey(self.namespace, self.kind, self.name);
@@ -200,15 +203,13 @@ export class ApplyController {
           reason: result.refusal.code,
           message: result.refusal.message,
         });
+        // NotApproved is about the recommendation (what a person approves); every other
+        // refusal is also told on the workload, where `kubectl describe` shows it.
+        const involved = involvedObjects(this.options.cache, ref);
         await this.events.record(
-          [
-            {
-              apiVersion: 'kopek.dev/v1alpha1',
-              kind: 'WorkloadRecommendation',
-              name: recommendationName(ref.kind, ref.name),
-              namespace: ref.namespace,
-            },
-          ],
+          result.refusal.code === 'NotApproved'
+            ? involved.filter((o) => o.kind === 'WorkloadRecommendation')
+            : involved,
           'Normal',
           result.refusal.code,
           result.refusal.message,

@@ -57,9 +57,9 @@ import type { ClusterCache } from '../cache.ts';
 import type { Clock } from '../clock.ts';
 import { KubeApiError, type KubeApi, type ResourceType } from '../kube/client.ts';
 import { RESOURCES, type ResourceName } from '../kube/resources.ts';
-import { errorMessage, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { WorkloadRef } from '../recommendations/keys.ts';
+import { workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
 import { rfc3339 } from '../time.ts';
 import type { EventRecorder, InvolvedObject } from './events.ts';
 
@@ -81,6 +81,8 @@ export interface ApplyContext {
   applyEnabled: boolean;
   /** Send every change as a server-side dry run and record nothing. */
   dryRun: boolean;
+  /** Per workload key, the last change sent as a dry run: each distinct one is sent and logged once. */
+  dryRunsSent: Map<string, string>;
   /** How long new pods must stay Ready (and the longest one may stay unschedulable). */
   settleMs: number;
   /** Changes being rolled out now (cluster-wide), this one excluded. */
@@ -122,6 +124,34 @@ interface Subject {
   involved: InvolvedObject[];
 }
 
+/** The workload and its recommendation, as Events name them (uids when cached). */
+export function involvedObjects(cache: ClusterCache, ref: WorkloadRef): InvolvedObject[] {
+  const name = recommendationName(ref.kind, ref.name);
+  const wrec = cache.get('workloadrecommendations', `${ref.namespace}/${name}`);
+  const resource = WORKLOAD_RESOURCES[ref.kind as WorkloadKind];
+  const involved: InvolvedObject[] = [];
+  if (resource !== undefined) {
+    const type = RESOURCES[resource];
+    const uid = cache.get(resource, `${ref.namespace}/${ref.name}`)?.metadata.uid;
+    involved.push({
+      apiVersion: type.group === '' ? type.version : `${type.group}/${type.version}`,
+      kind: ref.kind,
+      name: ref.name,
+      namespace: ref.namespace,
+      ...(uid ? { uid } : {}),
+    });
+  }
+  const wrecUid = wrec?.metadata.uid;
+  involved.push({
+    apiVersion: 'kopek.dev/v1alpha1',
+    kind: 'WorkloadRecommendation',
+    name,
+    namespace: ref.namespace,
+    ...(wrecUid ? { uid: wrecUid } : {}),
+  });
+  return involved;
+}
+
 export async function applyStep(ctx: ApplyContext, ref: WorkloadRef): Promise<StepResult> {
   const kind = ref.kind as WorkloadKind;
   const resource = WORKLOAD_RESOURCES[kind];
@@ -131,29 +161,12 @@ export async function applyStep(ctx: ApplyContext, ref: WorkloadRef): Promise<St
     `${ref.namespace}/${recommendationName(ref.kind, ref.name)}`,
   ) as WorkloadRecommendation | undefined;
   if (wrec === undefined) return {};
-  const type = RESOURCES[resource];
-  const workloadUid = ctx.cache.get(resource, `${ref.namespace}/${ref.name}`)?.metadata.uid;
   const subject: Subject = {
     ref,
     kind,
-    type,
+    type: RESOURCES[resource],
     wrec,
-    involved: [
-      {
-        apiVersion: type.group === '' ? type.version : `${type.group}/${type.version}`,
-        kind,
-        name: ref.name,
-        namespace: ref.namespace,
-        ...(workloadUid ? { uid: workloadUid } : {}),
-      },
-      {
-        apiVersion: wrec.apiVersion,
-        kind: 'WorkloadRecommendation',
-        name: wrec.metadata.name,
-        namespace: ref.namespace,
-        ...(wrec.metadata.uid ? { uid: wrec.metadata.uid } : {}),
-      },
-    ],
+    involved: involvedObjects(ctx.cache, ref),
   };
   const last = wrec.status?.applied;
   if (last?.outcome === 'InProgress') return watch(ctx, subject, last);
@@ -248,8 +261,8 @@ async function startChecked(
   const pdbs = await ctx.client.listPage<Obj>(RESOURCES.poddisruptionbudgets, {
     namespace: ref.namespace,
   });
-  const refusal = liveRefusal({ kind, workload: live, pdbs: pdbs.items });
-  if (refusal) return { refusal, afterMs: ctx.settleMs, rollingOut: false };
+  const unsafe = liveRefusal({ kind, workload: live, pdbs: pdbs.items });
+  if (unsafe) return { refusal: unsafe, afterMs: ctx.settleMs, rollingOut: false };
   const podSpec = podSpecOf(kind, live);
   if (podSpec === undefined) return { rollingOut: false };
   // Pod fields only: the Service part of CrossZone is not applied yet (see the README).
@@ -272,6 +285,10 @@ async function startChecked(
     };
 
   if (ctx.dryRun) {
+    // Sent and logged once per distinct change, not again at every resync.
+    const key = workloadKey(ref.namespace, ref.kind, ref.name);
+    const change = JSON.stringify(operations);
+    if (ctx.dryRunsSent.get(key) === change) return { rollingOut: false };
     try {
       await patchWorkload(ctx, subject, operations, true);
       ctx.log.info('dry run: would apply', { ...ref, actions, operations });
@@ -279,9 +296,10 @@ async function startChecked(
       ctx.log.warn('dry run: the server would refuse the change', {
         ...ref,
         actions,
-        error: errorMessage(error),
+        error: refusal(error).message,
       });
     }
+    ctx.dryRunsSent.set(key, change);
     return { rollingOut: false };
   }
 
