@@ -80,6 +80,22 @@ describe('what Apply mode may do', () => {
       'VerdictNotActionable',
     ],
     [
+      'approved, applied by kopek, and so no longer recommended: done, quietly',
+      input({
+        actionable: { ...ALL, Spot: false },
+        last: last('Succeeded', '2026-12-01T11:50:00Z'),
+      }),
+      'AlreadyApplied',
+    ],
+    [
+      'approved, no longer recommended, and the last change was rolled back',
+      input({
+        actionable: { ...ALL, Spot: false },
+        last: last('RolledBack', '2026-12-01T11:50:00Z'),
+      }),
+      'VerdictNotActionable',
+    ],
+    [
       'nothing actionable and nothing approved',
       input({ approved: [], actionable: { Spot: false, Arm64: false, CrossZone: false } }),
       'NothingToApply',
@@ -153,6 +169,10 @@ describe('what Apply mode may do', () => {
   it('keeps the usual states quiet (no Event for every workload of a recommend-only policy)', () => {
     for (const i of [
       input({ facts: { policy: DEFAULT_POLICY } }),
+      input({
+        actionable: { ...ALL, Spot: false },
+        last: last('Succeeded', '2026-12-01T11:50:00Z'),
+      }),
       input({ approved: [], actionable: { Spot: false, Arm64: false, CrossZone: false } }),
     ]) {
       const decision = decide(i);

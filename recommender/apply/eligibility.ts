@@ -90,6 +90,23 @@ function lastChangeAt(last: AppliedChange): number {
 }
 
 /**
+ * Approved actions that are no longer actionable: done, when they are what kopek's last change
+ * did (quiet), else no longer recommended.
+ */
+function staleApproval(stale: readonly Optimization[], last: AppliedChange | undefined): Decision {
+  if (last?.outcome === 'Succeeded' && stale.every((a) => last.actions.includes(a)))
+    return refuse(
+      'AlreadyApplied',
+      `${listOf(stale)} ${stale.length === 1 ? 'was' : 'were'} applied at ${last.updatedAt ?? last.appliedAt}.`,
+      true,
+    );
+  return refuse(
+    'VerdictNotActionable',
+    `${listOf(stale)} ${stale.length === 1 ? 'is' : 'are'} approved, but no longer recommended: kopek applies only Recommended changes, or Possible ones that the patch itself completes.`,
+  );
+}
+
+/**
  * What the caches allow: the policy is in Apply mode, the action is in spec.apply.actions and
  * actionable, a person approved it (requireApproval), Apply is enabled, Git does not manage the
  * workload, the last attempt did not fail on this same spec, and the cooldown is over.
@@ -127,11 +144,7 @@ export function decide(input: DecideInput): Decision {
       );
     // Only a person's approval of something no longer recommended is worth saying.
     const stale = policy.apply.requireApproval ? wanted.filter((a) => allowed.includes(a)) : [];
-    if (stale.length > 0)
-      return refuse(
-        'VerdictNotActionable',
-        `${listOf(stale)} ${stale.length === 1 ? 'is' : 'are'} approved, but no longer recommended: kopek applies only Recommended changes, or Possible ones that the patch itself completes.`,
-      );
+    if (stale.length > 0) return staleApproval(stale, last);
     if (policy.apply.requireApproval && actionable.length > 0)
       return refuse(
         'NotApproved',
