@@ -88,10 +88,18 @@ describe('what Apply mode may do', () => {
       'AlreadyApplied',
     ],
     [
-      'approved, no longer recommended, and the last change was rolled back',
+      'rolled back on this spec, and meanwhile no longer recommended: still held',
       input({
         actionable: { ...ALL, Spot: false },
         last: last('RolledBack', '2026-12-01T11:50:00Z'),
+      }),
+      'HeldAfterFailure',
+    ],
+    [
+      'rolled back on an older spec, and no longer recommended',
+      input({
+        actionable: { ...ALL, Spot: false },
+        last: last('RolledBack', '2026-12-01T11:50:00Z', 6),
       }),
       'VerdictNotActionable',
     ],

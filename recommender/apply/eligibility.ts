@@ -89,6 +89,24 @@ function lastChangeAt(last: AppliedChange): number {
   return Math.max(...times.filter((t) => Number.isFinite(t)), 0);
 }
 
+/** The last change failed or was rolled back on this same spec: kopek does not try again yet. */
+function heldAfterFailure(
+  last: AppliedChange | undefined,
+  generation: number | undefined,
+): Decision | undefined {
+  if (last === undefined || (last.outcome !== 'RolledBack' && last.outcome !== 'Failed'))
+    return undefined;
+  const held =
+    last.workloadGeneration === undefined ||
+    generation === undefined ||
+    generation <= last.workloadGeneration;
+  if (!held) return undefined;
+  return refuse(
+    'HeldAfterFailure',
+    `The last change (${listOf(last.actions)}) ended ${last.outcome}${last.reason ? ` (${last.reason})` : ''}; kopek tries again once the workload's spec changes, or when a person sets status.applied.outcome to Cleared.`,
+  );
+}
+
 /**
  * Approved actions that are no longer actionable: done, when they are what kopek's last change
  * did (quiet), else no longer recommended.
@@ -144,7 +162,9 @@ export function decide(input: DecideInput): Decision {
       );
     // Only a person's approval of something no longer recommended is worth saying.
     const stale = policy.apply.requireApproval ? wanted.filter((a) => allowed.includes(a)) : [];
-    if (stale.length > 0) return staleApproval(stale, last);
+    // While held after a failure, that is what to say, however the verdict moves meanwhile.
+    if (stale.length > 0)
+      return heldAfterFailure(last, input.generation) ?? staleApproval(stale, last);
     if (policy.apply.requireApproval && actionable.length > 0)
       return refuse(
         'NotApproved',
@@ -167,17 +187,8 @@ export function decide(input: DecideInput): Decision {
       'GitOpsManaged',
       `Managed by ${manager}: kopek does not patch it unless the policy sets allowGitOpsManaged; commit the suggested patch (status.suggestedPatch) to Git.`,
     );
-  if (last !== undefined && (last.outcome === 'RolledBack' || last.outcome === 'Failed')) {
-    const held =
-      last.workloadGeneration === undefined ||
-      input.generation === undefined ||
-      input.generation <= last.workloadGeneration;
-    if (held)
-      return refuse(
-        'HeldAfterFailure',
-        `The last change (${listOf(last.actions)}) ended ${last.outcome}${last.reason ? ` (${last.reason})` : ''}; kopek tries again once the workload's spec changes, or when a person sets status.applied.outcome to Cleared.`,
-      );
-  }
+  const held = heldAfterFailure(last, input.generation);
+  if (held) return held;
   if (last !== undefined && last.outcome !== 'Cleared') {
     const until = lastChangeAt(last) + policy.apply.cooldownSeconds * 1000;
     if (now < until)
