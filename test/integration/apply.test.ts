@@ -2,22 +2,46 @@
  * Apply mode against a real kube-apiserver, controller-manager and scheduler with KWOK nodes (the
  * default EKS-like fleet): kopek runs as its ServiceAccount with the chart's RBAC for
  * apply.enabled. KWOK makes scheduled pods Ready, so a Spot move lands and settles for real;
- * "no Spot capacity" is the Spot nodes cordoned, so the scheduler leaves the new pods Pending.
+ * "no Spot capacity" is the Spot nodes cordoned, so the scheduler leaves the new pods Pending. A
+ * KWOK Stage crash-loops the pods of one image on arm64 nodes: an image whose index lists arm64
+ * but whose binary only runs on amd64. Images come from a real registry, so kopek reads their
+ * platforms as in production. One cluster for every case; the last one kills kopek with SIGKILL
+ * and starts another, which must finish what the first left in flight.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
-import { parseRunConfig } from '../../operator/config.ts';
+import type { AppliedChange, Optimization } from '../../recommender/api/v1alpha1.ts';
+import { parseRunConfig, type OperatorConfig } from '../../operator/config.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import type { LocalCluster } from '../cluster/cluster.ts';
-import { scrape, startClusterForKopek } from '../support/kopek.ts';
+import { DEFAULT_FLEET, fleetNodes } from '../cluster/fleet.ts';
+import { Component, waitUntil } from '../cluster/process.ts';
+import { kwokPodStagesFlag } from '../cluster/stages.ts';
+import { LocalRegistry } from '../registry/registry.ts';
+import { pushIndex } from '../registry/seed.ts';
+import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
+import { freePort } from '../support/ports.ts';
 
 type Obj = Record<string, unknown>;
 
 let cluster: LocalCluster;
 let operator: RunningOperator;
+let registry: LocalRegistry;
+let dir: string;
+let kubeconfig: string;
+/** A kopek run in its own process, to be SIGKILLed. */
+let doomed: Component | undefined;
 
-function deployment(namespace: string, name: string): Obj {
+function deployment(
+  namespace: string,
+  name: string,
+  image = `registry.invalid/${name}:1`,
+  /** Pinned to amd64 nodes, as a team pins an image it has only run there. */
+  amd64 = false,
+): Obj {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -29,11 +53,14 @@ function deployment(namespace: string, name: string): Obj {
         metadata: { labels: { app: name } },
         spec: {
           // A pin to on-demand amd64 capacity: the recommendation removes the capacity pin.
-          nodeSelector: { 'karpenter.sh/capacity-type': 'on-demand' },
+          nodeSelector: {
+            'karpenter.sh/capacity-type': 'on-demand',
+            ...(amd64 ? { 'kubernetes.io/arch': 'amd64' } : {}),
+          },
           containers: [
             {
               name,
-              image: `registry.invalid/${name}:1`,
+              image,
               resources: { requests: { cpu: '100m', memory: '128Mi' } },
               readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
             },
@@ -46,11 +73,18 @@ function deployment(namespace: string, name: string): Obj {
 
 /** Workloads whose change must be reverted, all at once. */
 const REVERTED = Array.from({ length: 20 }, (_, i) => `api-${i}`);
-const WORKLOADS: [string, string][] = [
-  ['shop', 'web'],
-  ['waiting', 'idle'],
-  ...REVERTED.map((name): [string, string] => ['nospot', name]),
+const WORKLOADS: [string, string, Optimization][] = [
+  ['shop', 'web', 'Spot'],
+  ['waiting', 'idle', 'Spot'],
+  ['person', 'app', 'Spot'],
+  ['graviton', 'app', 'Arm64'],
+  ['mislabelled', 'app', 'Arm64'],
+  ['failover', 'app', 'Arm64'],
+  ...REVERTED.map((name): [string, string, Optimization] => ['nospot', name, 'Spot']),
 ];
+const ARM64_NODES = fleetNodes(DEFAULT_FLEET)
+  .filter((n) => n.metadata.labels['kubernetes.io/arch'] === 'arm64')
+  .map((n) => n.metadata.name);
 
 function isSpot(labels: Record<string, string>): boolean {
   return (
@@ -59,7 +93,14 @@ function isSpot(labels: Record<string, string>): boolean {
   );
 }
 
-function policy(name: string, namespace: string, placement: string, maxConcurrent = 1): Obj {
+function policy(
+  name: string,
+  namespace: string,
+  placement: string,
+  maxConcurrent = 1,
+  action: Optimization = 'Spot',
+  progressTimeout = '60s',
+): Obj {
   return {
     apiVersion: 'kopek.dev/v1alpha1',
     kind: 'SavingsPolicy',
@@ -67,11 +108,52 @@ function policy(name: string, namespace: string, placement: string, maxConcurren
     spec: {
       mode: 'Apply',
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-      spot: { placement },
-      apply: { actions: ['Spot'], progressTimeout: '60s', cooldown: '1h', maxConcurrent },
+      [action === 'Spot' ? 'spot' : 'arm64']: { placement },
+      apply: { actions: [action], progressTimeout, cooldown: '1h', maxConcurrent },
     },
   };
 }
+
+/** The Events kopek recorded about a Deployment, oldest first, as `kubectl get events` lists them. */
+async function deploymentEvents(
+  namespace: string,
+  name: string,
+): Promise<{ reason: string; message: string; lastTimestamp: string }[]> {
+  const list = await kubectlJson<{
+    items: {
+      reason: string;
+      message: string;
+      lastTimestamp: string;
+      source?: { component?: string };
+    }[];
+  }>([
+    'get',
+    'events',
+    '-n',
+    namespace,
+    `--field-selector=involvedObject.kind=Deployment,involvedObject.name=${name}`,
+  ]);
+  return list.items
+    .filter((e) => e.source?.component === 'kopek')
+    .sort((a, b) => a.lastTimestamp.localeCompare(b.lastTimestamp));
+}
+
+/**
+ * The Events on a Deployment are exactly `steps`, in this order (Event times have 1 s resolution:
+ * events of the same second may be listed in any order).
+ */
+async function expectSteps(namespace: string, name: string, steps: string[]): Promise<void> {
+  const events = await deploymentEvents(namespace, name);
+  expect(events.map((e) => e.reason).sort()).toEqual([...steps].sort());
+  const at = steps.map((step) => events.find((e) => e.reason === step)?.lastTimestamp ?? '');
+  expect(at).toEqual([...at].sort());
+}
+
+function seconds(from: string | undefined, to: string | undefined): number {
+  return (Date.parse(to ?? '') - Date.parse(from ?? '')) / 1000;
+}
+
+const TERMINAL = new Set(['Succeeded', 'Failed', 'RolledBack']);
 
 async function kubectlJson<T>(args: string[]): Promise<T> {
   return JSON.parse((await cluster.kubectl([...args, '-o', 'json'])).stdout) as T;
@@ -120,7 +202,11 @@ async function podTemplate(namespace: string, name: string): Promise<Obj> {
   return d.spec.template;
 }
 
-async function approve(namespace: string, name: string): Promise<void> {
+async function approve(
+  namespace: string,
+  name: string,
+  action: Optimization = 'Spot',
+): Promise<void> {
   await cluster.kubectl([
     'patch',
     'wrec',
@@ -129,7 +215,7 @@ async function approve(namespace: string, name: string): Promise<void> {
     namespace,
     '--type=merge',
     '-p',
-    '{"spec":{"approve":["Spot"]}}',
+    JSON.stringify({ spec: { approve: [action] } }),
   ]);
 }
 
@@ -144,67 +230,113 @@ async function patchCalls(): Promise<number> {
     .reduce((sum, s) => sum + s.value, 0);
 }
 
-async function waitForRecommendation(namespace: string, name: string): Promise<void> {
+async function waitForRecommendation(
+  namespace: string,
+  name: string,
+  action: Optimization,
+): Promise<void> {
+  const field = action === 'Spot' ? 'spot' : 'arm64';
   await until(
-    `the Spot verdict of ${namespace}/${name}`,
+    `the ${action} verdict of ${namespace}/${name}`,
     () =>
-      kubectlJson<{ status?: { spot?: { verdict?: string } } }>([
+      kubectlJson<{ status?: Record<string, { verdict?: string } | undefined> }>([
         'get',
         'wrec',
         `deployment-${name}`,
         '-n',
         namespace,
       ]),
-    (w) => w.status?.spot?.verdict === 'Possible' || w.status?.spot?.verdict === 'Recommended',
+    (w) => ['Possible', 'Recommended'].includes(w.status?.[field]?.verdict ?? ''),
   );
 }
 
+function runArgs(metricsAddress: string): string[] {
+  return [
+    '--kubeconfig',
+    kubeconfig,
+    '--metrics-bind-address',
+    metricsAddress,
+    '--metrics-secure=false',
+    '--leader-election-namespace',
+    'kopek',
+    '--batch-interval',
+    '200ms',
+    '--log-level',
+    'warn',
+    '--enable-apply',
+    'true',
+    '--apply-settle-period',
+    '10s',
+    '--insecure-registries',
+    registry.host,
+  ];
+}
+
+let config: OperatorConfig;
+
 beforeAll(async () => {
-  cluster = await startClusterForKopek({ apply: true });
+  dir = await mkdtemp(join(tmpdir(), 'kopek-apply-'));
+  registry = await LocalRegistry.start({ dir, name: 'apply-registry' });
+  const arm64AndAmd64 = [
+    { os: 'linux', architecture: 'amd64' },
+    { os: 'linux', architecture: 'arm64', variant: 'v8' },
+  ];
+  await pushIndex({ url: registry.url }, 'shop/app', '1', arm64AndAmd64, 'oci');
+  // Its index lists arm64, but the binary inside is amd64's: it crash-loops on arm64 nodes.
+  await pushIndex({ url: registry.url }, 'shop/mislabelled', '1', arm64AndAmd64, 'oci');
+  const app = `${registry.host}/shop/app:1`;
+  const mislabelled = `${registry.host}/shop/mislabelled:1`;
+  cluster = await startClusterForKopek({
+    apply: true,
+    componentArgs: {
+      kwok: [
+        await kwokPodStagesFlag(dir, [{ image: mislabelled, nodes: ARM64_NODES, everyMs: 2000 }]),
+      ],
+    },
+  });
+  const namespaces = ['shop', 'nospot', 'waiting', 'person', 'graviton', 'mislabelled', 'failover'];
   const objects: Obj[] = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nospot' } },
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'waiting' } },
+    ...namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
     policy('shop', 'shop', 'Preferred'),
     policy('nospot', 'nospot', 'Required', REVERTED.length),
     policy('waiting', 'waiting', 'Preferred'),
+    // A rollout that cannot finish (below), so a person has time to change the workload.
+    policy('person', 'person', 'Preferred', 1, 'Spot', '600s'),
+    ...['graviton', 'mislabelled', 'failover'].map((ns) =>
+      policy(ns, ns, 'Required', 1, 'Arm64', '120s'),
+    ),
+    // Room for the 3 pods it runs and no more: its next ReplicaSet cannot create a pod.
+    {
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: 'pods', namespace: 'person' },
+      spec: { hard: { pods: '3' } },
+    },
     deployment('shop', 'web'),
     ...REVERTED.map((name) => deployment('nospot', name)),
     deployment('waiting', 'idle'),
+    deployment('person', 'app'),
+    deployment('graviton', 'app', app, true),
+    deployment('mislabelled', 'app', mislabelled, true),
+    deployment('failover', 'app', mislabelled, true),
   ];
   await cluster.kubectl(['apply', '-f', '-'], {
     input: objects.map((o) => stringify(o)).join('---\n'),
   });
   for (const [ns, name] of WORKLOADS)
     await cluster.kubectl(['rollout', 'status', `deployment/${name}`, '-n', ns, '--timeout=180s']);
-  const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
-  const config = parseRunConfig(
-    [
-      '--kubeconfig',
-      kubeconfig,
-      '--metrics-bind-address',
-      '127.0.0.1:0',
-      '--metrics-secure=false',
-      '--leader-election-namespace',
-      'kopek',
-      '--batch-interval',
-      '200ms',
-      '--log-level',
-      'warn',
-      '--enable-apply',
-      'true',
-      '--apply-settle-period',
-      '10s',
-    ],
-    {},
-  );
+  kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
+  config = parseRunConfig(runArgs('127.0.0.1:0'), {});
   operator = await startOperator(config);
-  for (const [ns, name] of WORKLOADS) await waitForRecommendation(ns, name);
+  for (const [ns, name, action] of WORKLOADS) await waitForRecommendation(ns, name, action);
 }, 600_000);
 
 afterAll(async () => {
+  doomed?.killGroup();
   await operator.stop();
   await cluster.stop();
+  await registry.stop();
+  await rm(dir, { recursive: true, force: true });
 });
 
 describe('Apply mode on a real control plane', () => {
@@ -287,14 +419,180 @@ describe('Apply mode on a real control plane', () => {
       const after = await Promise.all(REVERTED.map((name) => podTemplate('nospot', name)));
       // The objects themselves, as the API server returns them: equal to the ones before.
       expect(after).toEqual(before);
-      const seconds = done
-        .map((a) => (Date.parse(a?.updatedAt ?? '') - Date.parse(a?.appliedAt ?? '')) / 1000)
+      const patchToRolledBack = done
+        .map((a) => seconds(a?.appliedAt, a?.updatedAt))
+        .sort((x, y) => x - y);
+      // Failure → reverted: kopek's RollingBack Event (the failure seen, the revert sent) to its
+      // RolledBack Event (the previous template rolled out again).
+      const reverting = (
+        await Promise.all(REVERTED.map((name) => deploymentEvents('nospot', name)))
+      )
+        .map((events) =>
+          seconds(
+            events.find((e) => e.reason === 'RollingBack')?.lastTimestamp,
+            events.find((e) => e.reason === 'RolledBack')?.lastTimestamp,
+          ),
+        )
         .sort((x, y) => x - y);
       console.log(
-        `apply.test: ${after.filter((t, i) => JSON.stringify(t) === JSON.stringify(before[i])).length} of ${REVERTED.length} templates equal after revert; patch → RolledBack (s, settle period 10 s included): min ${seconds[0]}, median ${seconds[Math.floor(seconds.length / 2)]}, max ${seconds.at(-1)}`,
+        `apply.test: RollingBack → RolledBack Events (s, 1 s resolution): min ${reverting[0]}, median ${reverting[Math.floor(reverting.length / 2)]}, max ${reverting.at(-1)}`,
+      );
+      console.log(
+        `apply.test: ${after.filter((t, i) => JSON.stringify(t) === JSON.stringify(before[i])).length} of ${REVERTED.length} templates equal after revert; patch → RolledBack (s, settle period 10 s included): min ${patchToRolledBack[0]}, median ${patchToRolledBack[Math.floor(patchToRolledBack.length / 2)]}, max ${patchToRolledBack.at(-1)}`,
       );
     } finally {
       for (const node of spotNodes) await cluster.kubectl(['uncordon', node]);
     }
   }, 600_000);
+
+  it('moves an approved Deployment to arm64 nodes, Succeeded', async () => {
+    await approve('graviton', 'app', 'Arm64');
+    const done = await until(
+      'the end of the arm64 change',
+      () => applied('graviton', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'RolledOut']);
+    const pods = await kubectlJson<{ items: { spec: { nodeName?: string } }[] }>([
+      'get',
+      'pods',
+      '-n',
+      'graviton',
+      '-l',
+      'app=app',
+      '--field-selector=status.phase=Running',
+    ]);
+    expect(pods.items.length).toBe(3);
+    expect(
+      pods.items.map((p) => p.spec.nodeName).filter((n) => !ARM64_NODES.includes(n ?? '')),
+    ).toEqual([]);
+    await expectSteps('graviton', 'app', ['Applied', 'ApplySucceeded']);
+  }, 180_000);
+
+  it('reverts an arm64 move whose new pods crash-loop, to the template before, with Events on the Deployment', async () => {
+    const before = await podTemplate('mislabelled', 'app');
+    await approve('mislabelled', 'app', 'Arm64');
+    const done = await until(
+      'the end of the crash-looping change',
+      () => applied('mislabelled', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['RolledBack', 'PodsCrashLooping']);
+    expect(await podTemplate('mislabelled', 'app')).toEqual(before);
+    // The refusal to try again on this spec is told on the Deployment too.
+    await expectSteps('mislabelled', 'app', [
+      'Applied',
+      'RollingBack',
+      'RolledBack',
+      'HeldAfterFailure',
+    ]);
+    const events = await deploymentEvents('mislabelled', 'app');
+    expect(events.find((e) => e.reason === 'RollingBack')?.message).toContain('crash-looping');
+    const rollingBack = events.find((e) => e.reason === 'RollingBack')?.lastTimestamp;
+    const rolledBack = events.find((e) => e.reason === 'RolledBack')?.lastTimestamp;
+    console.log(
+      `apply.test: crash loop: patch → RolledBack ${seconds(done?.appliedAt, done?.updatedAt)} s; failure seen (RollingBack event) → RolledBack event ${seconds(rollingBack, rolledBack)} s (1 s resolution)`,
+    );
+  }, 240_000);
+
+  it('stops and overwrites nothing when a person changes the affinity mid-rollout', async () => {
+    await approve('person', 'app');
+    // The change is sent; the quota keeps its rollout from finishing.
+    await until(
+      'the change in flight',
+      () => applied('person', 'app'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+    );
+    const theirs = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            {
+              matchExpressions: [
+                { key: 'topology.kubernetes.io/zone', operator: 'In', values: ['us-east-1a'] },
+              ],
+            },
+          ],
+        },
+      },
+    };
+    await cluster.kubectl([
+      'patch',
+      'deployment',
+      'app',
+      '-n',
+      'person',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: '/spec/template/spec/affinity', value: theirs }]),
+    ]);
+    const asTheyLeftIt = await podTemplate('person', 'app');
+    const done = await until(
+      'kopek to stop',
+      () => applied('person', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      60_000,
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['Failed', 'ChangedByOthers']);
+    const patches = await patchCalls();
+    // kopek looks again at least every 5 s: three looks later, nothing is sent or changed.
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    expect(await patchCalls()).toBe(patches);
+    const after = await podTemplate('person', 'app');
+    expect(after).toEqual(asTheyLeftIt);
+    expect((after.spec as Obj).affinity).toEqual(theirs);
+    // The refusal to try again is told on the Deployment too, not only on the recommendation.
+    await expectSteps('person', 'app', ['Applied', 'Failed', 'HeldAfterFailure']);
+  }, 180_000);
+
+  it('finishes the revert when kopek is SIGKILLed mid-rollout and another takes over', async () => {
+    const before = await podTemplate('failover', 'app');
+    // The first kopek, in its own process: this one hands its Lease over and stops.
+    await operator.stop();
+    const port = await freePort();
+    doomed = new Component({
+      name: 'kopek-doomed',
+      command: process.execPath,
+      args: [KOPEK_CLI, 'run', ...runArgs(`127.0.0.1:${port}`), '--identity', 'kopek-doomed'],
+      logPath: join(dir, 'kopek-doomed.log'),
+    });
+    doomed.start();
+    await waitUntil(
+      doomed,
+      'leads',
+      async () =>
+        /^leader_election_master_status\{name="kopek"\} 1/m.test(
+          await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+        ),
+      60_000,
+    );
+    await approve('failover', 'app', 'Arm64');
+    const inFlight = await until(
+      'the change in flight',
+      () => applied('failover', 'app'),
+      (a) => a?.outcome === 'InProgress',
+      120_000,
+    );
+    await doomed.kill(); // SIGKILL: no chance to release the Lease or finish anything
+    const killedAt = Date.now();
+    expect(inFlight?.outcome).toBe('InProgress');
+    operator = await startOperator(config);
+    const done = await until(
+      'the new leader to finish',
+      () => applied('failover', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      180_000,
+    );
+    const tookOverIn = (Date.now() - killedAt) / 1000;
+    expect([done?.outcome, done?.reason]).toEqual(['RolledBack', 'PodsCrashLooping']);
+    expect(await podTemplate('failover', 'app')).toEqual(before);
+    // The rollback was finished by the new leader: its own counter says so.
+    const rollbacks = (await scrape(operator.metricsUrl)).filter(
+      (s) => s.name === 'kopek_rollbacks_total' && s.labels.outcome === 'RolledBack',
+    );
+    expect(rollbacks.reduce((sum, s) => sum + s.value, 0)).toBe(1);
+    console.log(
+      `apply.test: failover: SIGKILL → RolledBack by the new leader in ${tookOverIn} s (a 15 s lease to expire included)`,
+    );
+  }, 300_000);
 });

@@ -1,0 +1,126 @@
+/**
+ * KWOK Stages that replace KWOK's built-in pod lifecycle for a test: pods start Ready and are
+ * deleted when asked (as by default), except those a test marks to crash-loop. KWOK plays the
+ * pod Stages of its `--config` instead of its defaults, so the ordinary ones are listed too.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+interface Selector {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+function podStage(
+  name: string,
+  matchExpressions: Selector[],
+  next: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'Stage',
+    metadata: { name },
+    spec: {
+      resourceRef: { apiGroup: 'v1', kind: 'Pod' },
+      selector: { matchExpressions },
+      ...extra,
+      next,
+    },
+  };
+}
+
+const NOT_DELETED: Selector = { key: '.metadata.deletionTimestamp', operator: 'DoesNotExist' };
+const POD_IP =
+  '{{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}';
+
+/** A scheduled pod becomes Running and Ready with every container started. */
+const READY = podStage(
+  'pod-ready',
+  [NOT_DELETED, { key: '.status.podIP', operator: 'DoesNotExist' }],
+  {
+    statusTemplate: `{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- {name: {{ .name | Quote }}, image: {{ .image | Quote }}, ready: true, started: true, restartCount: 0, state: {running: {startedAt: {{ $now | Quote }}}}}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: ${POD_IP}
+phase: Running
+startTime: {{ $now | Quote }}
+`,
+  },
+);
+
+/** A pod being deleted goes at once (no kubelet to wait for). */
+const DELETE = podStage(
+  'pod-delete',
+  [{ key: '.metadata.deletionTimestamp', operator: 'Exists' }],
+  { finalizers: { empty: true }, delete: true },
+);
+
+export interface CrashLoop {
+  /** Pods with a container of this image crash-loop… */
+  image: string;
+  /** …on these nodes (e.g. the arm64 ones, for an image that only runs on amd64). */
+  nodes: string[];
+  /** Between two restarts. */
+  everyMs: number;
+}
+
+/**
+ * The container exits at start and the kubelet restarts it, again and again: never Ready, the
+ * restart count growing by one every `everyMs`, waiting in CrashLoopBackOff as a kubelet shows it.
+ * Weighted, so it wins over `pod-ready` wherever both match.
+ */
+function crashLoop(loop: CrashLoop, index: number): Record<string, unknown> {
+  return podStage(
+    `pod-crash-loop-${index}`,
+    [
+      NOT_DELETED,
+      { key: '.spec.containers.[].image', operator: 'In', values: [loop.image] },
+      { key: '.spec.nodeName', operator: 'In', values: loop.nodes },
+    ],
+    {
+      statusTemplate: `{{ $now := Now }}
+{{ $restarts := 0 }}
+{{ range .status.containerStatuses }}{{ $restarts = int .restartCount }}{{ end }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: {{ add1 $restarts }}
+  state: {waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}}
+  lastState: {terminated: {exitCode: 1, reason: Error, message: "exec format error", startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: ${POD_IP}
+phase: Running
+`,
+    },
+    { weight: 1, delay: { durationMilliseconds: loop.everyMs } },
+  );
+}
+
+/**
+ * Writes a KWOK configuration with these pod Stages into `dir` and returns the flag that makes
+ * KWOK play them (for `StartOptions.componentArgs.kwok`).
+ */
+export async function kwokPodStagesFlag(dir: string, loops: CrashLoop[]): Promise<string> {
+  const path = join(dir, 'kwok-stages.yaml');
+  const documents = [READY, DELETE, ...loops.map(crashLoop)];
+  await writeFile(path, documents.map((d) => stringify(d)).join('---\n'));
+  return `--config=${path}`;
+}
