@@ -274,6 +274,19 @@ function runArgs(metricsAddress: string): string[] {
 
 let config: OperatorConfig;
 
+/** Approves `action` on the Deployment `app` of `namespace` and waits for the change to end. */
+async function approveAndWait(
+  namespace: string,
+  action: Optimization,
+): Promise<AppliedChange | undefined> {
+  await approve(namespace, 'app', action);
+  return until(
+    `the end of the change to ${namespace}/app`,
+    () => applied(namespace, 'app'),
+    (a) => TERMINAL.has(a?.outcome ?? ''),
+  );
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kopek-apply-'));
   registry = await LocalRegistry.start({ dir, name: 'apply-registry' });
@@ -446,12 +459,7 @@ describe('Apply mode on a real control plane', () => {
   }, 600_000);
 
   it('moves an approved Deployment to arm64 nodes, Succeeded', async () => {
-    await approve('graviton', 'app', 'Arm64');
-    const done = await until(
-      'the end of the arm64 change',
-      () => applied('graviton', 'app'),
-      (a) => TERMINAL.has(a?.outcome ?? ''),
-    );
+    const done = await approveAndWait('graviton', 'Arm64');
     expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'RolledOut']);
     const pods = await kubectlJson<{ items: { spec: { nodeName?: string } }[] }>([
       'get',
@@ -471,12 +479,7 @@ describe('Apply mode on a real control plane', () => {
 
   it('reverts an arm64 move whose new pods crash-loop, to the template before, with Events on the Deployment', async () => {
     const before = await podTemplate('mislabelled', 'app');
-    await approve('mislabelled', 'app', 'Arm64');
-    const done = await until(
-      'the end of the crash-looping change',
-      () => applied('mislabelled', 'app'),
-      (a) => TERMINAL.has(a?.outcome ?? ''),
-    );
+    const done = await approveAndWait('mislabelled', 'Arm64');
     expect([done?.outcome, done?.reason]).toEqual(['RolledBack', 'PodsCrashLooping']);
     expect(await podTemplate('mislabelled', 'app')).toEqual(before);
     // The refusal to try again on this spec is told on the Deployment too.

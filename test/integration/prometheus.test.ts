@@ -295,27 +295,17 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         },
       }),
     });
-    const storefront = async (): Promise<{
-      spec: { approve?: string[] };
-      status?: { spot?: { verdict?: string }; applied?: { outcome?: string } };
-    }> =>
-      JSON.parse(
-        (
-          await cluster.kubectl([
-            'get',
-            'wrec',
-            'deployment-storefront',
-            '-n',
-            'shop',
-            '-o',
-            'json',
-          ])
-        ).stdout,
-      ) as never;
+    const storefront = async (field: string): Promise<string> =>
+      (
+        await cluster.kubectl([
+          ...['get', 'wrec', 'deployment-storefront', '-n', 'shop'],
+          `-o=jsonpath={${field}}`,
+        ])
+      ).stdout;
     await until(
       'storefront may move to Spot',
-      storefront,
-      (w) => ['Recommended', 'Possible'].includes(w.status?.spot?.verdict ?? ''),
+      () => storefront('.status.spot.verdict'),
+      (verdict) => ['Recommended', 'Possible'].includes(verdict),
       60_000,
     );
     await cluster.kubectl([
@@ -330,8 +320,8 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
     ]);
     await until(
       "kopek's Spot move of storefront succeeded",
-      async () => (await storefront()).status?.applied,
-      (applied) => applied?.outcome === 'Succeeded',
+      () => storefront('.status.applied.outcome'),
+      (outcome) => outcome === 'Succeeded',
       120_000,
     );
   });
