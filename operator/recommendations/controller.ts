@@ -94,8 +94,9 @@ export class RecommendationController {
       // gone, and the reconcile would delete its recommendation (a person's approval and
       // status.applied with it). That rebuild queues every workload anyway.
       if (!this.factsBuilt) return;
+      // Mostly the echo of kopek's own write: checked after the workloads that changed.
       const target = targetOf(object);
-      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
+      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name), 'low');
       return;
     }
     if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
@@ -125,7 +126,7 @@ export class RecommendationController {
    */
   recomputeAll(): void {
     if (!this.leading) return;
-    for (const key of this.facts.keys()) this.queue.add(key);
+    for (const key of this.facts.keys()) this.queue.add(key, 'low');
   }
 
   /**
@@ -229,13 +230,15 @@ export class RecommendationController {
   /** Rebuilds the facts and queues the workloads whose facts changed, appeared or went. */
   private async rebuild(): Promise<void> {
     const { cache, imagePlatforms, metrics, log } = this.options;
-    const { changed, lookupFailed, clientsMoved } = await this.facts.rebuild(cache, {
+    const { changed, refreshed, lookupFailed, clientsMoved } = await this.facts.rebuild(cache, {
       imagePlatforms,
       traffic: this.options.traffic?.current(),
       metrics,
       log,
     });
-    for (const key of changed) this.queue.add(key);
+    // A workload that changed itself goes before those a shared refresh (client weights, a
+    // resync, an image's platforms) touched, which can be many.
+    for (const key of changed) this.queue.add(key, refreshed.has(key) ? 'low' : 'normal');
     this.factsBuilt = true;
     // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
     for (const wrec of cache.list('workloadrecommendations')) {

@@ -630,6 +630,9 @@ describe('incremental facts', () => {
     w.facts.changes.markClients();
     const refreshed = await w.facts.rebuild(w.cache, sources);
     expect(refreshed.changed.sort()).toEqual(['wl/a/Deployment/d0', 'wl/b/Deployment/d1']);
+    // No change of their own marked them: the controller queues them behind workloads that changed.
+    expect([...refreshed.refreshed].sort()).toEqual(refreshed.changed);
+    expect(quick.refreshed.size).toBe(0);
     expect(refreshed.clientsMoved).toBe(false);
     await expectEqualToFull(w);
   });

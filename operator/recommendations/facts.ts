@@ -16,6 +16,11 @@ import { parseKey, workloadKey, type WorkloadRef } from './keys.ts';
 export interface RebuildResult {
   /** Workload keys whose facts changed, appeared or went since the last rebuild. */
   changed: string[];
+  /**
+   * Those of `changed` that no change of their own marked: they changed with what many
+   * workloads share (client weights, an image's platforms, a resync) and can wait behind the rest.
+   */
+  refreshed: Set<string>;
   /** Some image's platforms could not be read: rebuild again later to retry. */
   lookupFailed: boolean;
   /** How many workloads' facts this rebuild computed (all of them on a full rebuild). */
@@ -124,7 +129,8 @@ export class WorkloadFactsCache {
   ): Promise<RebuildResult> {
     // Traffic is attributed across workloads (a flow names both ends): measured, every build is full.
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
-    const dirty = full ? new Set<string>() : this.resolve(cache, taken);
+    const marked = this.resolve(cache, taken);
+    const dirty = full ? new Set<string>() : new Set(marked);
     const objects: Projected[] = [];
     for (const name of Object.keys(RESOURCES) as ResourceName[])
       if (name !== 'workloadrecommendations') objects.push(...cache.list(name));
@@ -213,7 +219,8 @@ export class WorkloadFactsCache {
       this.remember(key, facts, d);
     }
     for (const warning of built.warnings) sources.log.debug('facts', { warning });
-    return { changed, lookupFailed, built: built.facts.length, full, clientsMoved };
+    const refreshed = new Set(changed.filter((key) => !marked.has(key)));
+    return { changed, refreshed, lookupFailed, built: built.facts.length, full, clientsMoved };
   }
 
   /** The workload keys the recorded changes can affect. */
