@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
-const NODES = ZONES.flatMap((zone, z) => [0, 1].map((i) => nodeObj(`n-${z}-${i}`, zone)));
+const NODES = ZONES.flatMap((zone, z) => [0, 1].map((i) => ({ name: `n-${z}-${i}`, zone })));
 const APPS = Array.from({ length: 12 }, (_, i) => `app${i}`);
 const IMAGES = ['img/a:1', 'img/b:1', 'img/c:1'];
 
@@ -54,7 +54,7 @@ class Fleet {
       pods: [],
       nextPod: 0,
     }));
-    for (const node of NODES) op.kube.put(RESOURCES.nodes, node);
+    for (const { name, zone } of NODES) op.kube.put(RESOURCES.nodes, nodeObj(name, zone));
     for (const app of this.apps) {
       op.kube.put(RESOURCES.services, {
         apiVersion: 'v1',
@@ -127,12 +127,12 @@ class Fleet {
 
   private addPod(app: App): void {
     const name = `${app.name}-r${app.revision}-${app.nextPod}`;
-    const node = NODES[(app.nextPod + APPS.indexOf(app.name)) % NODES.length];
+    const node = NODES[(app.nextPod + APPS.indexOf(app.name)) % NODES.length]?.name ?? '';
     app.nextPod++;
     const object = pod(
       name,
       'shop',
-      String((node?.metadata as { name: string }).name),
+      node,
       { kind: 'ReplicaSet', name: `${app.name}-r${app.revision}` },
       { app: app.name },
     );
