@@ -28,6 +28,31 @@ describe('WorkQueue', () => {
     expect(second).toBe('a');
   });
 
+  it('hands out low-priority keys only when no other key waits, and promotes one added again', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('refresh-1', 'low');
+    queue.add('refresh-2', 'low');
+    queue.add('refresh-3', 'low');
+    queue.add('change');
+    queue.add('refresh-3');
+    queue.add('change', 'low');
+    expect(queue.length).toBe(4);
+    const order: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i++) order.push(await queue.get());
+    expect(order).toEqual(['change', 'refresh-3', 'refresh-1', 'refresh-2']);
+  });
+
+  it('requeues a key added during its work in the lane it was added with', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('a');
+    const key = await queue.get();
+    queue.add('a', 'low');
+    queue.done(key ?? '');
+    queue.add('b');
+    expect(await queue.get()).toBe('b');
+    expect(await queue.get()).toBe('a');
+  });
+
   it('backs a failing key off exponentially from 5 ms, capped at 1000 s, until forgotten', () => {
     const queue = new WorkQueue({ name: 'test', burst: 1_000_000 });
     const delays: number[] = [];

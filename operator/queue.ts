@@ -5,7 +5,9 @@ import type { QueueMetrics } from './metrics.ts';
  * A work queue of keys with the guarantees controller-runtime's gives Go controllers:
  * a key is never queued twice, never handed to two workers at once (a key added while it is
  * being processed is queued again when the worker is done), per-key exponential backoff for
- * retries (5 ms → 1000 s), and a global token bucket over all rate-limited adds.
+ * retries (5 ms → 1000 s), and a global token bucket over all rate-limited adds. Keys added
+ * with `low` priority (bulk refreshes) are handed out only when no other key waits, as in
+ * controller-runtime's priority queue, so a burst of them does not delay a change behind it.
  */
 export interface WorkQueueOptions {
   name: string;
@@ -21,7 +23,11 @@ export interface WorkQueueOptions {
 export class WorkQueue {
   readonly name: string;
   private readonly queue: string[] = [];
+  /** Low-priority keys, handed out when `queue` is empty. */
+  private readonly lowQueue: string[] = [];
   private readonly dirty = new Set<string>();
+  /** Dirty keys added only with low priority. */
+  private readonly low = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
@@ -50,7 +56,7 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queue.length + this.lowQueue.length;
   }
 
   /** Keys currently handed to workers. */
@@ -58,10 +64,16 @@ export class WorkQueue {
     return this.processing.size;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  /** Queues the key; `low` puts it behind every key added without it. */
+  add(key: string, priority: 'normal' | 'low' = 'normal'): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      if (priority === 'normal' && this.low.delete(key)) this.promote(key);
+      return;
+    }
     this.metrics?.adds.inc({ name: this.name });
     this.dirty.add(key);
+    if (priority === 'low') this.low.add(key);
     this.addedAt.set(key, this.clock.now());
     if (this.processing.has(key)) return;
     this.push(key);
@@ -100,7 +112,7 @@ export class WorkQueue {
 
   /** The next key to work on; undefined once the queue is shut down. */
   get(): Promise<string | undefined> {
-    const key = this.queue.shift();
+    const key = this.queue.shift() ?? this.lowQueue.shift();
     if (key !== undefined) return Promise.resolve(this.take(key));
     if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -141,19 +153,28 @@ export class WorkQueue {
       waiter(this.take(key));
       return;
     }
+    (this.low.has(key) ? this.lowQueue : this.queue).push(key);
+    this.metrics?.depth.set({ name: this.name }, this.length);
+  }
+
+  /** A low-priority key added again with normal priority moves to the normal lane. */
+  private promote(key: string): void {
+    const at = this.lowQueue.indexOf(key);
+    if (at < 0) return; // being processed: it comes back at normal priority when done
+    this.lowQueue.splice(at, 1);
     this.queue.push(key);
-    this.metrics?.depth.set({ name: this.name }, this.queue.length);
   }
 
   private take(key: string): string {
     this.dirty.delete(key);
+    this.low.delete(key);
     const now = this.clock.now();
     this.processing.set(key, now);
     const added = this.addedAt.get(key);
     this.addedAt.delete(key);
     if (added !== undefined)
       this.metrics?.queueDuration.observe({ name: this.name }, (now - added) / 1000);
-    this.metrics?.depth.set({ name: this.name }, this.queue.length);
+    this.metrics?.depth.set({ name: this.name }, this.length);
     return key;
   }
 

@@ -39,6 +39,11 @@ export interface RecommendationControllerOptions {
   resyncIntervalMs?: number;
   /** When an image lookup failed, rebuild again after this long to retry it. */
   imageRetryIntervalMs?: number;
+  /**
+   * When pods elsewhere in the cluster moved the client pods per zone, bring the workloads with
+   * a Service (their cross-zone client weights) up to date after this long, not at once.
+   */
+  clientRefreshIntervalMs?: number;
 }
 
 /**
@@ -58,6 +63,7 @@ export class RecommendationController {
   private readonly rebuilds: Batcher;
   private queue: WorkQueue;
   private imageRetry: Timer | undefined;
+  private clientRefresh: Timer | undefined;
   private leading = false;
   /** The facts were rebuilt since this replica took the lease. */
   private factsBuilt = false;
@@ -88,8 +94,9 @@ export class RecommendationController {
       // gone, and the reconcile would delete its recommendation (a person's approval and
       // status.applied with it). That rebuild queues every workload anyway.
       if (!this.factsBuilt) return;
+      // Mostly the echo of kopek's own write: checked after the workloads that changed.
       const target = targetOf(object);
-      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name));
+      if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name), 'low');
       return;
     }
     if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
@@ -119,7 +126,7 @@ export class RecommendationController {
    */
   recomputeAll(): void {
     if (!this.leading) return;
-    for (const key of this.facts.keys()) this.queue.add(key);
+    for (const key of this.facts.keys()) this.queue.add(key, 'low');
   }
 
   /**
@@ -160,6 +167,8 @@ export class RecommendationController {
     this.options.traffic?.stop();
     this.imageRetry?.cancel();
     this.imageRetry = undefined;
+    this.clientRefresh?.cancel();
+    this.clientRefresh = undefined;
     this.leading = false;
   }
 
@@ -167,6 +176,7 @@ export class RecommendationController {
     this.queue.shutDown();
     this.options.traffic?.stop();
     this.imageRetry?.cancel();
+    this.clientRefresh?.cancel();
     await this.rebuilds.stop();
   }
 
@@ -220,13 +230,15 @@ export class RecommendationController {
   /** Rebuilds the facts and queues the workloads whose facts changed, appeared or went. */
   private async rebuild(): Promise<void> {
     const { cache, imagePlatforms, metrics, log } = this.options;
-    const { changed, lookupFailed } = await this.facts.rebuild(cache, {
+    const { changed, refreshed, lookupFailed, clientsMoved } = await this.facts.rebuild(cache, {
       imagePlatforms,
       traffic: this.options.traffic?.current(),
       metrics,
       log,
     });
-    for (const key of changed) this.queue.add(key);
+    // A workload that changed itself goes before those a shared refresh (client weights, a
+    // resync, an image's platforms) touched, which can be many.
+    for (const key of changed) this.queue.add(key, refreshed.has(key) ? 'low' : 'normal');
     this.factsBuilt = true;
     // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
     for (const wrec of cache.list('workloadrecommendations')) {
@@ -234,6 +246,16 @@ export class RecommendationController {
       if (!target) continue;
       const key = workloadKey(target.namespace, target.kind, target.name);
       if (!this.facts.has(key)) this.queue.add(key);
+    }
+    // Every pod event moves the client pods per zone a little: the workloads with a Service
+    // follow in one batch a while later, so a stream of pod events does not rewrite them all
+    // each second and the workloads that changed themselves are not queued behind them.
+    if (clientsMoved && !this.clientRefresh) {
+      this.clientRefresh = this.clock.setTimeout(() => {
+        this.clientRefresh = undefined;
+        this.facts.changes.markClients();
+        this.requestRebuild();
+      }, this.options.clientRefreshIntervalMs ?? 60_000);
     }
     // A registry that failed (down, throttling) is asked again soon, so verdicts recover.
     if (lookupFailed && !this.imageRetry) {

@@ -47,6 +47,11 @@ export interface Changes {
   namespaces: Set<string>;
   /** Every workload with a pod on these nodes. */
   nodes: Set<string>;
+  /**
+   * Bring every workload with a Service up to date with where the cluster's client pods run now
+   * (when that moved). Otherwise a move of them alone waits for a call that asks this.
+   */
+  clients: boolean;
 }
 
 /**
@@ -61,6 +66,11 @@ export class ChangeTracker {
   /** Rebuild everything next time. */
   markAll(): void {
     this.changes.all = true;
+  }
+
+  /** Next time, rebuild the workloads with a Service if the cluster's client pods moved. */
+  markClients(): void {
+    this.changes.clients = true;
   }
 
   markWorkloads(keys: Iterable<string>): void {
@@ -110,7 +120,7 @@ export class ChangeTracker {
 }
 
 function fresh(all: boolean): Changes {
-  return { all, workloads: new Set(), namespaces: new Set(), nodes: new Set() };
+  return { all, workloads: new Set(), namespaces: new Set(), nodes: new Set(), clients: false };
 }
 
 /** Two versions of an object that give the same facts: equal but for what the facts never read. */

@@ -62,7 +62,9 @@ async function startWorld(): Promise<World> {
   return world;
 }
 
+/** A rebuild that also brings the workloads with a Service up to date with the client pods. */
 function rebuild(w: World): ReturnType<WorkloadFactsCache['rebuild']> {
+  w.facts.changes.markClients();
   return w.facts.rebuild(w.cache, {
     imagePlatforms: w.registry,
     metrics: w.metrics,
@@ -599,6 +601,39 @@ describe('incremental facts', () => {
     // An update that changes nothing the facts read builds nothing.
     w.kube.put(RESOURCES.nodes, { ...nodeObj('n1', ZONES[1] ?? '', { spot: true }) });
     expect((await rebuild(w)).built).toBe(0);
+    await expectEqualToFull(w);
+  });
+
+  it('leaves the client weights of workloads with a Service to a rebuild that asks for them', async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    // A new pod of d2 moves the cluster's client pods per zone, which d0 and d1 (behind
+    // Services) read; d2 itself has no Service.
+    apply(w, {
+      type: 'pod',
+      name: 'p9',
+      owner: 'd2',
+      hash: 'h1',
+      node: 'n2',
+      ready: true,
+      done: false,
+      cpu: 250,
+      remove: false,
+    });
+    const sources = { imagePlatforms: w.registry, metrics: w.metrics, log: w.log };
+    const quick = await w.facts.rebuild(w.cache, sources);
+    expect(quick).toMatchObject({ full: false, built: 1, changed: ['wl/a/Deployment/d2'] });
+    expect(quick.clientsMoved).toBe(true);
+    // Until asked, d0 keeps its client weights; nothing else changed, so nothing is built.
+    expect(await w.facts.rebuild(w.cache, sources)).toMatchObject({ built: 0, clientsMoved: true });
+    w.facts.changes.markClients();
+    const refreshed = await w.facts.rebuild(w.cache, sources);
+    expect(refreshed.changed.sort()).toEqual(['wl/a/Deployment/d0', 'wl/b/Deployment/d1']);
+    // No change of their own marked them: the controller queues them behind workloads that changed.
+    expect([...refreshed.refreshed].sort()).toEqual(refreshed.changed);
+    expect(quick.refreshed.size).toBe(0);
+    expect(refreshed.clientsMoved).toBe(false);
     await expectEqualToFull(w);
   });
 });

@@ -16,12 +16,22 @@ import { parseKey, workloadKey, type WorkloadRef } from './keys.ts';
 export interface RebuildResult {
   /** Workload keys whose facts changed, appeared or went since the last rebuild. */
   changed: string[];
+  /**
+   * Those of `changed` that no change of their own marked: they changed with what many
+   * workloads share (client weights, an image's platforms, a resync) and can wait behind the rest.
+   */
+  refreshed: Set<string>;
   /** Some image's platforms could not be read: rebuild again later to retry. */
   lookupFailed: boolean;
   /** How many workloads' facts this rebuild computed (all of them on a full rebuild). */
   built: number;
   /** Whether every workload was rebuilt, not only those the changes marked. */
   full: boolean;
+  /**
+   * The cluster's client pods per zone moved and the workloads with a Service were not brought
+   * up to date with it: a later rebuild with `changes.markClients()` does that.
+   */
+  clientsMoved: boolean;
 }
 
 /** A short digest of a value's canonical JSON: what is kept to tell whether facts changed. */
@@ -46,8 +56,8 @@ function builderKey(key: string): string {
  * to `changes` (a ChangeTracker); a rebuild indexes the caches once, then computes the facts of
  * only the workloads those changes can affect — all of them when what every workload shares
  * (the cluster's facts) changed, every workload with a Service when the cluster's client pods
- * per zone did, and all of them on a full rebuild (the first, each resync, while traffic is
- * measured). A digest of each workload's facts is kept, so a rebuild reports exactly the
+ * per zone did and the changes ask for it (`markClients`), and all of them on a full rebuild
+ * (the first, each resync, while traffic is measured). A digest of each workload's facts is kept, so a rebuild reports exactly the
  * workloads whose facts changed: only those are reconciled.
  */
 export class WorkloadFactsCache {
@@ -119,7 +129,8 @@ export class WorkloadFactsCache {
   ): Promise<RebuildResult> {
     // Traffic is attributed across workloads (a flow names both ends): measured, every build is full.
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
-    const dirty = full ? new Set<string>() : this.resolve(cache, taken);
+    const marked = this.resolve(cache, taken);
+    const dirty = full ? new Set<string>() : new Set(marked);
     const objects: Projected[] = [];
     for (const name of Object.keys(RESOURCES) as ResourceName[])
       if (name !== 'workloadrecommendations') objects.push(...cache.list(name));
@@ -132,9 +143,19 @@ export class WorkloadFactsCache {
       cluster: digest(prepared.shared.cluster),
       clients: digest([...prepared.shared.clientZones].sort(([a], [b]) => a.localeCompare(b))),
     };
+    // Any pod that starts, stops or moves anywhere moves the client pods per zone, which every
+    // workload with a Service reads (its client weights): refreshing them all at each such batch
+    // would rewrite most recommendations for every pod event. They wait for `markClients`; the
+    // workloads rebuilt meanwhile get the current weights anyway.
+    let clientsMoved = false;
     if (this.sharedDigests?.cluster !== shared.cluster) full = true;
-    else if (this.sharedDigests.clients !== shared.clients)
-      for (const key of this.withServices) dirty.add(key);
+    else if (!full && this.sharedDigests.clients !== shared.clients) {
+      if (taken.clients) for (const key of this.withServices) dirty.add(key);
+      else {
+        clientsMoved = true;
+        shared.clients = this.sharedDigests.clients;
+      }
+    }
     this.sharedDigests = shared;
 
     const images: Record<string, ImagePlatformsFact> = {};
@@ -198,7 +219,8 @@ export class WorkloadFactsCache {
       this.remember(key, facts, d);
     }
     for (const warning of built.warnings) sources.log.debug('facts', { warning });
-    return { changed, lookupFailed, built: built.facts.length, full };
+    const refreshed = new Set(changed.filter((key) => !marked.has(key)));
+    return { changed, refreshed, lookupFailed, built: built.facts.length, full, clientsMoved };
   }
 
   /** The workload keys the recorded changes can affect. */

@@ -14,6 +14,7 @@ import {
   type ResourceType,
   type WatchEvent,
 } from '../kube/client.ts';
+import type { Clock } from '../clock.ts';
 
 /**
  * An in-memory Kubernetes API for unit tests of the operator core. It keeps objects with
@@ -24,7 +25,9 @@ import {
  * deletes, kopek must delete itself.
  *
  * It is not an API server: no schemas, no admission, no defaulting. Tests of those talk to the
- * real kube-apiserver (test/integration).
+ * real kube-apiserver (test/integration). Watch events arrive at once, unless `watchLatency`
+ * delays them as a busy API server does: then a write's answer comes before its event, and a
+ * cache can be behind what was just written.
  */
 
 type Obj = Record<string, unknown>;
@@ -88,9 +91,18 @@ export class FakeKube implements KubeApi {
   private readonly reviewers = new Map<string, (spec: Obj) => Obj>();
   private version = 100;
   private minor: string;
+  private readonly watchLatency: { clock: Clock; ms: number } | undefined;
 
-  constructor(options: { minor?: string; unserved?: readonly ResourceType[] } = {}) {
+  constructor(
+    options: {
+      minor?: string;
+      unserved?: readonly ResourceType[];
+      /** Deliver every watch event this long after the change, on this clock (in order). */
+      watchLatency?: { clock: Clock; ms: number };
+    } = {},
+  ) {
     this.minor = options.minor ?? '35';
+    this.watchLatency = options.watchLatency;
     for (const type of options.unserved ?? []) this.unserved.add(typeKey(type));
   }
 
@@ -436,14 +448,20 @@ export class FakeKube implements KubeApi {
     const history = this.history.get(key) ?? [];
     history.push({ version: this.version, event });
     this.history.set(key, history);
-    for (const watcher of [...this.watchers]) {
-      if (typeKey(watcher.type) !== key) continue;
-      try {
-        watcher.onEvent(clone(event));
-      } catch (error) {
-        watcher.end(error instanceof Error ? error : new Error(String(error)));
+    // Only to the watches open now: one opened later replays this event from the history.
+    const open = [...this.watchers];
+    const deliver = (): void => {
+      for (const watcher of open) {
+        if (typeKey(watcher.type) !== key || !this.watchers.has(watcher)) continue;
+        try {
+          watcher.onEvent(clone(event));
+        } catch (error) {
+          watcher.end(error instanceof Error ? error : new Error(String(error)));
+        }
       }
-    }
+    };
+    if (this.watchLatency) this.watchLatency.clock.setTimeout(deliver, this.watchLatency.ms);
+    else deliver();
   }
 }
 

@@ -3,7 +3,10 @@
  * replica), an image (to one with other platforms: a rollout) and an annotation
  * (`kopek.dev/spot: never`, set or removed), each to a different Deployment kopek analyses
  * (without an HPA or an opt-out of its own, so each change changes its recommendation). Each change is
- * timed from the API server's acknowledgement to the first update of its recommendation.
+ * timed from the API server's acknowledgement to the first update of its recommendation that
+ * shows it: as many pods priced as the new replicas, the new image in the arm64 verdict, the
+ * opt-out reason in the Spot verdict (or its absence). Any update is not enough: pods starting
+ * anywhere change the client weights, and so the recommendation, of every workload with a Service.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { objectPath } from '../../../operator/kube/client.ts';
@@ -12,7 +15,7 @@ import { recommendationName } from '../../../recommender/recommend.ts';
 import type { SeededImage } from '../../registry/seed.ts';
 import { rng } from '../../support/random.ts';
 import type { BenchApi } from './http.ts';
-import type { RecommendationTracker } from './recommendations.ts';
+import type { RecommendationTracker, Seen } from './recommendations.ts';
 import { NO_SPOT_NAMESPACE, type WorkloadRef } from './workloads.ts';
 
 export type ChangeType = 'scale' | 'image' | 'annotation';
@@ -54,27 +57,45 @@ interface State {
   busy: boolean;
 }
 
-function patchFor(type: ChangeType, state: State, images: readonly SeededImage[]): unknown {
+/** The change to apply, and how its recommendation shows it. */
+function changeFor(
+  type: ChangeType,
+  state: State,
+  images: readonly SeededImage[],
+): { patch: unknown; shows: (seen: Seen) => boolean } {
   const head = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: state.ref.name, namespace: state.ref.namespace },
   };
   switch (type) {
-    case 'scale':
-      state.replicas = state.replicas === 1 ? 2 : state.replicas - 1;
-      return { ...head, spec: { replicas: state.replicas } };
+    case 'scale': {
+      const replicas = state.replicas === 1 ? 2 : state.replicas - 1;
+      state.replicas = replicas;
+      return {
+        patch: { ...head, spec: { replicas } },
+        shows: (seen) => seen.replicas === replicas,
+      };
+    }
     case 'image': {
       // The next image in the list: multi-arch and amd64-only alternate.
       state.image = (state.image + 1) % images.length;
       const image = images[state.image]?.image ?? '';
-      return { ...head, spec: { template: { spec: { containers: [{ name: 'app', image }] } } } };
+      return {
+        patch: { ...head, spec: { template: { spec: { containers: [{ name: 'app', image }] } } } },
+        shows: (seen) => seen.images.includes(image),
+      };
     }
-    case 'annotation':
-      state.spotNever = !state.spotNever;
-      return state.spotNever
-        ? { ...head, metadata: { ...head.metadata, annotations: { 'kopek.dev/spot': 'never' } } }
-        : head;
+    case 'annotation': {
+      const spotNever = !state.spotNever;
+      state.spotNever = spotNever;
+      return {
+        patch: spotNever
+          ? { ...head, metadata: { ...head.metadata, annotations: { 'kopek.dev/spot': 'never' } } }
+          : head,
+        shows: (seen) => seen.spotReasons.includes('OptedOut') === spotNever,
+      };
+    }
   }
 }
 
@@ -119,8 +140,8 @@ export async function runChanges(options: ChangeOptions): Promise<ChangeRun> {
     const key = `${target.ref.namespace}/${recommendationName('Deployment', target.ref.name)}`;
     inFlight.push(
       (async () => {
-        const updated = tracker.expectUpdate(key);
-        const patch = patchFor(type, target, images);
+        const { patch, shows } = changeFor(type, target, images);
+        const updated = tracker.expectUpdate(key, shows);
         try {
           // A field manager per kind of change: each apply states all its manager owns (the
           // annotation's is removed by applying without it), and leaves the others' fields alone.

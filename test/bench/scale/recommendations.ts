@@ -1,22 +1,37 @@
 /**
  * Watches the WorkloadRecommendations (with the admin's credentials, beside kopek) and times
  * what kopek writes: when every expected recommendation has its status, and how long after a
- * workload's change its recommendation is updated.
+ * workload's change its recommendation shows that change (not merely any update: a pod that
+ * starts elsewhere changes the client weights of every workload with a Service).
  */
 import type { KubeClient } from '../../../operator/kube/client.ts';
 import { Informer } from '../../../operator/kube/informer.ts';
 import { RESOURCES } from '../../../operator/kube/resources.ts';
 import { silentLogger } from '../../../operator/log.ts';
 
-interface Seen {
+/** What the benchmark reads of a recommendation. */
+export interface Seen {
   metadata: { name: string; namespace?: string; resourceVersion?: string };
   /** The status has its Ready condition: kopek wrote it. */
   written: boolean;
+  /** The pods it priced (status.placement.replicas). */
+  replicas: number | undefined;
+  /** The images of its arm64 verdict. */
+  images: string[];
+  /** The codes of its Spot verdict's reasons. */
+  spotReasons: string[];
 }
 
 interface Pending {
-  resourceVersion: string | undefined;
+  shows: (seen: Seen) => boolean;
   resolve: (updatedAt: number) => void;
+}
+
+interface SeenStatus {
+  conditions?: unknown[];
+  placement?: { replicas?: number };
+  arm64?: { images?: { image?: string }[] };
+  spot?: { reasons?: { code?: string }[] };
 }
 
 export class RecommendationTracker {
@@ -37,10 +52,13 @@ export class RecommendationTracker {
       client,
       log: silentLogger,
       project: (object) => {
-        const status = object.status as { conditions?: unknown[] } | undefined;
+        const status = object.status as SeenStatus | undefined;
         return {
           metadata: object.metadata as Seen['metadata'],
           written: (status?.conditions?.length ?? 0) > 0,
+          replicas: status?.placement?.replicas,
+          images: (status?.arm64?.images ?? []).flatMap(({ image }) => image ?? []),
+          spotReasons: (status?.spot?.reasons ?? []).flatMap(({ code }) => code ?? []),
         };
       },
       onChange: (change, object) => {
@@ -78,14 +96,11 @@ export class RecommendationTracker {
 
   /**
    * Call just before writing a change to the workload of recommendation `key`: resolves with
-   * the time of the recommendation's first update after that.
+   * the time of the recommendation's first update that `shows` the change.
    */
-  expectUpdate(key: string): Promise<number> {
+  expectUpdate(key: string, shows: (seen: Seen) => boolean): Promise<number> {
     return new Promise<number>((resolve) => {
-      this.pending.set(key, {
-        resourceVersion: this.informer.get(key)?.metadata.resourceVersion,
-        resolve,
-      });
+      this.pending.set(key, { shows, resolve });
     });
   }
 
@@ -101,7 +116,7 @@ export class RecommendationTracker {
     this.events++;
     const key = `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
     const pending = this.pending.get(key);
-    if (pending && pending.resourceVersion !== object.metadata.resourceVersion) {
+    if (pending?.shows(object) === true) {
       this.pending.delete(key);
       pending.resolve(now);
     }
