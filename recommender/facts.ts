@@ -102,6 +102,12 @@ export interface VolumeFacts {
   kind: VolumeKind;
   /** For persistentVolumeClaim: the claim's name. */
   claimName?: string;
+  /**
+   * For a claim that one node at a time mounts (ReadWriteOnce, ReadWriteOncePod) on a volume
+   * tied to one zone (EBS): what says so, e.g. "PersistentVolume pv-1 is pinned to zone
+   * us-east-1a". Absent when the volume is shared (EFS) or nothing is known about it.
+   */
+  zonalVolume?: string;
 }
 
 export interface TopologySpreadFacts {

@@ -123,6 +123,41 @@ const CASES: Case[] = [
     has: ['UsesPersistentVolumeClaim'],
   },
   {
+    name: 'a Deployment mounting a ReadWriteOnce claim on a zonal (EBS) volume',
+    facts: withTemplate({
+      volumes: [
+        {
+          name: 'd',
+          kind: 'persistentVolumeClaim',
+          claimName: 'grafana',
+          zonalVolume: 'PersistentVolume pv-1 is pinned to zone us-east-1a',
+        },
+      ],
+    }),
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim'],
+    hasNot: ['UsesPersistentVolumeClaim'],
+  },
+  {
+    name: 'a Job mounting a claim on a zonal volume: the same rule for every kind',
+    facts: {
+      kind: 'Job',
+      job: { backoffLimit: 3, observedRunSeconds: 60 },
+      ...withTemplate({
+        volumes: [
+          {
+            name: 'd',
+            kind: 'persistentVolumeClaim',
+            claimName: 'scratch',
+            zonalVolume: 'StorageClass gp3 provisions EBS volumes',
+          },
+        ],
+      }),
+    },
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim'],
+  },
+  {
     name: 'a hostPath volume',
     facts: withTemplate({ volumes: [{ name: 'cache', kind: 'hostPath' }] }),
     verdict: 'NotRecommended',

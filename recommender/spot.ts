@@ -95,7 +95,21 @@ function controllerFindings(facts: WorkloadFacts): Finding[] {
       );
     }
   } else {
-    const pvcs = template.volumes.filter((v) => v.kind === 'persistentVolumeClaim');
+    // A claim one node mounts on a volume in one zone pins the pod, whatever its kind: the same
+    // block as a StatefulSet's claims.
+    const zonal = template.volumes.filter((v) => v.zonalVolume !== undefined);
+    if (zonal.length > 0) {
+      out.push(
+        finding(
+          'ZonalVolumeClaim',
+          'Blocks',
+          `Its pods mount ReadWriteOnce claim ${listOf(zonal.map((v) => `${v.claimName ?? v.name} (${v.zonalVolume ?? ''})`))}: a replacement can only start in that zone, after the volume detaches from the interrupted node.`,
+        ),
+      );
+    }
+    const pvcs = template.volumes.filter(
+      (v) => v.kind === 'persistentVolumeClaim' && v.zonalVolume === undefined,
+    );
     if (pvcs.length > 0) {
       out.push(
         finding(
