@@ -25,6 +25,8 @@ import { ARCH_KEYS, CAPACITY_KEYS, hardConstraint, normalizeCapacity } from './s
 /** Which changes to write a patch for. */
 export interface PatchRequest {
   spot?: boolean;
+  /** Off Spot: it runs there although kopek does not recommend Spot for it. */
+  onDemand?: boolean;
   arm64?: boolean;
   crossZone?: CrossZonePlan;
 }
@@ -132,6 +134,36 @@ function applySpot(facts: WorkloadFacts, w: Working): void {
 }
 
 /**
+ * Keeps the pods off Spot nodes: Spot pins and preferences go, and every required term gets
+ * `NotIn [spot]` for each capacity label, which nodes without the label (on-demand) also pass.
+ */
+function applyOnDemand(facts: WorkloadFacts, w: Working): void {
+  const norm = normalizeCapacity;
+  for (const key of CAPACITY_KEYS) {
+    const v = facts.template.nodeSelector[key];
+    if (v !== undefined && norm(v) === 'spot') w.nodeSelector[key] = null;
+  }
+  w.preferred = w.preferred.filter(
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => CAPACITY_KEYS.includes(e.key)),
+  );
+  const offSpot = Object.values(SPOT_VALUE).map((s): NodeSelectorRequirement => ({
+    key: s.key,
+    operator: 'NotIn',
+    values: [s.value],
+  }));
+  const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
+  w.required = base.map((t) => ({
+    ...t,
+    matchExpressions: [
+      ...dropPins(t.matchExpressions ?? [], CAPACITY_KEYS, 'on-demand', norm).filter(
+        (e) => !offSpot.some((o) => isIdentity(o, e)),
+      ),
+      ...offSpot,
+    ],
+  }));
+}
+
+/**
  * Spot without arm64 keeps the pods on the architectures they run on today: Spot pools often
  * mix amd64 and arm64 nodes, and an image built for one architecture crashes on the other.
  * Nothing to add when the template already constrains the architecture, or when every
@@ -234,6 +266,7 @@ export function suggestPatch(
     tolerations: [...t.tolerations],
   };
   if (request.spot === true) applySpot(facts, w);
+  else if (request.onDemand === true) applyOnDemand(facts, w);
   if (request.spot === true && request.arm64 !== true) keepArchitectures(facts, w);
   if (request.arm64 === true) applyArm64(facts, w);
 

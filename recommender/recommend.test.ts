@@ -112,6 +112,47 @@ describe('readyCondition', () => {
     });
   });
 
+  it('says a workload runs on Spot at risk, with the patch that moves it off and its cost', () => {
+    // One replica on a Spot node: SingleReplica blocks Spot, yet it runs there.
+    const facts = goodFacts({
+      replicas: 1,
+      pods: [pod('p-0', node('n-0', 'us-east-1a', 'm6i.xlarge', { capacityType: 'spot' }))],
+      template: template({ nodeSelector: { 'karpenter.sh/capacity-type': 'spot' } }),
+    });
+    const status = recommend(facts);
+    expect(schemaProblems(status)).toEqual([]);
+    expect(status.spot).toMatchObject({
+      verdict: 'NotRecommended',
+      moveToOnDemandMonthlyCostUSD: '19.27',
+    });
+    const ready = readyCondition(status);
+    expect(ready.reason).toBe('AtRisk');
+    expect(ready.message).toMatch(
+      /^It runs on Spot, which is not recommended for it .*moves it to on-demand for 19\.27 USD more a month\./,
+    );
+    expect(ready.message).not.toContain('No change is recommended');
+    // The Spot pin goes and every required term keeps it off Spot nodes, under either label.
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: {
+        nodeSelector: { 'karpenter.sh/capacity-type': null },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                {
+                  matchExpressions: expect.arrayContaining([
+                    { key: 'karpenter.sh/capacity-type', operator: 'NotIn', values: ['spot'] },
+                    { key: 'eks.amazonaws.com/capacityType', operator: 'NotIn', values: ['SPOT'] },
+                  ]),
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+  });
+
   it('says when there is nothing to do', () => {
     const facts = goodFacts({ kind: 'DaemonSet', services: [] });
     expect(readyCondition(recommend(facts))).toMatchObject({

@@ -107,6 +107,7 @@ export function recommend(
   if (facts.policy.name !== undefined) status.policy = facts.policy.name;
   const patch = suggestPatch(facts, {
     spot: spot.actionable,
+    onDemand: spot.atRisk,
     arm64: arm64.actionable,
     ...(crossZone.actionable ? { crossZone: crossZone.plan } : {}),
   });
@@ -126,9 +127,10 @@ function joinNames(names: string[]): string {
 }
 
 /**
- * The summary Ready condition: True once the analysis ran; reason Recommended when some change
- * is recommended (or only needs the suggested patch), NothingToDo otherwise; the message names
- * the changes and any verdict left Unknown.
+ * The summary Ready condition: True once the analysis ran; reason AtRisk when it runs on Spot
+ * although Spot is not recommended for it, else Recommended when some change is recommended (or
+ * only needs the suggested patch), else NothingToDo; the message names the risk, the changes and
+ * any verdict left Unknown.
  */
 export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondition {
   const keys = ['spot', 'arm64', 'crossZone'] as const;
@@ -139,6 +141,12 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
     .map((k) => LABELS[k]);
   const unknown = keys.filter((k) => verdict(k) === 'Unknown').map((k) => LABELS[k]);
   const parts: string[] = [];
+  const moveCost = status.spot?.moveToOnDemandMonthlyCostUSD;
+  if (moveCost !== undefined) {
+    parts.push(
+      `It runs on Spot, which is not recommended for it (see the Spot reasons): the suggested patch moves it to on-demand for ${moveCost} USD more a month.`,
+    );
+  }
   if (recommended.length > 0) {
     parts.push(
       `${joinNames(recommended)} ${recommended.length === 1 ? 'change is' : 'changes are'} recommended.`,
@@ -157,7 +165,7 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
   return {
     type: 'Ready',
     status: 'True',
-    reason: act ? 'Recommended' : 'NothingToDo',
+    reason: moveCost !== undefined ? 'AtRisk' : act ? 'Recommended' : 'NothingToDo',
     message: sentences.join(' '),
   };
 }

@@ -27,6 +27,8 @@ const GiB = 1024 ** 3;
 export interface Target {
   spot: boolean;
   arm64: boolean;
+  /** Prices the pods that run on Spot at on-demand (moving a risky workload off Spot). */
+  onDemand?: boolean;
 }
 
 export const CURRENT: Target = { spot: false, arm64: false };
@@ -138,7 +140,7 @@ export function estimateCost(facts: WorkloadFacts, book: PriceBook, target: Targ
     }
     // A target price the book lacks (e.g. no Spot figure for the Graviton type) drops that part
     // of the change for this pod rather than inventing a price.
-    const targetSpot = isSpot || target.spot;
+    const targetSpot = target.onDemand === true ? false : isSpot || target.spot;
     const targetPrice =
       priceFor(book, region, targetType, targetSpot) ?? priceFor(book, region, targetType, isSpot);
     let then = now;

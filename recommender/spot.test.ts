@@ -328,7 +328,31 @@ const CASES: Case[] = [
       ...withTemplate({ volumes: [{ name: 'h', kind: 'hostPath' }] }),
     },
     verdict: 'NotRecommended',
-    has: ['HostPathVolume', 'AlreadyOnSpot'],
+    has: ['HostPathVolume', 'AtRiskOnSpot'],
+    hasNot: ['AlreadyOnSpot'],
+  },
+  {
+    name: 'a single replica already on Spot is at risk, not optimized',
+    facts: { replicas: 1, pods: onType('m6i.xlarge', { capacityType: 'spot' }).slice(0, 1) },
+    verdict: 'NotRecommended',
+    has: ['SingleReplica', 'AtRiskOnSpot'],
+    hasNot: ['AlreadyOnSpot'],
+  },
+  {
+    name: 'partly on Spot with a zonal volume claim is at risk',
+    facts: {
+      pods: [
+        ...onType('m6i.xlarge').slice(0, 2),
+        pod('p-s', node('s', 'us-east-1c', 'm6i.xlarge', { capacityType: 'spot' })),
+      ],
+      ...withTemplate({
+        volumes: [
+          { name: 'd', kind: 'persistentVolumeClaim', claimName: 'data', zonalVolume: 'EBS' },
+        ],
+      }),
+    },
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim', 'PartlyOnSpot', 'AtRiskOnSpot'],
   },
   {
     name: 'pinned to on-demand by nodeSelector',
@@ -498,6 +522,32 @@ describe('Spot: every signal', () => {
 });
 
 describe('Spot: money and the patch decision', () => {
+  it('prices the move off Spot for a workload at risk there: 3 pods back to on-demand cost 57.82/mo', () => {
+    const facts = {
+      ...base,
+      pods: onType('m6i.xlarge', { capacityType: 'spot' }),
+      template: template({ volumes: [{ name: 'h', kind: 'hostPath' }] }),
+    };
+    const spot = evaluateSpot(facts, SNAPSHOT_PRICES);
+    expect(spot).toMatchObject({ actionable: false, atRisk: true });
+    expect(spot.result).toMatchObject({
+      verdict: 'NotRecommended',
+      monthlySavingsUSD: '0.00',
+      moveToOnDemandMonthlyCostUSD: '57.82',
+    });
+    expect(spot.result.reasons?.find((r) => r.code === 'AtRiskOnSpot')?.message).toMatch(
+      /All 3 running pods run on Spot.*for 57\.82 USD more a month/,
+    );
+  });
+  it('a workload at risk on Spot that is not running there yet is not at risk', () => {
+    const spot = evaluateSpot(
+      { ...base, template: template({ volumes: [{ name: 'h', kind: 'hostPath' }] }) },
+      SNAPSHOT_PRICES,
+    );
+    expect(spot.atRisk).toBe(false);
+    expect(spot.result.moveToOnDemandMonthlyCostUSD).toBeUndefined();
+  });
+
   it('prices the move: 3 pods of 1 vCPU + 4 GiB on m6i.xlarge save 3 × 19.272 = 57.82/mo', () => {
     const { result, actionable } = evaluateSpot(base, SNAPSHOT_PRICES);
     expect(result.monthlySavingsUSD).toBe('57.82');

@@ -3,7 +3,7 @@
  * signal of DESIGN.md ("Decisions", Spot) becomes a finding with a stable code; the verdict and
  * score follow from reasons.ts, the money from savings.ts.
  */
-import type { OptimizationResult } from './api/v1alpha1.ts';
+import type { SpotResult } from './api/v1alpha1.ts';
 import {
   ANNOTATION_DO_NOT_DISRUPT,
   ANNOTATION_SAFE_TO_EVICT,
@@ -47,9 +47,11 @@ export const SPOT_FIXED_BY_PATCH: ReadonlySet<string> = new Set(['OnDemandPinned
 
 /** A Spot evaluation: the API result, and whether the suggested patch should make the move. */
 export interface SpotEvaluation {
-  result: OptimizationResult;
+  result: SpotResult;
   /** Recommended, or Possible only for reasons the suggested patch fixes. */
   actionable: boolean;
+  /** It runs on Spot although something blocks Spot: the suggested patch moves it off. */
+  atRisk: boolean;
 }
 
 const STATELESS_KINDS = new Set(['Deployment', 'ReplicaSet', 'Rollout']);
@@ -59,6 +61,7 @@ function notApplicable(code: string, message: string): SpotEvaluation {
   return {
     result: result('NotApplicable', [finding(code, 'Info', message)], '0.00'),
     actionable: false,
+    atRisk: false,
   };
 }
 
@@ -684,17 +687,11 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
         '0.00',
       ),
       actionable: false,
+      atRisk: false,
     };
   }
-  if (on.all || on.required) {
-    findings.push(
-      finding(
-        'AlreadyOnSpot',
-        'Info',
-        'It already runs on Spot, which the reasons above say is risky.',
-      ),
-    );
-  }
+  if (blocked && (on.all || on.required || on.some > 0))
+    return atRiskOnSpot(facts, book, on, findings);
   const noPriceAtAll = missingPrice && estimate.unpriced.length === facts.pods.length;
   const verdict = verdictOf(findings, noPriceAtAll);
   const savings =
@@ -709,5 +706,38 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
     verdict === 'Recommended' ||
     (verdict === 'Possible' && verdictOf(afterPatch, noPriceAtAll) === 'Recommended');
   const explained = actionable ? notePatch(findings, SPOT_FIXED_BY_PATCH) : findings;
-  return { result: result(verdict, explained, savings), actionable };
+  return { result: result(verdict, explained, savings), actionable, atRisk: false };
+}
+
+/**
+ * A workload kopek would not put on Spot that runs there already: NotRecommended, and the risk
+ * said in a reason, in the Ready condition (recommend.ts) and with what moving it to on-demand
+ * costs; the suggested patch makes that move (patch.ts). Apply never makes it on its own.
+ */
+function atRiskOnSpot(
+  facts: WorkloadFacts,
+  book: PriceBook,
+  on: ReturnType<typeof alreadyOnSpot>,
+  findings: readonly Finding[],
+): SpotEvaluation {
+  const move = estimateCost(facts, book, { spot: false, arm64: false, onDemand: true });
+  const cost = formatUSD(Math.max(0, move.targetMonthly - move.currentMonthly));
+  const where = on.all
+    ? `All ${plural(facts.pods.length, 'running pod')} run`
+    : on.some > 0
+      ? `${on.some} of ${plural(facts.pods.length, 'running pod')} run`
+      : 'Its node affinity requires it to run';
+  const atRisk = finding(
+    'AtRiskOnSpot',
+    'Info',
+    `${where} on Spot, which the reasons above rule out: the suggested patch moves it to on-demand capacity, for ${cost} USD more a month.`,
+  );
+  return {
+    result: {
+      ...result('NotRecommended', [...findings, atRisk], '0.00'),
+      moveToOnDemandMonthlyCostUSD: cost,
+    },
+    actionable: false,
+    atRisk: true,
+  };
 }

@@ -163,6 +163,14 @@ export interface OptimizationResult {
   reasons?: Reason[];
 }
 
+export interface SpotResult extends OptimizationResult {
+  /**
+   * What moving it to on-demand adds to the monthly bill, when it runs on Spot although kopek
+   * does not recommend Spot for it (the suggested patch makes that move).
+   */
+  moveToOnDemandMonthlyCostUSD?: USD;
+}
+
 export interface ImagePlatforms {
   container: string;
   image: string;
@@ -264,7 +272,7 @@ export interface WorkloadRecommendationStatus {
   potentialMonthlySavingsUSD?: USD;
   pricing?: PricingInfo;
   placement?: PlacementInfo;
-  spot?: OptimizationResult;
+  spot?: SpotResult;
   arm64?: Arm64Result;
   crossZone?: CrossZoneResult;
   suggestedPatch?: SuggestedPatch;
