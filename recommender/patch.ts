@@ -20,7 +20,14 @@ import {
   type Toleration,
   type WorkloadFacts,
 } from './facts.ts';
-import { ARCH_KEYS, CAPACITY_KEYS, hardConstraint, normalizeCapacity } from './scheduling.ts';
+import {
+  ARCH_KEYS,
+  CAPACITY_KEYS,
+  LABEL_HOSTNAME,
+  hardConstraint,
+  needsNodeSpread,
+  normalizeCapacity,
+} from './scheduling.ts';
 
 /** Which changes to write a patch for. */
 export interface PatchRequest {
@@ -230,12 +237,13 @@ function nodeAffinityPatch(facts: WorkloadFacts, w: Working): Record<string, unk
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-function spreadPatch(facts: WorkloadFacts): Record<string, unknown>[] | undefined {
-  if (facts.template.topologySpread.some((s) => s.topologyKey === LABEL_ZONE)) return undefined;
+/** A soft spread of the workload's pods over `topologyKey`, unless the template has one. */
+function spreadPatch(facts: WorkloadFacts, topologyKey: string): Record<string, unknown>[] {
+  if (facts.template.topologySpread.some((s) => s.topologyKey === topologyKey)) return [];
   return [
     {
       maxSkew: 1,
-      topologyKey: LABEL_ZONE,
+      topologyKey,
       whenUnsatisfiable: 'ScheduleAnyway',
       labelSelector: { matchLabels: { ...facts.selector } },
     },
@@ -279,10 +287,12 @@ export function suggestPatch(
   const nodeAffinity = nodeAffinityPatch(facts, w);
   if (nodeAffinity !== undefined) spec.affinity = { nodeAffinity };
   if (!isIdentity(w.tolerations, t.tolerations)) spec.tolerations = w.tolerations;
-  if (request.crossZone?.spreadOverZones === true) {
-    const spread = spreadPatch(facts);
-    if (spread !== undefined) spec.topologySpreadConstraints = spread;
-  }
+  // Spot with every replica on one node spreads them over nodes (ReplicasOnOneNode).
+  const spreads = [
+    ...(request.spot === true && needsNodeSpread(facts) ? spreadPatch(facts, LABEL_HOSTNAME) : []),
+    ...(request.crossZone?.spreadOverZones === true ? spreadPatch(facts, LABEL_ZONE) : []),
+  ];
+  if (spreads.length > 0) spec.topologySpreadConstraints = spreads;
 
   const patch: SuggestedPatch = {};
   if (Object.keys(spec).length > 0) patch.podTemplate = { spec };

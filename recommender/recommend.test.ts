@@ -140,10 +140,10 @@ describe('readyCondition', () => {
             requiredDuringSchedulingIgnoredDuringExecution: {
               nodeSelectorTerms: [
                 {
-                  matchExpressions: expect.arrayContaining([
+                  matchExpressions: [
                     { key: 'karpenter.sh/capacity-type', operator: 'NotIn', values: ['spot'] },
                     { key: 'eks.amazonaws.com/capacityType', operator: 'NotIn', values: ['SPOT'] },
-                  ]),
+                  ],
                 },
               ],
             },
@@ -151,6 +151,32 @@ describe('readyCondition', () => {
         },
       },
     });
+  });
+
+  it('requires a spread over nodes before Spot when every replica shares one node; the patch adds it', () => {
+    const facts = goodFacts({
+      template: template({ topologySpread: [] }),
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    });
+    const status = recommend(facts);
+    expect(status.spot?.verdict).toBe('Possible');
+    const onOne = status.spot?.reasons?.find((r) => r.code === 'ReplicasOnOneNode');
+    expect(onOne?.effect).toBe('Requires');
+    expect(onOne?.message).toMatch(/on node one.*The suggested patch does this\.$/);
+    expect(readyCondition(status).message).toContain('Spot is possible with the suggested patch.');
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: {
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: facts.selector },
+          },
+        ],
+      },
+    });
+    expect(Number(status.potentialMonthlySavingsUSD)).toBeGreaterThan(0);
   });
 
   it('says when there is nothing to do', () => {

@@ -252,9 +252,26 @@ const CASES: Case[] = [
       ...withTemplate({ topologySpread: [] }),
       pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
     },
-    verdict: 'Recommended',
+    verdict: 'Possible',
     has: ['NoSpreadConstraint', 'ReplicasOnOneNode'],
     hasNot: ['RunsInSeveralZones'],
+  },
+  {
+    name: 'a spread over nodes that found only one node only lowers the score',
+    facts: {
+      ...withTemplate({
+        topologySpread: [
+          {
+            topologyKey: 'kubernetes.io/hostname',
+            maxSkew: 1,
+            whenUnsatisfiable: 'ScheduleAnyway',
+          },
+        ],
+      }),
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    },
+    verdict: 'Recommended',
+    has: ['SpreadConfigured', 'ReplicasOnOneNode'],
   },
   {
     name: 'pod anti-affinity spreads too',

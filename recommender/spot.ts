@@ -24,7 +24,9 @@ import {
   CAPACITY_KEYS,
   allows,
   hardConstraint,
+  needsNodeSpread,
   normalizeCapacity,
+  onlyNode,
   preferredValues,
   spreadKeys,
 } from './scheduling.ts';
@@ -43,7 +45,10 @@ export const MANY_TYPES = 20;
 export const FEW_TYPES = 5;
 
 /** Requires that the suggested patch itself fixes (so the change stays actionable). */
-export const SPOT_FIXED_BY_PATCH: ReadonlySet<string> = new Set(['OnDemandPinned']);
+export const SPOT_FIXED_BY_PATCH: ReadonlySet<string> = new Set([
+  'OnDemandPinned',
+  'ReplicasOnOneNode',
+]);
 
 /** A Spot evaluation: the API result, and whether the suggested patch should make the move. */
 export interface SpotEvaluation {
@@ -302,16 +307,21 @@ function spreadFindings(facts: WorkloadFacts): Finding[] {
       ),
     );
   }
-  const nodes = new Set(facts.pods.map((p) => p.node?.name).filter((n) => n !== undefined));
+  const only = onlyNode(facts);
   const zones = new Set(facts.pods.map((p) => p.node?.zone).filter((z) => z !== undefined));
-  if (facts.pods.length >= 2 && nodes.size === 1) {
+  if (only !== undefined) {
+    // Without a spread over nodes, the patch must add one before Spot: one interruption would
+    // take every replica. With one, the cluster had no other node: that only lowers the score.
+    const onOne = `All ${facts.pods.length} running pods are on node ${only}: one interruption takes them all.`;
     out.push(
-      finding(
-        'ReplicasOnOneNode',
-        'Lowers',
-        `All ${facts.pods.length} running pods are on node ${[...nodes][0] ?? ''}: one interruption takes them all.`,
-        10,
-      ),
+      needsNodeSpread(facts)
+        ? finding('ReplicasOnOneNode', 'Requires', `${onOne} Spread them over nodes first.`, 10)
+        : finding(
+            'ReplicasOnOneNode',
+            'Lowers',
+            `${onOne} Their spread over nodes found no other node.`,
+            10,
+          ),
     );
   } else if (zones.size >= 2) {
     out.push(

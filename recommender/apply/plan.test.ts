@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Optimization } from '../api/v1alpha1.ts';
 import { canonicalJson } from '../canonical.ts';
 import { DEFAULT_POLICY } from '../policy.ts';
-import { CLUSTER, goodFacts } from '../testing.ts';
+import { CLUSTER, goodFacts, node, pod } from '../testing.ts';
 import { mergePodSpec, mergeService } from './merge.ts';
 import {
   annotationOperations,
@@ -186,6 +186,20 @@ describe('an apply and its revert', () => {
     });
     expect(to.podSpec.nodeSelector).toEqual({ team: 'shop', disk: 'ssd' });
     expect(JSON.stringify(to.podSpec.affinity)).toContain(JSON.stringify(SPOT));
+  });
+
+  it('moving to Spot spreads replicas that share one node over nodes, as the suggested patch says', () => {
+    const facts = goodFacts({
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    });
+    const to = plannedState({
+      facts: { ...facts, template: { ...facts.template, topologySpread: [] } },
+      actions: ['Spot'],
+      live: live({}),
+    });
+    expect(to.podSpec.topologySpreadConstraints).toEqual([
+      expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', maxSkew: 1 }),
+    ]);
   });
 
   it('never moves a workload at risk on Spot off it: only the approved actions are planned', () => {
