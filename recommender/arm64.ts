@@ -17,6 +17,7 @@ import {
   verdictOf,
   type Finding,
 } from './reasons.ts';
+import { ownerFindings } from './owner.ts';
 import { estimateCost, onArm64, pricingFindings } from './savings.ts';
 import { ARCH_KEYS, allows, hardConstraint, preferredValues } from './scheduling.ts';
 
@@ -192,6 +193,7 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
   // An amd64-only DaemonSet needs its amd64 pin: the pin is not what stands in the way.
   const keepPin = !(facts.kind === 'DaemonSet' && imageBlocked);
   const findings = [
+    ...ownerFindings(facts),
     ...scan.findings,
     ...pins.findings.filter((f) => keepPin || f.code !== 'Amd64Pinned'),
   ];

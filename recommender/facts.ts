@@ -175,6 +175,11 @@ export interface ServiceFacts {
   name: string;
   /** clusterIP: None — clients resolve pod IPs themselves. */
   headless: boolean;
+  /**
+   * Every port serves metrics (named `metrics`, `http-metrics`, `telemetry`, …; an unnamed port
+   * counts when the Service's name ends in `-metrics`): its traffic is scrapes, not clients.
+   */
+  metricsOnly?: boolean;
   trafficDistribution?: string;
   /** service.kubernetes.io/topology-mode (or the older topology-aware-hints) annotation. */
   topologyMode?: string;
@@ -271,11 +276,23 @@ export interface ClusterFacts {
   kubernetesMinor?: number;
 }
 
+/** The object that controls a workload (a custom resource, another operator's object). */
+export interface OwnerFacts {
+  kind: string;
+  name: string;
+  apiVersion?: string;
+}
+
 export interface WorkloadFacts {
   kind: WorkloadKind;
   name: string;
   namespace: string;
   uid?: string;
+  /**
+   * Its controlling ownerReference (or its only one): that object writes the workload's spec
+   * and would undo kopek's change, so changes go through it and Apply leaves the workload alone.
+   */
+  owner?: OwnerFacts;
   labels: Readonly<Record<string, string>>;
   annotations: Readonly<Record<string, string>>;
   /** The workload's pod selector labels (matchLabels), used in suggested spreads. */

@@ -224,6 +224,21 @@ describe('the WorkloadRecommendation object', () => {
     }
   });
 
+  it('names the owner of a workload another controller owns, in the reasons and the condition', () => {
+    const facts = goodFacts({
+      kind: 'StatefulSet',
+      owner: { kind: 'Prometheus', name: 'k8s', apiVersion: 'monitoring.coreos.com/v1' },
+    });
+    const obj = toWorkloadRecommendation(facts, recommend(facts), 'x');
+    const owner = 'Prometheus shop/k8s (monitoring.coreos.com/v1)';
+    for (const result of [obj.status?.spot, obj.status?.arm64]) {
+      expect(result?.reasons?.find((r) => r.code === 'ChangeThroughOwner')?.message).toContain(
+        `make the suggested change in ${owner}'s spec`,
+      );
+    }
+    expect(obj.status?.conditions?.[0]?.message).toContain(`Make the change in ${owner}`);
+  });
+
   it('leaves out the ownerReference without a uid', () => {
     const facts = { ...goodFacts(), uid: undefined } as unknown as ReturnType<typeof goodFacts>;
     expect(

@@ -21,6 +21,7 @@ import { suggestPatch } from './patch.ts';
 import { SNAPSHOT_PRICES, formatUSD, pricesAsOf, type PriceBook } from './pricing.ts';
 import { clip } from './reasons.ts';
 import { CURRENT, estimateCost, pricingRegion } from './savings.ts';
+import { ownerName } from './owner.ts';
 import { SPOT_FIXED_BY_PATCH, evaluateSpot } from './spot.ts';
 import { withGitOpsNote } from './apply/gitops.ts';
 
@@ -183,6 +184,16 @@ export const FIXED_BY_PATCH: ReadonlySet<string> = new Set([
   ...CROSS_ZONE_FIXED_BY_PATCH,
 ]);
 
+/** A change to a workload another controller owns is made in the owner: the message says where. */
+function withOwnerNote(condition: ReadyCondition, facts: WorkloadFacts): ReadyCondition {
+  const owner = ownerName(facts);
+  if (owner === undefined || condition.reason === 'NothingToDo') return condition;
+  return {
+    ...condition,
+    message: `${condition.message} Make the change in ${owner}: it controls this ${facts.kind} and would undo a patch to it, and Apply mode leaves it alone.`,
+  };
+}
+
 const API_VERSION_OF: Record<WorkloadKind, 'apps/v1' | 'batch/v1' | 'argoproj.io/v1alpha1'> = {
   Deployment: 'apps/v1',
   StatefulSet: 'apps/v1',
@@ -220,7 +231,12 @@ export function toWorkloadRecommendation(
     status: {
       ...status,
       // In Apply mode, a workload Git manages says so: kopek will not patch it.
-      conditions: [{ ...withGitOpsNote(readyCondition(status), facts), lastTransitionTime }],
+      conditions: [
+        {
+          ...withOwnerNote(withGitOpsNote(readyCondition(status), facts), facts),
+          lastTransitionTime,
+        },
+      ],
     },
   };
 }

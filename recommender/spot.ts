@@ -18,6 +18,7 @@ import {
   type PriceBook,
   type SpotFigures,
 } from './pricing.ts';
+import { ownerFindings } from './owner.ts';
 import { finding, listOf, notePatch, plural, result, verdictOf, type Finding } from './reasons.ts';
 import { estimateCost, onArm64, pricingFindings, pricingRegion } from './savings.ts';
 import {
@@ -637,6 +638,7 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
   }
 
   const findings: Finding[] = [
+    ...ownerFindings(facts),
     ...controllerFindings(facts),
     ...storageFindings(facts),
     ...disruptionFindings(facts),
