@@ -34,6 +34,8 @@ export interface PatchRequest {
   spot?: boolean;
   /** Off Spot: it runs there although kopek does not recommend Spot for it. */
   onDemand?: boolean;
+  /** Off arm64: it runs there although an image lacks arm64. */
+  amd64?: boolean;
   arm64?: boolean;
   crossZone?: CrossZonePlan;
 }
@@ -217,6 +219,24 @@ function applyArm64(facts: WorkloadFacts, w: Working): void {
     if (!w.tolerations.some((x) => sameToleration(x, t))) w.tolerations.push(t);
 }
 
+/** Pins the pods to amd64 nodes: arm64 pins and preferences go. */
+function applyAmd64(facts: WorkloadFacts, w: Working): void {
+  for (const key of ARCH_KEYS) {
+    const v = facts.template.nodeSelector[key];
+    if (v !== undefined && v !== 'amd64') w.nodeSelector[key] = null;
+  }
+  if (w.required !== undefined) {
+    w.required = w.required.map((t) => ({
+      ...t,
+      matchExpressions: dropPins(t.matchExpressions ?? [], ARCH_KEYS, 'amd64', (v) => v),
+    }));
+  }
+  w.preferred = w.preferred.filter(
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => ARCH_KEYS.includes(e.key)),
+  );
+  w.nodeSelector[LABEL_ARCH] = 'amd64';
+}
+
 /** The nodeAffinity part of the patch, or undefined when nothing changed. */
 function nodeAffinityPatch(facts: WorkloadFacts, w: Working): Record<string, unknown> | undefined {
   const na = facts.template.affinity?.nodeAffinity;
@@ -277,6 +297,7 @@ export function suggestPatch(
   else if (request.onDemand === true) applyOnDemand(facts, w);
   if (request.spot === true && request.arm64 !== true) keepArchitectures(facts, w);
   if (request.arm64 === true) applyArm64(facts, w);
+  else if (request.amd64 === true) applyAmd64(facts, w);
 
   const spec: Record<string, unknown> = {};
   if (Object.keys(w.nodeSelector).length > 0) {

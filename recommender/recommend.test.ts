@@ -179,6 +179,28 @@ describe('readyCondition', () => {
     expect(Number(status.potentialMonthlySavingsUSD)).toBeGreaterThan(0);
   });
 
+  it('says a workload runs on arm64 at risk, with the patch that moves it to amd64', () => {
+    const facts = goodFacts({
+      pods: ZONES.map((z, i) => pod(`p-${i}`, node(`n-${i}`, z, 'm7g.xlarge', { arch: 'arm64' }))),
+      template: template({ nodeSelector: { 'kubernetes.io/arch': 'arm64' } }),
+      imagePlatforms: { 'ghcr.io/acme/checkout:1.0': { platforms: ['linux/amd64'] } },
+    });
+    const status = recommend(facts);
+    expect(schemaProblems(status)).toEqual([]);
+    expect(status.arm64).toMatchObject({
+      verdict: 'NotRecommended',
+      moveToAmd64MonthlyCostUSD: '21.02',
+    });
+    const ready = readyCondition(status);
+    expect(ready.reason).toBe('AtRisk');
+    expect(ready.message).toContain(
+      'It runs on arm64 nodes, which an image lacks (see the arm64 reasons): the suggested patch moves it to amd64 nodes for 21.02 USD more a month.',
+    );
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: { nodeSelector: { 'kubernetes.io/arch': 'amd64' } },
+    });
+  });
+
   it('says when there is nothing to do', () => {
     const facts = goodFacts({ kind: 'DaemonSet', services: [] });
     expect(readyCondition(recommend(facts))).toMatchObject({

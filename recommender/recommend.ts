@@ -109,6 +109,7 @@ export function recommend(
   const patch = suggestPatch(facts, {
     spot: spot.actionable,
     onDemand: spot.atRisk,
+    amd64: arm64.atRisk,
     arm64: arm64.actionable,
     ...(crossZone.actionable ? { crossZone: crossZone.plan } : {}),
   });
@@ -129,7 +130,7 @@ function joinNames(names: string[]): string {
 
 /**
  * The summary Ready condition: True once the analysis ran; reason AtRisk when it runs on Spot
- * although Spot is not recommended for it, else Recommended when some change is recommended (or
+ * although Spot is not recommended for it, or on arm64 although an image lacks arm64, else Recommended when some change is recommended (or
  * only needs the suggested patch), else NothingToDo; the message names the risk, the changes and
  * any verdict left Unknown.
  */
@@ -148,6 +149,13 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
       `It runs on Spot, which is not recommended for it (see the Spot reasons): the suggested patch moves it to on-demand for ${moveCost} USD more a month.`,
     );
   }
+  const amd64Cost = status.arm64?.moveToAmd64MonthlyCostUSD;
+  if (amd64Cost !== undefined) {
+    parts.push(
+      `It runs on arm64 nodes, which an image lacks (see the arm64 reasons): the suggested patch moves it to amd64 nodes for ${amd64Cost} USD more a month.`,
+    );
+  }
+  const atRisk = moveCost !== undefined || amd64Cost !== undefined;
   if (recommended.length > 0) {
     parts.push(
       `${joinNames(recommended)} ${recommended.length === 1 ? 'change is' : 'changes are'} recommended.`,
@@ -166,7 +174,7 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
   return {
     type: 'Ready',
     status: 'True',
-    reason: moveCost !== undefined ? 'AtRisk' : act ? 'Recommended' : 'NothingToDo',
+    reason: atRisk ? 'AtRisk' : act ? 'Recommended' : 'NothingToDo',
     message: sentences.join(' '),
   };
 }

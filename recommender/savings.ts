@@ -8,6 +8,7 @@
 import { LABEL_REGION, type NodeFacts, type PodFacts, type WorkloadFacts } from './facts.ts';
 import {
   FALLBACK_REGION,
+  amd64Candidates,
   HOURS_PER_MONTH,
   gravitonEquivalent,
   isGravitonType,
@@ -29,6 +30,8 @@ export interface Target {
   arm64: boolean;
   /** Prices the pods that run on Spot at on-demand (moving a risky workload off Spot). */
   onDemand?: boolean;
+  /** Prices the pods on Graviton at an x86 type of the same size (moving back to amd64). */
+  amd64?: boolean;
 }
 
 export const CURRENT: Target = { spot: false, arm64: false };
@@ -137,6 +140,10 @@ export function estimateCost(facts: WorkloadFacts, book: PriceBook, target: Targ
       } else if (!out.noGravitonTypes.includes(type)) {
         out.noGravitonTypes.push(type);
       }
+    }
+    if (target.amd64 === true && onArm64(node)) {
+      targetType =
+        amd64Candidates(type).find((t) => onDemandPrice(book, region, t) !== undefined) ?? type;
     }
     // A target price the book lacks (e.g. no Spot figure for the Graviton type) drops that part
     // of the change for this pod rather than inventing a price.

@@ -183,6 +183,11 @@ export interface ImagePlatforms {
 
 export interface Arm64Result extends OptimizationResult {
   images?: ImagePlatforms[];
+  /**
+   * What moving it to amd64 nodes adds to the monthly bill, when it runs on arm64 although an
+   * image lacks arm64 (the suggested patch makes that move).
+   */
+  moveToAmd64MonthlyCostUSD?: USD;
 }
 
 export interface ServiceCrossZone {
