@@ -538,6 +538,43 @@ describe('Spot: every signal', () => {
   }
 });
 
+describe('Spot: which region the Spot data comes from', () => {
+  const messages = (r: { reasons?: { message: string }[] }) =>
+    (r.reasons ?? []).map((x) => x.message).join('\n');
+
+  it('a region the Spot Advisor lacks: every risk reason names us-east-1, and says it stands in', () => {
+    const { result } = evaluateSpot(
+      { ...base, cluster: { ...CLUSTER, region: 'ap-southeast-7' } },
+      SNAPSHOT_PRICES,
+    );
+    expect(codes(result)).toEqual(
+      expect.arrayContaining([
+        'SpotDataFromFallbackRegion',
+        'LowInterruptionRisk',
+        'ManyInstanceTypesFit',
+      ]),
+    );
+    expect(messages(result)).toContain(
+      "nothing for ap-southeast-7; the interruption bands and instance-type counts here are us-east-1's",
+    );
+    // No reason draws a figure from ap-southeast-7 beside one from us-east-1.
+    expect(messages(result)).not.toMatch(/(types|is 10% or less|frequency) in ap-southeast-7/);
+  });
+
+  it('a region with its own data says nothing about a stand-in', () => {
+    const { result } = evaluateSpot(base, SNAPSHOT_PRICES);
+    expect(codes(result)).not.toContain('SpotDataFromFallbackRegion');
+  });
+
+  it('no Spot data at all: says so plainly, and gives no band or count', () => {
+    const book = { ...SNAPSHOT_PRICES, spot: new Map() };
+    const { result } = evaluateSpot(base, book);
+    expect(codes(result)).toContain('NoSpotData');
+    for (const code of ['FewInstanceTypesFit', 'ManyInstanceTypesFit', 'LowInterruptionRisk'])
+      expect(codes(result)).not.toContain(code);
+  });
+});
+
 describe('Spot: money and the patch decision', () => {
   it('prices the move off Spot for a workload at risk there: 3 pods back to on-demand cost 57.82/mo', () => {
     const facts = {

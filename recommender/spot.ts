@@ -12,6 +12,7 @@ import {
   type WorkloadFacts,
 } from './facts.ts';
 import {
+  FALLBACK_REGION,
   formatUSD,
   isGravitonType,
   spotFigures,
@@ -492,9 +493,43 @@ function lowRiskTypes(book: PriceBook, region: string): TypeFit[] {
   return list;
 }
 
+/**
+ * The region whose Spot Advisor data stands for the workload's: its own, else us-east-1 (said in
+ * an Info reason), else none; every risk reason names the region its figures come from.
+ */
+function spotDataRegion(
+  book: PriceBook,
+  region: string,
+): { from: string | undefined; findings: Finding[] } {
+  if (book.spot.has(region)) return { from: region, findings: [] };
+  if (book.spot.has(FALLBACK_REGION))
+    return {
+      from: FALLBACK_REGION,
+      findings: [
+        finding(
+          'SpotDataFromFallbackRegion',
+          'Info',
+          `The Spot Advisor data has nothing for ${region}; the interruption bands and instance-type counts here are ${FALLBACK_REGION}'s, a stand-in.`,
+        ),
+      ],
+    };
+  return {
+    from: undefined,
+    findings: [
+      finding(
+        'NoSpotData',
+        'Info',
+        `The Spot Advisor data has nothing for ${region} (nor ${FALLBACK_REGION}): interruption risk and instance-type diversity are not known.`,
+      ),
+    ],
+  };
+}
+
 function riskFindings(facts: WorkloadFacts, book: PriceBook): Finding[] {
-  const { region } = pricingRegion(facts);
-  const out: Finding[] = [];
+  const data = spotDataRegion(book, pricingRegion(facts).region);
+  if (data.from === undefined) return [...data.findings, ...placementScoreFindings(facts)];
+  const region = data.from;
+  const out: Finding[] = [...data.findings];
   const bands = new Map<string, number>();
   const unknown: string[] = [];
   for (const pod of facts.pods) {
@@ -549,7 +584,12 @@ function riskFindings(facts: WorkloadFacts, book: PriceBook): Finding[] {
       ),
     );
   }
-  out.push(...diversityFindings(facts, book, region));
+  out.push(...diversityFindings(facts, book, region), ...placementScoreFindings(facts));
+  return out;
+}
+
+function placementScoreFindings(facts: WorkloadFacts): Finding[] {
+  const out: Finding[] = [];
   if (facts.spotPlacementScore !== undefined) {
     if (facts.spotPlacementScore >= 7) {
       out.push(
