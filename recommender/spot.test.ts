@@ -247,6 +247,38 @@ const CASES: Case[] = [
     has: ['NoReadinessProbe'],
   },
   {
+    name: 'a probed main container beside an unprobed native sidecar',
+    facts: withTemplate({
+      containers: [
+        container('envoy', 'envoyproxy/envoy:v1.34.1', { role: 'sidecar', readinessProbe: false }),
+        container('checkout', 'ghcr.io/acme/checkout:1.0'),
+      ],
+    }),
+    verdict: 'Recommended',
+    has: ['ReadinessProbe'],
+    hasNot: ['NoReadinessProbe'],
+  },
+  {
+    name: 'a probed main container beside an injected istio-proxy without a probe',
+    facts: withTemplate({
+      containers: [
+        container('checkout', 'ghcr.io/acme/checkout:1.0'),
+        container('istio-proxy', 'docker.io/istio/proxyv2:1.24.0', { readinessProbe: false }),
+      ],
+    }),
+    verdict: 'Recommended',
+    has: ['ReadinessProbe'],
+    hasNot: ['NoReadinessProbe'],
+  },
+  {
+    name: 'only helpers: they are the main containers',
+    facts: withTemplate({
+      containers: [container('envoy', 'envoyproxy/envoy:v1.34.1', { readinessProbe: false })],
+    }),
+    verdict: 'Recommended',
+    has: ['NoReadinessProbe'],
+  },
+  {
     name: 'no spread and every replica on one node',
     facts: {
       ...withTemplate({ topologySpread: [] }),
@@ -536,6 +568,25 @@ describe('Spot: every signal', () => {
       for (const code of c.hasNot ?? []) expect(codes(result)).not.toContain(code);
     });
   }
+});
+
+describe('Spot: readiness probes per container', () => {
+  it('names the main container without a probe, not the sidecar', () => {
+    const facts = {
+      ...base,
+      template: template({
+        containers: [
+          container('log-shipper', 'fluent/fluent-bit:3.1', { readinessProbe: false }),
+          container('api', 'ghcr.io/acme/api:2', { readinessProbe: false }),
+          container('worker', 'ghcr.io/acme/worker:2'),
+        ],
+      }),
+    };
+    const reason = evaluateSpot(facts, SNAPSHOT_PRICES).result.reasons?.find(
+      (r) => r.code === 'NoReadinessProbe',
+    );
+    expect(reason?.message).toMatch(/^Main container api has no readiness probe/);
+  });
 });
 
 describe('Spot: which region the Spot data comes from', () => {

@@ -9,6 +9,7 @@ import {
   ANNOTATION_SAFE_TO_EVICT,
   ANNOTATION_SPOT,
   effectiveReplicas,
+  type ContainerFacts,
   type WorkloadFacts,
 } from './facts.ts';
 import {
@@ -268,17 +269,38 @@ function shutdownFindings(facts: WorkloadFacts): Finding[] {
   ];
 }
 
+/**
+ * Helpers injected beside the application (service-mesh proxies, log shippers, secret agents,
+ * config reloaders), by container name or image: readiness is the application's to tell.
+ */
+const HELPER_CONTAINER =
+  /(^|[-/_])(istio-proxy|linkerd-proxy|envoy|cloud-sql-proxy|vault-agent|fluent-bit|fluentd|config-reloader|oauth2-proxy|datadog-agent|otel-collector|kube-rbac-proxy)([-:_]|$)/;
+
+/**
+ * The containers whose readiness says the pod can serve: the regular containers that are not
+ * known helpers (all of them when every one is). Native sidecars (restartable init containers)
+ * and helpers without a probe count as ready once started.
+ */
+function mainContainers(facts: WorkloadFacts): ContainerFacts[] {
+  const regular = facts.template.containers.filter((c) => c.role === 'main');
+  const apps = regular.filter(
+    (c) => !HELPER_CONTAINER.test(c.name) && !HELPER_CONTAINER.test(c.image),
+  );
+  return apps.length > 0 ? apps : regular;
+}
+
 function readinessFindings(facts: WorkloadFacts): Finding[] {
   if (BATCH_KINDS.has(facts.kind)) return [];
-  const without = facts.template.containers
-    .filter((c) => c.role !== 'init' && !c.readinessProbe)
-    .map((c) => c.name);
+  const main = mainContainers(facts);
+  if (main.length === 0) return [];
+  const without = main.filter((c) => !c.readinessProbe).map((c) => c.name);
+  const names = listOf(main.map((c) => c.name));
   if (without.length === 0) {
     return [
       finding(
         'ReadinessProbe',
         'Raises',
-        'Every container has a readiness probe, so replacements get traffic only when ready.',
+        `Main container ${names} has a readiness probe, so replacements get traffic only when ready.`,
         5,
       ),
     ];
@@ -287,7 +309,7 @@ function readinessFindings(facts: WorkloadFacts): Finding[] {
     finding(
       'NoReadinessProbe',
       'Lowers',
-      `Container ${listOf(without)} has no readiness probe: a replacement pod gets traffic before it is ready.`,
+      `Main container ${listOf(without)} has no readiness probe: a replacement pod gets traffic before it is ready.`,
       10,
     ),
   ];
