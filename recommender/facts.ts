@@ -93,6 +93,8 @@ export interface ContainerFacts {
   readinessProbe: boolean;
   /** Seconds a preStop hook sleeps (a `sleep` action or a `sleep N` command), when known. */
   preStopSleepSeconds?: number;
+  /** Its declared containerPorts, when it declares any. */
+  ports?: readonly number[];
 }
 
 export type VolumeKind = 'hostPath' | 'persistentVolumeClaim' | 'local' | 'emptyDir' | 'other';

@@ -589,6 +589,41 @@ describe('Spot: readiness probes per container', () => {
   });
 });
 
+describe('Spot: datastores outside StatefulSets', () => {
+  const running = (image: string, extra: Parameters<typeof container>[2] = {}) => ({
+    ...base,
+    template: template({ containers: [container('main', image, extra)] }),
+  });
+  it.each([
+    ['redis:7.2 in a Deployment', running('redis:7.2'), /main runs Redis \(image redis\)/],
+    ['bitnami/mongodb by its image', running('docker.io/bitnami/mongodb:7.0'), /MongoDB/],
+    ['a MySQL image by digest', running('mysql@sha256:0123abcd'), /MySQL/],
+    [
+      "an unknown image on Kafka's port",
+      running('ghcr.io/acme/broker:1', { ports: [9092] }),
+      /main runs Kafka \(port 9092\)/,
+    ],
+  ])('%s: lowers Spot, says why, and is not called stateless', (_, facts, says) => {
+    const { result } = evaluateSpot(facts, SNAPSHOT_PRICES);
+    const reason = result.reasons?.find((r) => r.code === 'LooksLikeDatastore');
+    expect(reason?.effect).toBe('Lowers');
+    expect(reason?.message).toMatch(says);
+    expect(codes(result)).not.toContain('StatelessController');
+    expect(result.score).toBeLessThan(evaluateSpot(base, SNAPSHOT_PRICES).result.score);
+  });
+  it.each([
+    ['pgbouncer on 5432', running('bitnami/pgbouncer:1', { ports: [5432] })],
+    ['redis-exporter', running('oliver006/redis_exporter:v1', { ports: [9121] })],
+    ['a web app', running('ghcr.io/acme/checkout:1.0', { ports: [8080] })],
+    [
+      'MySQL in a StatefulSet (blocked or lowered by its own rules)',
+      { ...running('mysql:8'), kind: 'StatefulSet' as const },
+    ],
+  ])('%s: no datastore reason', (_, facts) => {
+    expect(codes(evaluateSpot(facts, SNAPSHOT_PRICES).result)).not.toContain('LooksLikeDatastore');
+  });
+});
+
 describe('Spot: which region the Spot data comes from', () => {
   const messages = (r: { reasons?: { message: string }[] }) =>
     (r.reasons ?? []).map((x) => x.message).join('\n');

@@ -76,7 +76,7 @@ function notApplicable(code: string, message: string): SpotEvaluation {
 function controllerFindings(facts: WorkloadFacts): Finding[] {
   const { kind, name, template } = facts;
   const out: Finding[] = [];
-  if (STATELESS_KINDS.has(kind)) {
+  if (STATELESS_KINDS.has(kind) && datastoreFindings(facts).length === 0) {
     out.push(
       finding('StatelessController', 'Raises', `A ${kind}'s pods can be replaced anywhere.`, 10),
     );
@@ -133,6 +133,67 @@ function controllerFindings(facts: WorkloadFacts): Finding[] {
     }
   }
   return out;
+}
+
+/** Datastores by image name (the last path segment, without tag or digest). */
+const DATASTORE_IMAGE: readonly [RegExp, string][] = [
+  [/^(mysql|mariadb|percona(-server)?)$/, 'MySQL'],
+  [/^(postgres(ql)?|postgis)$/, 'PostgreSQL'],
+  [/^mongo(db)?(-community-server)?$/, 'MongoDB'],
+  [/^(redis(-stack(-server)?)?|valkey|keydb)$/, 'Redis'],
+  [/^(cp-)?kafka$/, 'Kafka'],
+  [/^(cp-)?zookeeper$/, 'ZooKeeper'],
+  [/^(elasticsearch|opensearch)$/, 'Elasticsearch'],
+  [/^(cassandra|scylla)$/, 'Cassandra'],
+  [/^rabbitmq$/, 'RabbitMQ'],
+  [/^etcd$/, 'etcd'],
+  [/^clickhouse(-server)?$/, 'ClickHouse'],
+];
+/** Their well-known ports, for images named otherwise. */
+const DATASTORE_PORT: ReadonlyMap<number, string> = new Map([
+  [3306, 'MySQL'],
+  [5432, 'PostgreSQL'],
+  [27017, 'MongoDB'],
+  [6379, 'Redis'],
+  [9092, 'Kafka'],
+  [2181, 'ZooKeeper'],
+  [9200, 'Elasticsearch'],
+  [9042, 'Cassandra'],
+  [5672, 'RabbitMQ'],
+  [2379, 'etcd'],
+]);
+/** Images that speak a datastore's protocol without holding its data (poolers, proxies, exporters). */
+const NOT_A_DATASTORE = /proxy|bouncer|pool|exporter|operator|sentinel/;
+
+/** The datastore a container runs, by its image or a well-known port, and what gave it away. */
+function datastoreOf(c: ContainerFacts): string | undefined {
+  const repo = (c.image.split('@')[0] ?? '').split('/').pop()?.split(':')[0] ?? '';
+  if (NOT_A_DATASTORE.test(repo)) return undefined;
+  const byImage = DATASTORE_IMAGE.find(([re]) => re.test(repo))?.[1];
+  if (byImage !== undefined) return `${byImage} (image ${repo})`;
+  const port = (c.ports ?? []).find((p) => DATASTORE_PORT.has(p));
+  return port === undefined ? undefined : `${DATASTORE_PORT.get(port) ?? ''} (port ${port})`;
+}
+
+/**
+ * A datastore run by a Deployment (or any kind but a StatefulSet) is not stateless because of
+ * its kind: each interruption drops what it holds and fails its clients over.
+ */
+function datastoreFindings(facts: WorkloadFacts): Finding[] {
+  if (facts.kind === 'StatefulSet' || BATCH_KINDS.has(facts.kind)) return [];
+  const found = mainContainers(facts).flatMap((c) => {
+    const store = datastoreOf(c);
+    return store === undefined ? [] : [`${c.name} runs ${store}`];
+  });
+  if (found.length === 0) return [];
+  return [
+    finding(
+      'LooksLikeDatastore',
+      'Lowers',
+      `Container ${listOf(found)}: a datastore loses what it holds in memory or on local disk and fails its clients over at each interruption, whatever its controller's kind.`,
+      20,
+    ),
+  ];
 }
 
 function storageFindings(facts: WorkloadFacts): Finding[] {
@@ -703,6 +764,7 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
     ...ownerFindings(facts),
     ...controllerFindings(facts),
     ...storageFindings(facts),
+    ...datastoreFindings(facts),
     ...disruptionFindings(facts),
     ...replicaFindings(facts),
     ...pdbFindings(facts),

@@ -205,4 +205,15 @@ describe('pod templates', () => {
       else expect(v?.zonalVolume).toMatch(c.zonal);
     });
   }
+
+  it('reads the container ports a datastore is recognised by', () => {
+    const spec = {
+      containers: [
+        { name: 'db', image: 'ghcr.io/acme/kv:1', ports: [{ containerPort: 6379 }, { name: 'x' }] },
+        { name: 'web', image: 'nginx:1.27' },
+      ],
+    };
+    const [web] = factsFromObjects([deployment('web', 'shop', { spec })]).facts;
+    expect(web?.template.containers.map((c) => c.ports)).toEqual([[6379], undefined]);
+  });
 });

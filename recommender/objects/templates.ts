@@ -89,6 +89,10 @@ function containersOf(spec: Obj, where: string, warnings: string[]): ContainerFa
     if (cpu !== undefined) fact.cpuRequestCores = cpu;
     if (mem !== undefined) fact.memoryRequestBytes = mem;
     if (sleep !== undefined) fact.preStopSleepSeconds = sleep;
+    const ports = objs(c.ports)
+      .map((p) => int(p.containerPort))
+      .filter((p) => p !== undefined);
+    if (ports.length > 0) fact.ports = ports;
     out.push(fact);
   };
   for (const c of objs(spec.initContainers))
