@@ -93,23 +93,38 @@ interface Working {
   tolerations: Toleration[];
 }
 
-function applySpot(facts: WorkloadFacts, w: Working): void {
-  const norm = normalizeCapacity;
-  for (const key of CAPACITY_KEYS) {
+/**
+ * Clears what keeps the pods from `wanted` on labels `keys`: nodeSelector entries and required
+ * expressions that exclude it, and every preference on those labels.
+ */
+function clearPins(
+  facts: WorkloadFacts,
+  w: Working,
+  keys: readonly string[],
+  wanted: string,
+  norm: (v: string) => string,
+): void {
+  for (const key of keys) {
     const v = facts.template.nodeSelector[key];
-    if (v !== undefined && norm(v) !== 'spot') w.nodeSelector[key] = null;
+    if (v !== undefined && norm(v) !== wanted) w.nodeSelector[key] = null;
   }
-  const targets = schemes(facts).map((s) => SPOT_VALUE[s]);
   if (w.required !== undefined) {
     w.required = w.required.map((t) => ({
       ...t,
-      matchExpressions: dropPins(t.matchExpressions ?? [], CAPACITY_KEYS, 'spot', norm),
+      matchExpressions: dropPins(t.matchExpressions ?? [], keys, wanted, norm),
     }));
   }
-  // Preferences for on-demand go; a preference for Spot (per label scheme) comes in.
   w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => CAPACITY_KEYS.includes(e.key)),
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => keys.includes(e.key)),
   );
+}
+
+const sameValue = (v: string): string => v;
+
+function applySpot(facts: WorkloadFacts, w: Working): void {
+  // Pins and preferences for on-demand go; a preference for Spot (per label scheme) comes in.
+  clearPins(facts, w, CAPACITY_KEYS, 'spot', normalizeCapacity);
+  const targets = schemes(facts).map((s) => SPOT_VALUE[s]);
   if (facts.policy.spot.placement === 'Required') {
     const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
     w.required = base.flatMap((t) =>
@@ -147,14 +162,7 @@ function applySpot(facts: WorkloadFacts, w: Working): void {
  * `NotIn [spot]` for each capacity label, which nodes without the label (on-demand) also pass.
  */
 function applyOnDemand(facts: WorkloadFacts, w: Working): void {
-  const norm = normalizeCapacity;
-  for (const key of CAPACITY_KEYS) {
-    const v = facts.template.nodeSelector[key];
-    if (v !== undefined && norm(v) === 'spot') w.nodeSelector[key] = null;
-  }
-  w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => CAPACITY_KEYS.includes(e.key)),
-  );
+  clearPins(facts, w, CAPACITY_KEYS, 'on-demand', normalizeCapacity);
   const offSpot = Object.values(SPOT_VALUE).map((s): NodeSelectorRequirement => ({
     key: s.key,
     operator: 'NotIn',
@@ -164,9 +172,7 @@ function applyOnDemand(facts: WorkloadFacts, w: Working): void {
   w.required = base.map((t) => ({
     ...t,
     matchExpressions: [
-      ...dropPins(t.matchExpressions ?? [], CAPACITY_KEYS, 'on-demand', norm).filter(
-        (e) => !offSpot.some((o) => isIdentity(o, e)),
-      ),
+      ...(t.matchExpressions ?? []).filter((e) => !offSpot.some((o) => isIdentity(o, e))),
       ...offSpot,
     ],
   }));
@@ -190,19 +196,7 @@ function keepArchitectures(facts: WorkloadFacts, w: Working): void {
 }
 
 function applyArm64(facts: WorkloadFacts, w: Working): void {
-  for (const key of ARCH_KEYS) {
-    const v = facts.template.nodeSelector[key];
-    if (v !== undefined && v !== 'arm64') w.nodeSelector[key] = null;
-  }
-  if (w.required !== undefined) {
-    w.required = w.required.map((t) => ({
-      ...t,
-      matchExpressions: dropPins(t.matchExpressions ?? [], ARCH_KEYS, 'arm64', (v) => v),
-    }));
-  }
-  w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => ARCH_KEYS.includes(e.key)),
-  );
+  clearPins(facts, w, ARCH_KEYS, 'arm64', sameValue);
   if (facts.policy.arm64.placement === 'Required') {
     w.nodeSelector[LABEL_ARCH] = 'arm64';
   } else {
@@ -221,19 +215,7 @@ function applyArm64(facts: WorkloadFacts, w: Working): void {
 
 /** Pins the pods to amd64 nodes: arm64 pins and preferences go. */
 function applyAmd64(facts: WorkloadFacts, w: Working): void {
-  for (const key of ARCH_KEYS) {
-    const v = facts.template.nodeSelector[key];
-    if (v !== undefined && v !== 'amd64') w.nodeSelector[key] = null;
-  }
-  if (w.required !== undefined) {
-    w.required = w.required.map((t) => ({
-      ...t,
-      matchExpressions: dropPins(t.matchExpressions ?? [], ARCH_KEYS, 'amd64', (v) => v),
-    }));
-  }
-  w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => ARCH_KEYS.includes(e.key)),
-  );
+  clearPins(facts, w, ARCH_KEYS, 'amd64', sameValue);
   w.nodeSelector[LABEL_ARCH] = 'amd64';
 }
 
