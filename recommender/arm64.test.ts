@@ -211,6 +211,22 @@ const CASES: Case[] = [
     has: ['AlreadyOnArm64'],
   },
   {
+    name: 'on arm64 nodes with an amd64-only sidecar: at risk, not optimized',
+    facts: withImages(MULTI, AMD64, { pods: onType('m7g.xlarge', { arch: 'arm64' }) }),
+    verdict: 'NotRecommended',
+    has: ['ImageAmd64Only', 'AtRiskOnArm64'],
+  },
+  {
+    name: 'required on arm64 with an amd64-only init container: at risk',
+    facts: ((f) => ({
+      ...f,
+      pods: [],
+      template: { ...f.template, nodeSelector: { 'kubernetes.io/arch': 'arm64' } },
+    }))(withImages(AMD64, MULTI)),
+    verdict: 'NotRecommended',
+    has: ['AtRiskOnArm64'],
+  },
+  {
     name: 'arm64 required, no pod running',
     facts: {
       ...base,
@@ -343,6 +359,20 @@ describe('arm64: details', () => {
       },
     };
     expect(evaluateArm64(facts, SNAPSHOT_PRICES).result.images?.[0]?.digest).toBeUndefined();
+  });
+
+  it('prices the move back to amd64: m7g.xlarge → m7i.xlarge, 3 × 7.008 = 21.02/mo more', () => {
+    const facts = withImages(MULTI, AMD64, { pods: onType('m7g.xlarge', { arch: 'arm64' }) });
+    const arm64 = evaluateArm64(facts, SNAPSHOT_PRICES);
+    expect(arm64).toMatchObject({ actionable: false, atRisk: true });
+    expect(arm64.result).toMatchObject({
+      verdict: 'NotRecommended',
+      monthlySavingsUSD: '0.00',
+      moveToAmd64MonthlyCostUSD: '21.02',
+    });
+    expect(arm64.result.reasons?.find((r) => r.code === 'AtRiskOnArm64')?.message).toMatch(
+      /^All 3 running pods run on arm64 nodes.*for 21\.02 USD more a month\.$/,
+    );
   });
 
   it('prices the Graviton move: m6i.xlarge → m7g.xlarge, 3 × 5.256 = 15.77/mo', () => {

@@ -17,6 +17,7 @@ import {
   verdictOf,
   type Finding,
 } from './reasons.ts';
+import { ownerFindings } from './owner.ts';
 import { estimateCost, onArm64, pricingFindings } from './savings.ts';
 import { ARCH_KEYS, allows, hardConstraint, preferredValues } from './scheduling.ts';
 
@@ -26,6 +27,8 @@ export const ARM64_FIXED_BY_PATCH: ReadonlySet<string> = new Set(['Amd64Pinned']
 export interface Arm64Evaluation {
   result: Arm64Result;
   actionable: boolean;
+  /** It runs on arm64 although an image lacks arm64: the suggested patch moves it to amd64. */
+  atRisk: boolean;
 }
 
 /** Digest pattern of the CRD (status.arm64.images[].digest). */
@@ -162,6 +165,7 @@ function notApplicable(code: string, message: string): Arm64Evaluation {
   return {
     result: result('NotApplicable', [finding(code, 'Info', message)], '0.00'),
     actionable: false,
+    atRisk: false,
   };
 }
 
@@ -183,7 +187,7 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
       'Info',
       'Its pod template has no containers, so there is no image whose platforms could be read.',
     );
-    return { result: result('Unknown', [none], '0.00'), actionable: false };
+    return { result: result('Unknown', [none], '0.00'), actionable: false, atRisk: false };
   }
   const pins = pinFindings(facts);
   const pinned = pins.findings.some((f) => f.code === 'Amd64Pinned');
@@ -192,6 +196,7 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
   // An amd64-only DaemonSet needs its amd64 pin: the pin is not what stands in the way.
   const keepPin = !(facts.kind === 'DaemonSet' && imageBlocked);
   const findings = [
+    ...ownerFindings(facts),
     ...scan.findings,
     ...pins.findings.filter((f) => keepPin || f.code !== 'Amd64Pinned'),
   ];
@@ -239,7 +244,11 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
         ),
       );
     }
-    return { result: withImages(result(verdict, findings, '0.00')), actionable: false };
+    return {
+      result: withImages(result(verdict, findings, '0.00')),
+      actionable: false,
+      atRisk: false,
+    };
   }
 
   if ((allOnArm || pins.requiresArm64) && !blocked) {
@@ -255,8 +264,11 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
         ),
       ),
       actionable: false,
+      atRisk: false,
     };
   }
+  if (imageBlocked && (onArm > 0 || pins.requiresArm64))
+    return atRiskOnArm64(facts, book, onArm, findings, withImages);
 
   const estimate = estimateCost(facts, book, { spot: false, arm64: true });
   findings.push(...pricingFindings(facts, book, estimate));
@@ -276,7 +288,7 @@ export function evaluateArm64(facts: WorkloadFacts, book: PriceBook): Arm64Evalu
     verdict === 'Recommended' ||
     (verdict === 'Possible' && verdictOf(afterPatch, missingFact) === 'Recommended');
   const explained = actionable ? notePatch(findings, ARM64_FIXED_BY_PATCH) : findings;
-  return { result: withImages(result(verdict, explained, savings)), actionable };
+  return { result: withImages(result(verdict, explained, savings)), actionable, atRisk: false };
 }
 
 function moneyFindings(estimate: ReturnType<typeof estimateCost>): Finding[] {
@@ -313,4 +325,40 @@ function moneyFindings(estimate: ReturnType<typeof estimateCost>): Finding[] {
     );
   }
   return out;
+}
+
+/**
+ * A workload on arm64 nodes (or required there) while an image lacks arm64: NotRecommended, the
+ * risk said in a reason and the Ready condition, with what moving it to amd64 costs; the
+ * suggested patch makes that move (patch.ts). Apply never makes it on its own.
+ */
+function atRiskOnArm64(
+  facts: WorkloadFacts,
+  book: PriceBook,
+  onArm: number,
+  findings: readonly Finding[],
+  withImages: (r: Arm64Result) => Arm64Result,
+): Arm64Evaluation {
+  const move = estimateCost(facts, book, { spot: false, arm64: false, amd64: true });
+  const cost = formatUSD(Math.max(0, move.targetMonthly - move.currentMonthly));
+  const pods = plural(facts.pods.length, 'running pod');
+  const where =
+    onArm === 0
+      ? 'Its node constraints require it to run'
+      : onArm === facts.pods.length
+        ? `All ${pods} run`
+        : `${onArm} of ${pods} run`;
+  const atRisk = finding(
+    'AtRiskOnArm64',
+    'Info',
+    `${where} on arm64 nodes, which an image above lacks: the suggested patch moves it to amd64 nodes, for ${cost} USD more a month.`,
+  );
+  return {
+    result: withImages({
+      ...result('NotRecommended', [...findings, atRisk], '0.00'),
+      moveToAmd64MonthlyCostUSD: cost,
+    }),
+    actionable: false,
+    atRisk: true,
+  };
 }

@@ -55,6 +55,35 @@ const CASES: Case[] = [
     has: ['HeadlessServiceOnly'],
   },
   {
+    name: "a sharded controller StatefulSet that only a metrics Service selects (Argo CD's)",
+    facts: {
+      kind: 'StatefulSet',
+      replicas: 1,
+      services: [
+        service('argocd-metrics', {
+          metricsOnly: true,
+          readyEndpointsPerZone: { 'us-east-1a': 1 },
+        }),
+      ],
+    },
+    verdict: 'NotApplicable',
+    has: ['MetricsServiceOnly'],
+  },
+  {
+    name: 'a metrics Service beside a client Service: only the client one counts',
+    facts: {
+      services: [
+        service('checkout'),
+        service('checkout-metrics', {
+          metricsOnly: true,
+          readyEndpointsPerZone: { 'us-east-1a': 1 },
+        }),
+      ],
+    },
+    verdict: 'Recommended',
+    has: ['CrossZoneShare'],
+  },
+  {
     name: 'clients and endpoints in one zone',
     facts: {
       services: [

@@ -338,7 +338,16 @@ export function evaluateCrossZone(facts: WorkloadFacts): CrossZoneEvaluation {
     );
   }
   const headless = facts.services.filter((s) => s.headless).map((s) => s.name);
-  const routed = facts.services.filter((s) => !s.headless);
+  // A metrics Service carries scrapes, not client traffic: it never asks for more replicas.
+  const metrics = facts.services.filter((s) => !s.headless && s.metricsOnly === true);
+  const routed = facts.services.filter((s) => !s.headless && s.metricsOnly !== true);
+  if (routed.length === 0 && metrics.length > 0) {
+    return notApplicable(
+      facts,
+      'MetricsServiceOnly',
+      `Only metrics Service ${listOf(metrics.map((s) => s.name))} selects its pods: its traffic is a scraper's, too little to route by zone or to add replicas for.`,
+    );
+  }
   if (routed.length === 0) {
     return headless.length > 0
       ? notApplicable(

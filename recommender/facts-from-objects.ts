@@ -39,7 +39,7 @@ import {
   type Index,
 } from './objects/index.ts';
 import { clusterFacts } from './objects/nodes.ts';
-import { isOwnedIntermediate } from './objects/owners.ts';
+import { isOwnedIntermediate, workloadOwner } from './objects/owners.ts';
 import { podFacts, runningPods, type RunningPod } from './objects/pods.ts';
 import { readPolicies } from './objects/policies.ts';
 import { describe, isRecord, obj, objectKey, type K8s } from './objects/read.ts';
@@ -149,6 +149,8 @@ function buildOne(w: K8s, ctx: Context): WorkloadFacts | string {
     policy: selectPolicy(ctx.policies, nsLabels, w.meta.labels),
   };
   if (w.meta.uid !== undefined) facts.uid = w.meta.uid;
+  const owner = workloadOwner(w.meta);
+  if (owner !== undefined) facts.owner = owner;
   if (hpa !== undefined) facts.hpa = hpa;
   const pdb = pdbFor(
     template.labels,

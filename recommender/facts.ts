@@ -93,6 +93,8 @@ export interface ContainerFacts {
   readinessProbe: boolean;
   /** Seconds a preStop hook sleeps (a `sleep` action or a `sleep N` command), when known. */
   preStopSleepSeconds?: number;
+  /** Its declared containerPorts, when it declares any. */
+  ports?: readonly number[];
 }
 
 export type VolumeKind = 'hostPath' | 'persistentVolumeClaim' | 'local' | 'emptyDir' | 'other';
@@ -102,6 +104,12 @@ export interface VolumeFacts {
   kind: VolumeKind;
   /** For persistentVolumeClaim: the claim's name. */
   claimName?: string;
+  /**
+   * For a claim that one node at a time mounts (ReadWriteOnce, ReadWriteOncePod) on a volume
+   * tied to one zone (EBS): what says so, e.g. "PersistentVolume pv-1 is pinned to zone
+   * us-east-1a". Absent when the volume is shared (EFS) or nothing is known about it.
+   */
+  zonalVolume?: string;
 }
 
 export interface TopologySpreadFacts {
@@ -169,6 +177,11 @@ export interface ServiceFacts {
   name: string;
   /** clusterIP: None — clients resolve pod IPs themselves. */
   headless: boolean;
+  /**
+   * Every port serves metrics (named `metrics`, `http-metrics`, `telemetry`, …; an unnamed port
+   * counts when the Service's name ends in `-metrics`): its traffic is scrapes, not clients.
+   */
+  metricsOnly?: boolean;
   trafficDistribution?: string;
   /** service.kubernetes.io/topology-mode (or the older topology-aware-hints) annotation. */
   topologyMode?: string;
@@ -265,11 +278,23 @@ export interface ClusterFacts {
   kubernetesMinor?: number;
 }
 
+/** The object that controls a workload (a custom resource, another operator's object). */
+export interface OwnerFacts {
+  kind: string;
+  name: string;
+  apiVersion?: string;
+}
+
 export interface WorkloadFacts {
   kind: WorkloadKind;
   name: string;
   namespace: string;
   uid?: string;
+  /**
+   * Its controlling ownerReference (or its only one): that object writes the workload's spec
+   * and would undo kopek's change, so changes go through it and Apply leaves the workload alone.
+   */
+  owner?: OwnerFacts;
   labels: Readonly<Record<string, string>>;
   annotations: Readonly<Record<string, string>>;
   /** The workload's pod selector labels (matchLabels), used in suggested spreads. */

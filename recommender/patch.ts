@@ -20,11 +20,22 @@ import {
   type Toleration,
   type WorkloadFacts,
 } from './facts.ts';
-import { ARCH_KEYS, CAPACITY_KEYS, hardConstraint, normalizeCapacity } from './scheduling.ts';
+import {
+  ARCH_KEYS,
+  CAPACITY_KEYS,
+  LABEL_HOSTNAME,
+  hardConstraint,
+  needsNodeSpread,
+  normalizeCapacity,
+} from './scheduling.ts';
 
 /** Which changes to write a patch for. */
 export interface PatchRequest {
   spot?: boolean;
+  /** Off Spot: it runs there although kopek does not recommend Spot for it. */
+  onDemand?: boolean;
+  /** Off arm64: it runs there although an image lacks arm64. */
+  amd64?: boolean;
   arm64?: boolean;
   crossZone?: CrossZonePlan;
 }
@@ -82,23 +93,38 @@ interface Working {
   tolerations: Toleration[];
 }
 
-function applySpot(facts: WorkloadFacts, w: Working): void {
-  const norm = normalizeCapacity;
-  for (const key of CAPACITY_KEYS) {
+/**
+ * Clears what keeps the pods from `wanted` on labels `keys`: nodeSelector entries and required
+ * expressions that exclude it, and every preference on those labels.
+ */
+function clearPins(
+  facts: WorkloadFacts,
+  w: Working,
+  keys: readonly string[],
+  wanted: string,
+  norm: (v: string) => string,
+): void {
+  for (const key of keys) {
     const v = facts.template.nodeSelector[key];
-    if (v !== undefined && norm(v) !== 'spot') w.nodeSelector[key] = null;
+    if (v !== undefined && norm(v) !== wanted) w.nodeSelector[key] = null;
   }
-  const targets = schemes(facts).map((s) => SPOT_VALUE[s]);
   if (w.required !== undefined) {
     w.required = w.required.map((t) => ({
       ...t,
-      matchExpressions: dropPins(t.matchExpressions ?? [], CAPACITY_KEYS, 'spot', norm),
+      matchExpressions: dropPins(t.matchExpressions ?? [], keys, wanted, norm),
     }));
   }
-  // Preferences for on-demand go; a preference for Spot (per label scheme) comes in.
   w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => CAPACITY_KEYS.includes(e.key)),
+    (p) => !(p.preference.matchExpressions ?? []).some((e) => keys.includes(e.key)),
   );
+}
+
+const sameValue = (v: string): string => v;
+
+function applySpot(facts: WorkloadFacts, w: Working): void {
+  // Pins and preferences for on-demand go; a preference for Spot (per label scheme) comes in.
+  clearPins(facts, w, CAPACITY_KEYS, 'spot', normalizeCapacity);
+  const targets = schemes(facts).map((s) => SPOT_VALUE[s]);
   if (facts.policy.spot.placement === 'Required') {
     const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
     w.required = base.flatMap((t) =>
@@ -132,6 +158,27 @@ function applySpot(facts: WorkloadFacts, w: Working): void {
 }
 
 /**
+ * Keeps the pods off Spot nodes: Spot pins and preferences go, and every required term gets
+ * `NotIn [spot]` for each capacity label, which nodes without the label (on-demand) also pass.
+ */
+function applyOnDemand(facts: WorkloadFacts, w: Working): void {
+  clearPins(facts, w, CAPACITY_KEYS, 'on-demand', normalizeCapacity);
+  const offSpot = Object.values(SPOT_VALUE).map((s): NodeSelectorRequirement => ({
+    key: s.key,
+    operator: 'NotIn',
+    values: [s.value],
+  }));
+  const base = w.required !== undefined && w.required.length > 0 ? w.required : [{}];
+  w.required = base.map((t) => ({
+    ...t,
+    matchExpressions: [
+      ...(t.matchExpressions ?? []).filter((e) => !offSpot.some((o) => isIdentity(o, e))),
+      ...offSpot,
+    ],
+  }));
+}
+
+/**
  * Spot without arm64 keeps the pods on the architectures they run on today: Spot pools often
  * mix amd64 and arm64 nodes, and an image built for one architecture crashes on the other.
  * Nothing to add when the template already constrains the architecture, or when every
@@ -149,19 +196,7 @@ function keepArchitectures(facts: WorkloadFacts, w: Working): void {
 }
 
 function applyArm64(facts: WorkloadFacts, w: Working): void {
-  for (const key of ARCH_KEYS) {
-    const v = facts.template.nodeSelector[key];
-    if (v !== undefined && v !== 'arm64') w.nodeSelector[key] = null;
-  }
-  if (w.required !== undefined) {
-    w.required = w.required.map((t) => ({
-      ...t,
-      matchExpressions: dropPins(t.matchExpressions ?? [], ARCH_KEYS, 'arm64', (v) => v),
-    }));
-  }
-  w.preferred = w.preferred.filter(
-    (p) => !(p.preference.matchExpressions ?? []).some((e) => ARCH_KEYS.includes(e.key)),
-  );
+  clearPins(facts, w, ARCH_KEYS, 'arm64', sameValue);
   if (facts.policy.arm64.placement === 'Required') {
     w.nodeSelector[LABEL_ARCH] = 'arm64';
   } else {
@@ -176,6 +211,12 @@ function applyArm64(facts: WorkloadFacts, w: Working): void {
   ];
   for (const t of wanted)
     if (!w.tolerations.some((x) => sameToleration(x, t))) w.tolerations.push(t);
+}
+
+/** Pins the pods to amd64 nodes: arm64 pins and preferences go. */
+function applyAmd64(facts: WorkloadFacts, w: Working): void {
+  clearPins(facts, w, ARCH_KEYS, 'amd64', sameValue);
+  w.nodeSelector[LABEL_ARCH] = 'amd64';
 }
 
 /** The nodeAffinity part of the patch, or undefined when nothing changed. */
@@ -198,12 +239,13 @@ function nodeAffinityPatch(facts: WorkloadFacts, w: Working): Record<string, unk
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-function spreadPatch(facts: WorkloadFacts): Record<string, unknown>[] | undefined {
-  if (facts.template.topologySpread.some((s) => s.topologyKey === LABEL_ZONE)) return undefined;
+/** A soft spread of the workload's pods over `topologyKey`, unless the template has one. */
+function spreadPatch(facts: WorkloadFacts, topologyKey: string): Record<string, unknown>[] {
+  if (facts.template.topologySpread.some((s) => s.topologyKey === topologyKey)) return [];
   return [
     {
       maxSkew: 1,
-      topologyKey: LABEL_ZONE,
+      topologyKey,
       whenUnsatisfiable: 'ScheduleAnyway',
       labelSelector: { matchLabels: { ...facts.selector } },
     },
@@ -234,8 +276,10 @@ export function suggestPatch(
     tolerations: [...t.tolerations],
   };
   if (request.spot === true) applySpot(facts, w);
+  else if (request.onDemand === true) applyOnDemand(facts, w);
   if (request.spot === true && request.arm64 !== true) keepArchitectures(facts, w);
   if (request.arm64 === true) applyArm64(facts, w);
+  else if (request.amd64 === true) applyAmd64(facts, w);
 
   const spec: Record<string, unknown> = {};
   if (Object.keys(w.nodeSelector).length > 0) {
@@ -246,10 +290,12 @@ export function suggestPatch(
   const nodeAffinity = nodeAffinityPatch(facts, w);
   if (nodeAffinity !== undefined) spec.affinity = { nodeAffinity };
   if (!isIdentity(w.tolerations, t.tolerations)) spec.tolerations = w.tolerations;
-  if (request.crossZone?.spreadOverZones === true) {
-    const spread = spreadPatch(facts);
-    if (spread !== undefined) spec.topologySpreadConstraints = spread;
-  }
+  // Spot with every replica on one node spreads them over nodes (ReplicasOnOneNode).
+  const spreads = [
+    ...(request.spot === true && needsNodeSpread(facts) ? spreadPatch(facts, LABEL_HOSTNAME) : []),
+    ...(request.crossZone?.spreadOverZones === true ? spreadPatch(facts, LABEL_ZONE) : []),
+  ];
+  if (spreads.length > 0) spec.topologySpreadConstraints = spreads;
 
   const patch: SuggestedPatch = {};
   if (Object.keys(spec).length > 0) patch.podTemplate = { spec };

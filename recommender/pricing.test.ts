@@ -3,6 +3,7 @@ import {
   CPU_TO_RAM_PRICE_RATIO,
   GRAVITON_FAMILY,
   HOURS_PER_MONTH,
+  amd64Candidates,
   SNAPSHOT_PRICES,
   formatUSD,
   gravitonEquivalent,
@@ -203,6 +204,26 @@ describe('snapshot lookups', () => {
       ]),
     };
     expect(spotPrice(book, 'us-east-1', 'm6i.xlarge')?.hourly).toBe(0.07);
+  });
+});
+
+describe('Graviton → x86, to price a move back to amd64', () => {
+  it.each([
+    ['m7g.xlarge', 'm7i.xlarge'],
+    ['m6g.large', 'm6i.large'],
+    ['c7g.2xlarge', 'c7i.2xlarge'],
+    ['r6gd.xlarge', 'r6id.xlarge'],
+    ['t4g.medium', 't3.medium'],
+    ['m7gd.large', 'm6id.large'],
+  ])('%s → %s (the first candidate the snapshot prices)', (graviton, x86) => {
+    const priced = amd64Candidates(graviton).find(
+      (t) => onDemandPrice(SNAPSHOT_PRICES, 'us-east-1', t) !== undefined,
+    );
+    expect(priced).toBe(x86);
+  });
+
+  it('has nothing for x86 types', () => {
+    expect(amd64Candidates('m6i.xlarge')).toEqual([]);
   });
 });
 

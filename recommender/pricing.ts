@@ -284,6 +284,28 @@ export function gravitonEquivalent(instanceType: string): string | undefined {
   return family === undefined ? undefined : `${family}.${parts[1]}`;
 }
 
+/**
+ * x86 types of the same size that could replace a Graviton type, best first, to price a move
+ * back to amd64: the same generation's Intel family (m7g → m7i, c6gd → c6id), then the families
+ * the x86 → Graviton table maps to it, newest generation and Intel first (t4g → t3, m7gd → m6id).
+ * The caller takes the first its price book prices.
+ */
+export function amd64Candidates(instanceType: string): string[] {
+  const parts = splitInstanceType(instanceType);
+  if (parts === undefined || !isGravitonType(instanceType)) return [];
+  const [family, size] = parts;
+  const rank = (f: string): number => {
+    const m = /^[a-z]+(\d+)([a-z]*)/.exec(f);
+    const suffix = m?.[2] ?? '';
+    return Number(m?.[1] ?? 0) * 10 + (suffix.startsWith('i') ? 2 : suffix.startsWith('a') ? 0 : 1);
+  };
+  const mapped = Object.keys(GRAVITON_FAMILY)
+    .filter((x86) => GRAVITON_FAMILY[x86] === family)
+    .sort((a, b) => rank(b) - rank(a) || a.localeCompare(b));
+  const sameGeneration = family.replace(/^([a-z]+\d+)g/, '$1i');
+  return [...new Set([sameGeneration, ...mapped])].map((f) => `${f}.${size}`);
+}
+
 /** An hourly node price split into a price per vCPU-hour and per GiB-hour, as OpenCost does. */
 export interface ResourcePrices {
   cpuHourly: number;

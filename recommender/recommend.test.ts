@@ -112,6 +112,95 @@ describe('readyCondition', () => {
     });
   });
 
+  it('says a workload runs on Spot at risk, with the patch that moves it off and its cost', () => {
+    // One replica on a Spot node: SingleReplica blocks Spot, yet it runs there.
+    const facts = goodFacts({
+      replicas: 1,
+      pods: [pod('p-0', node('n-0', 'us-east-1a', 'm6i.xlarge', { capacityType: 'spot' }))],
+      template: template({ nodeSelector: { 'karpenter.sh/capacity-type': 'spot' } }),
+    });
+    const status = recommend(facts);
+    expect(schemaProblems(status)).toEqual([]);
+    expect(status.spot).toMatchObject({
+      verdict: 'NotRecommended',
+      moveToOnDemandMonthlyCostUSD: '19.27',
+    });
+    const ready = readyCondition(status);
+    expect(ready.reason).toBe('AtRisk');
+    expect(ready.message).toMatch(
+      /^It runs on Spot, which is not recommended for it .*moves it to on-demand for 19\.27 USD more a month\./,
+    );
+    expect(ready.message).not.toContain('No change is recommended');
+    // The Spot pin goes and every required term keeps it off Spot nodes, under either label.
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: {
+        nodeSelector: { 'karpenter.sh/capacity-type': null },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                {
+                  matchExpressions: [
+                    { key: 'karpenter.sh/capacity-type', operator: 'NotIn', values: ['spot'] },
+                    { key: 'eks.amazonaws.com/capacityType', operator: 'NotIn', values: ['SPOT'] },
+                  ],
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+  });
+
+  it('requires a spread over nodes before Spot when every replica shares one node; the patch adds it', () => {
+    const facts = goodFacts({
+      template: template({ topologySpread: [] }),
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    });
+    const status = recommend(facts);
+    expect(status.spot?.verdict).toBe('Possible');
+    const onOne = status.spot?.reasons?.find((r) => r.code === 'ReplicasOnOneNode');
+    expect(onOne?.effect).toBe('Requires');
+    expect(onOne?.message).toMatch(/on node one.*The suggested patch does this\.$/);
+    expect(readyCondition(status).message).toContain('Spot is possible with the suggested patch.');
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: {
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: facts.selector },
+          },
+        ],
+      },
+    });
+    expect(Number(status.potentialMonthlySavingsUSD)).toBeGreaterThan(0);
+  });
+
+  it('says a workload runs on arm64 at risk, with the patch that moves it to amd64', () => {
+    const facts = goodFacts({
+      pods: ZONES.map((z, i) => pod(`p-${i}`, node(`n-${i}`, z, 'm7g.xlarge', { arch: 'arm64' }))),
+      template: template({ nodeSelector: { 'kubernetes.io/arch': 'arm64' } }),
+      imagePlatforms: { 'ghcr.io/acme/checkout:1.0': { platforms: ['linux/amd64'] } },
+    });
+    const status = recommend(facts);
+    expect(schemaProblems(status)).toEqual([]);
+    expect(status.arm64).toMatchObject({
+      verdict: 'NotRecommended',
+      moveToAmd64MonthlyCostUSD: '21.02',
+    });
+    const ready = readyCondition(status);
+    expect(ready.reason).toBe('AtRisk');
+    expect(ready.message).toContain(
+      'It runs on arm64 nodes, which an image lacks (see the arm64 reasons): the suggested patch moves it to amd64 nodes for 21.02 USD more a month.',
+    );
+    expect(status.suggestedPatch?.podTemplate).toMatchObject({
+      spec: { nodeSelector: { 'kubernetes.io/arch': 'amd64' } },
+    });
+  });
+
   it('says when there is nothing to do', () => {
     const facts = goodFacts({ kind: 'DaemonSet', services: [] });
     expect(readyCondition(recommend(facts))).toMatchObject({
@@ -155,6 +244,21 @@ describe('the WorkloadRecommendation object', () => {
         apiVersion,
       );
     }
+  });
+
+  it('names the owner of a workload another controller owns, in the reasons and the condition', () => {
+    const facts = goodFacts({
+      kind: 'StatefulSet',
+      owner: { kind: 'Prometheus', name: 'k8s', apiVersion: 'monitoring.coreos.com/v1' },
+    });
+    const obj = toWorkloadRecommendation(facts, recommend(facts), 'x');
+    const owner = 'Prometheus shop/k8s (monitoring.coreos.com/v1)';
+    for (const result of [obj.status?.spot, obj.status?.arm64]) {
+      expect(result?.reasons?.find((r) => r.code === 'ChangeThroughOwner')?.message).toContain(
+        `make the suggested change in ${owner}'s spec`,
+      );
+    }
+    expect(obj.status?.conditions?.[0]?.message).toContain(`Make the change in ${owner}`);
   });
 
   it('leaves out the ownerReference without a uid', () => {

@@ -21,6 +21,7 @@ import { suggestPatch } from './patch.ts';
 import { SNAPSHOT_PRICES, formatUSD, pricesAsOf, type PriceBook } from './pricing.ts';
 import { clip } from './reasons.ts';
 import { CURRENT, estimateCost, pricingRegion } from './savings.ts';
+import { ownerName } from './owner.ts';
 import { SPOT_FIXED_BY_PATCH, evaluateSpot } from './spot.ts';
 import { withGitOpsNote } from './apply/gitops.ts';
 
@@ -107,6 +108,8 @@ export function recommend(
   if (facts.policy.name !== undefined) status.policy = facts.policy.name;
   const patch = suggestPatch(facts, {
     spot: spot.actionable,
+    onDemand: spot.atRisk,
+    amd64: arm64.atRisk,
     arm64: arm64.actionable,
     ...(crossZone.actionable ? { crossZone: crossZone.plan } : {}),
   });
@@ -126,9 +129,10 @@ function joinNames(names: string[]): string {
 }
 
 /**
- * The summary Ready condition: True once the analysis ran; reason Recommended when some change
- * is recommended (or only needs the suggested patch), NothingToDo otherwise; the message names
- * the changes and any verdict left Unknown.
+ * The summary Ready condition: True once the analysis ran; reason AtRisk when it runs on Spot
+ * although Spot is not recommended for it, or on arm64 although an image lacks arm64, else Recommended when some change is recommended (or
+ * only needs the suggested patch), else NothingToDo; the message names the risk, the changes and
+ * any verdict left Unknown.
  */
 export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondition {
   const keys = ['spot', 'arm64', 'crossZone'] as const;
@@ -139,6 +143,19 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
     .map((k) => LABELS[k]);
   const unknown = keys.filter((k) => verdict(k) === 'Unknown').map((k) => LABELS[k]);
   const parts: string[] = [];
+  const moveCost = status.spot?.moveToOnDemandMonthlyCostUSD;
+  if (moveCost !== undefined) {
+    parts.push(
+      `It runs on Spot, which is not recommended for it (see the Spot reasons): the suggested patch moves it to on-demand for ${moveCost} USD more a month.`,
+    );
+  }
+  const amd64Cost = status.arm64?.moveToAmd64MonthlyCostUSD;
+  if (amd64Cost !== undefined) {
+    parts.push(
+      `It runs on arm64 nodes, which an image lacks (see the arm64 reasons): the suggested patch moves it to amd64 nodes for ${amd64Cost} USD more a month.`,
+    );
+  }
+  const atRisk = moveCost !== undefined || amd64Cost !== undefined;
   if (recommended.length > 0) {
     parts.push(
       `${joinNames(recommended)} ${recommended.length === 1 ? 'change is' : 'changes are'} recommended.`,
@@ -157,7 +174,7 @@ export function readyCondition(status: WorkloadRecommendationStatus): ReadyCondi
   return {
     type: 'Ready',
     status: 'True',
-    reason: act ? 'Recommended' : 'NothingToDo',
+    reason: atRisk ? 'AtRisk' : act ? 'Recommended' : 'NothingToDo',
     message: sentences.join(' '),
   };
 }
@@ -174,6 +191,16 @@ export const FIXED_BY_PATCH: ReadonlySet<string> = new Set([
   ...ARM64_FIXED_BY_PATCH,
   ...CROSS_ZONE_FIXED_BY_PATCH,
 ]);
+
+/** A change to a workload another controller owns is made in the owner: the message says where. */
+function withOwnerNote(condition: ReadyCondition, facts: WorkloadFacts): ReadyCondition {
+  const owner = ownerName(facts);
+  if (owner === undefined || condition.reason === 'NothingToDo') return condition;
+  return {
+    ...condition,
+    message: `${condition.message} Make the change in ${owner}: it controls this ${facts.kind} and would undo a patch to it, and Apply mode leaves it alone.`,
+  };
+}
 
 const API_VERSION_OF: Record<WorkloadKind, 'apps/v1' | 'batch/v1' | 'argoproj.io/v1alpha1'> = {
   Deployment: 'apps/v1',
@@ -212,7 +239,12 @@ export function toWorkloadRecommendation(
     status: {
       ...status,
       // In Apply mode, a workload Git manages says so: kopek will not patch it.
-      conditions: [{ ...withGitOpsNote(readyCondition(status), facts), lastTransitionTime }],
+      conditions: [
+        {
+          ...withOwnerNote(withGitOpsNote(readyCondition(status), facts), facts),
+          lastTransitionTime,
+        },
+      ],
     },
   };
 }

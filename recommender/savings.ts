@@ -8,6 +8,7 @@
 import { LABEL_REGION, type NodeFacts, type PodFacts, type WorkloadFacts } from './facts.ts';
 import {
   FALLBACK_REGION,
+  amd64Candidates,
   HOURS_PER_MONTH,
   gravitonEquivalent,
   isGravitonType,
@@ -27,6 +28,10 @@ const GiB = 1024 ** 3;
 export interface Target {
   spot: boolean;
   arm64: boolean;
+  /** Prices the pods that run on Spot at on-demand (moving a risky workload off Spot). */
+  onDemand?: boolean;
+  /** Prices the pods on Graviton at an x86 type of the same size (moving back to amd64). */
+  amd64?: boolean;
 }
 
 export const CURRENT: Target = { spot: false, arm64: false };
@@ -136,9 +141,13 @@ export function estimateCost(facts: WorkloadFacts, book: PriceBook, target: Targ
         out.noGravitonTypes.push(type);
       }
     }
+    if (target.amd64 === true && onArm64(node)) {
+      targetType =
+        amd64Candidates(type).find((t) => onDemandPrice(book, region, t) !== undefined) ?? type;
+    }
     // A target price the book lacks (e.g. no Spot figure for the Graviton type) drops that part
     // of the change for this pod rather than inventing a price.
-    const targetSpot = isSpot || target.spot;
+    const targetSpot = target.onDemand === true ? false : isSpot || target.spot;
     const targetPrice =
       priceFor(book, region, targetType, targetSpot) ?? priceFor(book, region, targetType, isSpot);
     let then = now;

@@ -8,7 +8,11 @@ import {
   LABEL_KARPENTER_CAPACITY,
   type NodeSelectorRequirement,
   type PodTemplateFacts,
+  type WorkloadFacts,
 } from './facts.ts';
+
+/** The node label a spread over nodes uses. */
+export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
 
 /** Older clusters also used this one. */
 export const LABEL_ARCH_BETA = 'beta.kubernetes.io/arch';
@@ -118,4 +122,18 @@ export function spreadKeys(template: PodTemplateFacts): string[] {
   for (const k of template.affinity?.podAntiAffinity?.requiredTopologyKeys ?? []) keys.add(k);
   for (const k of template.affinity?.podAntiAffinity?.preferredTopologyKeys ?? []) keys.add(k);
   return [...keys].sort();
+}
+
+/** The one node that all of a workload's running pods (two or more) share, if they share one. */
+export function onlyNode(facts: WorkloadFacts): string | undefined {
+  const nodes = new Set(facts.pods.map((p) => p.node?.name).filter((n) => n !== undefined));
+  return facts.pods.length >= 2 && nodes.size === 1 ? [...nodes][0] : undefined;
+}
+
+/**
+ * Every running replica shares one node and nothing in the template spreads them over nodes:
+ * the Spot patch adds a spread over kubernetes.io/hostname.
+ */
+export function needsNodeSpread(facts: WorkloadFacts): boolean {
+  return onlyNode(facts) !== undefined && !spreadKeys(facts.template).includes(LABEL_HOSTNAME);
 }

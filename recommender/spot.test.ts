@@ -123,6 +123,41 @@ const CASES: Case[] = [
     has: ['UsesPersistentVolumeClaim'],
   },
   {
+    name: 'a Deployment mounting a ReadWriteOnce claim on a zonal (EBS) volume',
+    facts: withTemplate({
+      volumes: [
+        {
+          name: 'd',
+          kind: 'persistentVolumeClaim',
+          claimName: 'grafana',
+          zonalVolume: 'PersistentVolume pv-1 is pinned to zone us-east-1a',
+        },
+      ],
+    }),
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim'],
+    hasNot: ['UsesPersistentVolumeClaim'],
+  },
+  {
+    name: 'a Job mounting a claim on a zonal volume: the same rule for every kind',
+    facts: {
+      kind: 'Job',
+      job: { backoffLimit: 3, observedRunSeconds: 60 },
+      ...withTemplate({
+        volumes: [
+          {
+            name: 'd',
+            kind: 'persistentVolumeClaim',
+            claimName: 'scratch',
+            zonalVolume: 'StorageClass gp3 provisions EBS volumes',
+          },
+        ],
+      }),
+    },
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim'],
+  },
+  {
     name: 'a hostPath volume',
     facts: withTemplate({ volumes: [{ name: 'cache', kind: 'hostPath' }] }),
     verdict: 'NotRecommended',
@@ -212,14 +247,63 @@ const CASES: Case[] = [
     has: ['NoReadinessProbe'],
   },
   {
+    name: 'a probed main container beside an unprobed native sidecar',
+    facts: withTemplate({
+      containers: [
+        container('envoy', 'envoyproxy/envoy:v1.34.1', { role: 'sidecar', readinessProbe: false }),
+        container('checkout', 'ghcr.io/acme/checkout:1.0'),
+      ],
+    }),
+    verdict: 'Recommended',
+    has: ['ReadinessProbe'],
+    hasNot: ['NoReadinessProbe'],
+  },
+  {
+    name: 'a probed main container beside an injected istio-proxy without a probe',
+    facts: withTemplate({
+      containers: [
+        container('checkout', 'ghcr.io/acme/checkout:1.0'),
+        container('istio-proxy', 'docker.io/istio/proxyv2:1.24.0', { readinessProbe: false }),
+      ],
+    }),
+    verdict: 'Recommended',
+    has: ['ReadinessProbe'],
+    hasNot: ['NoReadinessProbe'],
+  },
+  {
+    name: 'only helpers: they are the main containers',
+    facts: withTemplate({
+      containers: [container('envoy', 'envoyproxy/envoy:v1.34.1', { readinessProbe: false })],
+    }),
+    verdict: 'Recommended',
+    has: ['NoReadinessProbe'],
+  },
+  {
     name: 'no spread and every replica on one node',
     facts: {
       ...withTemplate({ topologySpread: [] }),
       pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
     },
-    verdict: 'Recommended',
+    verdict: 'Possible',
     has: ['NoSpreadConstraint', 'ReplicasOnOneNode'],
     hasNot: ['RunsInSeveralZones'],
+  },
+  {
+    name: 'a spread over nodes that found only one node only lowers the score',
+    facts: {
+      ...withTemplate({
+        topologySpread: [
+          {
+            topologyKey: 'kubernetes.io/hostname',
+            maxSkew: 1,
+            whenUnsatisfiable: 'ScheduleAnyway',
+          },
+        ],
+      }),
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    },
+    verdict: 'Recommended',
+    has: ['SpreadConfigured', 'ReplicasOnOneNode'],
   },
   {
     name: 'pod anti-affinity spreads too',
@@ -293,7 +377,31 @@ const CASES: Case[] = [
       ...withTemplate({ volumes: [{ name: 'h', kind: 'hostPath' }] }),
     },
     verdict: 'NotRecommended',
-    has: ['HostPathVolume', 'AlreadyOnSpot'],
+    has: ['HostPathVolume', 'AtRiskOnSpot'],
+    hasNot: ['AlreadyOnSpot'],
+  },
+  {
+    name: 'a single replica already on Spot is at risk, not optimized',
+    facts: { replicas: 1, pods: onType('m6i.xlarge', { capacityType: 'spot' }).slice(0, 1) },
+    verdict: 'NotRecommended',
+    has: ['SingleReplica', 'AtRiskOnSpot'],
+    hasNot: ['AlreadyOnSpot'],
+  },
+  {
+    name: 'partly on Spot with a zonal volume claim is at risk',
+    facts: {
+      pods: [
+        ...onType('m6i.xlarge').slice(0, 2),
+        pod('p-s', node('s', 'us-east-1c', 'm6i.xlarge', { capacityType: 'spot' })),
+      ],
+      ...withTemplate({
+        volumes: [
+          { name: 'd', kind: 'persistentVolumeClaim', claimName: 'data', zonalVolume: 'EBS' },
+        ],
+      }),
+    },
+    verdict: 'NotRecommended',
+    has: ['ZonalVolumeClaim', 'PartlyOnSpot', 'AtRiskOnSpot'],
   },
   {
     name: 'pinned to on-demand by nodeSelector',
@@ -462,7 +570,124 @@ describe('Spot: every signal', () => {
   }
 });
 
+describe('Spot: readiness probes per container', () => {
+  it('names the main container without a probe, not the sidecar', () => {
+    const facts = {
+      ...base,
+      template: template({
+        containers: [
+          container('log-shipper', 'fluent/fluent-bit:3.1', { readinessProbe: false }),
+          container('api', 'ghcr.io/acme/api:2', { readinessProbe: false }),
+          container('worker', 'ghcr.io/acme/worker:2'),
+        ],
+      }),
+    };
+    const reason = evaluateSpot(facts, SNAPSHOT_PRICES).result.reasons?.find(
+      (r) => r.code === 'NoReadinessProbe',
+    );
+    expect(reason?.message).toMatch(/^Main container api has no readiness probe/);
+  });
+});
+
+describe('Spot: datastores outside StatefulSets', () => {
+  const running = (image: string, extra: Parameters<typeof container>[2] = {}) => ({
+    ...base,
+    template: template({ containers: [container('main', image, extra)] }),
+  });
+  it.each([
+    ['redis:7.2 in a Deployment', running('redis:7.2'), /main runs Redis \(image redis\)/],
+    ['bitnami/mongodb by its image', running('docker.io/bitnami/mongodb:7.0'), /MongoDB/],
+    ['a MySQL image by digest', running('mysql@sha256:0123abcd'), /MySQL/],
+    [
+      "an unknown image on Kafka's port",
+      running('ghcr.io/acme/broker:1', { ports: [9092] }),
+      /main runs Kafka \(port 9092\)/,
+    ],
+  ])('%s: lowers Spot, says why, and is not called stateless', (_, facts, says) => {
+    const { result } = evaluateSpot(facts, SNAPSHOT_PRICES);
+    const reason = result.reasons?.find((r) => r.code === 'LooksLikeDatastore');
+    expect(reason?.effect).toBe('Lowers');
+    expect(reason?.message).toMatch(says);
+    expect(codes(result)).not.toContain('StatelessController');
+    expect(result.score).toBeLessThan(evaluateSpot(base, SNAPSHOT_PRICES).result.score);
+  });
+  it.each([
+    ['pgbouncer on 5432', running('bitnami/pgbouncer:1', { ports: [5432] })],
+    ['redis-exporter', running('oliver006/redis_exporter:v1', { ports: [9121] })],
+    ['a web app', running('ghcr.io/acme/checkout:1.0', { ports: [8080] })],
+    [
+      'MySQL in a StatefulSet (blocked or lowered by its own rules)',
+      { ...running('mysql:8'), kind: 'StatefulSet' as const },
+    ],
+  ])('%s: no datastore reason', (_, facts) => {
+    expect(codes(evaluateSpot(facts, SNAPSHOT_PRICES).result)).not.toContain('LooksLikeDatastore');
+  });
+});
+
+describe('Spot: which region the Spot data comes from', () => {
+  const messages = (r: { reasons?: { message: string }[] }) =>
+    (r.reasons ?? []).map((x) => x.message).join('\n');
+
+  it('a region the Spot Advisor lacks: every risk reason names us-east-1, and says it stands in', () => {
+    const { result } = evaluateSpot(
+      { ...base, cluster: { ...CLUSTER, region: 'ap-southeast-7' } },
+      SNAPSHOT_PRICES,
+    );
+    expect(codes(result)).toEqual(
+      expect.arrayContaining([
+        'SpotDataFromFallbackRegion',
+        'LowInterruptionRisk',
+        'ManyInstanceTypesFit',
+      ]),
+    );
+    expect(messages(result)).toContain(
+      "nothing for ap-southeast-7; the interruption bands and instance-type counts here are us-east-1's",
+    );
+    // No reason draws a figure from ap-southeast-7 beside one from us-east-1.
+    expect(messages(result)).not.toMatch(/(types|is 10% or less|frequency) in ap-southeast-7/);
+  });
+
+  it('a region with its own data says nothing about a stand-in', () => {
+    const { result } = evaluateSpot(base, SNAPSHOT_PRICES);
+    expect(codes(result)).not.toContain('SpotDataFromFallbackRegion');
+  });
+
+  it('no Spot data at all: says so plainly, and gives no band or count', () => {
+    const book = { ...SNAPSHOT_PRICES, spot: new Map() };
+    const { result } = evaluateSpot(base, book);
+    expect(codes(result)).toContain('NoSpotData');
+    for (const code of ['FewInstanceTypesFit', 'ManyInstanceTypesFit', 'LowInterruptionRisk'])
+      expect(codes(result)).not.toContain(code);
+  });
+});
+
 describe('Spot: money and the patch decision', () => {
+  it('prices the move off Spot for a workload at risk there: 3 pods back to on-demand cost 57.82/mo', () => {
+    const facts = {
+      ...base,
+      pods: onType('m6i.xlarge', { capacityType: 'spot' }),
+      template: template({ volumes: [{ name: 'h', kind: 'hostPath' }] }),
+    };
+    const spot = evaluateSpot(facts, SNAPSHOT_PRICES);
+    expect(spot).toMatchObject({ actionable: false, atRisk: true });
+    expect(spot.result).toMatchObject({
+      verdict: 'NotRecommended',
+      monthlySavingsUSD: '0.00',
+      moveToOnDemandMonthlyCostUSD: '57.82',
+    });
+    expect(spot.result.reasons?.find((r) => r.code === 'AtRiskOnSpot')?.message).toMatch(
+      /All 3 running pods run on Spot.*for 57\.82 USD more a month/,
+    );
+  });
+  it('a workload at risk on Spot that is not running there yet is not at risk', () => {
+    const spot = evaluateSpot(
+      { ...base, template: template({ volumes: [{ name: 'h', kind: 'hostPath' }] }) },
+      SNAPSHOT_PRICES,
+    );
+    expect(spot.atRisk).toBe(false);
+    expect(spot.result.moveToOnDemandMonthlyCostUSD).toBeUndefined();
+  });
+
   it('prices the move: 3 pods of 1 vCPU + 4 GiB on m6i.xlarge save 3 × 19.272 = 57.82/mo', () => {
     const { result, actionable } = evaluateSpot(base, SNAPSHOT_PRICES);
     expect(result.monthlySavingsUSD).toBe('57.82');

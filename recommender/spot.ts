@@ -3,28 +3,33 @@
  * signal of DESIGN.md ("Decisions", Spot) becomes a finding with a stable code; the verdict and
  * score follow from reasons.ts, the money from savings.ts.
  */
-import type { OptimizationResult } from './api/v1alpha1.ts';
+import type { SpotResult } from './api/v1alpha1.ts';
 import {
   ANNOTATION_DO_NOT_DISRUPT,
   ANNOTATION_SAFE_TO_EVICT,
   ANNOTATION_SPOT,
   effectiveReplicas,
+  type ContainerFacts,
   type WorkloadFacts,
 } from './facts.ts';
 import {
+  FALLBACK_REGION,
   formatUSD,
   isGravitonType,
   spotFigures,
   type PriceBook,
   type SpotFigures,
 } from './pricing.ts';
+import { ownerFindings } from './owner.ts';
 import { finding, listOf, notePatch, plural, result, verdictOf, type Finding } from './reasons.ts';
 import { estimateCost, onArm64, pricingFindings, pricingRegion } from './savings.ts';
 import {
   CAPACITY_KEYS,
   allows,
   hardConstraint,
+  needsNodeSpread,
   normalizeCapacity,
+  onlyNode,
   preferredValues,
   spreadKeys,
 } from './scheduling.ts';
@@ -43,13 +48,18 @@ export const MANY_TYPES = 20;
 export const FEW_TYPES = 5;
 
 /** Requires that the suggested patch itself fixes (so the change stays actionable). */
-export const SPOT_FIXED_BY_PATCH: ReadonlySet<string> = new Set(['OnDemandPinned']);
+export const SPOT_FIXED_BY_PATCH: ReadonlySet<string> = new Set([
+  'OnDemandPinned',
+  'ReplicasOnOneNode',
+]);
 
 /** A Spot evaluation: the API result, and whether the suggested patch should make the move. */
 export interface SpotEvaluation {
-  result: OptimizationResult;
+  result: SpotResult;
   /** Recommended, or Possible only for reasons the suggested patch fixes. */
   actionable: boolean;
+  /** It runs on Spot although something blocks Spot: the suggested patch moves it off. */
+  atRisk: boolean;
 }
 
 const STATELESS_KINDS = new Set(['Deployment', 'ReplicaSet', 'Rollout']);
@@ -59,13 +69,14 @@ function notApplicable(code: string, message: string): SpotEvaluation {
   return {
     result: result('NotApplicable', [finding(code, 'Info', message)], '0.00'),
     actionable: false,
+    atRisk: false,
   };
 }
 
 function controllerFindings(facts: WorkloadFacts): Finding[] {
   const { kind, name, template } = facts;
   const out: Finding[] = [];
-  if (STATELESS_KINDS.has(kind)) {
+  if (STATELESS_KINDS.has(kind) && datastoreFindings(facts).length === 0) {
     out.push(
       finding('StatelessController', 'Raises', `A ${kind}'s pods can be replaced anywhere.`, 10),
     );
@@ -95,7 +106,21 @@ function controllerFindings(facts: WorkloadFacts): Finding[] {
       );
     }
   } else {
-    const pvcs = template.volumes.filter((v) => v.kind === 'persistentVolumeClaim');
+    // A claim one node mounts on a volume in one zone pins the pod, whatever its kind: the same
+    // block as a StatefulSet's claims.
+    const zonal = template.volumes.filter((v) => v.zonalVolume !== undefined);
+    if (zonal.length > 0) {
+      out.push(
+        finding(
+          'ZonalVolumeClaim',
+          'Blocks',
+          `Its pods mount ReadWriteOnce claim ${listOf(zonal.map((v) => `${v.claimName ?? v.name} (${v.zonalVolume ?? ''})`))}: a replacement can only start in that zone, after the volume detaches from the interrupted node.`,
+        ),
+      );
+    }
+    const pvcs = template.volumes.filter(
+      (v) => v.kind === 'persistentVolumeClaim' && v.zonalVolume === undefined,
+    );
     if (pvcs.length > 0) {
       out.push(
         finding(
@@ -108,6 +133,67 @@ function controllerFindings(facts: WorkloadFacts): Finding[] {
     }
   }
   return out;
+}
+
+/** Datastores by image name (the last path segment, without tag or digest). */
+const DATASTORE_IMAGE: readonly [RegExp, string][] = [
+  [/^(mysql|mariadb|percona(-server)?)$/, 'MySQL'],
+  [/^(postgres(ql)?|postgis)$/, 'PostgreSQL'],
+  [/^mongo(db)?(-community-server)?$/, 'MongoDB'],
+  [/^(redis(-stack(-server)?)?|valkey|keydb)$/, 'Redis'],
+  [/^(cp-)?kafka$/, 'Kafka'],
+  [/^(cp-)?zookeeper$/, 'ZooKeeper'],
+  [/^(elasticsearch|opensearch)$/, 'Elasticsearch'],
+  [/^(cassandra|scylla)$/, 'Cassandra'],
+  [/^rabbitmq$/, 'RabbitMQ'],
+  [/^etcd$/, 'etcd'],
+  [/^clickhouse(-server)?$/, 'ClickHouse'],
+];
+/** Their well-known ports, for images named otherwise. */
+const DATASTORE_PORT: ReadonlyMap<number, string> = new Map([
+  [3306, 'MySQL'],
+  [5432, 'PostgreSQL'],
+  [27017, 'MongoDB'],
+  [6379, 'Redis'],
+  [9092, 'Kafka'],
+  [2181, 'ZooKeeper'],
+  [9200, 'Elasticsearch'],
+  [9042, 'Cassandra'],
+  [5672, 'RabbitMQ'],
+  [2379, 'etcd'],
+]);
+/** Images that speak a datastore's protocol without holding its data (poolers, proxies, exporters). */
+const NOT_A_DATASTORE = /proxy|bouncer|pool|exporter|operator|sentinel/;
+
+/** The datastore a container runs, by its image or a well-known port, and what gave it away. */
+function datastoreOf(c: ContainerFacts): string | undefined {
+  const repo = (c.image.split('@')[0] ?? '').split('/').pop()?.split(':')[0] ?? '';
+  if (NOT_A_DATASTORE.test(repo)) return undefined;
+  const byImage = DATASTORE_IMAGE.find(([re]) => re.test(repo))?.[1];
+  if (byImage !== undefined) return `${byImage} (image ${repo})`;
+  const port = (c.ports ?? []).find((p) => DATASTORE_PORT.has(p));
+  return port === undefined ? undefined : `${DATASTORE_PORT.get(port) ?? ''} (port ${port})`;
+}
+
+/**
+ * A datastore run by a Deployment (or any kind but a StatefulSet) is not stateless because of
+ * its kind: each interruption drops what it holds and fails its clients over.
+ */
+function datastoreFindings(facts: WorkloadFacts): Finding[] {
+  if (facts.kind === 'StatefulSet' || BATCH_KINDS.has(facts.kind)) return [];
+  const found = mainContainers(facts).flatMap((c) => {
+    const store = datastoreOf(c);
+    return store === undefined ? [] : [`${c.name} runs ${store}`];
+  });
+  if (found.length === 0) return [];
+  return [
+    finding(
+      'LooksLikeDatastore',
+      'Lowers',
+      `Container ${listOf(found)}: a datastore loses what it holds in memory or on local disk and fails its clients over at each interruption, whatever its controller's kind.`,
+      20,
+    ),
+  ];
 }
 
 function storageFindings(facts: WorkloadFacts): Finding[] {
@@ -244,17 +330,38 @@ function shutdownFindings(facts: WorkloadFacts): Finding[] {
   ];
 }
 
+/**
+ * Helpers injected beside the application (service-mesh proxies, log shippers, secret agents,
+ * config reloaders), by container name or image: readiness is the application's to tell.
+ */
+const HELPER_CONTAINER =
+  /(^|[-/_])(istio-proxy|linkerd-proxy|envoy|cloud-sql-proxy|vault-agent|fluent-bit|fluentd|config-reloader|oauth2-proxy|datadog-agent|otel-collector|kube-rbac-proxy)([-:_]|$)/;
+
+/**
+ * The containers whose readiness says the pod can serve: the regular containers that are not
+ * known helpers (all of them when every one is). Native sidecars (restartable init containers)
+ * and helpers without a probe count as ready once started.
+ */
+function mainContainers(facts: WorkloadFacts): ContainerFacts[] {
+  const regular = facts.template.containers.filter((c) => c.role === 'main');
+  const apps = regular.filter(
+    (c) => !HELPER_CONTAINER.test(c.name) && !HELPER_CONTAINER.test(c.image),
+  );
+  return apps.length > 0 ? apps : regular;
+}
+
 function readinessFindings(facts: WorkloadFacts): Finding[] {
   if (BATCH_KINDS.has(facts.kind)) return [];
-  const without = facts.template.containers
-    .filter((c) => c.role !== 'init' && !c.readinessProbe)
-    .map((c) => c.name);
+  const main = mainContainers(facts);
+  if (main.length === 0) return [];
+  const without = main.filter((c) => !c.readinessProbe).map((c) => c.name);
+  const names = listOf(main.map((c) => c.name));
   if (without.length === 0) {
     return [
       finding(
         'ReadinessProbe',
         'Raises',
-        'Every container has a readiness probe, so replacements get traffic only when ready.',
+        `Main container ${names} has a readiness probe, so replacements get traffic only when ready.`,
         5,
       ),
     ];
@@ -263,7 +370,7 @@ function readinessFindings(facts: WorkloadFacts): Finding[] {
     finding(
       'NoReadinessProbe',
       'Lowers',
-      `Container ${listOf(without)} has no readiness probe: a replacement pod gets traffic before it is ready.`,
+      `Main container ${listOf(without)} has no readiness probe: a replacement pod gets traffic before it is ready.`,
       10,
     ),
   ];
@@ -285,16 +392,21 @@ function spreadFindings(facts: WorkloadFacts): Finding[] {
       ),
     );
   }
-  const nodes = new Set(facts.pods.map((p) => p.node?.name).filter((n) => n !== undefined));
+  const only = onlyNode(facts);
   const zones = new Set(facts.pods.map((p) => p.node?.zone).filter((z) => z !== undefined));
-  if (facts.pods.length >= 2 && nodes.size === 1) {
+  if (only !== undefined) {
+    // Without a spread over nodes, the patch must add one before Spot: one interruption would
+    // take every replica. With one, the cluster had no other node: that only lowers the score.
+    const onOne = `All ${facts.pods.length} running pods are on node ${only}: one interruption takes them all.`;
     out.push(
-      finding(
-        'ReplicasOnOneNode',
-        'Lowers',
-        `All ${facts.pods.length} running pods are on node ${[...nodes][0] ?? ''}: one interruption takes them all.`,
-        10,
-      ),
+      needsNodeSpread(facts)
+        ? finding('ReplicasOnOneNode', 'Requires', `${onOne} Spread them over nodes first.`, 10)
+        : finding(
+            'ReplicasOnOneNode',
+            'Lowers',
+            `${onOne} Their spread over nodes found no other node.`,
+            10,
+          ),
     );
   } else if (zones.size >= 2) {
     out.push(
@@ -464,9 +576,43 @@ function lowRiskTypes(book: PriceBook, region: string): TypeFit[] {
   return list;
 }
 
+/**
+ * The region whose Spot Advisor data stands for the workload's: its own, else us-east-1 (said in
+ * an Info reason), else none; every risk reason names the region its figures come from.
+ */
+function spotDataRegion(
+  book: PriceBook,
+  region: string,
+): { from: string | undefined; findings: Finding[] } {
+  if (book.spot.has(region)) return { from: region, findings: [] };
+  if (book.spot.has(FALLBACK_REGION))
+    return {
+      from: FALLBACK_REGION,
+      findings: [
+        finding(
+          'SpotDataFromFallbackRegion',
+          'Info',
+          `The Spot Advisor data has nothing for ${region}; the interruption bands and instance-type counts here are ${FALLBACK_REGION}'s, a stand-in.`,
+        ),
+      ],
+    };
+  return {
+    from: undefined,
+    findings: [
+      finding(
+        'NoSpotData',
+        'Info',
+        `The Spot Advisor data has nothing for ${region} (nor ${FALLBACK_REGION}): interruption risk and instance-type diversity are not known.`,
+      ),
+    ],
+  };
+}
+
 function riskFindings(facts: WorkloadFacts, book: PriceBook): Finding[] {
-  const { region } = pricingRegion(facts);
-  const out: Finding[] = [];
+  const data = spotDataRegion(book, pricingRegion(facts).region);
+  if (data.from === undefined) return [...data.findings, ...placementScoreFindings(facts)];
+  const region = data.from;
+  const out: Finding[] = [...data.findings];
   const bands = new Map<string, number>();
   const unknown: string[] = [];
   for (const pod of facts.pods) {
@@ -521,7 +667,12 @@ function riskFindings(facts: WorkloadFacts, book: PriceBook): Finding[] {
       ),
     );
   }
-  out.push(...diversityFindings(facts, book, region));
+  out.push(...diversityFindings(facts, book, region), ...placementScoreFindings(facts));
+  return out;
+}
+
+function placementScoreFindings(facts: WorkloadFacts): Finding[] {
+  const out: Finding[] = [];
   if (facts.spotPlacementScore !== undefined) {
     if (facts.spotPlacementScore >= 7) {
       out.push(
@@ -610,8 +761,10 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
   }
 
   const findings: Finding[] = [
+    ...ownerFindings(facts),
     ...controllerFindings(facts),
     ...storageFindings(facts),
+    ...datastoreFindings(facts),
     ...disruptionFindings(facts),
     ...replicaFindings(facts),
     ...pdbFindings(facts),
@@ -670,17 +823,11 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
         '0.00',
       ),
       actionable: false,
+      atRisk: false,
     };
   }
-  if (on.all || on.required) {
-    findings.push(
-      finding(
-        'AlreadyOnSpot',
-        'Info',
-        'It already runs on Spot, which the reasons above say is risky.',
-      ),
-    );
-  }
+  if (blocked && (on.all || on.required || on.some > 0))
+    return atRiskOnSpot(facts, book, on, findings);
   const noPriceAtAll = missingPrice && estimate.unpriced.length === facts.pods.length;
   const verdict = verdictOf(findings, noPriceAtAll);
   const savings =
@@ -695,5 +842,38 @@ export function evaluateSpot(facts: WorkloadFacts, book: PriceBook): SpotEvaluat
     verdict === 'Recommended' ||
     (verdict === 'Possible' && verdictOf(afterPatch, noPriceAtAll) === 'Recommended');
   const explained = actionable ? notePatch(findings, SPOT_FIXED_BY_PATCH) : findings;
-  return { result: result(verdict, explained, savings), actionable };
+  return { result: result(verdict, explained, savings), actionable, atRisk: false };
+}
+
+/**
+ * A workload kopek would not put on Spot that runs there already: NotRecommended, and the risk
+ * said in a reason, in the Ready condition (recommend.ts) and with what moving it to on-demand
+ * costs; the suggested patch makes that move (patch.ts). Apply never makes it on its own.
+ */
+function atRiskOnSpot(
+  facts: WorkloadFacts,
+  book: PriceBook,
+  on: ReturnType<typeof alreadyOnSpot>,
+  findings: readonly Finding[],
+): SpotEvaluation {
+  const move = estimateCost(facts, book, { spot: false, arm64: false, onDemand: true });
+  const cost = formatUSD(Math.max(0, move.targetMonthly - move.currentMonthly));
+  const where = on.all
+    ? `All ${plural(facts.pods.length, 'running pod')} run`
+    : on.some > 0
+      ? `${on.some} of ${plural(facts.pods.length, 'running pod')} run`
+      : 'Its node affinity requires it to run';
+  const atRisk = finding(
+    'AtRiskOnSpot',
+    'Info',
+    `${where} on Spot, which the reasons above rule out: the suggested patch moves it to on-demand capacity, for ${cost} USD more a month.`,
+  );
+  return {
+    result: {
+      ...result('NotRecommended', [...findings, atRisk], '0.00'),
+      moveToOnDemandMonthlyCostUSD: cost,
+    },
+    actionable: false,
+    atRisk: true,
+  };
 }

@@ -432,14 +432,15 @@ describe('Apply mode', () => {
     expect(op.log.lines.filter((l) => l.msg === 'dry run: would apply')).toHaveLength(1);
     expect(template(kube, 'web')).toEqual(before);
     expect(applied(kube, 'web')).toBeUndefined();
-    // A different change (a person pinned the zone meanwhile) is sent once more.
+    // A different change (a person pinned the instance type meanwhile) is sent once more. (Not
+    // a zone pin: with every pod on od-a, the Spot change would also add a spread over nodes.)
     const d = kube.object(RESOURCES.deployments, 'web', 'shop') as Obj;
     ((d.spec as Obj).template as Obj).spec = {
       ...template(kube, 'web'),
-      nodeSelector: { 'topology.kubernetes.io/zone': 'us-east-1a' },
+      nodeSelector: { 'node.kubernetes.io/instance-type': 'm6i.xlarge' },
     };
     kube.put(RESOURCES.deployments, d);
-    rollOut(kube, 'web', ['od-a', 'od-a', 'od-a']);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a']);
     await op.clock.advance(2 * 60_000);
     expect(patches(kube)).toBe(2);
     expect(op.log.lines.filter((l) => l.msg === 'dry run: would apply')).toHaveLength(2);

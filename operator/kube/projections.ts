@@ -129,8 +129,22 @@ const PROJECTORS: Record<string, Projector> = {
         : [],
     },
   }),
-  PersistentVolumeClaim: (o) => ({ spec: pick(o.spec, ['volumeName', 'storageClassName']) }),
-  PersistentVolume: (o) => ({ spec: pick(o.spec, ['local', 'hostPath', 'nodeAffinity']) }),
+  PersistentVolumeClaim: (o) => ({
+    spec: pick(o.spec, ['volumeName', 'storageClassName', 'accessModes']),
+  }),
+  // Enough to tell a local or a zonal (EBS) volume: the CSI driver's name, not its attributes.
+  PersistentVolume: (o) => {
+    const spec = pick(o.spec, [
+      'local',
+      'hostPath',
+      'nodeAffinity',
+      'accessModes',
+      'storageClassName',
+      'awsElasticBlockStore',
+    ]);
+    const driver = isRecord(o.spec) && isRecord(o.spec.csi) ? o.spec.csi.driver : undefined;
+    return { spec: driver === undefined ? spec : { ...spec, csi: { driver } } };
+  },
   PodDisruptionBudget: (o) => ({
     spec: pick(o.spec, ['selector', 'minAvailable', 'maxUnavailable']),
     status: pick(o.status, ['disruptionsAllowed', 'currentHealthy', 'expectedPods']),

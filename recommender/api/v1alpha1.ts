@@ -163,6 +163,14 @@ export interface OptimizationResult {
   reasons?: Reason[];
 }
 
+export interface SpotResult extends OptimizationResult {
+  /**
+   * What moving it to on-demand adds to the monthly bill, when it runs on Spot although kopek
+   * does not recommend Spot for it (the suggested patch makes that move).
+   */
+  moveToOnDemandMonthlyCostUSD?: USD;
+}
+
 export interface ImagePlatforms {
   container: string;
   image: string;
@@ -175,6 +183,11 @@ export interface ImagePlatforms {
 
 export interface Arm64Result extends OptimizationResult {
   images?: ImagePlatforms[];
+  /**
+   * What moving it to amd64 nodes adds to the monthly bill, when it runs on arm64 although an
+   * image lacks arm64 (the suggested patch makes that move).
+   */
+  moveToAmd64MonthlyCostUSD?: USD;
 }
 
 export interface ServiceCrossZone {
@@ -264,7 +277,7 @@ export interface WorkloadRecommendationStatus {
   potentialMonthlySavingsUSD?: USD;
   pricing?: PricingInfo;
   placement?: PlacementInfo;
-  spot?: OptimizationResult;
+  spot?: SpotResult;
   arm64?: Arm64Result;
   crossZone?: CrossZoneResult;
   suggestedPatch?: SuggestedPatch;

@@ -136,6 +136,27 @@ describe('what Apply mode may do', () => {
     ],
     ['a Job is never changed in place', input({ facts: { kind: 'Job' } }), 'KindNotSupported'],
     [
+      'a StatefulSet the Prometheus operator owns, approved: never patched directly',
+      input({
+        facts: {
+          kind: 'StatefulSet',
+          owner: { kind: 'Prometheus', name: 'k8s', apiVersion: 'monitoring.coreos.com/v1' },
+        },
+      }),
+      'OwnedByController',
+    ],
+    [
+      'a Deployment of a custom resource, no approval needed: never patched directly',
+      input({
+        approved: [],
+        facts: {
+          owner: { kind: 'Database', name: 'orders' },
+          policy: { ...APPLY, apply: { ...APPLY.apply, requireApproval: false } },
+        },
+      }),
+      'OwnedByController',
+    ],
+    [
       'rolled back on this same spec',
       input({ last: last('RolledBack', '2026-11-01T00:00:00Z') }),
       'HeldAfterFailure',

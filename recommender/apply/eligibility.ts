@@ -12,6 +12,7 @@ import {
   type WorkloadKind,
 } from '../api/v1alpha1.ts';
 import type { WorkloadFacts } from '../facts.ts';
+import { ownerName } from '../owner.ts';
 import { matchesSelector } from '../policy.ts';
 import { listOf } from '../reasons.ts';
 import { recommendationName } from '../recommend.ts';
@@ -147,6 +148,15 @@ export function decide(input: DecideInput): Decision {
     return refuse(
       'KindNotSupported',
       `kopek does not change a ${facts.kind}'s pods in place; change what creates it.`,
+      input.approved.length === 0,
+    );
+  }
+  const owner = ownerName(facts);
+  if (owner !== undefined) {
+    // Its owner writes its spec: a patch would be undone, so Apply never starts one.
+    return refuse(
+      'OwnedByController',
+      `${owner} controls it and would undo a direct change; change it through its owner.`,
       input.approved.length === 0,
     );
   }

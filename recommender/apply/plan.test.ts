@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Optimization } from '../api/v1alpha1.ts';
 import { canonicalJson } from '../canonical.ts';
 import { DEFAULT_POLICY } from '../policy.ts';
-import { CLUSTER, goodFacts } from '../testing.ts';
+import { CLUSTER, goodFacts, node, pod } from '../testing.ts';
 import { mergePodSpec, mergeService } from './merge.ts';
 import {
   annotationOperations,
@@ -11,6 +11,9 @@ import {
   serviceOperations,
 } from './operations.ts';
 import { plannedState } from './plan.ts';
+import { SNAPSHOT_PRICES } from '../pricing.ts';
+import { recommend } from '../recommend.ts';
+import { evaluateActions } from './savings.ts';
 import {
   differences,
   parseState,
@@ -183,6 +186,32 @@ describe('an apply and its revert', () => {
     });
     expect(to.podSpec.nodeSelector).toEqual({ team: 'shop', disk: 'ssd' });
     expect(JSON.stringify(to.podSpec.affinity)).toContain(JSON.stringify(SPOT));
+  });
+
+  it('moving to Spot spreads replicas that share one node over nodes, as the suggested patch says', () => {
+    const facts = goodFacts({
+      pods: [0, 1, 2].map((i) => pod(`p-${i}`, node('one', 'us-east-1a'))),
+    });
+    const to = plannedState({
+      facts: { ...facts, template: { ...facts.template, topologySpread: [] } },
+      actions: ['Spot'],
+      live: live({}),
+    });
+    expect(to.podSpec.topologySpreadConstraints).toEqual([
+      expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', maxSkew: 1 }),
+    ]);
+  });
+
+  it('never moves a workload at risk on Spot off it: only the approved actions are planned', () => {
+    // One replica pinned to Spot: the suggested patch moves it to on-demand, Apply does not.
+    const facts = goodFacts({ replicas: 1 });
+    const pinned = { nodeSelector: { 'karpenter.sh/capacity-type': 'spot' } };
+    const atRisk = { ...facts, template: { ...facts.template, ...pinned } };
+    expect(recommend(atRisk).spot?.moveToOnDemandMonthlyCostUSD).toBeDefined();
+    expect(evaluateActions(atRisk, SNAPSHOT_PRICES).actionable.Spot).toBe(false);
+    const to = plannedState({ facts: atRisk, actions: ['Arm64'], live: live(pinned) });
+    expect(to.podSpec.nodeSelector).toEqual(pinned.nodeSelector);
+    expect(JSON.stringify(to.podSpec.affinity)).not.toContain('NotIn');
   });
 
   it('changes nothing when the live object already has the change', () => {

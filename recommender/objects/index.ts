@@ -46,6 +46,7 @@ export const KNOWN_KINDS: ReadonlyMap<string, string> = new Map([
   ['EndpointSlice', 'discovery.k8s.io'],
   ['PersistentVolumeClaim', ''],
   ['PersistentVolume', ''],
+  ['StorageClass', 'storage.k8s.io'],
   ['SavingsPolicy', 'kopek.dev'],
 ]);
 

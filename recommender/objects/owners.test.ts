@@ -92,4 +92,29 @@ describe('owner chains', () => {
     });
     expect(facts[0]?.pods.map((p) => p.name)).toEqual(['report-100-x', 'report-200-y']);
   });
+
+  it('reads the owner of a workload another controller owns: the controlling one, or the only one', () => {
+    const owned = (name: string, owners: Record<string, unknown>[]) => {
+      const d = deployment(name);
+      return { ...d, metadata: { ...(d.metadata as object), ownerReferences: owners } };
+    };
+    const objects = [
+      owned('db', [
+        { apiVersion: 'acme.io/v1', kind: 'Database', name: 'orders', uid: 'u', controller: true },
+      ]),
+      owned('gc-only', [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'holder', uid: 'u' }]),
+      owned('two', [
+        { apiVersion: 'v1', kind: 'ConfigMap', name: 'a', uid: 'u' },
+        { apiVersion: 'v1', kind: 'ConfigMap', name: 'b', uid: 'v' },
+      ]),
+      deployment('web'),
+    ];
+    const { facts } = factsFromObjects(objects);
+    expect(Object.fromEntries(facts.map((f) => [f.name, f.owner]))).toEqual({
+      db: { kind: 'Database', name: 'orders', apiVersion: 'acme.io/v1' },
+      'gc-only': { kind: 'ConfigMap', name: 'holder', apiVersion: 'v1' },
+      two: undefined,
+      web: undefined,
+    });
+  });
 });

@@ -4,8 +4,9 @@
  * missing from the input, the pod-template-hash label (or a CronJob's `-<n>` job suffix) still
  * ties the pod to its workload.
  */
+import type { OwnerFacts } from '../facts.ts';
 import type { Index } from './index.ts';
-import { objectKey, ownerOf, type K8s } from './read.ts';
+import { objectKey, ownerOf, type K8s, type Meta } from './read.ts';
 
 /** The workload (kind/namespace/name key) a pod belongs to, or undefined for bare pods. */
 export function workloadOfPod(pod: K8s, index: Index): string | undefined {
@@ -52,4 +53,17 @@ export function isOwnedIntermediate(o: K8s): boolean {
   if (o.kind === 'ReplicaSet') return owner.kind === 'Deployment' || owner.kind === 'Rollout';
   if (o.kind === 'Job') return owner.kind === 'CronJob';
   return false;
+}
+
+/**
+ * The object that controls a workload kopek analyses (its controlling ownerReference, or its
+ * only one): a custom resource or another operator's object, which would undo kopek's change.
+ * Intermediates kopek follows to their workload (a Deployment's ReplicaSet) never get here.
+ */
+export function workloadOwner(meta: Meta): OwnerFacts | undefined {
+  const owner = ownerOf(meta);
+  if (owner === undefined) return undefined;
+  const out: OwnerFacts = { kind: owner.kind, name: owner.name };
+  if (owner.apiVersion !== undefined) out.apiVersion = owner.apiVersion;
+  return out;
 }

@@ -46,6 +46,7 @@ export interface OwnerRef {
   kind: string;
   name: string;
   controller: boolean;
+  apiVersion?: string;
 }
 
 export interface Meta {
@@ -78,7 +79,10 @@ export function metaOf(raw: Obj): Meta | undefined {
       const kind = str(o.kind);
       const oname = str(o.name);
       if (kind === undefined || oname === undefined) return [];
-      return [{ kind, name: oname, controller: o.controller === true }];
+      const apiVersion = str(o.apiVersion);
+      const ref: OwnerRef = { kind, name: oname, controller: o.controller === true };
+      if (apiVersion !== undefined) ref.apiVersion = apiVersion;
+      return [ref];
     }),
   };
   const uid = str(m.uid);

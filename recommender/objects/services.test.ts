@@ -80,4 +80,22 @@ describe('Services', () => {
       },
     ]);
   });
+
+  it.each([
+    ['a port named metrics', 'argocd-metrics', [{ name: 'metrics', port: 8082 }], true],
+    ['http-metrics and telemetry', 'ksm', [{ name: 'http-metrics' }, { name: 'telemetry' }], true],
+    ['an unnamed port of a *-metrics Service', 'app-metrics', [{ port: 9090 }], true],
+    ['a metrics port beside an http one', 'web', [{ name: 'metrics' }, { name: 'http' }], false],
+    ['an unnamed port', 'web', [{ port: 80 }], false],
+    ['no ports', 'web-metrics', [], false],
+  ])('tells a metrics Service: %s', (_, name, ports, metricsOnly) => {
+    const service = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'shop' },
+      spec: { selector: { app: 'web' }, ports },
+    };
+    const [web] = factsFromObjects([deployment('web'), service]).facts;
+    expect(web?.services[0]?.metricsOnly === true).toBe(metricsOnly);
+  });
 });

@@ -66,6 +66,17 @@ export function readServices(index: Index): SelectorIndex<SelectingService> {
   return services;
 }
 
+/** Port names (or, for unnamed ports, Service names) of a metrics endpoint. */
+const METRICS_NAME = /(^|[-_])(metrics|telemetry)$|^prometheus$/;
+
+/** True when every port of the Service serves metrics (see ServiceFacts.metricsOnly). */
+function servesOnlyMetrics(service: K8s): boolean {
+  const ports = objs(obj(service.raw.spec).ports);
+  return (
+    ports.length > 0 && ports.every((p) => METRICS_NAME.test(str(p.name) ?? service.meta.name))
+  );
+}
+
 /** Ready endpoints per zone from the EndpointSlices, or from the ready pods when there are none. */
 function readyEndpointsPerZone(
   slices: readonly K8s[],
@@ -118,6 +129,7 @@ export function servicesFor(
     const mode =
       s.meta.annotations[ANNOTATION_TOPOLOGY_MODE] ??
       s.meta.annotations['service.kubernetes.io/topology-aware-hints'];
+    if (servesOnlyMetrics(s)) fact.metricsOnly = true;
     if (td !== undefined) fact.trafficDistribution = td;
     if (mode !== undefined) fact.topologyMode = mode;
     out.push(fact);

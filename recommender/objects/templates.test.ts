@@ -110,4 +110,110 @@ describe('pod templates', () => {
       },
     ]);
   });
+
+  const claim = (spec: Record<string, unknown>) => ({
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'data', namespace: 'shop' },
+    spec,
+  });
+  const volume = (spec: Record<string, unknown>) => ({
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: 'pv-1' },
+    spec,
+  });
+  const storageClass = (name: string, provisioner: string, isDefault = false) => ({
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: {
+      name,
+      annotations: isDefault ? { 'storageclass.kubernetes.io/is-default-class': 'true' } : {},
+    },
+    provisioner,
+  });
+  const zoneAffinity = (key: string) => ({
+    required: {
+      nodeSelectorTerms: [{ matchExpressions: [{ key, operator: 'In', values: ['us-east-1a'] }] }],
+    },
+  });
+  const ZONAL_CASES: {
+    name: string;
+    objects: Record<string, unknown>[];
+    zonal: RegExp | undefined;
+  }[] = [
+    {
+      name: 'a PV pinned to a zone by topology.kubernetes.io/zone',
+      objects: [
+        claim({ volumeName: 'pv-1', accessModes: ['ReadWriteOnce'] }),
+        volume({ nodeAffinity: zoneAffinity('topology.kubernetes.io/zone') }),
+      ],
+      zonal: /PersistentVolume pv-1 is pinned to zone us-east-1a/,
+    },
+    {
+      name: "a PV pinned by the EBS CSI driver's own zone label",
+      objects: [
+        claim({ volumeName: 'pv-1' }),
+        volume({ nodeAffinity: zoneAffinity('topology.ebs.csi.aws.com/zone') }),
+      ],
+      zonal: /pinned to zone us-east-1a/,
+    },
+    {
+      name: 'an EBS CSI volume without node affinity',
+      objects: [
+        claim({ volumeName: 'pv-1' }),
+        volume({ csi: { driver: 'ebs.csi.aws.com', volumeHandle: 'vol-1' } }),
+      ],
+      zonal: /pv-1 is an EBS volume/,
+    },
+    {
+      name: 'an unbound claim of an EBS StorageClass',
+      objects: [claim({ storageClassName: 'gp3' }), storageClass('gp3', 'ebs.csi.aws.com')],
+      zonal: /StorageClass gp3 provisions EBS/,
+    },
+    {
+      name: "a claim naming no class gets the cluster's default class",
+      objects: [
+        claim({}),
+        storageClass('efs', 'efs.csi.aws.com'),
+        storageClass('gp2', 'kubernetes.io/aws-ebs', true),
+      ],
+      zonal: /StorageClass gp2 provisions EBS/,
+    },
+    {
+      name: 'a ReadWriteMany claim (EFS) is not tied to a node',
+      objects: [
+        claim({ volumeName: 'pv-1', accessModes: ['ReadWriteMany'] }),
+        volume({ nodeAffinity: zoneAffinity('topology.kubernetes.io/zone') }),
+      ],
+      zonal: undefined,
+    },
+    {
+      name: 'a claim of an EFS StorageClass',
+      objects: [claim({ storageClassName: 'efs' }), storageClass('efs', 'efs.csi.aws.com')],
+      zonal: undefined,
+    },
+    { name: 'a claim kopek knows nothing about', objects: [], zonal: undefined },
+  ];
+  for (const c of ZONAL_CASES) {
+    it(`zonal volumes: ${c.name}`, () => {
+      const spec = { volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }] };
+      const [web] = factsFromObjects([deployment('web', 'shop', { spec }), ...c.objects]).facts;
+      const [v] = web?.template.volumes ?? [];
+      expect(v).toMatchObject({ kind: 'persistentVolumeClaim', claimName: 'data' });
+      if (c.zonal === undefined) expect(v?.zonalVolume).toBeUndefined();
+      else expect(v?.zonalVolume).toMatch(c.zonal);
+    });
+  }
+
+  it('reads the container ports a datastore is recognised by', () => {
+    const spec = {
+      containers: [
+        { name: 'db', image: 'ghcr.io/acme/kv:1', ports: [{ containerPort: 6379 }, { name: 'x' }] },
+        { name: 'web', image: 'nginx:1.27' },
+      ],
+    };
+    const [web] = factsFromObjects([deployment('web', 'shop', { spec })]).facts;
+    expect(web?.template.containers.map((c) => c.ports)).toEqual([[6379], undefined]);
+  });
 });

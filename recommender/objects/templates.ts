@@ -89,12 +89,72 @@ function containersOf(spec: Obj, where: string, warnings: string[]): ContainerFa
     if (cpu !== undefined) fact.cpuRequestCores = cpu;
     if (mem !== undefined) fact.memoryRequestBytes = mem;
     if (sleep !== undefined) fact.preStopSleepSeconds = sleep;
+    const ports = objs(c.ports)
+      .map((p) => int(p.containerPort))
+      .filter((p) => p !== undefined);
+    if (ports.length > 0) fact.ports = ports;
     out.push(fact);
   };
   for (const c of objs(spec.initContainers))
     add(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init');
   for (const c of objs(spec.containers)) add(c, 'main');
   return out;
+}
+
+/** Node labels a PersistentVolume's node affinity uses to pin it to a zone. */
+const VOLUME_ZONE_KEYS = new Set([
+  'topology.kubernetes.io/zone',
+  'topology.ebs.csi.aws.com/zone',
+  'failure-domain.beta.kubernetes.io/zone',
+]);
+/** Provisioners (CSI driver or in-tree) of EBS volumes, which live in one zone. */
+const EBS_PROVISIONERS = new Set(['ebs.csi.aws.com', 'kubernetes.io/aws-ebs']);
+/** Access modes that let one node at a time mount the volume. */
+const SINGLE_NODE_MODES = new Set(['ReadWriteOnce', 'ReadWriteOncePod']);
+const ANNOTATION_DEFAULT_CLASS = 'storageclass.kubernetes.io/is-default-class';
+
+/** The StorageClass a claim names, or the cluster's default one when it names none. */
+function storageClassOf(claimSpec: Obj, pvSpec: Obj, index: Index): K8s | undefined {
+  const name = str(claimSpec.storageClassName) ?? str(pvSpec.storageClassName);
+  if (name !== undefined) return index.byKey.get(objectKey('StorageClass', '', name));
+  return index.byKind
+    .get('StorageClass')
+    ?.find((c) => c.meta.annotations[ANNOTATION_DEFAULT_CLASS] === 'true');
+}
+
+/**
+ * Why a claim ties its pod to one zone and one node at a time (see VolumeFacts.zonalVolume):
+ * its PersistentVolume's node affinity names a zone, the volume is EBS, or its StorageClass
+ * provisions EBS. Undefined when the access modes let several nodes mount it, or nothing says so.
+ */
+function zonalVolumeOf(
+  pvc: K8s | undefined,
+  pv: K8s | undefined,
+  index: Index,
+): string | undefined {
+  const claimSpec = obj(pvc?.raw.spec);
+  const pvSpec = obj(pv?.raw.spec);
+  const modes = [...strings(claimSpec.accessModes), ...strings(pvSpec.accessModes)];
+  if (modes.length > 0 && !modes.some((m) => SINGLE_NODE_MODES.has(m))) return undefined;
+  if (pv !== undefined) {
+    const zones = objs(obj(obj(pvSpec.nodeAffinity).required).nodeSelectorTerms)
+      .flatMap((t) => objs(t.matchExpressions))
+      .filter((e) => VOLUME_ZONE_KEYS.has(str(e.key) ?? '') && str(e.operator) === 'In')
+      .flatMap((e) => strings(e.values));
+    if (zones.length > 0)
+      return `PersistentVolume ${pv.meta.name} is pinned to zone ${[...new Set(zones)].join(', ')}`;
+    const driver = str(obj(pvSpec.csi).driver);
+    if (
+      isRecord(pvSpec.awsElasticBlockStore) ||
+      (driver !== undefined && EBS_PROVISIONERS.has(driver))
+    )
+      return `PersistentVolume ${pv.meta.name} is an EBS volume, which lives in one zone`;
+  }
+  const sc = storageClassOf(claimSpec, pvSpec, index);
+  const provisioner = str(sc?.raw.provisioner);
+  if (sc !== undefined && provisioner !== undefined && EBS_PROVISIONERS.has(provisioner))
+    return `StorageClass ${sc.meta.name} provisions EBS volumes (${provisioner}), which live in one zone`;
+  return undefined;
 }
 
 function volumesOf(spec: Obj, namespace: string, index: Index): VolumeFacts[] {
@@ -110,8 +170,12 @@ function volumesOf(spec: Obj, namespace: string, index: Index): VolumeFacts[] {
         pvName === undefined
           ? undefined
           : index.byKey.get(objectKey('PersistentVolume', '', pvName));
-      const local = pv !== undefined && isRecord(obj(pv.raw.spec).local);
-      return { name, kind: local ? 'local' : 'persistentVolumeClaim', claimName: claim };
+      if (pv !== undefined && isRecord(obj(pv.raw.spec).local))
+        return { name, kind: 'local', claimName: claim };
+      const zonalVolume = zonalVolumeOf(pvc, pv, index);
+      return zonalVolume === undefined
+        ? { name, kind: 'persistentVolumeClaim', claimName: claim }
+        : { name, kind: 'persistentVolumeClaim', claimName: claim, zonalVolume };
     }
     return { name, kind: 'other' };
   });
