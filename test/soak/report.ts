@@ -17,9 +17,20 @@ export function formatReport(report: SoakReport): string {
     'per kopek process (replica#start):',
     ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),
     ...trendLines('RSS', report.trends.rssBytes, MiB, ' MiB'),
+    ...trendLines('external', report.trends.externalBytes, MiB, ' MiB'),
     ...trendLines('open fds', report.trends.fds, 1, ''),
     ...trendLines('API connections', report.trends.apiConnections, 1, ''),
     `reconcile errors: ${report.reconcileErrors.total} in all, ${report.reconcileErrors.outsideFaults} outside faults (+60 s)`,
+    ...Object.entries(report.reconcileErrors.byReason)
+      .sort(([, a], [, b]) => b.total - a.total)
+      .map(
+        ([reason, count]) =>
+          `  ${reason.padEnd(28)} ${String(count.total).padStart(6)} in all ${String(count.outsideFaults).padStart(6)} outside faults; during ${
+            Object.entries(count.byFault)
+              .map(([kind, n]) => `${kind} ${n}`)
+              .join(', ') || 'none'
+          }`,
+      ),
     `queue depth: max ${report.queueDepth.max}, at the end ${report.queueDepth.atEnd}`,
     'faults:',
     ...report.faults.map(

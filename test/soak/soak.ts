@@ -24,7 +24,7 @@ import { Component, waitUntil } from '../cluster/process.ts';
 import { FaultProxy, PASS, type FaultRule } from '../registry/fault-proxy.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex, type Platform } from '../registry/seed.ts';
-import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
+import { KOPEK_CLI, scrape, startClusterForKopek, type MetricSample } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 import { childrenOf } from '../support/proc.ts';
@@ -66,15 +66,19 @@ export interface Sample {
   incarnation: number;
   heapBytes: number;
   rssBytes: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers, ArrayBuffers). */
+  externalBytes: number;
   fds: number;
   /** Established connections to the API server (watches and the request pool). */
   apiConnections: number;
   reconcileErrors: number;
+  /** Reconcile errors so far by reason (kopek_reconcile_errors_total). */
+  errorsByReason: Record<string, number>;
   queueDepth: number;
   leading: boolean;
 }
 
-type Trends = 'heapBytes' | 'rssBytes' | 'fds' | 'apiConnections';
+type Trends = 'heapBytes' | 'rssBytes' | 'externalBytes' | 'fds' | 'apiConnections';
 
 export interface Trend {
   replica: string;
@@ -86,6 +90,12 @@ export interface Trend {
   slopePerHour: number;
 }
 
+export interface ErrorCount {
+  total: number;
+  outsideFaults: number;
+  byFault: Partial<Record<FaultKind, number>>;
+}
+
 export interface SoakReport {
   seed: number;
   chaos: boolean;
@@ -93,8 +103,13 @@ export interface SoakReport {
   changes: { applied: number; failed: number; skipped: number; perSecond: number };
   faults: Fault[];
   samples: Sample[];
-  trends: Record<'heapBytes' | 'rssBytes' | 'fds' | 'apiConnections', Trend[]>;
-  reconcileErrors: { total: number; outsideFaults: number };
+  trends: Record<Trends, Trend[]>;
+  reconcileErrors: {
+    total: number;
+    outsideFaults: number;
+    /** By reason: in all, outside the fault windows, and in the window of each kind of fault. */
+    byReason: Record<string, ErrorCount>;
+  };
   queueDepth: { max: number; atEnd: number };
   convergence: {
     equal: boolean;
@@ -452,25 +467,41 @@ function trend(samples: Sample[], field: Trends): Trend[] {
   return out;
 }
 
-/** Reconcile errors counted outside the fault windows (and a minute after each). */
-function errorsOutsideFaults(samples: readonly Sample[], faults: readonly Fault[]): number {
-  const inFault = (at: number): boolean => faults.some((f) => at >= f.start && at <= f.end + 60);
+/**
+ * Reconcile errors by reason (and `''` for all of them together): in all (the last count of each
+ * process, summed) and outside the fault windows (and a minute after each).
+ */
+function reconcileErrors(
+  samples: readonly Sample[],
+  faults: readonly Fault[],
+): Record<string, ErrorCount> {
+  const inFault = (at: number): Fault | undefined =>
+    faults.findLast((f) => at >= f.start && at <= f.end + 60);
   const previous = new Map<string, number>();
-  let outside = 0;
+  const out: Record<string, ErrorCount> = {};
   for (const s of samples) {
-    const key = `${s.replica}#${s.incarnation}`;
-    const delta = s.reconcileErrors - (previous.get(key) ?? 0);
-    previous.set(key, s.reconcileErrors);
-    if (delta > 0 && !inFault(s.at)) outside += delta;
+    const process = `${s.replica}#${s.incarnation}`;
+    for (const [reason, count] of Object.entries({ '': s.reconcileErrors, ...s.errorsByReason })) {
+      const key = `${process} ${reason}`;
+      const delta = count - (previous.get(key) ?? 0);
+      previous.set(key, count);
+      if (delta <= 0) continue;
+      const entry = (out[reason] ??= { total: 0, outsideFaults: 0, byFault: {} });
+      entry.total += delta;
+      const fault = inFault(s.at);
+      if (fault) entry.byFault[fault.kind] = (entry.byFault[fault.kind] ?? 0) + delta;
+      else entry.outsideFaults += delta;
+    }
   }
-  return outside;
+  return out;
 }
 
-/** The last reconcile-error count of each process, summed. */
-function totalErrors(samples: readonly Sample[]): number {
-  const last = new Map<string, number>();
-  for (const s of samples) last.set(`${s.replica}#${s.incarnation}`, s.reconcileErrors);
-  return [...last.values()].reduce((a, b) => a + b, 0);
+/** A counter's values summed by its `reason` label. */
+function byReason(metrics: readonly MetricSample[], name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of metrics)
+    if (m.name === name) out[m.labels.reason ?? ''] = (out[m.labels.reason ?? ''] ?? 0) + m.value;
+  return out;
 }
 
 /** One soak run: the parts it started, the churn, the samples and the faults. */
@@ -687,9 +718,11 @@ class Soak {
           incarnation: replica.incarnation,
           heapBytes: sum('nodejs_heap_size_used_bytes'),
           rssBytes: sum('process_resident_memory_bytes'),
+          externalBytes: sum('nodejs_external_memory_bytes'),
           fds: facts.fds,
           apiConnections: facts.connections,
           reconcileErrors: sum('controller_runtime_reconcile_errors_total'),
+          errorsByReason: byReason(metrics, 'kopek_reconcile_errors_total'),
           queueDepth: sum('workqueue_depth'),
           leading: sum('leader_election_master_status') === 1,
         });
@@ -904,6 +937,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const convergence = await soak.converge(churnSeconds);
     load.end = uptime();
     const samples = soak.samples;
+    const { '': errors = { total: 0, outsideFaults: 0, byFault: {} }, ...byReason } =
+      reconcileErrors(samples, soak.faults);
     return {
       seed: options.seed,
       chaos: options.chaos,
@@ -914,13 +949,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       trends: {
         heapBytes: trend(samples, 'heapBytes'),
         rssBytes: trend(samples, 'rssBytes'),
+        externalBytes: trend(samples, 'externalBytes'),
         fds: trend(samples, 'fds'),
         apiConnections: trend(samples, 'apiConnections'),
       },
-      reconcileErrors: {
-        total: totalErrors(samples),
-        outsideFaults: errorsOutsideFaults(samples, soak.faults),
-      },
+      reconcileErrors: { total: errors.total, outsideFaults: errors.outsideFaults, byReason },
       queueDepth: {
         max: Math.max(0, ...samples.map((s) => s.queueDepth)),
         atEnd: samples.filter((s) => s.leading).at(-1)?.queueDepth ?? 0,
