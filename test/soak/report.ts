@@ -42,6 +42,7 @@ export function formatReport(report: SoakReport): string {
         ? `, ${report.convergence.secondsAfterLastFault.toFixed(0)} s after the last fault and churn`
         : ''),
     ...report.convergence.differences.map((d) => `  ${d.slice(0, 400)}`),
+    `time: ${report.phases.map((p) => `${p.name} ${p.seconds.toFixed(0)} s`).join(', ')}`,
     `load at start: ${report.load.start}`,
     `load at end:   ${report.load.end}`,
   ];

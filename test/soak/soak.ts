@@ -119,6 +119,8 @@ export interface SoakReport {
     secondsAfterLastFault?: number;
   };
   load: { start: string; end: string };
+  /** Where the time went: each phase of the run and its seconds. */
+  phases: { name: string; seconds: number }[];
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same churn and faults. */
@@ -514,6 +516,8 @@ class Soak {
   readonly changes = { applied: 0, failed: 0, skipped: 0 };
   readonly workloads = new Map<string, Workload>();
   readonly replicas: Replica[] = [];
+  readonly phases: { name: string; seconds: number }[] = [];
+  private phaseStart = Date.now();
   dir = '';
   started = 0;
   images: string[] = [];
@@ -536,6 +540,14 @@ class Soak {
     this.rand = random(options.seed);
   }
 
+  /** Ends the current phase of the run, and logs its length. */
+  phase(name: string): void {
+    const seconds = (Date.now() - this.phaseStart) / 1000;
+    this.phaseStart = Date.now();
+    this.phases.push({ name, seconds });
+    this.options.log(`${name}: ${seconds.toFixed(0)} s`);
+  }
+
   pick<T>(items: readonly T[]): T {
     return items[Math.floor(this.rand() * items.length)] as T;
   }
@@ -544,23 +556,35 @@ class Soak {
     return (Date.now() - this.started) / 1000;
   }
 
-  async setUp(): Promise<void> {
-    this.dir = await mkdtemp(join(tmpdir(), 'kopek-soak-'));
+  /** The registry, its fault proxy and the first images. */
+  private async startRegistry(): Promise<void> {
     this.registry = await LocalRegistry.start({ dir: this.dir, name: 'soak-registry' });
     this.stops.push(() => this.registry.stop());
     this.registryProxy = await FaultProxy.start(this.registry.host);
     this.stops.push(() => this.registryProxy.close());
-    for (let i = 1; i <= 4; i++) {
-      await pushIndex({ url: this.registry.url }, 'soak/app', `m${i}`, [AMD64, ARM64], 'oci');
-      this.images.push(`${this.registryProxy.host}/soak/app:m${i}`);
-    }
-    for (let i = 1; i <= 2; i++) {
-      await pushImage({ url: this.registry.url }, 'soak/app', `a${i}`, AMD64, 'docker');
-      this.images.push(`${this.registryProxy.host}/soak/app:a${i}`);
-    }
-    this.options.log('starting the local cluster');
+    const target = { url: this.registry.url };
+    const tags = ['m1', 'm2', 'm3', 'm4', 'a1', 'a2'];
+    await Promise.all(
+      tags.map((tag) =>
+        tag.startsWith('m')
+          ? pushIndex(target, 'soak/app', tag, [AMD64, ARM64], 'oci')
+          : pushImage(target, 'soak/app', tag, AMD64, 'docker'),
+      ),
+    );
+    this.images = tags.map((tag) => `${this.registryProxy.host}/soak/app:${tag}`);
+  }
+
+  private async startCluster(): Promise<void> {
     this.cluster = await startClusterForKopek();
     this.stops.push(() => this.cluster.stop());
+  }
+
+  async setUp(): Promise<void> {
+    this.dir = await mkdtemp(join(tmpdir(), 'kopek-soak-'));
+    this.options.log('starting the local cluster and the registry');
+    // Side by side; both settle before anything fails, so tearDown stops whatever started.
+    const started = await Promise.allSettled([this.startRegistry(), this.startCluster()]);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
     this.admin = new KubeClient(this.cluster.kubeConfig());
     this.apiProxy = new FreezableProxy(Number(new URL(this.cluster.server).port));
     await this.apiProxy.start();
@@ -580,8 +604,13 @@ class Soak {
         stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }),
       ).join('---\n'),
     });
-    for (const namespace of NAMESPACES)
-      for (let i = 0; i < DEPLOYMENTS_PER_NAMESPACE; i++) await this.createWorkload(namespace);
+    // Each createWorkload draws its random numbers before its first await: the same seed
+    // gives the same Deployments.
+    await Promise.all(
+      NAMESPACES.flatMap((namespace) =>
+        Array.from({ length: DEPLOYMENTS_PER_NAMESPACE }, () => this.createWorkload(namespace)),
+      ),
+    );
     this.kopekArgs = [
       '--kubeconfig',
       kubeconfig,
@@ -598,10 +627,9 @@ class Soak {
       '--log-level',
       'warn',
     ];
-    for (const identity of ['kopek-a', 'kopek-b']) {
-      const replica = await this.startReplica(identity);
-      this.replicas.push(replica);
-    }
+    this.replicas.push(
+      ...(await Promise.all(['kopek-a', 'kopek-b'].map((identity) => this.startReplica(identity)))),
+    );
     this.options.log(`${this.workloads.size} Deployments; two kopek replicas ready`);
   }
 
@@ -864,7 +892,7 @@ class Soak {
         differences: [`not compared: ${(error as Error).message}`],
       };
     }
-    this.options.log('the cluster has settled; waiting until kopek is quiet');
+    this.phase('the cluster settled after churn');
     const deadline = Date.now() + 8 * 60_000;
     while (Date.now() < deadline && Date.now() - (history.at(-1)?.at ?? Date.now()) < 30_000)
       await sleep(1000);
@@ -872,12 +900,13 @@ class Soak {
     await recorder;
     await this.sample();
     const final = history.at(-1);
-    for (const replica of this.replicas) await replica.stop();
-    this.options.log('kopek is quiet; computing the recommendations again from scratch');
+    await Promise.all(this.replicas.map((replica) => replica.stop()));
+    this.phase('kopek quiet');
     await this.cluster.kubectl(['delete', 'workloadrecommendations', '--all', '-A', '--wait=true']);
     const fresh = await this.startReplica('kopek-fresh');
     const freshState = (await untilQuiet(this.admin, 30_000, 8 * 60_000)).at(-1);
     await fresh.stop();
+    this.phase('a fresh kopek computed them from scratch');
     const diff =
       final && freshState ? differences(final.snapshot, freshState.snapshot) : ['no snapshot'];
     if ((await untilClusterSettled(this.admin, 60_000)) !== world)
@@ -912,6 +941,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const soak = new Soak(options);
   try {
     await soak.setUp();
+    soak.phase('set up');
     soak.started = Date.now();
     const churn = soak.churn();
     const sampling = new AbortController();
@@ -929,6 +959,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     soak.stopChurn();
     await churn;
     const churnSeconds = soak.seconds();
+    soak.phase('churn and faults');
     options.log(
       `churn stopped after ${churnSeconds.toFixed(0)} s: ${soak.changes.applied} changes applied, ${soak.changes.failed} failed`,
     );
@@ -960,6 +991,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       },
       convergence,
       load,
+      phases: soak.phases,
     };
   } finally {
     await soak.tearDown();
