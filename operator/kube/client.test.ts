@@ -67,6 +67,18 @@ describe('KubeClient', () => {
     expect(api.authorizations).toEqual(Array<string>(30).fill('Bearer the-token'));
   });
 
+  it('answers requests sent all at once, on the one pool', async () => {
+    const api = await apiServer();
+    const client = new KubeClient(api.config({ token: 'the-token' }));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => client.get<{ kind: string }>(RESOURCES.namespaces, 'a')),
+    );
+    expect(answers.map((answer) => answer.kind)).toEqual(Array<string>(20).fill('Namespace'));
+    for (let i = 0; i < 20; i++) await client.get(RESOURCES.namespaces, 'a');
+    // The connections the burst opened are reused afterwards: none more.
+    expect(api.connections()).toBeLessThanOrEqual(20);
+  });
+
   it('sends basic credentials as client-node does', async () => {
     const api = await apiServer();
     const client = new KubeClient(api.config({ username: 'ada', password: 'secret' }));

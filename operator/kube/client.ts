@@ -141,7 +141,7 @@ export class KubeClient implements KubeApi {
    * connection of its own; one pool is kept instead, and made again only when the TLS material
    * changes (a rotated client certificate).
    */
-  private pool: { key: string; dispatcher: Dispatcher | undefined } | undefined;
+  private pool: { key: string; dispatcher: Promise<Dispatcher | undefined> } | undefined;
 
   constructor(
     config: KubeConfig,
@@ -189,8 +189,12 @@ export class KubeClient implements KubeApi {
     });
   }
 
-  /** The pool for requests made with this TLS material: the kept one, or a new one. */
-  private async dispatcher(
+  /**
+   * The pool for requests made with this TLS material: the kept one, or a new one. Requests
+   * that come while it is being made wait for the same one. A replaced pool is not closed:
+   * requests and watches may still be on it; its idle connections close by themselves.
+   */
+  private dispatcher(
     url: URL,
     method: HttpMethod,
     tls: RequestOptions,
@@ -201,12 +205,17 @@ export class KubeClient implements KubeApi {
     const key = hash.update(String(tls.rejectUnauthorized)).digest('hex');
     if (this.pool?.key === key) return this.pool.dispatcher;
     const context = new RequestContext(url.toString(), method);
-    await this.config.applySecurityAuthentication(context);
-    const previous = this.pool?.dispatcher;
-    this.pool = { key, dispatcher: context.getDispatcher() };
-    // Requests still running on the old pool finish; it closes after them.
-    void previous?.close().catch(() => undefined);
-    return this.pool.dispatcher;
+    const pool = { key, dispatcher: Promise.resolve<Dispatcher | undefined>(undefined) };
+    pool.dispatcher = this.config.applySecurityAuthentication(context).then(
+      () => context.getDispatcher(),
+      (error: unknown) => {
+        // Not kept: the next request tries again.
+        if (this.pool === pool) this.pool = undefined;
+        throw error;
+      },
+    );
+    this.pool = pool;
+    return pool.dispatcher;
   }
 
   private async json<T>(verb: string, resource: string, response: Response): Promise<T> {
