@@ -575,7 +575,12 @@ class Soak {
   }
 
   private async startCluster(): Promise<void> {
-    this.cluster = await startClusterForKopek();
+    // The cluster's own lines (how long a restarted component took to become healthy).
+    this.cluster = await startClusterForKopek({
+      log: (line) => {
+        this.options.log(`cluster: ${line}`);
+      },
+    });
     this.stops.push(() => this.cluster.stop());
   }
 
