@@ -1,5 +1,8 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.ts';
@@ -77,6 +80,31 @@ describe('KubeClient', () => {
     for (let i = 0; i < 20; i++) await client.get(RESOURCES.namespaces, 'a');
     // The connections the burst opened are reused afterwards: none more.
     expect(api.connections()).toBeLessThanOrEqual(20);
+  });
+
+  it('makes a new pool when the client certificate is rotated', async () => {
+    const api = await apiServer();
+    const dir = await mkdtemp(join(tmpdir(), 'kopek-client-'));
+    try {
+      const writePair = async (): Promise<void> => {
+        const pair = selfSignedCertificate(['kopek'], systemClock);
+        await writeFile(join(dir, 'tls.crt'), pair.cert);
+        await writeFile(join(dir, 'tls.key'), pair.key);
+      };
+      await writePair();
+      const client = new KubeClient(
+        api.config({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') }),
+      );
+      for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespaces, 'a');
+      const before = api.connections();
+      await writePair();
+      for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespaces, 'a');
+      // The old pool's connections carry the old certificate: the new one needs its own.
+      expect(api.connections()).toBeGreaterThan(before);
+      expect(api.connections()).toBeLessThanOrEqual(before + 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('sends basic credentials as client-node does', async () => {
