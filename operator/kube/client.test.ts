@@ -12,9 +12,13 @@ import { RESOURCES } from './resources.ts';
 
 let server: Server | undefined;
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+  const closing = server;
   server = undefined;
+  if (!closing) return;
+  closing.closeAllConnections();
+  await new Promise((resolve) => {
+    closing.close(resolve);
+  });
 });
 
 /**
