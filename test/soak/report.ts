@@ -5,7 +5,7 @@ const MiB = 1024 * 1024;
 function trendLines(title: string, trends: Trend[], unit: number, suffix: string): string[] {
   return trends.map(
     (t) =>
-      `  ${title.padEnd(16)} ${`${t.replica}#${t.incarnation}`.padEnd(12)} ${String(t.minutes).padStart(5)} min  first 5 min ${(t.first5 / unit).toFixed(1).padStart(7)}${suffix}  last 5 min ${(t.last5 / unit).toFixed(1).padStart(7)}${suffix}  slope ${(t.slopePerHour / unit).toFixed(1).padStart(7)}${suffix}/h`,
+      `  ${title.padEnd(16)} ${`${t.replica}#${t.incarnation} ${t.leading ? 'leader' : 'standby'}`.padEnd(20)} ${String(t.minutes).padStart(5)} min  first 5 min ${(t.first5 / unit).toFixed(1).padStart(7)}${suffix}  last 5 min ${(t.last5 / unit).toFixed(1).padStart(7)}${suffix}  slope ${(t.slopePerHour / unit).toFixed(1).padStart(7)}${suffix}/h`,
   );
 }
 
@@ -14,7 +14,7 @@ export function formatReport(report: SoakReport): string {
   const lines = [
     `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min`,
     `changes: ${report.changes.applied} applied (${report.changes.perSecond.toFixed(1)}/s), ${report.changes.failed} failed, ${report.changes.skipped} skipped (16 in flight)`,
-    'per kopek process (replica#start):',
+    'per kopek process (replica#start) and role:',
     ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),
     ...trendLines('RSS', report.trends.rssBytes, MiB, ' MiB'),
     ...trendLines('external', report.trends.externalBytes, MiB, ' MiB'),

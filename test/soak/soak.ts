@@ -83,10 +83,12 @@ type Trends = 'heapBytes' | 'rssBytes' | 'externalBytes' | 'fds' | 'apiConnectio
 export interface Trend {
   replica: string;
   incarnation: number;
+  /** Whether the replica led through this stretch (a leader holds facts and results). */
+  leading: boolean;
   minutes: number;
   first5: number;
   last5: number;
-  /** Least-squares slope over the incarnation, per hour. */
+  /** Least-squares slope over the stretch, per hour. */
   slopePerHour: number;
 }
 
@@ -437,14 +439,25 @@ async function untilQuiet(
   return seen;
 }
 
+/**
+ * Trends over each stretch of one process in one role: a standby that takes the lease builds
+ * its facts and results, so its memory rises once; that is not growth over time.
+ */
 function trend(samples: Sample[], field: Trends): Trend[] {
-  const groups = new Map<string, Sample[]>();
+  const groups: Sample[][] = [];
+  const open = new Map<string, Sample[]>();
   for (const sample of samples) {
-    const key = `${sample.replica}#${sample.incarnation}`;
-    groups.set(key, [...(groups.get(key) ?? []), sample]);
+    const process = `${sample.replica}#${sample.incarnation}`;
+    let group = open.get(process);
+    if (group?.[0]?.leading !== sample.leading) {
+      group = [];
+      groups.push(group);
+      open.set(process, group);
+    }
+    group.push(sample);
   }
   const out: Trend[] = [];
-  for (const group of groups.values()) {
+  for (const group of groups) {
     const first = group[0];
     const last = group.at(-1);
     if (!first || !last) continue;
@@ -460,6 +473,7 @@ function trend(samples: Sample[], field: Trends): Trend[] {
     out.push({
       replica: first.replica,
       incarnation: first.incarnation,
+      leading: first.leading,
       minutes: Math.round((span / 60) * 10) / 10,
       first5: mean(group.filter((s) => s.at <= first.at + window)),
       last5: mean(group.filter((s) => s.at >= last.at - window)),
