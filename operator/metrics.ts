@@ -184,6 +184,12 @@ export function createMetrics() {
       labelNames: ['controller'],
       registers: [registry],
     }),
+    reconcileErrorsByReason: new Counter({
+      name: 'kopek_reconcile_errors_total',
+      help: 'Reconciliation errors by controller and reason: the API status and reason (409 Conflict), timeout, or the connection error code (ECONNREFUSED).',
+      labelNames: ['controller', 'reason'],
+      registers: [registry],
+    }),
     reconcileTime: new Histogram({
       name: 'controller_runtime_reconcile_time_seconds',
       help: 'Time per reconciliation by controller.',

@@ -38,6 +38,7 @@ async function worker(options: WorkersOptions): Promise<void> {
     } catch (error) {
       metrics.reconcileTotal.inc({ controller, result: 'error' });
       metrics.reconcileErrors.inc({ controller });
+      metrics.reconcileErrorsByReason.inc({ controller, reason: errorReason(error) });
       const conflict = error instanceof KubeApiError && error.status === 409;
       if (!conflict) metrics.sourceErrors.inc({ source: 'kube' });
       log[conflict ? 'debug' : 'warn']('reconcile failed; retrying', {
@@ -53,4 +54,18 @@ async function worker(options: WorkersOptions): Promise<void> {
       metrics.activeWorkers.set({ controller }, queue.active);
     }
   }
+}
+
+/**
+ * Why a reconcile failed, in few enough values for a metric label: the API server's status and
+ * reason, a timeout, or the code of the connection error under fetch's "fetch failed".
+ */
+export function errorReason(error: unknown): string {
+  if (error instanceof KubeApiError) return `${error.status} ${error.reason}`;
+  if (!(error instanceof Error)) return 'unknown';
+  if (error.name === 'TimeoutError') return 'timeout';
+  if (error.name === 'AbortError') return 'aborted';
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  return error.name;
 }

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
+import type { RequestOptions } from 'node:https';
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { fetch, type Response } from 'undici';
+import { fetch, type Dispatcher, type Response } from 'undici';
 
 /**
  * A small JSON client for the Kubernetes API on top of client-node's authentication (TLS,
@@ -133,6 +135,13 @@ export class KubeClient implements KubeApi {
   private readonly observe: RequestObserver;
   /** Bounds each non-watch request, so a black-holed connection cannot hang a reconcile. */
   readonly requestTimeoutMs: number;
+  /**
+   * The connection pool to the API server and the TLS material it was made with. client-node
+   * makes a new pool for every request, so each request would open (and leave behind) a TLS
+   * connection of its own; one pool is kept instead, and made again only when the TLS material
+   * changes (a rotated client certificate).
+   */
+  private pool: { key: string; dispatcher: Promise<Dispatcher | undefined> } | undefined;
 
   constructor(
     config: KubeConfig,
@@ -160,13 +169,17 @@ export class KubeClient implements KubeApi {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {}))
       url.searchParams.set(key, value);
-    const context = new RequestContext(url.toString(), method);
-    await this.config.applySecurityAuthentication(context);
-    const headers: Record<string, string> = { ...context.getHeaders(), accept: 'application/json' };
+    // The same credentials and TLS material client-node's applySecurityAuthentication uses.
+    const tls: RequestOptions = {};
+    await this.config.applyToHTTPSOptions(tls);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [name, value] of Object.entries(tls.headers ?? {}))
+      if (value !== undefined) headers[name] = String(value);
+    if (tls.auth) headers.Authorization = `Basic ${Buffer.from(tls.auth).toString('base64')}`;
     if (options.body !== undefined)
       headers['content-type'] = options.contentType ?? 'application/json';
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.requestTimeoutMs);
-    const dispatcher = context.getDispatcher();
+    const dispatcher = await this.dispatcher(url, method, tls);
     return fetch(url, {
       method,
       headers,
@@ -174,6 +187,35 @@ export class KubeClient implements KubeApi {
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
+  }
+
+  /**
+   * The pool for requests made with this TLS material: the kept one, or a new one. Requests
+   * that come while it is being made wait for the same one. A replaced pool is not closed:
+   * requests and watches may still be on it; its idle connections close by themselves.
+   */
+  private dispatcher(
+    url: URL,
+    method: HttpMethod,
+    tls: RequestOptions,
+  ): Promise<Dispatcher | undefined> {
+    const hash = createHash('sha256');
+    for (const part of [tls.ca, tls.cert, tls.key, tls.pfx, tls.passphrase, tls.servername])
+      hash.update(Buffer.isBuffer(part) ? part : JSON.stringify(part ?? null)).update('\0');
+    const key = hash.update(String(tls.rejectUnauthorized)).digest('hex');
+    if (this.pool?.key === key) return this.pool.dispatcher;
+    const context = new RequestContext(url.toString(), method);
+    const pool = { key, dispatcher: Promise.resolve<Dispatcher | undefined>(undefined) };
+    pool.dispatcher = this.config.applySecurityAuthentication(context).then(
+      () => context.getDispatcher(),
+      (error: unknown) => {
+        // Not kept: the next request tries again.
+        if (this.pool === pool) this.pool = undefined;
+        throw error;
+      },
+    );
+    this.pool = pool;
+    return pool.dispatcher;
   }
 
   private async json<T>(verb: string, resource: string, response: Response): Promise<T> {

@@ -31,6 +31,11 @@ async function withWeb(replicas = 3): Promise<FakeOperator> {
   return operator;
 }
 
+async function reconcileErrors(op: FakeOperator): Promise<number> {
+  const errors = await op.metrics.reconcileErrors.get();
+  return errors.values.reduce((sum, value) => sum + value.value, 0);
+}
+
 function stored(op: FakeOperator): StoredRecommendation | undefined {
   return recommendationOf(op.kube, 'shop', 'web') as StoredRecommendation | undefined;
 }
@@ -80,8 +85,60 @@ describe('the recommendation controller', () => {
     expect(op.kube.count('apply', 'workloadrecommendations')).toBe(2);
     const errors = await op.metrics.reconcileErrors.get();
     expect(errors.values[0]?.value).toBe(1);
+    const byReason = await op.metrics.reconcileErrorsByReason.get();
+    expect(byReason.values.map((v) => [v.labels.reason, v.value])).toEqual([['409 Conflict', 1]]);
     // A conflict is expected under concurrency: logged at debug, not as a warning.
     expect(op.log.lines.filter((line) => line.level === 'warn')).toEqual([]);
+  });
+
+  it('recreates nothing for a workload the garbage collector is deleting, and counts no error', async () => {
+    const op = await withWeb();
+    const applies = op.kube.count('apply', 'workloadrecommendations');
+    // The garbage collector deletes the recommendation with its Deployment, before kopek's
+    // facts rebuild learns the Deployment is gone.
+    op.kube.remove(RESOURCES.deployments, 'web', 'shop');
+    op.kube.remove(RESOURCES.workloadrecommendations, 'deployment-web', 'shop');
+    await op.clock.advance(5_000);
+    expect(stored(op)).toBeUndefined();
+    expect(op.kube.count('apply', 'workloadrecommendations')).toBe(applies);
+    expect(op.kube.count('delete', 'workloadrecommendations')).toBe(0);
+    expect(await reconcileErrors(op)).toBe(0);
+  });
+
+  it('writes nothing for a workload being deleted (deletionTimestamp set)', async () => {
+    const op = await withWeb();
+    const writes = (): number => op.kube.count('apply') + op.kube.count('apply-status');
+    const before = writes();
+    const terminating = deployment('shop', 'web', { replicas: 1 });
+    (terminating.metadata as Record<string, unknown>).deletionTimestamp = '2026-01-01T00:00:00Z';
+    op.kube.put(RESOURCES.deployments, terminating);
+    await op.clock.advance(5_000);
+    expect(writes()).toBe(before);
+    expect(await reconcileErrors(op)).toBe(0);
+  });
+
+  it('takes a status write answered 404 (the recommendation deleted meanwhile) as no error, and writes it again', async () => {
+    const op = await withWeb();
+    op.kube.failNext(
+      { verb: 'apply-status', resource: 'workloadrecommendations' },
+      apiError(404, 'NotFound', 'workloadrecommendations.kopek.dev "deployment-web" not found'),
+    );
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas: 1 }));
+    await op.until(() => op.kube.count('apply-status', 'workloadrecommendations') === 2);
+    // The deletion the 404 reported reaches kopek's cache, and queues the workload again.
+    op.kube.remove(RESOURCES.workloadrecommendations, 'deployment-web', 'shop');
+    await op.until(() => stored(op)?.status?.spot?.verdict === 'NotRecommended');
+    expect(await reconcileErrors(op)).toBe(0);
+  });
+
+  it('counts a request that timed out as a timeout, and retries it', async () => {
+    operator = await startFakeOperator();
+    const op = operator;
+    op.kube.failNext({ verb: 'apply', resource: 'workloadrecommendations' }, 'timeout');
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web'));
+    await op.until(() => stored(op)?.status !== undefined);
+    const byReason = await op.metrics.reconcileErrorsByReason.get();
+    expect(byReason.values.map((v) => [v.labels.reason, v.value])).toEqual([['timeout', 1]]);
   });
 
   it('writes nothing more once the recommendation matches the world', async () => {

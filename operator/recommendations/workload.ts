@@ -16,6 +16,8 @@ import { RESOURCES } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import type { PriceSource } from '../prices.ts';
 import { rfc3339 } from '../time.ts';
+import { KubeApiError } from '../kube/client.ts';
+import { WORKLOAD_RESOURCES } from './dirty.ts';
 import type { WorkloadFactsCache } from './facts.ts';
 import { workloadKey, type WorkloadRef } from './keys.ts';
 import type { WorkloadResults } from './results.ts';
@@ -40,10 +42,15 @@ export interface WorkloadReconcileContext {
  * Reconciles one workload's recommendation:
  * 1. no facts (the workload is gone, ignored, or in a system namespace) → delete the
  *    recommendation kopek made for it, and forget its result;
- * 2. recommend from the latest facts and prices;
- * 3. server-side-apply the main object only when kopek's fields differ from what is stored;
- * 4. apply the status only when it differs, keeping each condition's lastTransitionTime while
- *    its status holds — so at steady state nothing is written.
+ * 2. facts older than the cached workload (it is being deleted, or is gone or replaced and the
+ *    rebuild that says so is pending) → write nothing: the garbage collector deletes what the
+ *    workload owns, and that rebuild queues the workload again;
+ * 3. recommend from the latest facts and prices;
+ * 4. server-side-apply the main object only when kopek's fields differ from what is stored;
+ * 5. apply the status only when it differs, keeping each condition's lastTransitionTime while
+ *    its status holds — so at steady state nothing is written. A recommendation deleted
+ *    meanwhile (the garbage collector, a person) is not an error: its deletion queues the
+ *    workload again.
  */
 export async function reconcileWorkload(
   ctx: WorkloadReconcileContext,
@@ -67,6 +74,11 @@ export async function reconcileWorkload(
     }
     return;
   }
+
+  const resource = WORKLOAD_RESOURCES[kind];
+  const live = resource && ctx.cache.get(resource, `${namespace}/${name}`);
+  if (resource && (!live || live.metadata.uid !== facts.uid || live.metadata.deletionTimestamp))
+    return;
 
   const spotPlacementScore = ctx.prices.spotPlacementScore(facts);
   const status = recommend(
@@ -107,16 +119,25 @@ export async function reconcileWorkload(
     canonicalJson(comparableStatus(desiredStatus))
   )
     return;
-  await ctx.client.apply(
-    RESOURCES.workloadrecommendations,
-    {
-      apiVersion: desired.apiVersion,
-      kind: desired.kind,
-      metadata: { name: wrecName, namespace },
-      status: desiredStatus,
-    },
-    { fieldManager: FIELD_MANAGER, subresource: 'status', force: true },
-  );
+  try {
+    await ctx.client.apply(
+      RESOURCES.workloadrecommendations,
+      {
+        apiVersion: desired.apiVersion,
+        kind: desired.kind,
+        metadata: { name: wrecName, namespace },
+        status: desiredStatus,
+      },
+      { fieldManager: FIELD_MANAGER, subresource: 'status', force: true },
+    );
+  } catch (error) {
+    if (!(error instanceof KubeApiError && error.status === 404)) throw error;
+    ctx.log.info('recommendation deleted while its status was written; its deletion requeues it', {
+      namespace,
+      name: wrecName,
+    });
+    return;
+  }
   ctx.log.debug('wrote recommendation status', { namespace, name: wrecName });
 }
 

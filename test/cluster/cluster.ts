@@ -216,7 +216,23 @@ export class LocalCluster {
     }
     this.healthChecks = {
       etcd: async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'),
-      'kube-apiserver': async () => (await this.adminGet('/readyz')).status === 200,
+      'kube-apiserver': async () => {
+        let answer: { status: number; body: string };
+        try {
+          answer = await this.adminGet('/readyz?verbose');
+        } catch (error) {
+          this.apiserverWaitedOn = String(error);
+          throw error;
+        }
+        // The checks that failed, to say what a slow start waited on.
+        if (answer.status !== 200)
+          this.apiserverWaitedOn =
+            answer.body
+              .split('\n')
+              .filter((line) => line.startsWith('[-]'))
+              .join(', ') || `HTTP ${answer.status}`;
+        return answer.status === 200;
+      },
       'kube-controller-manager': async () =>
         (await get(`https://127.0.0.1:${ports.kcm}/healthz`, { insecure: true })).status === 200,
       'kube-scheduler': async () =>
@@ -227,6 +243,8 @@ export class LocalCluster {
   }
 
   private readonly healthChecks: Record<ComponentName, () => Promise<boolean>>;
+  /** What the API server's last failed readiness check said. */
+  private apiserverWaitedOn = '';
 
   /** Builds the binaries if needed, then starts every component and waits for each to be healthy. */
   static async start(options: StartOptions = {}): Promise<LocalCluster> {
@@ -260,6 +278,7 @@ export class LocalCluster {
   async startComponent(name: ComponentName, timeoutMs?: number): Promise<void> {
     const component = this.component(name);
     const started = Date.now();
+    this.apiserverWaitedOn = '';
     component.start(this.ownerPid);
     await waitUntil(
       component,
@@ -267,7 +286,11 @@ export class LocalCluster {
       this.healthChecks[name],
       timeoutMs ?? (name === 'kube-apiserver' ? 120_000 : 60_000),
     );
-    this.log(`${name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const waitedOn =
+      name === 'kube-apiserver' && this.apiserverWaitedOn
+        ? ` (last not ready: ${this.apiserverWaitedOn})`
+        : '';
+    this.log(`${name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s${waitedOn}`);
   }
 
   /** Stops one component, e.g. to test how clients ride out an API server outage. */

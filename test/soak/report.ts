@@ -5,7 +5,7 @@ const MiB = 1024 * 1024;
 function trendLines(title: string, trends: Trend[], unit: number, suffix: string): string[] {
   return trends.map(
     (t) =>
-      `  ${title.padEnd(16)} ${`${t.replica}#${t.incarnation}`.padEnd(12)} ${String(t.minutes).padStart(5)} min  first 5 min ${(t.first5 / unit).toFixed(1).padStart(7)}${suffix}  last 5 min ${(t.last5 / unit).toFixed(1).padStart(7)}${suffix}  slope ${(t.slopePerHour / unit).toFixed(1).padStart(7)}${suffix}/h`,
+      `  ${title.padEnd(16)} ${`${t.replica}#${t.incarnation} ${t.leading ? 'leader' : 'standby'}`.padEnd(20)} ${String(t.minutes).padStart(5)} min  first 5 min ${(t.first5 / unit).toFixed(1).padStart(7)}${suffix}  last 5 min ${(t.last5 / unit).toFixed(1).padStart(7)}${suffix}  slope ${(t.slopePerHour / unit).toFixed(1).padStart(7)}${suffix}/h`,
   );
 }
 
@@ -14,12 +14,23 @@ export function formatReport(report: SoakReport): string {
   const lines = [
     `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min`,
     `changes: ${report.changes.applied} applied (${report.changes.perSecond.toFixed(1)}/s), ${report.changes.failed} failed, ${report.changes.skipped} skipped (16 in flight)`,
-    'per kopek process (replica#start):',
+    'per kopek process (replica#start) and role:',
     ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),
     ...trendLines('RSS', report.trends.rssBytes, MiB, ' MiB'),
+    ...trendLines('external', report.trends.externalBytes, MiB, ' MiB'),
     ...trendLines('open fds', report.trends.fds, 1, ''),
     ...trendLines('API connections', report.trends.apiConnections, 1, ''),
     `reconcile errors: ${report.reconcileErrors.total} in all, ${report.reconcileErrors.outsideFaults} outside faults (+60 s)`,
+    ...Object.entries(report.reconcileErrors.byReason)
+      .sort(([, a], [, b]) => b.total - a.total)
+      .map(
+        ([reason, count]) =>
+          `  ${reason.padEnd(28)} ${String(count.total).padStart(6)} in all ${String(count.outsideFaults).padStart(6)} outside faults; during ${
+            Object.entries(count.byFault)
+              .map(([kind, n]) => `${kind} ${n}`)
+              .join(', ') || 'none'
+          }`,
+      ),
     `queue depth: max ${report.queueDepth.max}, at the end ${report.queueDepth.atEnd}`,
     'faults:',
     ...report.faults.map(
@@ -31,6 +42,7 @@ export function formatReport(report: SoakReport): string {
         ? `, ${report.convergence.secondsAfterLastFault.toFixed(0)} s after the last fault and churn`
         : ''),
     ...report.convergence.differences.map((d) => `  ${d.slice(0, 400)}`),
+    `time: ${report.phases.map((p) => `${p.name} ${p.seconds.toFixed(0)} s`).join(', ')}`,
     `load at start: ${report.load.start}`,
     `load at end:   ${report.load.end}`,
   ];

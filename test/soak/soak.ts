@@ -24,7 +24,7 @@ import { Component, waitUntil } from '../cluster/process.ts';
 import { FaultProxy, PASS, type FaultRule } from '../registry/fault-proxy.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex, type Platform } from '../registry/seed.ts';
-import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
+import { KOPEK_CLI, scrape, startClusterForKopek, type MetricSample } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 import { childrenOf } from '../support/proc.ts';
@@ -66,24 +66,36 @@ export interface Sample {
   incarnation: number;
   heapBytes: number;
   rssBytes: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers, ArrayBuffers). */
+  externalBytes: number;
   fds: number;
   /** Established connections to the API server (watches and the request pool). */
   apiConnections: number;
   reconcileErrors: number;
+  /** Reconcile errors so far by reason (kopek_reconcile_errors_total). */
+  errorsByReason: Record<string, number>;
   queueDepth: number;
   leading: boolean;
 }
 
-type Trends = 'heapBytes' | 'rssBytes' | 'fds' | 'apiConnections';
+type Trends = 'heapBytes' | 'rssBytes' | 'externalBytes' | 'fds' | 'apiConnections';
 
 export interface Trend {
   replica: string;
   incarnation: number;
+  /** Whether the replica led through this stretch (a leader holds facts and results). */
+  leading: boolean;
   minutes: number;
   first5: number;
   last5: number;
-  /** Least-squares slope over the incarnation, per hour. */
+  /** Least-squares slope over the stretch, per hour. */
   slopePerHour: number;
+}
+
+export interface ErrorCount {
+  total: number;
+  outsideFaults: number;
+  byFault: Partial<Record<FaultKind, number>>;
 }
 
 export interface SoakReport {
@@ -93,8 +105,13 @@ export interface SoakReport {
   changes: { applied: number; failed: number; skipped: number; perSecond: number };
   faults: Fault[];
   samples: Sample[];
-  trends: Record<'heapBytes' | 'rssBytes' | 'fds' | 'apiConnections', Trend[]>;
-  reconcileErrors: { total: number; outsideFaults: number };
+  trends: Record<Trends, Trend[]>;
+  reconcileErrors: {
+    total: number;
+    outsideFaults: number;
+    /** By reason: in all, outside the fault windows, and in the window of each kind of fault. */
+    byReason: Record<string, ErrorCount>;
+  };
   queueDepth: { max: number; atEnd: number };
   convergence: {
     equal: boolean;
@@ -104,6 +121,8 @@ export interface SoakReport {
     secondsAfterLastFault?: number;
   };
   load: { start: string; end: string };
+  /** Where the time went: each phase of the run and its seconds. */
+  phases: { name: string; seconds: number }[];
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same churn and faults. */
@@ -420,14 +439,25 @@ async function untilQuiet(
   return seen;
 }
 
+/**
+ * Trends over each stretch of one process in one role: a standby that takes the lease builds
+ * its facts and results, so its memory rises once; that is not growth over time.
+ */
 function trend(samples: Sample[], field: Trends): Trend[] {
-  const groups = new Map<string, Sample[]>();
+  const groups: Sample[][] = [];
+  const open = new Map<string, Sample[]>();
   for (const sample of samples) {
-    const key = `${sample.replica}#${sample.incarnation}`;
-    groups.set(key, [...(groups.get(key) ?? []), sample]);
+    const process = `${sample.replica}#${sample.incarnation}`;
+    let group = open.get(process);
+    if (group?.[0]?.leading !== sample.leading) {
+      group = [];
+      groups.push(group);
+      open.set(process, group);
+    }
+    group.push(sample);
   }
   const out: Trend[] = [];
-  for (const group of groups.values()) {
+  for (const group of groups) {
     const first = group[0];
     const last = group.at(-1);
     if (!first || !last) continue;
@@ -443,6 +473,7 @@ function trend(samples: Sample[], field: Trends): Trend[] {
     out.push({
       replica: first.replica,
       incarnation: first.incarnation,
+      leading: first.leading,
       minutes: Math.round((span / 60) * 10) / 10,
       first5: mean(group.filter((s) => s.at <= first.at + window)),
       last5: mean(group.filter((s) => s.at >= last.at - window)),
@@ -452,25 +483,41 @@ function trend(samples: Sample[], field: Trends): Trend[] {
   return out;
 }
 
-/** Reconcile errors counted outside the fault windows (and a minute after each). */
-function errorsOutsideFaults(samples: readonly Sample[], faults: readonly Fault[]): number {
-  const inFault = (at: number): boolean => faults.some((f) => at >= f.start && at <= f.end + 60);
+/**
+ * Reconcile errors by reason (and `''` for all of them together): in all (the last count of each
+ * process, summed) and outside the fault windows (and a minute after each).
+ */
+function reconcileErrors(
+  samples: readonly Sample[],
+  faults: readonly Fault[],
+): Record<string, ErrorCount> {
+  const inFault = (at: number): Fault | undefined =>
+    faults.findLast((f) => at >= f.start && at <= f.end + 60);
   const previous = new Map<string, number>();
-  let outside = 0;
+  const out: Record<string, ErrorCount> = {};
   for (const s of samples) {
-    const key = `${s.replica}#${s.incarnation}`;
-    const delta = s.reconcileErrors - (previous.get(key) ?? 0);
-    previous.set(key, s.reconcileErrors);
-    if (delta > 0 && !inFault(s.at)) outside += delta;
+    const process = `${s.replica}#${s.incarnation}`;
+    for (const [reason, count] of Object.entries({ '': s.reconcileErrors, ...s.errorsByReason })) {
+      const key = `${process} ${reason}`;
+      const delta = count - (previous.get(key) ?? 0);
+      previous.set(key, count);
+      if (delta <= 0) continue;
+      const entry = (out[reason] ??= { total: 0, outsideFaults: 0, byFault: {} });
+      entry.total += delta;
+      const fault = inFault(s.at);
+      if (fault) entry.byFault[fault.kind] = (entry.byFault[fault.kind] ?? 0) + delta;
+      else entry.outsideFaults += delta;
+    }
   }
-  return outside;
+  return out;
 }
 
-/** The last reconcile-error count of each process, summed. */
-function totalErrors(samples: readonly Sample[]): number {
-  const last = new Map<string, number>();
-  for (const s of samples) last.set(`${s.replica}#${s.incarnation}`, s.reconcileErrors);
-  return [...last.values()].reduce((a, b) => a + b, 0);
+/** A counter's values summed by its `reason` label. */
+function byReason(metrics: readonly MetricSample[], name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of metrics)
+    if (m.name === name) out[m.labels.reason ?? ''] = (out[m.labels.reason ?? ''] ?? 0) + m.value;
+  return out;
 }
 
 /** One soak run: the parts it started, the churn, the samples and the faults. */
@@ -483,6 +530,8 @@ class Soak {
   readonly changes = { applied: 0, failed: 0, skipped: 0 };
   readonly workloads = new Map<string, Workload>();
   readonly replicas: Replica[] = [];
+  readonly phases: { name: string; seconds: number }[] = [];
+  private phaseStart = Date.now();
   dir = '';
   started = 0;
   images: string[] = [];
@@ -505,6 +554,14 @@ class Soak {
     this.rand = random(options.seed);
   }
 
+  /** Ends the current phase of the run, and logs its length. */
+  phase(name: string): void {
+    const seconds = (Date.now() - this.phaseStart) / 1000;
+    this.phaseStart = Date.now();
+    this.phases.push({ name, seconds });
+    this.options.log(`${name}: ${seconds.toFixed(0)} s`);
+  }
+
   pick<T>(items: readonly T[]): T {
     return items[Math.floor(this.rand() * items.length)] as T;
   }
@@ -513,23 +570,40 @@ class Soak {
     return (Date.now() - this.started) / 1000;
   }
 
-  async setUp(): Promise<void> {
-    this.dir = await mkdtemp(join(tmpdir(), 'kopek-soak-'));
+  /** The registry, its fault proxy and the first images. */
+  private async startRegistry(): Promise<void> {
     this.registry = await LocalRegistry.start({ dir: this.dir, name: 'soak-registry' });
     this.stops.push(() => this.registry.stop());
     this.registryProxy = await FaultProxy.start(this.registry.host);
     this.stops.push(() => this.registryProxy.close());
-    for (let i = 1; i <= 4; i++) {
-      await pushIndex({ url: this.registry.url }, 'soak/app', `m${i}`, [AMD64, ARM64], 'oci');
-      this.images.push(`${this.registryProxy.host}/soak/app:m${i}`);
-    }
-    for (let i = 1; i <= 2; i++) {
-      await pushImage({ url: this.registry.url }, 'soak/app', `a${i}`, AMD64, 'docker');
-      this.images.push(`${this.registryProxy.host}/soak/app:a${i}`);
-    }
-    this.options.log('starting the local cluster');
-    this.cluster = await startClusterForKopek();
+    const target = { url: this.registry.url };
+    const tags = ['m1', 'm2', 'm3', 'm4', 'a1', 'a2'];
+    await Promise.all(
+      tags.map((tag) =>
+        tag.startsWith('m')
+          ? pushIndex(target, 'soak/app', tag, [AMD64, ARM64], 'oci')
+          : pushImage(target, 'soak/app', tag, AMD64, 'docker'),
+      ),
+    );
+    this.images = tags.map((tag) => `${this.registryProxy.host}/soak/app:${tag}`);
+  }
+
+  private async startCluster(): Promise<void> {
+    // The cluster's own lines (how long a restarted component took to become healthy).
+    this.cluster = await startClusterForKopek({
+      log: (line) => {
+        this.options.log(`cluster: ${line}`);
+      },
+    });
     this.stops.push(() => this.cluster.stop());
+  }
+
+  async setUp(): Promise<void> {
+    this.dir = await mkdtemp(join(tmpdir(), 'kopek-soak-'));
+    this.options.log('starting the local cluster and the registry');
+    // Side by side; both settle before anything fails, so tearDown stops whatever started.
+    const started = await Promise.allSettled([this.startRegistry(), this.startCluster()]);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
     this.admin = new KubeClient(this.cluster.kubeConfig());
     this.apiProxy = new FreezableProxy(Number(new URL(this.cluster.server).port));
     await this.apiProxy.start();
@@ -549,8 +623,13 @@ class Soak {
         stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }),
       ).join('---\n'),
     });
-    for (const namespace of NAMESPACES)
-      for (let i = 0; i < DEPLOYMENTS_PER_NAMESPACE; i++) await this.createWorkload(namespace);
+    // Each createWorkload draws its random numbers before its first await: the same seed
+    // gives the same Deployments.
+    await Promise.all(
+      NAMESPACES.flatMap((namespace) =>
+        Array.from({ length: DEPLOYMENTS_PER_NAMESPACE }, () => this.createWorkload(namespace)),
+      ),
+    );
     this.kopekArgs = [
       '--kubeconfig',
       kubeconfig,
@@ -567,10 +646,9 @@ class Soak {
       '--log-level',
       'warn',
     ];
-    for (const identity of ['kopek-a', 'kopek-b']) {
-      const replica = await this.startReplica(identity);
-      this.replicas.push(replica);
-    }
+    this.replicas.push(
+      ...(await Promise.all(['kopek-a', 'kopek-b'].map((identity) => this.startReplica(identity)))),
+    );
     this.options.log(`${this.workloads.size} Deployments; two kopek replicas ready`);
   }
 
@@ -687,9 +765,11 @@ class Soak {
           incarnation: replica.incarnation,
           heapBytes: sum('nodejs_heap_size_used_bytes'),
           rssBytes: sum('process_resident_memory_bytes'),
+          externalBytes: sum('nodejs_external_memory_bytes'),
           fds: facts.fds,
           apiConnections: facts.connections,
           reconcileErrors: sum('controller_runtime_reconcile_errors_total'),
+          errorsByReason: byReason(metrics, 'kopek_reconcile_errors_total'),
           queueDepth: sum('workqueue_depth'),
           leading: sum('leader_election_master_status') === 1,
         });
@@ -831,7 +911,7 @@ class Soak {
         differences: [`not compared: ${(error as Error).message}`],
       };
     }
-    this.options.log('the cluster has settled; waiting until kopek is quiet');
+    this.phase('the cluster settled after churn');
     const deadline = Date.now() + 8 * 60_000;
     while (Date.now() < deadline && Date.now() - (history.at(-1)?.at ?? Date.now()) < 30_000)
       await sleep(1000);
@@ -839,12 +919,13 @@ class Soak {
     await recorder;
     await this.sample();
     const final = history.at(-1);
-    for (const replica of this.replicas) await replica.stop();
-    this.options.log('kopek is quiet; computing the recommendations again from scratch');
+    await Promise.all(this.replicas.map((replica) => replica.stop()));
+    this.phase('kopek quiet');
     await this.cluster.kubectl(['delete', 'workloadrecommendations', '--all', '-A', '--wait=true']);
     const fresh = await this.startReplica('kopek-fresh');
     const freshState = (await untilQuiet(this.admin, 30_000, 8 * 60_000)).at(-1);
     await fresh.stop();
+    this.phase('a fresh kopek computed them from scratch');
     const diff =
       final && freshState ? differences(final.snapshot, freshState.snapshot) : ['no snapshot'];
     if ((await untilClusterSettled(this.admin, 60_000)) !== world)
@@ -879,6 +960,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const soak = new Soak(options);
   try {
     await soak.setUp();
+    soak.phase('set up');
     soak.started = Date.now();
     const churn = soak.churn();
     const sampling = new AbortController();
@@ -896,6 +978,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     soak.stopChurn();
     await churn;
     const churnSeconds = soak.seconds();
+    soak.phase('churn and faults');
     options.log(
       `churn stopped after ${churnSeconds.toFixed(0)} s: ${soak.changes.applied} changes applied, ${soak.changes.failed} failed`,
     );
@@ -904,6 +987,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const convergence = await soak.converge(churnSeconds);
     load.end = uptime();
     const samples = soak.samples;
+    const { '': errors = { total: 0, outsideFaults: 0, byFault: {} }, ...byReason } =
+      reconcileErrors(samples, soak.faults);
     return {
       seed: options.seed,
       chaos: options.chaos,
@@ -914,19 +999,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       trends: {
         heapBytes: trend(samples, 'heapBytes'),
         rssBytes: trend(samples, 'rssBytes'),
+        externalBytes: trend(samples, 'externalBytes'),
         fds: trend(samples, 'fds'),
         apiConnections: trend(samples, 'apiConnections'),
       },
-      reconcileErrors: {
-        total: totalErrors(samples),
-        outsideFaults: errorsOutsideFaults(samples, soak.faults),
-      },
+      reconcileErrors: { total: errors.total, outsideFaults: errors.outsideFaults, byReason },
       queueDepth: {
         max: Math.max(0, ...samples.map((s) => s.queueDepth)),
         atEnd: samples.filter((s) => s.leading).at(-1)?.queueDepth ?? 0,
       },
       convergence,
       load,
+      phases: soak.phases,
     };
   } finally {
     await soak.tearDown();

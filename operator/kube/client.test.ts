@@ -1,0 +1,120 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.ts';
+import { selfSignedCertificate } from '../metrics-tls.ts';
+import { KubeClient } from './client.ts';
+import { RESOURCES } from './resources.ts';
+
+let server: Server | undefined;
+afterEach(async () => {
+  const closing = server;
+  server = undefined;
+  if (!closing) return;
+  closing.closeAllConnections();
+  await new Promise((resolve) => {
+    closing.close(resolve);
+  });
+});
+
+/**
+ * An HTTPS server that answers every GET with an empty Namespace, and counts the TLS connections
+ * opened to it and the Authorization headers it was sent.
+ */
+async function apiServer(): Promise<{
+  config: (user: Record<string, string>) => KubeConfig;
+  connections: () => number;
+  authorizations: string[];
+}> {
+  const pair = selfSignedCertificate(['127.0.0.1'], systemClock);
+  let connections = 0;
+  const authorizations: string[] = [];
+  server = createServer({ cert: pair.cert, key: pair.key }, (request, response) => {
+    authorizations.push(request.headers.authorization ?? '');
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' } }));
+  });
+  server.on('secureConnection', () => connections++);
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    config: (user) => {
+      const config = new KubeConfig();
+      config.loadFromOptions({
+        clusters: [
+          {
+            name: 'local',
+            server: `https://127.0.0.1:${port}`,
+            caData: Buffer.from(pair.cert).toString('base64'),
+          },
+        ],
+        users: [{ name: 'kopek', ...user }],
+        contexts: [{ name: 'local', cluster: 'local', user: 'kopek' }],
+        currentContext: 'local',
+      });
+      return config;
+    },
+    connections: () => connections,
+    authorizations,
+  };
+}
+
+describe('KubeClient', () => {
+  it('keeps one connection pool: requests one after another reuse its few TLS connections', async () => {
+    const api = await apiServer();
+    const client = new KubeClient(api.config({ token: 'the-token' }));
+    for (let i = 0; i < 30; i++) await client.get(RESOURCES.namespaces, 'a');
+    // client-node alone makes a new pool, so a new TLS connection, for every request (30). The
+    // pool may open a second one while the first is still marked busy after its answer.
+    expect(api.connections()).toBeLessThanOrEqual(2);
+    expect(api.authorizations).toEqual(Array<string>(30).fill('Bearer the-token'));
+  });
+
+  it('answers requests sent all at once, on the one pool', async () => {
+    const api = await apiServer();
+    const client = new KubeClient(api.config({ token: 'the-token' }));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => client.get<{ kind: string }>(RESOURCES.namespaces, 'a')),
+    );
+    expect(answers.map((answer) => answer.kind)).toEqual(Array<string>(20).fill('Namespace'));
+    for (let i = 0; i < 20; i++) await client.get(RESOURCES.namespaces, 'a');
+    // The connections the burst opened are reused afterwards: none more.
+    expect(api.connections()).toBeLessThanOrEqual(20);
+  });
+
+  it('makes a new pool when the client certificate is rotated', async () => {
+    const api = await apiServer();
+    const dir = await mkdtemp(join(tmpdir(), 'kopek-client-'));
+    try {
+      const writePair = async (): Promise<void> => {
+        const pair = selfSignedCertificate(['kopek'], systemClock);
+        await writeFile(join(dir, 'tls.crt'), pair.cert);
+        await writeFile(join(dir, 'tls.key'), pair.key);
+      };
+      await writePair();
+      const client = new KubeClient(
+        api.config({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') }),
+      );
+      for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespaces, 'a');
+      const before = api.connections();
+      await writePair();
+      for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespaces, 'a');
+      // The old pool's connections carry the old certificate: the new one needs its own.
+      expect(api.connections()).toBeGreaterThan(before);
+      expect(api.connections()).toBeLessThanOrEqual(before + 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sends basic credentials as client-node does', async () => {
+    const api = await apiServer();
+    const client = new KubeClient(api.config({ username: 'ada', password: 'secret' }));
+    await client.get(RESOURCES.namespaces, 'a');
+    expect(api.authorizations).toEqual([`Basic ${Buffer.from('ada:secret').toString('base64')}`]);
+  });
+});
