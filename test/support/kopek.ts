@@ -12,16 +12,22 @@ export const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 export const KOPEK_CLI = fileURLToPath(new URL('../../operator/cli/kopek.ts', import.meta.url));
 
 /**
- * Waits until the API server serves these CRDs (their Established condition is True). Polls
- * instead of `kubectl wait --for=condition=Established`, which fails at once ("accessor error:
- * <nil>") when it reads a CRD whose status has no conditions yet, as happens under load.
+ * Waits until the API server serves these CRDs (their Established condition is True). Reads the
+ * CRD as JSON: `kubectl wait --for=condition=Established` and a jsonpath filter both fail at once
+ * on a CRD whose status has no conditions yet, as happens under load.
  */
 export async function waitForCrds(cluster: LocalCluster, names: readonly string[]): Promise<void> {
-  const established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}';
   for (const name of names)
     await until(
       `CRD ${name} is established`,
-      async () => (await cluster.kubectl(['get', 'crd', name, '-o', established])).stdout.trim(),
+      async () => {
+        const crd = JSON.parse(
+          (await cluster.kubectl(['get', 'crd', name, '-o', 'json'])).stdout,
+        ) as {
+          status?: { conditions?: { type: string; status: string }[] | null };
+        };
+        return (crd.status?.conditions ?? []).find((c) => c.type === 'Established')?.status;
+      },
       (status) => status === 'True',
     );
 }
