@@ -11,6 +11,7 @@
  */
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 type Obj = Record<string, unknown>;
 
@@ -554,12 +555,35 @@ export function writeDump(path: string, size: DumpSize, format: 'yaml' | 'json')
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const [dir, flag, count] = process.argv.slice(2);
-  if (dir === undefined || (flag !== undefined && flag !== '--workloads')) {
-    process.stderr.write('usage: kubectl-dump.ts DIR [--workloads N]\n');
-    process.exit(1);
+  const usage = 'usage: npm run bench:dump -- DIR [--workloads N]\n';
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        workloads: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
+    process.exit(2);
   }
-  const workloads = count === undefined ? BIG_DUMP.workloads : Number(count);
+  if (parsed.values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const [dir] = parsed.positionals;
+  const workloads =
+    parsed.values.workloads === undefined ? BIG_DUMP.workloads : Number(parsed.values.workloads);
+  if (
+    dir === undefined ||
+    parsed.positionals.length > 1 ||
+    !(Number.isInteger(workloads) && workloads > 0)
+  ) {
+    process.stderr.write(usage);
+    process.exit(2);
+  }
   // Nodes scale with the workloads: 10 pods per workload, 25 pods per node.
   const size: DumpSize = {
     ...BIG_DUMP,

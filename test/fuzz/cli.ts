@@ -6,15 +6,34 @@
 import { parseArgs } from 'node:util';
 import { fuzz } from './check.ts';
 
-const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '100000' }, seed: { type: 'string' } },
-});
+const USAGE = 'usage: npm run fuzz -- [--runs N] [--seed S]\n';
+
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      runs: { type: 'string', default: '100000' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (error) {
+  usageError(error instanceof Error ? error.message : String(error));
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const runs = Number(values.runs);
 const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 2 ** 31;
-if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
-  process.stderr.write('usage: npm run fuzz -- [--runs N] [--seed S]\n');
-  process.exit(1);
-}
+if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed))
+  usageError('--runs must be a positive integer, --seed an integer');
 process.stdout.write(`fuzzing ${runs} cases with seed ${seed}\n`);
 const started = Date.now();
 try {

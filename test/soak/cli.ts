@@ -9,24 +9,39 @@ import { parseArgs } from 'node:util';
 import { formatReport } from './report.ts';
 import { runSoak } from './soak.ts';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '30' },
-    rate: { type: 'string', default: '20' },
-    'no-chaos': { type: 'boolean', default: false },
-    seed: { type: 'string', default: '16' },
-    json: { type: 'string' },
-  },
-});
+const USAGE =
+  'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]\n';
+
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '30' },
+      rate: { type: 'string', default: '20' },
+      'no-chaos': { type: 'boolean', default: false },
+      seed: { type: 'string', default: '16' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (error) {
+  usageError(error instanceof Error ? error.message : String(error));
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const minutes = Number(values.minutes);
 const rate = Number(values.rate);
 const seed = Number(values.seed);
-if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed)) {
-  process.stderr.write(
-    'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]\n',
-  );
-  process.exit(1);
-}
+if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed))
+  usageError('--minutes and --rate must be positive numbers, --seed an integer');
 const report = await runSoak({
   minutes,
   changesPerSecond: rate,
