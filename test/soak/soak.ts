@@ -578,13 +578,12 @@ class Soak {
     this.stops.push(() => this.registryProxy.close());
     const target = { url: this.registry.url };
     const tags = ['m1', 'm2', 'm3', 'm4', 'a1', 'a2'];
-    await Promise.all(
-      tags.map((tag) =>
-        tag.startsWith('m')
-          ? pushIndex(target, 'soak/app', tag, [AMD64, ARM64], 'oci')
-          : pushImage(target, 'soak/app', tag, AMD64, 'docker'),
-      ),
-    );
+    // One tag at a time: the tags share blobs, and the registry can refuse a manifest whose
+    // blob another upload of the same digest is still moving into place (DIGEST_INVALID).
+    for (const tag of tags)
+      await (tag.startsWith('m')
+        ? pushIndex(target, 'soak/app', tag, [AMD64, ARM64], 'oci')
+        : pushImage(target, 'soak/app', tag, AMD64, 'docker'));
     this.images = tags.map((tag) => `${this.registryProxy.host}/soak/app:${tag}`);
   }
 
