@@ -234,7 +234,7 @@ function measured(wrecs: WorkloadRecommendation[]): void {
     const cz = wrec.status?.crossZone;
     const edge = cz?.edges?.[0];
     say(
-      `  ${`${wrec.metadata.namespace ?? ''}/${wrec.spec.targetRef.name}`.padEnd(28)}${`${cz?.monthlyCrossZoneGB ?? '?'} GB/mo`.padEnd(14)}$${(cz?.monthlyCostUSD ?? '?').padStart(7)}/mo  saves $${cz?.monthlySavingsUSD ?? '0.00'}${edge ? `  (largest edge: ${edge.peer.namespace ?? ''}/${edge.peer.name})` : ''}`,
+      `  ${`${wrec.metadata.namespace ?? ''}/${wrec.spec.targetRef.name}`.padEnd(28)}${`${cz?.monthlyCrossZoneGB ?? '?'} GB/mo`.padEnd(16)}  $${(cz?.monthlyCostUSD ?? '?').padStart(7)}/mo  saves $${cz?.monthlySavingsUSD ?? '0.00'}${edge ? `  (largest edge: ${edge.peer.namespace ?? ''}/${edge.peer.name})` : ''}`,
     );
   }
 }
