@@ -11,6 +11,8 @@ export interface WorkersOptions {
   reconcile: (key: string) => Promise<void>;
   metrics: Metrics;
   log: Logger;
+  /** Shuts the queue down when it aborts: the workers finish their keys and return. */
+  signal: AbortSignal;
 }
 
 /**
@@ -19,7 +21,14 @@ export interface WorkersOptions {
  * that succeeds is forgotten, and every reconcile is counted and timed.
  */
 export async function runWorkers(options: WorkersOptions): Promise<void> {
-  const { controller, metrics } = options;
+  const { controller, metrics, queue } = options;
+  options.signal.addEventListener(
+    'abort',
+    () => {
+      queue.shutDown();
+    },
+    { once: true },
+  );
   metrics.maxConcurrentReconciles.set({ controller }, options.count);
   await Promise.all(Array.from({ length: options.count }, () => worker(options)));
 }

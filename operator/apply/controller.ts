@@ -108,13 +108,6 @@ export class ApplyController {
     };
     resync();
     const timer = this.clock.setInterval(resync, this.options.resyncIntervalMs ?? 60_000);
-    signal.addEventListener(
-      'abort',
-      () => {
-        this.queue.shutDown();
-      },
-      { once: true },
-    );
     await runWorkers({
       controller: CONTROLLER,
       queue: this.queue,
@@ -122,6 +115,7 @@ export class ApplyController {
       reconcile: (key) => this.reconcile(key),
       metrics,
       log,
+      signal,
     });
     timer.cancel();
     this.leading = false;

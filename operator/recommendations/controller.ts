@@ -148,13 +148,6 @@ export class RecommendationController {
     const resync = this.clock.setInterval(() => {
       this.requestFullRebuild();
     }, this.options.resyncIntervalMs ?? 600_000);
-    signal.addEventListener(
-      'abort',
-      () => {
-        this.queue.shutDown();
-      },
-      { once: true },
-    );
     await runWorkers({
       controller: CONTROLLER,
       queue: this.queue,
@@ -162,6 +155,7 @@ export class RecommendationController {
       reconcile: (key) => this.reconcile(key),
       metrics,
       log,
+      signal,
     });
     resync.cancel();
     this.options.traffic?.stop();
