@@ -12,6 +12,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -556,23 +557,12 @@ export function writeDump(path: string, size: DumpSize, format: 'yaml' | 'json')
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   const usage = 'usage: npm run bench:dump -- DIR [--workloads N]\n';
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = scriptArgs(usage, () =>
+    parseArgs({
       allowPositionals: true,
-      options: {
-        workloads: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
-    process.exit(2);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
+      options: { workloads: { type: 'string' }, help: HELP_OPTION },
+    }),
+  );
   const [dir] = parsed.positionals;
   const workloads =
     parsed.values.workloads === undefined ? BIG_DUMP.workloads : Number(parsed.values.workloads);
@@ -581,8 +571,7 @@ if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
     parsed.positionals.length > 1 ||
     !(Number.isInteger(workloads) && workloads > 0)
   ) {
-    process.stderr.write(usage);
-    process.exit(2);
+    usageError('give one output folder, and --workloads as a positive integer', usage);
   }
   // Nodes scale with the workloads: 10 pods per workload, 25 pods per node.
   const size: DumpSize = {

@@ -4,36 +4,23 @@
  * one and prints it; a failure prints fast-check's report, whose seed and path replay it.
  */
 import { parseArgs } from 'node:util';
+import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 import { fuzz } from './check.ts';
 
 const USAGE = 'usage: npm run fuzz -- [--runs N] [--seed S]\n';
-
-function usageError(message: string): never {
-  process.stderr.write(`${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-let parsed;
-try {
-  parsed = parseArgs({
+const { values } = scriptArgs(USAGE, () =>
+  parseArgs({
     options: {
       runs: { type: 'string', default: '100000' },
       seed: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
+      help: HELP_OPTION,
     },
-  });
-} catch (error) {
-  usageError(error instanceof Error ? error.message : String(error));
-}
-const { values } = parsed;
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+  }),
+);
 const runs = Number(values.runs);
 const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 2 ** 31;
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed))
-  usageError('--runs must be a positive integer, --seed an integer');
+  usageError('--runs must be a positive integer, --seed an integer', USAGE);
 process.stdout.write(`fuzzing ${runs} cases with seed ${seed}\n`);
 const started = Date.now();
 try {

@@ -6,42 +6,29 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 import { formatReport } from './report.ts';
 import { runSoak } from './soak.ts';
 
 const USAGE =
   'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]\n';
-
-function usageError(message: string): never {
-  process.stderr.write(`${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-let parsed;
-try {
-  parsed = parseArgs({
+const { values } = scriptArgs(USAGE, () =>
+  parseArgs({
     options: {
       minutes: { type: 'string', default: '30' },
       rate: { type: 'string', default: '20' },
       'no-chaos': { type: 'boolean', default: false },
       seed: { type: 'string', default: '16' },
       json: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
+      help: HELP_OPTION,
     },
-  });
-} catch (error) {
-  usageError(error instanceof Error ? error.message : String(error));
-}
-const { values } = parsed;
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+  }),
+);
 const minutes = Number(values.minutes);
 const rate = Number(values.rate);
 const seed = Number(values.seed);
 if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed))
-  usageError('--minutes and --rate must be positive numbers, --seed an integer');
+  usageError('--minutes and --rate must be positive numbers, --seed an integer', USAGE);
 const report = await runSoak({
   minutes,
   changesPerSecond: rate,
