@@ -10,12 +10,26 @@
  * for failures, so recovery shows soon), requests per registry are limited, and 429/5xx are
  * retried with backoff honouring Retry-After. Every failure comes back as an error of a known
  * kind with a message that names the image and the registry and never holds a credential.
+ * Authentication is auth.ts's, the transport (limits, timeouts, retries) http.ts's.
  */
 import { createHash } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.ts';
-import { parseChallenge, type Challenge } from './challenge.ts';
+import { RegistryAuth, type Target } from './auth.ts';
 import { selectCredentials, type RegistryCredentials } from './credentials.ts';
 import { EcrTokenError, EcrTokenProvider, ecrRegistry } from './ecr.ts';
+import {
+  LookupError,
+  RegistryHttp,
+  errorCodes,
+  expectOk,
+  requestHeaders,
+  setBounded,
+  shared,
+  type Expiring,
+  type HttpResult,
+  type RegistryErrorKind,
+  type RegistryRequestEvent,
+} from './http.ts';
 import { MANIFEST_ACCEPT, ManifestError, parseManifest, platformFromConfig } from './manifest.ts';
 import {
   formatImageReference,
@@ -25,8 +39,7 @@ import {
   type ImageReference,
 } from './reference.ts';
 
-export type RegistryErrorKind =
-  'auth' | 'not-found' | 'timeout' | 'unreachable' | 'invalid-reference' | 'registry-error';
+export type { RegistryErrorKind, RegistryRequestEvent } from './http.ts';
 
 /** The platforms of an image (sorted "os/arch[/variant]"), and the digest they were read from. */
 export interface ResolvedImage {
@@ -42,17 +55,6 @@ export interface FailedImage {
 }
 
 export type ImageResolution = ResolvedImage | FailedImage;
-
-/** One HTTP exchange, for metrics and debug logs: no headers, no query string, no bodies. */
-export interface RegistryRequestEvent {
-  method: string;
-  /** host[:port] the request went to (a registry or its token service). */
-  host: string;
-  path: string;
-  status?: number;
-  error?: RegistryErrorKind;
-  durationMs: number;
-}
 
 export interface RegistryClientOptions {
   /** Per HTTP request, body included. Default 10 s. */
@@ -80,19 +82,6 @@ export interface RegistryClientOptions {
   onRequest?: (event: RegistryRequestEvent) => void;
 }
 
-const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
-const MAX_BACKOFF_MS = 10_000;
-const USER_AGENT = 'kopek';
-
-/** A failure of a known kind; its message is shown to people, so it never holds credentials. */
-class LookupError extends Error {
-  readonly kind: RegistryErrorKind;
-  constructor(kind: RegistryErrorKind, message: string) {
-    super(message);
-    this.kind = kind;
-  }
-}
-
 const PREFIX: Record<RegistryErrorKind, string> = {
   auth: 'authentication failed',
   'not-found': 'not found',
@@ -102,14 +91,6 @@ const PREFIX: Record<RegistryErrorKind, string> = {
   'registry-error': 'registry error',
 };
 
-interface HttpResult {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  /** Attempts made (1 + retries). */
-  attempts: number;
-}
-
 type Outcome = { digest: string; platforms: string[] } | { error: FailedImage['error'] };
 
 /** Whose credentials a lookup uses; part of every cache key, so one pod's secret never serves another. */
@@ -117,71 +98,6 @@ interface AuthSource {
   credentials?: RegistryCredentials;
   ecr: boolean;
   fingerprint: string;
-}
-
-/** One lookup: the image, where its registry API is, and the credentials to present. */
-interface Target {
-  ref: ImageReference;
-  canonical: string;
-  host: string;
-  baseUrl: string;
-  credentials?: RegistryCredentials;
-  fingerprint: string;
-  /** "without credentials (…)" / "with the credentials from secret a/b", for messages. */
-  presenting: string;
-}
-
-interface Expiring<T> {
-  value: T;
-  expiresAt: number;
-}
-
-/** A counting semaphore: at most `limit` tasks at once, the rest wait in order. */
-class Semaphore {
-  private readonly limit: number;
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active < this.limit) this.active++;
-    // The releasing task hands its slot over directly, so `active` stays counted.
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next === undefined) this.active--;
-      else next();
-    }
-  }
-}
-
-function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > max) {
-    const oldest = map.keys().next();
-    if (oldest.done === true) break;
-    map.delete(oldest.value);
-  }
-}
-
-/** Shares one promise among concurrent callers of the same key. */
-function shared<T>(
-  inflight: Map<string, Promise<T>>,
-  key: string,
-  start: () => Promise<T>,
-): Promise<T> {
-  let pending = inflight.get(key);
-  if (pending === undefined) {
-    pending = start().finally(() => inflight.delete(key));
-    inflight.set(key, pending);
-  }
-  return pending;
 }
 
 function digestOf(body: Uint8Array, algorithm: string): string | undefined {
@@ -195,116 +111,46 @@ function fingerprintOf(credentials: RegistryCredentials): string {
   return `secret:${createHash('sha256').update(material).digest('hex').slice(0, 24)}`;
 }
 
-/** Milliseconds a Retry-After header asks for (seconds or an HTTP date), if any. */
-function retryAfterMs(header: string | null, now: number): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  if (/^\s*\d+\s*$/.test(header)) return Number(header) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** The registry's error codes from a distribution error body ("MANIFEST_UNKNOWN"), if any. */
-function errorCodes(body: Buffer): string {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown }[] };
-    const codes = (parsed.errors ?? [])
-      .map((e) => e.code)
-      .filter((c): c is string => typeof c === 'string' && /^[A-Z_]{1,40}$/.test(c));
-    return codes.length > 0 ? ` ${codes.join(', ')}` : '';
-  } catch {
-    return '';
-  }
-}
-
-/** Reads a body, refusing more than MAX_DOCUMENT_BYTES (manifests and configs are small). */
-async function readLimited(response: Response, what: string): Promise<Buffer> {
-  const tooLarge = (): LookupError =>
-    new LookupError('registry-error', `the ${what} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
-  if (Number(response.headers.get('content-length') ?? '0') > MAX_DOCUMENT_BYTES) {
-    await response.body?.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  // Node's fetch types leave the chunk type open; its bodies are byte streams.
-  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
-  for (;;) {
-    const chunk = await reader?.read();
-    if (chunk === undefined || chunk.done) break;
-    size += chunk.value.byteLength;
-    if (size > MAX_DOCUMENT_BYTES) {
-      await reader?.cancel();
-      throw tooLarge();
-    }
-    chunks.push(chunk.value);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Turns a fetch failure into timeout / unreachable, with the system's error code when there is one. */
-function networkError(
-  error: unknown,
-  registry: string,
-  timeoutMs: number,
-  what: string,
-): LookupError {
-  if (error instanceof LookupError) return error;
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError')
-    return new LookupError(
-      'timeout',
-      `registry ${registry} did not answer within ${timeoutMs / 1000} s (${what})`,
-    );
-  const cause =
-    error instanceof Error
-      ? (error.cause as { code?: unknown; message?: unknown } | undefined)
-      : undefined;
-  const code = typeof cause?.code === 'string' ? cause.code : undefined;
-  const detail =
-    code ?? (typeof cause?.message === 'string' ? cause.message.slice(0, 200) : String(error));
-  return new LookupError('unreachable', `could not connect to registry ${registry} (${detail})`);
-}
-
 /** Resolves images to their platforms; one instance per process, shared by all reconciles. */
 export class RegistryClient {
-  private readonly timeoutMs: number;
-  private readonly maxConcurrent: number;
   private readonly cacheTtlMs: number;
   private readonly failureTtlMs: number;
-  private readonly maxRetries: number;
-  private readonly backoffBaseMs: number;
-  private readonly maxRetryAfterMs: number;
   private readonly maxEntries: number;
   private readonly clock: Clock;
   private readonly ecr: EcrTokenProvider;
   private readonly insecure: ReadonlySet<string>;
-  private readonly onRequest: ((event: RegistryRequestEvent) => void) | undefined;
+  private readonly http: RegistryHttp;
+  private readonly auth: RegistryAuth;
 
   /** Outcomes by credentials + canonical reference. */
   private readonly results = new Map<string, Expiring<Outcome>>();
   private readonly lookups = new Map<string, Promise<Outcome>>();
   /** Platforms by credentials + repository@digest: content-addressed, so never stale. */
   private readonly byDigest = new Map<string, string[]>();
-  /** Each registry's challenge, learned from a `/v2/` ping. */
-  private readonly challenges = new Map<string, Expiring<Challenge>>();
-  private readonly pings = new Map<string, Promise<Challenge>>();
-  private readonly tokens = new Map<string, Expiring<string>>();
-  private readonly tokenFetches = new Map<string, Promise<string>>();
-  private readonly limits = new Map<string, Semaphore>();
 
   constructor(options: RegistryClientOptions = {}) {
-    this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.maxConcurrent = options.maxConcurrentPerRegistry ?? 8;
     this.cacheTtlMs = options.cacheTtlMs ?? 3_600_000;
     this.failureTtlMs = options.failureTtlMs ?? 60_000;
-    this.maxRetries = options.maxRetries ?? 3;
-    this.backoffBaseMs = options.backoffBaseMs ?? 500;
-    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.maxEntries = options.maxCacheEntries ?? 10_000;
     this.clock = options.clock ?? systemClock;
     this.ecr = options.ecr ?? new EcrTokenProvider({ clock: this.clock });
     this.insecure = new Set(options.insecureRegistries ?? []);
-    this.onRequest = options.onRequest;
+    this.http = new RegistryHttp({
+      timeoutMs: options.timeoutMs ?? 10_000,
+      maxConcurrentPerRegistry: options.maxConcurrentPerRegistry ?? 8,
+      maxRetries: options.maxRetries ?? 3,
+      backoffBaseMs: options.backoffBaseMs ?? 500,
+      maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
+      clock: this.clock,
+      onRequest: options.onRequest,
+    });
+    this.auth = new RegistryAuth({
+      http: this.http,
+      clock: this.clock,
+      challengeTtlMs: this.cacheTtlMs,
+      maxEntries: this.maxEntries,
+      insecure: this.insecure,
+    });
   }
 
   /**
@@ -451,7 +297,7 @@ export class RegistryClient {
         'not-found',
         `${target.canonical} does not exist in registry ${ref.registry} (HTTP 404${errorCodes(response.body)})`,
       );
-    this.expectOk(target, response, what);
+    expectOk(target.ref.registry, target.canonical, response, what);
     const algorithm = ref.digest?.split(':')[0] ?? 'sha256';
     const digest = digestOf(response.body, algorithm) ?? ref.digest ?? '';
     if (ref.digest !== undefined && digest !== ref.digest)
@@ -473,7 +319,7 @@ export class RegistryClient {
         '*/*',
         blobWhat,
       );
-      this.expectOk(target, blob, blobWhat);
+      expectOk(target.ref.registry, target.canonical, blob, blobWhat);
       const blobAlgorithm = manifest.config.digest.split(':')[0] ?? '';
       const blobDigest = digestOf(blob.body, blobAlgorithm);
       if (blobDigest !== undefined && blobDigest !== manifest.config.digest)
@@ -487,22 +333,6 @@ export class RegistryClient {
     return { digest, platforms };
   }
 
-  private expectOk(target: Target, response: HttpResult, what: string): void {
-    if (response.status === 200) return;
-    const registry = target.ref.registry;
-    const retried = response.attempts > 1 ? ` after ${response.attempts} attempts` : '';
-    const detail = `HTTP ${response.status}${errorCodes(response.body)}`;
-    if (response.status === 429)
-      throw new LookupError(
-        'registry-error',
-        `registry ${registry} rate-limited ${what} for ${target.canonical} (${detail})${retried}`,
-      );
-    throw new LookupError(
-      'registry-error',
-      `registry ${registry} answered ${what} for ${target.canonical} with ${detail}${retried}`,
-    );
-  }
-
   /** An authenticated GET (or HEAD) against the registry; a 401 re-learns the challenge once. */
   private async get(
     target: Target,
@@ -512,30 +342,24 @@ export class RegistryClient {
     method: 'GET' | 'HEAD' = 'GET',
   ): Promise<HttpResult> {
     const url = `${target.baseUrl}${path}`;
-    const challenge = await this.challenge(target);
-    const authorization = await this.authorization(target, challenge, false);
-    let response = await this.send(
+    const challenge = await this.auth.challenge(target);
+    const authorization = await this.auth.authorization(target, challenge, false);
+    let response = await this.http.send(
       target.host,
       url,
-      { method, headers: this.headers(accept, authorization) },
+      { method, headers: requestHeaders(accept, authorization) },
       target.ref.registry,
       what,
     );
     if (response.status === 401) {
-      const fresh = parseChallenge(response.headers.get('www-authenticate'));
+      const fresh = this.auth.relearn(target, response);
       if (fresh !== undefined) {
-        setBounded(
-          this.challenges,
-          target.host,
-          { value: fresh, expiresAt: this.clock.now() + this.cacheTtlMs },
-          this.maxEntries,
-        );
-        const retry = await this.authorization(target, fresh, true);
+        const retry = await this.auth.authorization(target, fresh, true);
         if (retry !== undefined && retry !== authorization)
-          response = await this.send(
+          response = await this.http.send(
             target.host,
             url,
-            { method, headers: this.headers(accept, retry) },
+            { method, headers: requestHeaders(accept, retry) },
             target.ref.registry,
             what,
           );
@@ -550,219 +374,5 @@ export class RegistryClient {
       );
     }
     return response;
-  }
-
-  private headers(accept: string, authorization: string | undefined): Record<string, string> {
-    const headers: Record<string, string> = { Accept: accept, 'User-Agent': USER_AGENT };
-    if (authorization !== undefined) headers.Authorization = authorization;
-    return headers;
-  }
-
-  /** The registry's challenge, from a `/v2/` ping shared by all lookups and cached. */
-  private async challenge(target: Target): Promise<Challenge> {
-    const cached = this.challenges.get(target.host);
-    if (cached !== undefined && this.clock.now() < cached.expiresAt) return cached.value;
-    return shared(this.pings, target.host, async () => {
-      const what = 'GET /v2/';
-      const response = await this.send(
-        target.host,
-        `${target.baseUrl}/v2/`,
-        { headers: this.headers('application/json', undefined) },
-        target.ref.registry,
-        what,
-      );
-      const challenge: Challenge =
-        response.status === 401
-          ? (parseChallenge(response.headers.get('www-authenticate')) ?? { scheme: 'none' })
-          : { scheme: 'none' };
-      if (response.status >= 500 || response.status === 429) this.expectOk(target, response, what);
-      setBounded(
-        this.challenges,
-        target.host,
-        { value: challenge, expiresAt: this.clock.now() + this.cacheTtlMs },
-        this.maxEntries,
-      );
-      return challenge;
-    });
-  }
-
-  /** The Authorization header for a challenge, or undefined when there is nothing to present. */
-  private async authorization(
-    target: Target,
-    challenge: Challenge,
-    renew: boolean,
-  ): Promise<string | undefined> {
-    const credentials = target.credentials;
-    if (challenge.scheme === 'none') return undefined;
-    if (challenge.scheme === 'basic') {
-      if (credentials?.username === undefined || credentials.password === undefined)
-        return undefined;
-      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-    }
-    if (credentials?.registryToken !== undefined) return `Bearer ${credentials.registryToken}`;
-    return `Bearer ${await this.token(target, challenge, renew)}`;
-  }
-
-  /** A bearer token for pulling the target's repository, from the challenge's realm; cached until it expires. */
-  private async token(
-    target: Target,
-    challenge: Extract<Challenge, { scheme: 'bearer' }>,
-    renew: boolean,
-  ): Promise<string> {
-    const scope = `repository:${target.ref.repository}:pull`;
-    const key = `${target.fingerprint} ${challenge.realm} ${challenge.service ?? ''} ${scope}`;
-    const cached = this.tokens.get(key);
-    if (!renew && cached !== undefined && this.clock.now() < cached.expiresAt) return cached.value;
-    if (renew) this.tokens.delete(key);
-    return shared(this.tokenFetches, key, async () => {
-      const token = await this.fetchToken(target, challenge, scope);
-      setBounded(this.tokens, key, token, this.maxEntries);
-      return token.value;
-    });
-  }
-
-  private async fetchToken(
-    target: Target,
-    challenge: Extract<Challenge, { scheme: 'bearer' }>,
-    scope: string,
-  ): Promise<Expiring<string>> {
-    const registry = target.ref.registry;
-    let realm: URL;
-    try {
-      realm = new URL(challenge.realm);
-    } catch {
-      throw new LookupError(
-        'registry-error',
-        `registry ${registry} names a token service that is not a URL`,
-      );
-    }
-    // Credentials go to the realm only over HTTPS, unless the registry itself is a plain-HTTP test one.
-    if (
-      realm.protocol !== 'https:' &&
-      !(realm.protocol === 'http:' && this.insecure.has(target.host))
-    )
-      throw new LookupError(
-        'registry-error',
-        `registry ${registry} names a token service that is not HTTPS (${realm.host})`,
-      );
-    const params = new URLSearchParams();
-    if (challenge.service !== undefined) params.set('service', challenge.service);
-    params.set('scope', scope);
-    const credentials = target.credentials;
-    const headers = this.headers('application/json', undefined);
-    let init: RequestInit;
-    if (credentials?.identityToken !== undefined) {
-      // An identity token is an OAuth2 refresh token: exchanged with a POST, as docker does.
-      params.set('grant_type', 'refresh_token');
-      params.set('refresh_token', credentials.identityToken);
-      params.set('client_id', USER_AGENT);
-      headers['Content-Type'] = 'application/x-www-form-urlencoded';
-      init = { method: 'POST', headers, body: params.toString() };
-    } else {
-      if (credentials?.username !== undefined && credentials.password !== undefined)
-        headers.Authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-      for (const [name, value] of params) realm.searchParams.append(name, value);
-      init = { headers };
-    }
-    const what = `token request to ${realm.host}`;
-    const response = await this.send(realm.host, realm.toString(), init, registry, what);
-    if (response.status === 401 || response.status === 403)
-      throw new LookupError(
-        'auth',
-        `the token service of registry ${registry} (${realm.host}) refused a pull token for ${target.canonical} ${target.presenting} (HTTP ${response.status})`,
-      );
-    if (response.status !== 200)
-      throw new LookupError(
-        'registry-error',
-        `the token service of registry ${registry} (${realm.host}) answered HTTP ${response.status} for ${target.canonical}`,
-      );
-    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      body = JSON.parse(response.body.toString('utf8')) as typeof body;
-    } catch {
-      throw new LookupError(
-        'registry-error',
-        `the token service of registry ${registry} (${realm.host}) sent a response that is not JSON`,
-      );
-    }
-    const token =
-      typeof body.token === 'string' && body.token !== '' ? body.token : body.access_token;
-    if (typeof token !== 'string' || token === '')
-      throw new LookupError(
-        'registry-error',
-        `the token service of registry ${registry} (${realm.host}) sent no token`,
-      );
-    // The spec's default lifetime is 60 s; renew a little early so a token never expires mid-request.
-    const lifetime =
-      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
-    return { value: token, expiresAt: this.clock.now() + Math.max(lifetime - 10, 5) * 1000 };
-  }
-
-  /** One request with the per-host limit, the timeout, and retries of 429/5xx. */
-  private async send(
-    host: string,
-    url: string,
-    init: RequestInit,
-    registry: string,
-    what: string,
-  ): Promise<HttpResult> {
-    let limit = this.limits.get(host);
-    if (limit === undefined) {
-      limit = new Semaphore(this.maxConcurrent);
-      this.limits.set(host, limit);
-    }
-    const semaphore = limit;
-    for (let attempt = 1; ; attempt++) {
-      const response = await semaphore.run(() => this.once(host, url, init, registry, what));
-      const retryable = response.status === 429 || response.status >= 500;
-      if (!retryable || attempt > this.maxRetries) return { ...response, attempts: attempt };
-      const asked = retryAfterMs(response.headers.get('retry-after'), this.clock.now());
-      if (asked !== undefined && asked > this.maxRetryAfterMs)
-        throw new LookupError(
-          'registry-error',
-          `registry ${registry} answered ${what} with HTTP ${response.status} and asked to retry after ${Math.round(asked / 1000)} s`,
-        );
-      const backoff =
-        Math.min(this.backoffBaseMs * 2 ** (attempt - 1), MAX_BACKOFF_MS) * (0.5 + Math.random());
-      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, asked ?? backoff));
-    }
-  }
-
-  private async once(
-    host: string,
-    url: string,
-    init: RequestInit,
-    registry: string,
-    what: string,
-  ): Promise<Omit<HttpResult, 'attempts'>> {
-    const started = performance.now();
-    const path = new URL(url).pathname;
-    const method = init.method ?? 'GET';
-    try {
-      const response = await fetch(url, {
-        ...init,
-        redirect: 'follow',
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      const body = await readLimited(response, `response to ${what}`);
-      this.onRequest?.({
-        method,
-        host,
-        path,
-        status: response.status,
-        durationMs: performance.now() - started,
-      });
-      return { status: response.status, headers: response.headers, body };
-    } catch (error) {
-      const failure = networkError(error, registry, this.timeoutMs, what);
-      this.onRequest?.({
-        method,
-        host,
-        path,
-        error: failure.kind,
-        durationMs: performance.now() - started,
-      });
-      throw failure;
-    }
   }
 }
