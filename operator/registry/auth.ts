@@ -65,14 +65,17 @@ export class RegistryAuth {
   /** Takes the challenge of a 401 answer as the registry's; undefined when it sent none. */
   relearn(target: Target, response: HttpResult): Challenge | undefined {
     const fresh = parseChallenge(response.headers.get('www-authenticate'));
-    if (fresh !== undefined)
-      setBounded(
-        this.challenges,
-        target.host,
-        { value: fresh, expiresAt: this.clock.now() + this.challengeTtlMs },
-        this.maxEntries,
-      );
+    if (fresh !== undefined) this.remember(target.host, fresh);
     return fresh;
+  }
+
+  private remember(host: string, challenge: Challenge): void {
+    setBounded(
+      this.challenges,
+      host,
+      { value: challenge, expiresAt: this.clock.now() + this.challengeTtlMs },
+      this.maxEntries,
+    );
   }
 
   /** The registry's challenge, from a `/v2/` ping shared by all lookups and cached. */
@@ -94,12 +97,7 @@ export class RegistryAuth {
           : { scheme: 'none' };
       if (response.status >= 500 || response.status === 429)
         expectOk(target.ref.registry, target.canonical, response, what);
-      setBounded(
-        this.challenges,
-        target.host,
-        { value: challenge, expiresAt: this.clock.now() + this.challengeTtlMs },
-        this.maxEntries,
-      );
+      this.remember(target.host, challenge);
       return challenge;
     });
   }
