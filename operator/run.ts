@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
@@ -9,6 +8,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
 import { RegistryImageSource, type ImagePlatformSource } from './images.ts';
 import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
+import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
 import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
@@ -52,11 +52,13 @@ function podNamespace(): string | undefined {
   }
 }
 
+/** The API server and credentials: --kubeconfig's current context, or the pod's ServiceAccount. */
+function kubeConnection(config: OperatorConfig): KubeConnection {
+  return config.kubeconfig ? loadKubeConfig(config.kubeconfig) : inClusterConnection();
+}
+
 function kubeClient(config: OperatorConfig, metrics: Metrics): KubeClient {
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromCluster();
-  return new KubeClient(kubeConfig, {
+  return new KubeClient(kubeConnection(config), {
     observe: (verb, resource, status) => {
       metrics.kubeRequests.inc({ verb, resource, code: String(status) });
     },
@@ -351,10 +353,7 @@ async function checkAwsCommand(
 ): Promise<number> {
   let nodeLabels: Record<string, string>[] = [];
   try {
-    const kubeConfig = new KubeConfig();
-    if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-    else kubeConfig.loadFromCluster();
-    const nodes = await new KubeClient(kubeConfig).listPage<{
+    const nodes = await new KubeClient(kubeConnection(config)).listPage<{
       metadata: { labels?: Record<string, string> };
     }>(RESOURCES.nodes, { limit: 500 });
     nodeLabels = nodes.items.map((node) => node.metadata.labels ?? {});

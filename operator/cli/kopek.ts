@@ -329,7 +329,8 @@ async function livePrices(
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
   analyze,
   // The operator runs until a signal; its own exit codes are listed in kopek run --help. Loaded
-  // only for `kopek run`: client-node's configuration code is most of what importing it costs.
+  // only for `kopek run`: the operator's modules (HTTP client, metrics, controllers) cost memory
+  // that `kopek analyze` does not need.
   run: async (argv, io) => (await import('../run.ts')).runCommand(argv, io),
 };
 

@@ -1,13 +1,15 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.ts';
 import { selfSignedCertificate } from '../metrics-tls.ts';
 import { KubeClient } from './client.ts';
+import { loadKubeConfig, type KubeConnection } from './kubeconfig.ts';
 import { RESOURCES } from './resources.ts';
 
 let server: Server | undefined;
@@ -26,7 +28,8 @@ afterEach(async () => {
  * opened to it and the Authorization headers it was sent.
  */
 async function apiServer(): Promise<{
-  config: (user: Record<string, string>) => KubeConfig;
+  /** A connection from a kubeconfig file whose user is `user` (kubeconfig fields). */
+  config: (user: Record<string, unknown>) => KubeConnection;
   connections: () => number;
   authorizations: string[];
 }> {
@@ -43,20 +46,27 @@ async function apiServer(): Promise<{
   const { port } = server.address() as AddressInfo;
   return {
     config: (user) => {
-      const config = new KubeConfig();
-      config.loadFromOptions({
-        clusters: [
-          {
-            name: 'local',
-            server: `https://127.0.0.1:${port}`,
-            caData: Buffer.from(pair.cert).toString('base64'),
-          },
-        ],
-        users: [{ name: 'kopek', ...user }],
-        contexts: [{ name: 'local', cluster: 'local', user: 'kopek' }],
-        currentContext: 'local',
-      });
-      return config;
+      const path = join(mkdtempSync(join(tmpdir(), 'kopek-kubeconfig-')), 'config');
+      writeFileSync(
+        path,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            {
+              name: 'local',
+              cluster: {
+                server: `https://127.0.0.1:${port}`,
+                'certificate-authority-data': Buffer.from(pair.cert).toString('base64'),
+              },
+            },
+          ],
+          users: [{ name: 'kopek', user }],
+          contexts: [{ name: 'local', context: { cluster: 'local', user: 'kopek' } }],
+          'current-context': 'local',
+        }),
+      );
+      return loadKubeConfig(path);
     },
     connections: () => connections,
     authorizations,
@@ -68,7 +78,7 @@ describe('KubeClient', () => {
     const api = await apiServer();
     const client = new KubeClient(api.config({ token: 'the-token' }));
     for (let i = 0; i < 30; i++) await client.get(RESOURCES.namespaces, 'a');
-    // client-node alone makes a new pool, so a new TLS connection, for every request (30). The
+    // A new pool per request would mean a new TLS connection for every request (30). The
     // pool may open a second one while the first is still marked busy after its answer.
     expect(api.connections()).toBeLessThanOrEqual(2);
     expect(api.authorizations).toEqual(Array<string>(30).fill('Bearer the-token'));
@@ -97,7 +107,10 @@ describe('KubeClient', () => {
       };
       await writePair();
       const client = new KubeClient(
-        api.config({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') }),
+        api.config({
+          'client-certificate': join(dir, 'tls.crt'),
+          'client-key': join(dir, 'tls.key'),
+        }),
       );
       for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespaces, 'a');
       const before = api.connections();
@@ -111,7 +124,7 @@ describe('KubeClient', () => {
     }
   });
 
-  it('sends basic credentials as client-node does', async () => {
+  it('sends basic credentials', async () => {
     const api = await apiServer();
     const client = new KubeClient(api.config({ username: 'ada', password: 'secret' }));
     await client.get(RESOURCES.namespaces, 'a');

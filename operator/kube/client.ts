@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { RequestOptions } from 'node:https';
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { fetch, type Dispatcher, type Response } from 'undici';
+import { Agent, fetch, ProxyAgent, type Dispatcher, type Response } from 'undici';
+import type { KubeConnection, TlsMaterial } from './kubeconfig.ts';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
- * A small JSON client for the Kubernetes API on top of client-node's authentication (TLS,
+ * A small JSON client for the Kubernetes API, authenticated as its KubeConnection says (TLS,
  * tokens, exec plugins, impersonation). kopek needs exact control over paging, watches and
  * server-side apply, which the generated clients hide, so it speaks HTTP itself.
  */
@@ -130,27 +131,24 @@ export interface KubeApi {
 }
 
 export class KubeClient implements KubeApi {
-  private readonly config: KubeConfig;
+  private readonly connection: KubeConnection;
   private readonly server: string;
   private readonly observe: RequestObserver;
   /** Bounds each non-watch request, so a black-holed connection cannot hang a reconcile. */
   readonly requestTimeoutMs: number;
   /**
-   * The connection pool to the API server and the TLS material it was made with. client-node
-   * makes a new pool for every request, so each request would open (and leave behind) a TLS
-   * connection of its own; one pool is kept instead, and made again only when the TLS material
+   * The connection pool to the API server and the TLS material it was made with: one pool is
+   * kept, so requests reuse its few TLS connections, and made again only when the TLS material
    * changes (a rotated client certificate).
    */
-  private pool: { key: string; dispatcher: Promise<Dispatcher | undefined> } | undefined;
+  private pool: { key: string; dispatcher: Dispatcher } | undefined;
 
   constructor(
-    config: KubeConfig,
+    connection: KubeConnection,
     options: { observe?: RequestObserver; requestTimeoutMs?: number } = {},
   ) {
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.config = config;
-    this.server = cluster.server.replace(/\/$/, '');
+    this.connection = connection;
+    this.server = connection.server.replace(/\/$/, '');
     this.observe = options.observe ?? (() => undefined);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   }
@@ -169,53 +167,39 @@ export class KubeClient implements KubeApi {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {}))
       url.searchParams.set(key, value);
-    // The same credentials and TLS material client-node's applySecurityAuthentication uses.
-    const tls: RequestOptions = {};
-    await this.config.applyToHTTPSOptions(tls);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    for (const [name, value] of Object.entries(tls.headers ?? {}))
-      if (value !== undefined) headers[name] = String(value);
-    if (tls.auth) headers.Authorization = `Basic ${Buffer.from(tls.auth).toString('base64')}`;
+    const credentials = await this.connection.credentials();
+    const headers: Record<string, string> = { accept: 'application/json', ...credentials.headers };
     if (options.body !== undefined)
       headers['content-type'] = options.contentType ?? 'application/json';
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.requestTimeoutMs);
-    const dispatcher = await this.dispatcher(url, method, tls);
     return fetch(url, {
       method,
       headers,
-      ...(dispatcher ? { dispatcher } : {}),
+      dispatcher: this.dispatcher(credentials.tls),
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
   }
 
   /**
-   * The pool for requests made with this TLS material: the kept one, or a new one. Requests
-   * that come while it is being made wait for the same one. A replaced pool is not closed:
-   * requests and watches may still be on it; its idle connections close by themselves.
+   * The pool for requests made with this TLS material: the kept one, or a new one. A replaced
+   * pool is not closed: requests and watches may still be on it; its idle connections close by
+   * themselves.
    */
-  private dispatcher(
-    url: URL,
-    method: HttpMethod,
-    tls: RequestOptions,
-  ): Promise<Dispatcher | undefined> {
+  private dispatcher(tls: TlsMaterial): Dispatcher {
     const hash = createHash('sha256');
-    for (const part of [tls.ca, tls.cert, tls.key, tls.pfx, tls.passphrase, tls.servername])
-      hash.update(Buffer.isBuffer(part) ? part : JSON.stringify(part ?? null)).update('\0');
+    for (const part of [tls.ca, tls.cert, tls.key, tls.servername])
+      hash.update(part ?? '').update('\0');
     const key = hash.update(String(tls.rejectUnauthorized)).digest('hex');
     if (this.pool?.key === key) return this.pool.dispatcher;
-    const context = new RequestContext(url.toString(), method);
-    const pool = { key, dispatcher: Promise.resolve<Dispatcher | undefined>(undefined) };
-    pool.dispatcher = this.config.applySecurityAuthentication(context).then(
-      () => context.getDispatcher(),
-      (error: unknown) => {
-        // Not kept: the next request tries again.
-        if (this.pool === pool) this.pool = undefined;
-        throw error;
-      },
-    );
-    this.pool = pool;
-    return pool.dispatcher;
+    const connect = Object.fromEntries(
+      Object.entries(tls).filter(([, value]) => value !== undefined),
+    ) as TlsMaterial;
+    const dispatcher = this.connection.proxyUrl
+      ? new ProxyAgent({ uri: this.connection.proxyUrl, requestTls: connect })
+      : new Agent({ connect });
+    this.pool = { key, dispatcher };
+    return dispatcher;
   }
 
   private async json<T>(verb: string, resource: string, response: Response): Promise<T> {
@@ -228,7 +212,7 @@ export class KubeClient implements KubeApi {
   async listPage<T>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
     const query: Record<string, string> = { limit: String(options.limit ?? 500) };
     if (options.continueToken) query.continue = options.continueToken;
-    const response = await this.send(HttpMethod.GET, collectionPath(type, options.namespace), {
+    const response = await this.send('GET', collectionPath(type, options.namespace), {
       query,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -236,11 +220,7 @@ export class KubeClient implements KubeApi {
   }
 
   async get<T>(type: ResourceType, name: string, namespace?: string): Promise<T> {
-    return this.json(
-      'get',
-      type.plural,
-      await this.send(HttpMethod.GET, objectPath(type, name, namespace)),
-    );
+    return this.json('get', type.plural, await this.send('GET', objectPath(type, name, namespace)));
   }
 
   async watch(
@@ -254,7 +234,7 @@ export class KubeClient implements KubeApi {
       resourceVersion: options.resourceVersion,
       timeoutSeconds: String(options.timeoutSeconds),
     };
-    const response = await this.send(HttpMethod.GET, collectionPath(type), {
+    const response = await this.send('GET', collectionPath(type), {
       query,
       signal: options.signal,
       // The server closes the stream after timeoutSeconds; allow a margin before giving up.
@@ -287,7 +267,7 @@ export class KubeClient implements KubeApi {
       fieldValidation: 'Strict',
     };
     if (options.force) query.force = 'true';
-    const response = await this.send(HttpMethod.PATCH, path, {
+    const response = await this.send('PATCH', path, {
       query,
       body: object,
       // client-node's patch helpers guess the content type; server-side apply needs this one.
@@ -305,7 +285,7 @@ export class KubeClient implements KubeApi {
   ): Promise<T> {
     const query: Record<string, string> = { fieldManager: options.fieldManager };
     if (options.dryRun) query.dryRun = 'All';
-    const response = await this.send(HttpMethod.PATCH, objectPath(type, name, namespace), {
+    const response = await this.send('PATCH', objectPath(type, name, namespace), {
       query,
       body: operations,
       contentType: 'application/json-patch+json',
@@ -314,17 +294,15 @@ export class KubeClient implements KubeApi {
   }
 
   async create<T>(type: ResourceType, object: KubeObject): Promise<T> {
-    const response = await this.send(
-      HttpMethod.POST,
-      collectionPath(type, object.metadata.namespace),
-      { body: object },
-    );
+    const response = await this.send('POST', collectionPath(type, object.metadata.namespace), {
+      body: object,
+    });
     return this.json('create', type.plural, response);
   }
 
   async replace<T>(type: ResourceType, object: KubeObject): Promise<T> {
     const response = await this.send(
-      HttpMethod.PUT,
+      'PUT',
       objectPath(type, object.metadata.name, object.metadata.namespace),
       { body: object },
     );
@@ -332,7 +310,7 @@ export class KubeClient implements KubeApi {
   }
 
   async delete(type: ResourceType, name: string, namespace?: string): Promise<void> {
-    const response = await this.send(HttpMethod.DELETE, objectPath(type, name, namespace));
+    const response = await this.send('DELETE', objectPath(type, name, namespace));
     this.observe('delete', type.plural, response.status);
     if (!response.ok && response.status !== 404)
       throw toApiError(response.status, await response.text());
@@ -340,12 +318,12 @@ export class KubeClient implements KubeApi {
   }
 
   async serverVersion(): Promise<{ major?: string; minor?: string; gitVersion?: string }> {
-    return this.json('get', 'version', await this.send(HttpMethod.GET, '/version'));
+    return this.json('get', 'version', await this.send('GET', '/version'));
   }
 
   async serves(type: ResourceType): Promise<boolean> {
     const path = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
-    const response = await this.send(HttpMethod.GET, path);
+    const response = await this.send('GET', path);
     if (response.status === 404) {
       this.observe('discovery', type.plural, response.status);
       await response.body?.cancel();

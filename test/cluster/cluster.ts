@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { loadKubeConfig, type KubeConnection } from '../../operator/kube/kubeconfig.ts';
 import { ensureBinaries, type Binaries } from './binaries.ts';
 import { fleetNodes, KWOK_NODE_ANNOTATION, type Fleet } from './fleet.ts';
 import { createPki, type ClientIdentity, type Pki } from './pki.ts';
@@ -308,6 +309,19 @@ export class LocalCluster {
     for (const name of [...START_ORDER].reverse()) await this.component(name).stop();
     process.off('exit', this.exitHandler);
     if (!options.keepDir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** kopek's connection (operator/kube/kubeconfig.ts) as the admin, or as `as` through impersonation. */
+  connection(as?: string): KubeConnection {
+    const admin = loadKubeConfig(this.kubeconfigPath);
+    if (as === undefined) return admin;
+    return {
+      ...admin,
+      credentials: async () => {
+        const credentials = await admin.credentials();
+        return { ...credentials, headers: { ...credentials.headers, 'Impersonate-User': as } };
+      },
+    };
   }
 
   /** A client-node KubeConfig for the admin, or for `as` through impersonation. */

@@ -50,7 +50,7 @@ describe('list-watch cache against a real API server', () => {
 
   beforeAll(async () => {
     cluster = await LocalCluster.start();
-    client = new KubeClient(cluster.kubeConfig());
+    client = new KubeClient(cluster.connection());
     for (let i = 0; i < 5; i++) await cluster.kubectl(['create', 'namespace', `paged-${i}`]);
   });
 
@@ -101,11 +101,7 @@ describe('list-watch cache against a real API server', () => {
   it('reconnects a watch that went silent and catches up', async () => {
     const proxy = new FreezableProxy(Number(new URL(cluster.server).port));
     await proxy.start();
-    const config = cluster.kubeConfig();
-    config.clusters = config.clusters.map((c) => ({
-      ...c,
-      server: `https://127.0.0.1:${proxy.port}`,
-    }));
+    const config = { ...cluster.connection(), server: `https://127.0.0.1:${proxy.port}` };
     const observer = recorder();
     const informer = configMapInformer(new KubeClient(config), observer, 2000);
     informer.start();

@@ -74,7 +74,7 @@ describe('Argo Rollouts installed after kopek started', () => {
     await cluster.addFleet(DEFAULT_FLEET);
     await installCrds(cluster);
     await cluster.kubectl(['create', 'namespace', 'shop']);
-    const client = new KubeClient(cluster.kubeConfig());
+    const client = new KubeClient(cluster.connection());
     const metrics = createMetrics();
     cache = new ClusterCache({
       client,

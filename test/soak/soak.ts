@@ -603,7 +603,7 @@ class Soak {
     // Side by side; both settle before anything fails, so tearDown stops whatever started.
     const started = await Promise.allSettled([this.startRegistry(), this.startCluster()]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
-    this.admin = new KubeClient(this.cluster.kubeConfig());
+    this.admin = new KubeClient(this.cluster.connection());
     this.apiProxy = new FreezableProxy(Number(new URL(this.cluster.server).port));
     await this.apiProxy.start();
     this.stops.push(() => this.apiProxy.stop());

@@ -4,7 +4,7 @@
  * do. A paged LIST (limit 500, each page parsed) of every resource kopek watches, then a
  * server-side apply of `count` WorkloadRecommendations and of their status (as kopek writes
  * them: two requests each, `concurrency` at a time, like kopek's workers). Run as a child process
- * so its time includes starting Node and importing client-node, as kopek's does.
+ * so its time includes starting Node and importing the HTTP stack, as kopek's does.
  *
  *   node test/bench/scale/floor.ts '{"kubeconfig":…,"namespace":…,"count":…,"concurrency":4}'
  *
@@ -12,9 +12,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { collectionPath, objectPath } from '../../../operator/kube/client.ts';
+import { loadKubeConfig } from '../../../operator/kube/kubeconfig.ts';
 import { RESOURCES, type ResourceName } from '../../../operator/kube/resources.ts';
 import { inParallel } from '../../support/parallel.ts';
 import { BenchApi } from './http.ts';
@@ -44,9 +44,9 @@ const EXAMPLE = fileURLToPath(
 );
 
 export async function runFloor(options: FloorOptions): Promise<FloorResult> {
-  const config = new KubeConfig();
-  config.loadFromFile(options.kubeconfig);
-  const api = new BenchApi(config, { agentPerRequest: options.agentPerRequest ?? false });
+  const api = new BenchApi(loadKubeConfig(options.kubeconfig), {
+    agentPerRequest: options.agentPerRequest ?? false,
+  });
   const listStarted = performance.now();
   const counts = await Promise.all(
     options.resources.map(

@@ -1,12 +1,12 @@
 /**
  * The benchmark's own Kubernetes API client: the HTTP stack kopek uses (undici's fetch, with
- * TLS, tokens and impersonation from client-node's KubeConfig), minus everything else. By
- * default it asks client-node for the credentials once and keeps one connection pool; with
- * `agentPerRequest` it asks before every request, as operator/kube/client.ts does today, so
- * the floor can show what that costs.
+ * TLS, tokens and impersonation from kopek's KubeConnection), minus everything else. By default
+ * it asks for the credentials once and keeps one connection pool; with `agentPerRequest` it asks
+ * before every request and makes a new pool each time, so the floor can show what that costs.
  */
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { fetch, type Dispatcher } from 'undici';
+import { Agent, fetch, type Dispatcher } from 'undici';
+import type { HttpMethod } from '../../../operator/kube/client.ts';
+import type { KubeConnection } from '../../../operator/kube/kubeconfig.ts';
 
 export interface ApiResponse {
   status: number;
@@ -21,27 +21,23 @@ export interface RequestOptions {
 }
 
 export class BenchApi {
-  private readonly config: KubeConfig;
+  private readonly connection: KubeConnection;
   private readonly server: string;
   private readonly agentPerRequest: boolean;
-  private shared: Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> | undefined;
+  private shared: Promise<{ headers: Record<string, string>; dispatcher: Dispatcher }> | undefined;
 
-  constructor(config: KubeConfig, options: { agentPerRequest?: boolean } = {}) {
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.config = config;
-    this.server = cluster.server.replace(/\/$/, '');
+  constructor(connection: KubeConnection, options: { agentPerRequest?: boolean } = {}) {
+    this.connection = connection;
+    this.server = connection.server.replace(/\/$/, '');
     this.agentPerRequest = options.agentPerRequest ?? false;
   }
 
-  private async authenticate(
-    url: string,
-    method: HttpMethod,
-  ): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
-    const context = new RequestContext(url, method);
-    await this.config.applySecurityAuthentication(context);
-    const dispatcher = context.getDispatcher();
-    return { headers: context.getHeaders(), ...(dispatcher ? { dispatcher } : {}) };
+  private async authenticate(): Promise<{
+    headers: Record<string, string>;
+    dispatcher: Dispatcher;
+  }> {
+    const { headers, tls } = await this.connection.credentials();
+    return { headers, dispatcher: new Agent({ connect: tls }) };
   }
 
   async request(
@@ -53,15 +49,15 @@ export class BenchApi {
     for (const [key, value] of Object.entries(options.query ?? {}))
       url.searchParams.set(key, value);
     const auth = this.agentPerRequest
-      ? await this.authenticate(url.toString(), method)
-      : await (this.shared ??= this.authenticate(this.server, HttpMethod.GET));
+      ? await this.authenticate()
+      : await (this.shared ??= this.authenticate());
     const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     if (options.body !== undefined)
       headers['content-type'] = options.contentType ?? 'application/json';
     const response = await fetch(url, {
       method,
       headers,
-      ...(auth.dispatcher ? { dispatcher: auth.dispatcher } : {}),
+      dispatcher: auth.dispatcher,
       signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
@@ -85,7 +81,7 @@ export class BenchApi {
 
   /** Server-side apply (of the status with `/status` at the end of the path). */
   apply<T>(path: string, object: unknown, fieldManager: string): Promise<T> {
-    return this.json<T>(HttpMethod.PATCH, path, {
+    return this.json<T>('PATCH', path, {
       query: { fieldManager, force: 'true' },
       body: object,
       contentType: 'application/apply-patch+yaml',
@@ -97,11 +93,9 @@ export class BenchApi {
     const items: T[] = [];
     let continueToken: string | undefined;
     do {
-      const page = await this.json<{ items: T[]; metadata: { continue?: string } }>(
-        HttpMethod.GET,
-        path,
-        { query: { limit: String(limit), ...(continueToken ? { continue: continueToken } : {}) } },
-      );
+      const page = await this.json<{ items: T[]; metadata: { continue?: string } }>('GET', path, {
+        query: { limit: String(limit), ...(continueToken ? { continue: continueToken } : {}) },
+      });
       items.push(...page.items);
       // An empty continue token means the last page.
       continueToken = page.metadata.continue === '' ? undefined : page.metadata.continue;
@@ -111,6 +105,6 @@ export class BenchApi {
 
   async close(): Promise<void> {
     const shared = await this.shared;
-    await shared?.dispatcher?.close();
+    await shared?.dispatcher.close();
   }
 }

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { HttpMethod } from '@kubernetes/client-node';
 import { collectionPath, KubeClient } from '../../../operator/kube/client.ts';
 import { RESOURCES, type ResourceName } from '../../../operator/kube/resources.ts';
 import { recommendationName } from '../../../recommender/recommend.ts';
@@ -385,7 +384,7 @@ async function buildCluster(bench: Bench): Promise<Built> {
     ),
   ]);
   stops.push(() => cluster.stop({ keepDir: options.keep }));
-  const admin = new BenchApi(cluster.kubeConfig());
+  const admin = new BenchApi(cluster.connection());
   stops.push(() => admin.close());
   const allowEvents = await refuseEvents(admin);
   await step(`${options.nodes} nodes Ready`, async () => {
@@ -421,7 +420,7 @@ async function buildCluster(bench: Bench): Promise<Built> {
     await createObjects(admin, 'PersistentVolumes', generated.volumes, say);
     await createObjects(admin, 'workloads, Services, PDBs, HPAs, policies', rest, say);
   });
-  const adminClient = new KubeClient(cluster.kubeConfig());
+  const adminClient = new KubeClient(cluster.connection());
   await step(`${generated.expectedPods} pods ready`, () =>
     waitForPods(adminClient, generated.expectedPods, say, timeoutMs),
   );
@@ -465,7 +464,7 @@ async function measureFloor(bench: Bench, built: Built): Promise<void> {
     // Gone before the next LIST: kopek starts with no recommendations, and must not find
     // these (it would delete them: their workloads do not exist).
     const wrecs = collectionPath(RESOURCES.workloadrecommendations, namespace);
-    await admin.json(HttpMethod.DELETE, wrecs);
+    await admin.json('DELETE', wrecs);
     const left = await admin.listAll(wrecs);
     if (left.length > 0)
       throw new Error(`${left.length} floor recommendations are left in ${namespace}`);

@@ -5,7 +5,6 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HttpMethod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { StartOptions } from '../../cluster/cluster.ts';
 import {
@@ -117,7 +116,7 @@ export async function createObjects(
         let status = 0;
         let text: string;
         try {
-          ({ status, text } = await api.request(HttpMethod.POST, path, {
+          ({ status, text } = await api.request('POST', path, {
             body: object,
             timeoutMs: 180_000,
           }));
@@ -148,7 +147,7 @@ const NO_EVENTS = 'kopek-bench-no-events';
  */
 export async function refuseEvents(api: BenchApi): Promise<() => Promise<void>> {
   const group = '/apis/admissionregistration.k8s.io/v1';
-  await api.json(HttpMethod.POST, `${group}/validatingadmissionpolicies`, {
+  await api.json('POST', `${group}/validatingadmissionpolicies`, {
     body: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingAdmissionPolicy',
@@ -171,7 +170,7 @@ export async function refuseEvents(api: BenchApi): Promise<() => Promise<void>> 
       },
     },
   });
-  await api.json(HttpMethod.POST, `${group}/validatingadmissionpolicybindings`, {
+  await api.json('POST', `${group}/validatingadmissionpolicybindings`, {
     body: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingAdmissionPolicyBinding',
@@ -180,8 +179,8 @@ export async function refuseEvents(api: BenchApi): Promise<() => Promise<void>> 
     },
   });
   return async () => {
-    await api.json(HttpMethod.DELETE, `${group}/validatingadmissionpolicybindings/${NO_EVENTS}`);
-    await api.json(HttpMethod.DELETE, `${group}/validatingadmissionpolicies/${NO_EVENTS}`);
+    await api.json('DELETE', `${group}/validatingadmissionpolicybindings/${NO_EVENTS}`);
+    await api.json('DELETE', `${group}/validatingadmissionpolicies/${NO_EVENTS}`);
   };
 }
 
