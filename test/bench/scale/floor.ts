@@ -26,7 +26,7 @@ export interface FloorOptions {
   concurrency: number;
   /** Resources to list (kopek's, less those the API server does not serve). */
   resources: ResourceName[];
-  /** Ask client-node for credentials (a new connection pool) before every request, as kopek does today. */
+  /** Ask for credentials and make a new connection pool before every request (what one pool saves). */
   agentPerRequest?: boolean;
 }
 

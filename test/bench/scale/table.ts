@@ -86,7 +86,7 @@ export function formatTable(r: ScaleResult): string {
     row('', 'floor: process start to exit (the baseline)', s(reused.wallSeconds));
     row(
       '',
-      "floor with client-node's credentials (new connection pool) per request, as kopek's client does",
+      'floor with credentials and a new connection pool per request',
       `${s(perRequest.wallSeconds)} (list ${s(perRequest.listSeconds)}, applies ${s(perRequest.applySeconds)})`,
     );
   }
