@@ -44,11 +44,20 @@ function establishedTo(port: number): Set<string> {
   return inodes;
 }
 
-/** Open descriptors of `pid`, and its established connections to `port`. */
-export function processFacts(pid: number, port: number): { fds: number; connections: number } {
+/** Anonymous resident memory of `pid` in bytes (RssAnon in /proc/PID/status, given in kB). */
+function rssAnonBytes(pid: number): number {
+  const kB = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kB ?? 0) * 1024;
+}
+
+/** Open descriptors of `pid`, its established connections to `port`, its anonymous RSS. */
+export function processFacts(
+  pid: number,
+  port: number,
+): { fds: number; connections: number; rssAnonBytes: number } {
   const { count, sockets } = descriptors(pid);
   const remote = establishedTo(port);
   let connections = 0;
   for (const inode of sockets) if (remote.has(inode)) connections++;
-  return { fds: count, connections };
+  return { fds: count, connections, rssAnonBytes: rssAnonBytes(pid) };
 }

@@ -65,7 +65,11 @@ export interface Sample {
   /** Which start of this replica (a SIGKILLed leader is started again). */
   incarnation: number;
   heapBytes: number;
+  /** The heap V8 has committed (used plus free space it keeps): what the heap costs in RSS. */
+  heapTotalBytes: number;
   rssBytes: number;
+  /** Anonymous resident memory (the JS heap, malloc), without mapped files such as the binary. */
+  rssAnonBytes: number;
   /** Memory outside the JS heap that V8 knows of (Buffers, ArrayBuffers). */
   externalBytes: number;
   fds: number;
@@ -78,7 +82,14 @@ export interface Sample {
   leading: boolean;
 }
 
-type Trends = 'heapBytes' | 'rssBytes' | 'externalBytes' | 'fds' | 'apiConnections';
+type Trends =
+  | 'heapBytes'
+  | 'heapTotalBytes'
+  | 'rssBytes'
+  | 'rssAnonBytes'
+  | 'externalBytes'
+  | 'fds'
+  | 'apiConnections';
 
 export interface Trend {
   replica: string;
@@ -763,7 +774,9 @@ class Soak {
           replica: replica.identity,
           incarnation: replica.incarnation,
           heapBytes: sum('nodejs_heap_size_used_bytes'),
+          heapTotalBytes: sum('nodejs_heap_size_total_bytes'),
           rssBytes: sum('process_resident_memory_bytes'),
+          rssAnonBytes: facts.rssAnonBytes,
           externalBytes: sum('nodejs_external_memory_bytes'),
           fds: facts.fds,
           apiConnections: facts.connections,
@@ -997,7 +1010,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       samples,
       trends: {
         heapBytes: trend(samples, 'heapBytes'),
+        heapTotalBytes: trend(samples, 'heapTotalBytes'),
         rssBytes: trend(samples, 'rssBytes'),
+        rssAnonBytes: trend(samples, 'rssAnonBytes'),
         externalBytes: trend(samples, 'externalBytes'),
         fds: trend(samples, 'fds'),
         apiConnections: trend(samples, 'apiConnections'),
