@@ -27,6 +27,11 @@ export class Batcher {
     this.job = job;
   }
 
+  /** A run is waiting for its time, under way, or asked for after the one under way. */
+  get busy(): boolean {
+    return this.timer !== undefined || this.running !== undefined;
+  }
+
   request(): void {
     if (this.running) {
       this.pending = true;

@@ -81,6 +81,19 @@ describe('WorkQueue', () => {
     expect(delays.map((d) => Math.round(d))).toEqual([5, 5, 100, 200]);
   });
 
+  it('counts the keys waiting out a backoff until their time comes', async () => {
+    const clock = new ManualClock();
+    const queue = new WorkQueue({ name: 'test', clock });
+    queue.addRateLimited('a');
+    queue.addRateLimited('a');
+    queue.addRateLimited('b');
+    expect(queue.delayedCount).toBe(2);
+    expect(queue.length).toBe(0);
+    await clock.advance(5);
+    expect(queue.delayedCount).toBe(0);
+    expect(queue.length).toBe(2);
+  });
+
   it('tells waiting workers to stop when shut down', async () => {
     const queue = new WorkQueue({ name: 'test' });
     const waiting = queue.get();

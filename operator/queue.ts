@@ -64,6 +64,11 @@ export class WorkQueue {
     return this.processing.size;
   }
 
+  /** Keys waiting out a retry's backoff (or another delayed add) before they are queued. */
+  get delayedCount(): number {
+    return this.delayed.size;
+  }
+
   /** Queues the key; `low` puts it behind every key added without it. */
   add(key: string, priority: 'normal' | 'low' = 'normal'): void {
     if (this.shuttingDown) return;

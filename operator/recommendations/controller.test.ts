@@ -73,6 +73,55 @@ describe('the recommendation controller', () => {
     expect(op.kube.count('delete')).toBe(0);
   });
 
+  it('marks no changes while standing by, and recommends for every workload once it leads', async () => {
+    operator = await startFakeOperator({ standby: true });
+    const op = operator;
+    const names = Array.from({ length: 40 }, (_, i) => `web-${i}`);
+    for (const name of names) op.kube.put(RESOURCES.deployments, deployment('shop', name));
+    await op.clock.advance(5_000);
+    expect([...op.cache.list('deployments')]).toHaveLength(names.length);
+    // Only "rebuild all" waits: taking the lease reads the caches whole, so a standby that
+    // marked each name it saw would only pile them up.
+    expect(op.controller.pending().changes).toBe(1);
+    expect(op.kube.count('apply')).toBe(0);
+    op.lead();
+    await op.until(() =>
+      names.every((name) => recommendationOf(op.kube, 'shop', name)?.status !== undefined),
+    );
+  });
+
+  it('reports its pending work, a retry backing off included, until the recommendation is final', async () => {
+    operator = await startFakeOperator();
+    const op = operator;
+    // Six failures: the backoff (5 ms doubling) outlasts a step of the clock.
+    op.kube.failNext(
+      { verb: 'apply', resource: 'workloadrecommendations' },
+      apiError(500, 'InternalError', 'etcd is down'),
+      6,
+    );
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web'));
+    const seen = new Set<string>();
+    const idle = (): boolean => {
+      const pending = op.controller.pending();
+      for (const [kind, value] of Object.entries(pending)) if (value > 0) seen.add(kind);
+      return Object.values(pending).every((value) => value === 0);
+    };
+    await op.until(idle);
+    expect(stored(op)?.status).toBeDefined();
+    expect(op.kube.count('apply', 'workloadrecommendations')).toBe(7);
+    // The fake API answers at once, so a key is seldom seen queued between two steps.
+    expect(seen).toContain('changes');
+    expect(seen).toContain('rebuilding');
+    expect(seen).toContain('retrying');
+    // Nothing pending means nothing more happens until the world changes.
+    await op.clock.advance(120_000);
+    expect(op.kube.count('apply', 'workloadrecommendations')).toBe(7);
+    expect(idle()).toBe(true);
+    op.controller.updateMetrics();
+    const gauge = await op.metrics.pendingWork.get();
+    expect(gauge.values.map((v) => [v.labels.kind, v.value])).toContainEqual(['retrying', 0]);
+  });
+
   it('retries a write refused with 409 Conflict and then writes it', async () => {
     operator = await startFakeOperator();
     const op = operator;

@@ -46,6 +46,12 @@ export interface RecommendationControllerOptions {
   clientRefreshIntervalMs?: number;
 }
 
+/** What kopek_pending_work reports, by kind (see its help). */
+export type PendingWork = Record<
+  'queued' | 'retrying' | 'changes' | 'rebuilding' | 'image_retry' | 'client_refresh',
+  number
+>;
+
 /**
  * Keeps one WorkloadRecommendation per analysed workload and each SavingsPolicy's status.
  *
@@ -88,6 +94,10 @@ export class RecommendationController {
 
   /** Told of every change in the caches (by ClusterCache's onChange). */
   onChange(resource: ResourceName, object: Projected, previous?: Projected): void {
+    // A standby keeps its caches warm and nothing else: taking the lease rebuilds every
+    // workload, so what it marked would never be read, and the marks would pile up with every
+    // name the cluster ever had (new Deployments, ReplicaSets, nodes) until it led.
+    if (!this.leading) return;
     if (resource === 'workloadrecommendations') {
       // Someone changed or deleted a recommendation: check it against what it should be. Not
       // before the first rebuild after taking the lease: without facts yet, every workload looks
@@ -186,6 +196,24 @@ export class RecommendationController {
     const work = this.queue.unfinishedWork();
     metrics.queue.unfinishedWork.set({ name: CONTROLLER }, work.totalSeconds);
     metrics.queue.longestRunning.set({ name: CONTROLLER }, work.longestSeconds);
+    for (const [kind, value] of Object.entries(this.pending()))
+      metrics.pendingWork.set({ controller: CONTROLLER, kind }, value);
+  }
+
+  /**
+   * The work this controller has yet to do (kopek_pending_work). All 0 on the leader: its
+   * recommendations are final until something changes; a test waits on that instead of a quiet
+   * window as long as the longest timer.
+   */
+  pending(): PendingWork {
+    return {
+      queued: this.queue.length + this.queue.active,
+      retrying: this.queue.delayedCount,
+      changes: this.facts.changes.size,
+      rebuilding: Number(this.rebuilds.busy),
+      image_retry: Number(this.imageRetry !== undefined),
+      client_refresh: Number(this.clientRefresh !== undefined),
+    };
   }
 
   private newQueue(): WorkQueue {

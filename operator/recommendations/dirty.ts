@@ -73,6 +73,12 @@ export class ChangeTracker {
     this.changes.clients = true;
   }
 
+  /** How many marks wait for the next build (every workload, client pods, each key). */
+  get size(): number {
+    const { all, clients, workloads, namespaces, nodes } = this.changes;
+    return Number(all) + Number(clients) + workloads.size + namespaces.size + nodes.size;
+  }
+
   markWorkloads(keys: Iterable<string>): void {
     for (const key of keys) this.changes.workloads.add(key);
   }

@@ -30,6 +30,8 @@ export interface FakeOperator {
   controller: RecommendationController;
   /** Apply mode's controller, when started with `apply`. */
   apply?: ApplyController;
+  /** Takes the lease (runs the controllers) when started as a standby. */
+  lead(): void;
   /** Steps the clock in small steps until `done` holds (or fails after `maxMs` of fake time). */
   until(done: () => boolean, maxMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -37,7 +39,8 @@ export interface FakeOperator {
 
 /**
  * The recommendation controller on the in-memory API and a manual clock, leading from the
- * start, as unit tests drive it: put objects into `kube`, step `clock`, read what was written.
+ * start (or standing by until `lead()`, with `standby`), as unit tests drive it: put objects
+ * into `kube`, step `clock`, read what was written.
  */
 export async function startFakeOperator(
   options: {
@@ -47,6 +50,8 @@ export async function startFakeOperator(
     traffic?: TrafficSource;
     /** Also runs Apply mode's controller with these settings. */
     apply?: Pick<ApplyControllerOptions, 'applyEnabled' | 'dryRun' | 'settleMs'>;
+    /** Caches only, as a replica without the lease, until `lead()`. */
+    standby?: boolean;
   } = {},
 ): Promise<FakeOperator> {
   const kube = options.kube ?? new FakeKube();
@@ -88,7 +93,11 @@ export async function startFakeOperator(
     : undefined;
   await cache.start();
   const running = new AbortController();
-  const run = Promise.all([controller.run(running.signal), apply?.run(running.signal)]);
+  let run: Promise<unknown> = Promise.resolve();
+  const lead = (): void => {
+    run = Promise.all([controller.run(running.signal), apply?.run(running.signal)]);
+  };
+  if (!options.standby) lead();
   const until = async (done: () => boolean, maxMs = 120_000): Promise<void> => {
     for (let waited = 0; !done(); waited += 50) {
       if (waited > maxMs) throw new Error(`not done after ${maxMs} ms of fake time`);
@@ -103,6 +112,7 @@ export async function startFakeOperator(
     cache,
     controller,
     ...(apply ? { apply } : {}),
+    lead,
     until,
     stop: async () => {
       running.abort();
