@@ -76,6 +76,11 @@ export class ClusterCache {
     return [...this.informers.values()].every((informer) => informer.synced);
   }
 
+  /** Informers waiting to list or watch again after a failure. */
+  get retrying(): number {
+    return [...this.informers.values()].filter((informer) => informer.retrying).length;
+  }
+
   async waitForSync(): Promise<void> {
     await Promise.all([...this.informers.values()].map((informer) => informer.waitForSync()));
   }

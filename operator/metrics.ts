@@ -192,7 +192,7 @@ export function createMetrics() {
     }),
     pendingWork: new Gauge({
       name: 'kopek_pending_work',
-      help: 'Work a controller has yet to do, by kind: queued (keys queued or being reconciled), retrying (keys waiting out a backoff), changes (cache changes marked for the next facts rebuild; a standby holds one: rebuild all), rebuilding (1 while a rebuild is due or running), image_retry (1 while failed image lookups wait to be asked again), client_refresh (1 while a refresh of cross-zone client weights is due). All 0: nothing more will change without a new event.',
+      help: 'Work a controller has yet to do, by kind: queued (keys queued or being reconciled), retrying (keys waiting out a backoff), changes (cache changes marked for the next facts rebuild; a standby holds one: rebuild all), rebuilding (1 while a rebuild is due or running), image_retry (1 while failed image lookups wait to be asked again), client_refresh (1 while a refresh of cross-zone client weights is due), watch_retry (caches waiting to list or watch again after a failure). All 0: nothing more will change without a new event.',
       labelNames: ['controller', 'kind'],
       registers: [registry],
     }),

@@ -133,15 +133,19 @@ describe('the list-watch cache', () => {
     await informer.waitForSync();
     await clock.advance(10);
     expect(kube.openWatches('namespaces')).toBe(1);
+    expect(informer.retrying).toBe(false);
     kube.failNext({ verb: 'watch' }, fault, 3);
     kube.closeWatches(new Error('connection reset'));
     kube.put(TYPE, namespace('while-failing'));
     await clock.advance(100);
     expect(informer.get('while-failing')).toBeUndefined();
+    // Missing a change, and saying so (kopek_pending_work's watch_retry).
+    expect(informer.retrying).toBe(true);
     // The broken stream and three refused watches: 0.8 + 1.6 + 3.2 + 6.4 s (±20%) of backoff,
     // then the watch resumes from where it was, without a relist.
     await clock.advance(15_000);
     expect(informer.get('while-failing')).toBeDefined();
+    expect(informer.retrying).toBe(false);
     expect(restarts.filter((reason) => reason === 'error').length).toBe(4);
     expect(kube.count('list')).toBe(1);
   });

@@ -93,6 +93,8 @@ export class Informer<T extends CachedObject> {
   private running: AbortController | undefined;
   private currentWatch: AbortController | undefined;
   private relistDue = true;
+  /** Waiting out the backoff after a failed list or watch: changes may be unseen. */
+  private backingOff = false;
   private relistReason: RelistReason = 'initial';
   private loop: Promise<void> = Promise.resolve();
   private readonly syncWaiters: (() => void)[] = [];
@@ -115,6 +117,11 @@ export class Informer<T extends CachedObject> {
 
   get size(): number {
     return this.store.size;
+  }
+
+  /** Whether it waits to list or watch again after a failure (it may be missing changes). */
+  get retrying(): boolean {
+    return this.backingOff;
   }
 
   get(key: string): T | undefined {
@@ -191,7 +198,12 @@ export class Informer<T extends CachedObject> {
             retryInMs: Math.round(delayMs),
           });
           if (!this.syncedOnce || this.relistDue) this.relistReason = 'error';
-          await sleep(this.clock, delayMs, signal);
+          this.backingOff = true;
+          try {
+            await sleep(this.clock, delayMs, signal);
+          } finally {
+            this.backingOff = false;
+          }
         }
       }
     } finally {

@@ -48,7 +48,13 @@ export interface RecommendationControllerOptions {
 
 /** What kopek_pending_work reports, by kind (see its help). */
 export type PendingWork = Record<
-  'queued' | 'retrying' | 'changes' | 'rebuilding' | 'image_retry' | 'client_refresh',
+  | 'queued'
+  | 'retrying'
+  | 'changes'
+  | 'rebuilding'
+  | 'image_retry'
+  | 'client_refresh'
+  | 'watch_retry',
   number
 >;
 
@@ -213,6 +219,7 @@ export class RecommendationController {
       rebuilding: Number(this.rebuilds.busy),
       image_retry: Number(this.imageRetry !== undefined),
       client_refresh: Number(this.clientRefresh !== undefined),
+      watch_retry: this.options.cache.retrying,
     };
   }
 
