@@ -421,35 +421,6 @@ interface HistoryEntry {
   snapshot: Snapshot;
 }
 
-/** Polls until the snapshot has not changed for `quietMs`; returns each distinct state seen. */
-async function untilQuiet(
-  client: KubeClient,
-  quietMs: number,
-  maxMs: number,
-): Promise<HistoryEntry[]> {
-  const seen: HistoryEntry[] = [];
-  const deadline = Date.now() + maxMs;
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    let current: Snapshot;
-    try {
-      current = await snapshot(client);
-    } catch {
-      await sleep(1000);
-      continue;
-    }
-    const d = digest(current);
-    if (seen.at(-1)?.digest !== d) {
-      seen.push({ at: Date.now(), digest: d, snapshot: current });
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs && current.size > 0) {
-      return seen;
-    }
-    await sleep(1000);
-  }
-  return seen;
-}
-
 /**
  * Trends over each stretch of one process in one role: a standby that takes the lease builds
  * its facts and results, so its memory rises once; that is not growth over time.
@@ -529,6 +500,35 @@ function byReason(metrics: readonly MetricSample[], name: string): Record<string
   for (const m of metrics)
     if (m.name === name) out[m.labels.reason ?? ''] = (out[m.labels.reason ?? ''] ?? 0) + m.value;
   return out;
+}
+
+/**
+ * Waits until one of `replicas` leads and reports no pending work (kopek_pending_work all 0)
+ * on two scrapes a second apart: its recommendations will not change without a new event.
+ * Returns false at the deadline.
+ */
+async function untilIdle(replicas: readonly Replica[], deadline: number): Promise<boolean> {
+  let idleScrapes = 0;
+  while (Date.now() < deadline) {
+    let idle = false;
+    for (const replica of replicas) {
+      if (!replica.running) continue;
+      try {
+        const metrics = await scrape(replica.url);
+        const leading = metrics.some(
+          (m) => m.name === 'leader_election_master_status' && m.value === 1,
+        );
+        const pending = metrics.filter((m) => m.name === 'kopek_pending_work');
+        if (leading && pending.length > 0 && pending.every((m) => m.value === 0)) idle = true;
+      } catch {
+        // restarting
+      }
+    }
+    idleScrapes = idle ? idleScrapes + 1 : 0;
+    if (idleScrapes >= 2) return true;
+    await sleep(1000);
+  }
+  return false;
 }
 
 /** One soak run: the parts it started, the churn, the samples and the faults. */
@@ -924,35 +924,42 @@ class Soak {
       };
     }
     this.phase('the cluster settled after churn');
-    const deadline = Date.now() + 8 * 60_000;
-    while (Date.now() < deadline && Date.now() - (history.at(-1)?.at ?? Date.now()) < 30_000)
-      await sleep(1000);
+    // Quiet when the leader says nothing is pending (retries, image lookups to ask again, a
+    // rebuild due), not after a fixed window as long as its longest timer.
+    const quiet = await untilIdle(this.replicas, Date.now() + 8 * 60_000);
     recording.abort();
     await recorder;
+    // The state once idle, recorded whether or not the recorder saw it change.
+    const last = await snapshot(this.admin);
+    if (history.at(-1)?.digest !== digest(last))
+      history.push({ at: Date.now(), digest: digest(last), snapshot: last });
     await this.sample();
     const final = history.at(-1);
     await Promise.all(this.replicas.map((replica) => replica.stop()));
     this.phase('kopek quiet');
     await this.cluster.kubectl(['delete', 'workloadrecommendations', '--all', '-A', '--wait=true']);
     const fresh = await this.startReplica('kopek-fresh');
-    const freshState = (await untilQuiet(this.admin, 30_000, 8 * 60_000)).at(-1);
+    const freshDone = await untilIdle([fresh], Date.now() + 8 * 60_000);
+    const freshState = await snapshot(this.admin);
     await fresh.stop();
     this.phase('a fresh kopek computed them from scratch');
-    const diff =
-      final && freshState ? differences(final.snapshot, freshState.snapshot) : ['no snapshot'];
+    const diff = final ? differences(final.snapshot, freshState) : ['no snapshot'];
+    if (!quiet) diff.push('kopek still had pending work 8 minutes after the cluster settled');
+    if (!freshDone) diff.push('the fresh kopek still had pending work after 8 minutes');
     if ((await untilClusterSettled(this.admin, 60_000)) !== world)
       diff.push('the cluster changed during the comparison; the result is void');
     // Converged at the first state from which kopek's recommendations stayed the fresh ones.
     let convergedAt: number | undefined;
+    const freshDigest = digest(freshState);
     for (let i = history.length - 1; i >= 0 && diff.length === 0; i--) {
       const entry = history[i];
-      if (entry?.digest !== freshState?.digest) break;
-      convergedAt = entry?.at;
+      if (entry?.digest !== freshDigest) break;
+      convergedAt = entry.at;
     }
     const lastFault = this.started + Math.max(this.faults.at(-1)?.end ?? 0, churnStopped) * 1000;
     return {
       equal: diff.length === 0,
-      recommendations: freshState?.snapshot.size ?? 0,
+      recommendations: freshState.size,
       differences: diff.slice(0, 20),
       ...(convergedAt !== undefined
         ? { secondsAfterLastFault: Math.max(0, (convergedAt - lastFault) / 1000) }
