@@ -7,6 +7,8 @@
  *   send the guarded JSON patch. A refused patch is Failed with the server's message.
  * - InProgress → the live fields must still be what kopek set (else a person changed them:
  *   Failed, left alone); judge the rollout; Succeeded, or RollingBack then the revert patch.
+ *   CrossZone's Service change follows the pod template once it has rolled out (sendFirstPart
+ *   says why); with no pod change it is sent at once and the pods are watched as for any change.
  * - RollingBack → send the revert if it was not sent, wait until the rollback is rolled out,
  *   then RolledBack.
  *
@@ -25,15 +27,24 @@ import {
   rolloutInProgress,
   type Refusal,
 } from '../../recommender/apply/eligibility.ts';
-import { podSpecOperations, type JsonPatchOperation } from '../../recommender/apply/operations.ts';
+import {
+  changesAnything,
+  podSpecOperations,
+  serviceOperations,
+  servicesToChange,
+  type JsonPatchOperation,
+} from '../../recommender/apply/operations.ts';
 import {
   parseState,
   podSpecOf,
   podSpecPointer,
   readPodPlacement,
+  readServicePlacement,
   sameValue,
   serializeState,
   type PlacementState,
+  type PodPlacement,
+  type ServicePlacement,
 } from '../../recommender/apply/placement.ts';
 import { plannedState } from '../../recommender/apply/plan.ts';
 import {
@@ -265,20 +276,30 @@ async function startChecked(
   if (unsafe) return { refusal: unsafe, afterMs: ctx.settleMs, rollingOut: false };
   const podSpec = podSpecOf(kind, live);
   if (podSpec === undefined) return { rollingOut: false };
-  // Pod fields only: the Service part of CrossZone is not applied yet (see the README).
-  const previous: PlacementState = { podSpec: readPodPlacement(podSpec), services: [] };
+  const crossZone = actions.includes('CrossZone') ? evaluation.crossZone : undefined;
+  const services = await readServices(
+    ctx,
+    ref.namespace,
+    (crossZone?.services ?? []).map((s) => s.name),
+  );
+  const previous: PlacementState = {
+    podSpec: readPodPlacement(podSpec),
+    services: [...services.values()].map((s) => s.placement),
+  };
   const planned = plannedState({
     facts,
     actions,
-    crossZone: evaluation.crossZone,
+    ...(crossZone ? { crossZone } : {}),
     live: previous,
   });
-  const operations = podSpecOperations(podSpecPointer(kind), previous.podSpec, planned.podSpec);
-  if (!operations.some((o) => o.op !== 'test'))
+  const podOperations = podSpecOperations(podSpecPointer(kind), previous.podSpec, planned.podSpec);
+  const serviceChanges = servicesToChange(previous, planned);
+  const changesPod = changesAnything(podOperations);
+  if (!changesPod && serviceChanges.length === 0)
     return {
       refusal: {
         code: 'AlreadyApplied',
-        message: `The pod template already does what ${listOf(actions)} would change.`,
+        message: `The pod template${crossZone ? ' and its Services' : ''} already do what ${listOf(actions)} would change.`,
         quiet: true,
       },
       rollingOut: false,
@@ -287,11 +308,17 @@ async function startChecked(
   if (ctx.dryRun) {
     // Sent and logged once per distinct change, not again at every resync.
     const key = workloadKey(ref.namespace, ref.kind, ref.name);
-    const change = JSON.stringify(operations);
+    const change = JSON.stringify([podOperations, serviceChanges]);
     if (ctx.dryRunsSent.get(key) === change) return { rollingOut: false };
     try {
-      await patchWorkload(ctx, subject, operations, true);
-      ctx.log.info('dry run: would apply', { ...ref, actions, operations });
+      if (changesPod) await patchWorkload(ctx, subject, podOperations, true);
+      await patchServices(ctx, subject, serviceChanges, services, true);
+      ctx.log.info('dry run: would apply', {
+        ...ref,
+        actions,
+        operations: podOperations,
+        ...(serviceChanges.length > 0 ? { services: serviceChanges } : {}),
+      });
     } catch (error) {
       ctx.log.warn('dry run: the server would refuse the change', {
         ...ref,
@@ -321,16 +348,105 @@ async function startChecked(
   };
   // The previous state is stored before the workload changes: a crash after this line finds it.
   await writeApplied(ctx, subject, inProgress);
-  if (!(await sendChange(ctx, subject, inProgress, operations, generationOf(live))))
+  // The pod template first, the Services once it has rolled out (see sendFirstPart).
+  if (!(await sendFirstPart(ctx, subject, inProgress, previous, planned, live)))
     return { rollingOut: false };
   ctx.log.info('applied', { ...ref, actions });
   await ctx.events.record(
     subject.involved,
     'Normal',
     'Applied',
-    `kopek applied ${listOf(actions)}; watching the rollout.`,
+    changesPod && serviceChanges.length > 0
+      ? `kopek applied ${listOf(actions)} to the pod template; watching the rollout, then Service ${listOf(serviceChanges.map((c) => c.name))} follows.`
+      : `kopek applied ${listOf(actions)}; watching the rollout.`,
   );
   return { afterMs: Math.min(ctx.settleMs, 5000), rollingOut: true };
+}
+
+/** A Service as read live: the fields kopek changes, and its annotations for the guarded patch. */
+interface LiveService {
+  placement: ServicePlacement;
+  annotations: Record<string, unknown> | undefined;
+}
+
+/** The named Services of the namespace as they are now; a missing one is left out. */
+async function readServices(
+  ctx: ApplyContext,
+  namespace: string,
+  names: readonly string[],
+): Promise<Map<string, LiveService>> {
+  const out = new Map<string, LiveService>();
+  for (const name of names) {
+    let service: Obj;
+    try {
+      service = await ctx.client.get<Obj>(RESOURCES.services, name, namespace);
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 404) continue;
+      throw error;
+    }
+    const annotations = obj(service.metadata).annotations;
+    out.set(name, {
+      placement: readServicePlacement(service),
+      annotations:
+        typeof annotations === 'object' && annotations !== null ? obj(annotations) : undefined,
+    });
+  }
+  return out;
+}
+
+interface ServiceChange {
+  name: string;
+  from: ServicePlacement;
+  to: ServicePlacement;
+}
+
+/**
+ * Moves each Service from `from` to `to` with a guarded JSON patch (its tests fail, and nothing
+ * is written, if someone changed the fields since they were read). Services are separate
+ * objects, so this is not atomic across them: when one is refused, those already changed by
+ * this call are moved back before the refusal is thrown, so none is left half-done.
+ */
+async function patchServices(
+  ctx: ApplyContext,
+  subject: Subject,
+  changes: readonly ServiceChange[],
+  live: ReadonlyMap<string, LiveService>,
+  dryRun: boolean,
+): Promise<void> {
+  const namespace = subject.ref.namespace;
+  const sent: ServiceChange[] = [];
+  const send = (name: string, operations: JsonPatchOperation[], asDryRun: boolean) =>
+    ctx.client.patch<Obj>(RESOURCES.services, name, namespace, operations, {
+      fieldManager: APPLY_FIELD_MANAGER,
+      dryRun: asDryRun,
+    });
+  for (const change of changes) {
+    const annotations = live.get(change.name)?.annotations;
+    try {
+      await send(change.name, serviceOperations(annotations, change.from, change.to), dryRun);
+    } catch (error) {
+      const refused = error instanceof KubeApiError ? error.message : String(error);
+      for (const done of sent) {
+        const now = await readServices(ctx, namespace, [done.name]);
+        await send(
+          done.name,
+          serviceOperations(now.get(done.name)?.annotations, done.to, done.from),
+          false,
+        ).catch((undo: unknown) => {
+          ctx.log.warn('could not restore a Service after another was refused', {
+            ...subject.ref,
+            service: done.name,
+            refused,
+            error: undo instanceof Error ? undo.message : String(undo),
+          });
+        });
+      }
+      if (error instanceof KubeApiError)
+        throw new KubeApiError(error.status, error.reason, `Service ${change.name}: ${refused}`);
+      throw error;
+    }
+    if (!dryRun) sent.push(change);
+  }
 }
 
 async function patchWorkload(
@@ -388,6 +504,54 @@ async function readLive(ctx: ApplyContext, subject: Subject): Promise<Obj | unde
   }
 }
 
+/** Where one part of a change is now: as before it, as kopek set it, or changed by someone else. */
+type Where = 'previous' | 'applied' | 'other';
+
+function wherePod(current: PodPlacement, previous: PlacementState, applied: PlacementState): Where {
+  if (samePod(current, previous)) return 'previous';
+  return samePod(current, applied) ? 'applied' : 'other';
+}
+
+/** Each Service the change moves, read live, and where it is; a deleted one is `undefined`. */
+async function whereServices(
+  ctx: ApplyContext,
+  subject: Subject,
+  previous: PlacementState,
+  applied: PlacementState,
+): Promise<{ change: ServiceChange; where: Where | undefined; live?: LiveService }[]> {
+  const changes = servicesToChange(previous, applied);
+  const live = await readServices(
+    ctx,
+    subject.ref.namespace,
+    changes.map((c) => c.name),
+  );
+  return changes.map((change) => {
+    const service = live.get(change.name);
+    if (service === undefined) return { change, where: undefined };
+    const at = service.placement;
+    const where: Where = sameService(at, change.from)
+      ? 'previous'
+      : sameService(at, change.to)
+        ? 'applied'
+        : 'other';
+    return { change, where, live: service };
+  });
+}
+
+/** The live Services of `states`, by name, for patchServices. */
+function liveOf(states: readonly { change: ServiceChange; live?: LiveService }[]) {
+  return new Map(
+    states.flatMap((s): [string, LiveService][] => (s.live ? [[s.change.name, s.live]] : [])),
+  );
+}
+
+function sameService(a: ServicePlacement, b: ServicePlacement): boolean {
+  return (
+    sameValue(a.trafficDistribution, b.trafficDistribution) &&
+    sameValue(a.topologyMode, b.topologyMode)
+  );
+}
+
 async function watch(
   ctx: ApplyContext,
   subject: Subject,
@@ -415,17 +579,28 @@ async function watch(
     return {};
   }
   const current = readPodPlacement(podSpecOf(kind, live) ?? {});
-  if (change.workloadGeneration === undefined && samePod(current, previous)) {
+  const pod = wherePod(current, previous, applied);
+  const changesPod = !samePod(previous.podSpec, applied);
+  if (change.workloadGeneration === undefined && pod === 'previous') {
     // Stopped after recording the change but before the patch was confirmed: send it now (its
     // tests fail, and nothing is written, if the workload moved on since).
-    return resend(ctx, subject, change, previous, applied);
+    await sendFirstPart(ctx, subject, change, previous, applied, live);
+    return { afterMs: 1000 };
   }
-  if (!samePod(current, applied)) {
+  const services = await whereServices(ctx, subject, previous, applied);
+  // The Services are still as before while the pod template rolls out (they follow it); once
+  // kopek changed them (no pod part: at once), they must stay as it set them.
+  const servicesMoved = services.filter(
+    (s) => s.where !== 'applied' && (s.where !== 'previous' || !changesPod),
+  );
+  if ((changesPod && pod !== 'applied') || servicesMoved.length > 0) {
+    const named = servicesMoved.map((s) =>
+      s.where === undefined ? `Service ${s.change.name} was deleted` : `Service ${s.change.name}`,
+    );
     await finish(ctx, subject, change, {
       outcome: 'Failed',
       reason: 'ChangedByOthers',
-      message:
-        'Someone else changed the fields kopek set while the change rolled out; kopek stopped and left the workload as they left it.',
+      message: `Someone else changed the fields kopek set while the change rolled out${named.length > 0 ? ` (${named.join(', ')})` : ''}; kopek stopped and left the workload as they left it.`,
       ...heldAt(live),
     });
     return {};
@@ -443,6 +618,25 @@ async function watch(
     return { afterMs: Math.max(100, Math.min((verdict.recheckAt ?? now + 5000) - now, 5000)) };
   }
   if (verdict.state === 'Succeeded') {
+    const pending = services.filter((s) => s.where === 'previous');
+    if (pending.length > 0) {
+      // The pod template has rolled out and settled: now the Services route in-zone.
+      try {
+        await patchServices(
+          ctx,
+          subject,
+          pending.map((s) => s.change),
+          liveOf(pending),
+          false,
+        );
+      } catch (error) {
+        const refused = refusal(error);
+        return failed(ctx, subject, change, current, {
+          reason: 'PatchRefused',
+          message: `The pod template rolled out, but the Service change was refused: ${refused.message}`,
+        });
+      }
+    }
     const facts = verdict.facts;
     const realized = realizedSavings(
       change.realizedSavings ?? [],
@@ -452,79 +646,97 @@ async function watch(
     await finish(ctx, subject, change, {
       outcome: 'Succeeded',
       reason: verdict.reason,
-      message: verdict.message,
+      message:
+        pending.length > 0
+          ? `${verdict.message} Service ${listOf(pending.map((s) => s.change.name))} changed after it.`
+          : verdict.message,
       realizedSavings: realized,
     });
     return {};
   }
-  if (!policyOf(ctx, ref).apply.rollbackOnFailure) {
-    await finish(ctx, subject, change, {
-      outcome: 'Failed',
-      reason: verdict.reason,
-      message: verdict.message,
-    });
+  return failed(ctx, subject, change, current, verdict);
+}
+
+/** The change failed: revert it (recording RollingBack first), or stop when the policy says not to. */
+async function failed(
+  ctx: ApplyContext,
+  subject: Subject,
+  change: AppliedChange,
+  current: PodPlacement,
+  why: { reason: string; message: string },
+): Promise<StepResult> {
+  if (!policyOf(ctx, subject.ref).apply.rollbackOnFailure) {
+    await finish(ctx, subject, change, { outcome: 'Failed', ...why });
     return {};
   }
   // RollingBack is recorded before the revert is sent, so a restart finishes it.
   const rollingBack: AppliedChange = {
     ...change,
     outcome: 'RollingBack',
-    reason: verdict.reason,
-    message: verdict.message,
-    updatedAt: rfc3339(new Date(now)),
+    reason: why.reason,
+    message: why.message,
+    updatedAt: rfc3339(new Date(ctx.clock.now())),
   };
   await writeApplied(ctx, subject, rollingBack);
   await ctx.events.record(
     subject.involved,
     'Warning',
     'RollingBack',
-    `${listOf(change.actions)}: ${verdict.message} kopek restores the previous pod template.`,
+    `${listOf(change.actions)}: ${why.message} kopek restores the fields it changed.`,
   );
-  return revert(ctx, subject, rollingBack, previous, applied);
+  return revert(ctx, subject, rollingBack, current);
 }
 
-async function resend(
+/**
+ * Sends the first part of a recorded change and records the workload's generation after it, which
+ * marks the part as sent: the pod template when the change has a pod part, else the Services.
+ *
+ * Why the pod template goes first and the Services only once its rollout has succeeded (watch):
+ * that is the order the cross-zone recommendation gives ("first spread the pods evenly over
+ * zones, then route in-zone"). Routing in-zone before the pods are spread would send all of a
+ * zone's traffic to the one or two endpoints that zone has during the rollout; and a pod change
+ * that fails is reverted before any traffic was rerouted.
+ *
+ * A refusal by the server ends the change Failed with its message (held at `live`'s generation,
+ * so it is not retried on the same spec). False when refused.
+ */
+async function sendFirstPart(
   ctx: ApplyContext,
   subject: Subject,
   change: AppliedChange,
   previous: PlacementState,
   applied: PlacementState,
-): Promise<StepResult> {
+  live: Obj,
+): Promise<boolean> {
   const operations = podSpecOperations(
     podSpecPointer(subject.kind),
     previous.podSpec,
     applied.podSpec,
   );
-  await sendChange(ctx, subject, change, operations, undefined);
-  return { afterMs: 1000 };
-}
-
-/**
- * Sends the change and records the workload's generation after it; a refusal by the server ends
- * the change Failed with its message (held at `heldGeneration`, so it is not retried on the same
- * spec). False when refused.
- */
-async function sendChange(
-  ctx: ApplyContext,
-  subject: Subject,
-  change: AppliedChange,
-  operations: readonly JsonPatchOperation[],
-  heldGeneration: number | undefined,
-): Promise<boolean> {
-  let patched: Obj;
+  let generation: number | undefined;
   try {
-    patched = await patchWorkload(ctx, subject, operations, false);
+    if (changesAnything(operations))
+      generation = generationOf(await patchWorkload(ctx, subject, operations, false));
+    else {
+      const changes = servicesToChange(previous, applied);
+      const services = await readServices(
+        ctx,
+        subject.ref.namespace,
+        changes.map((c) => c.name),
+      );
+      await patchServices(ctx, subject, changes, services, false);
+      generation = generationOf(live);
+    }
   } catch (error) {
     const refused = refusal(error);
     await finish(ctx, subject, change, {
       outcome: 'Failed',
       reason: 'PatchRefused',
       message: refused.message,
-      ...(heldGeneration !== undefined ? { workloadGeneration: heldGeneration } : {}),
+      ...heldAt(live),
     });
     return false;
   }
-  const generation = generationOf(patched);
   await writeApplied(ctx, subject, {
     ...change,
     ...(generation !== undefined ? { workloadGeneration: generation } : {}),
@@ -542,20 +754,38 @@ function refusal(error: unknown): KubeApiError {
   throw error;
 }
 
+/**
+ * Restores what kopek changed and is still as kopek set it: the Services first, so traffic is
+ * spread over every endpoint again before the pods move back, then the pod template. Each patch
+ * tests kopek's values, so a field someone else changed meanwhile is not overwritten.
+ */
 async function revert(
   ctx: ApplyContext,
   subject: Subject,
   change: AppliedChange,
-  previous: PlacementState,
-  applied: PlacementState,
+  current: PodPlacement,
 ): Promise<StepResult> {
-  const operations = podSpecOperations(
-    podSpecPointer(subject.kind),
-    applied.podSpec,
-    previous.podSpec,
-  );
+  const previous = parseState(change.previousState);
+  const applied = parseState(change.appliedState);
+  if (previous === undefined || applied === undefined) return {};
   try {
-    await patchWorkload(ctx, subject, operations, false);
+    const services = (await whereServices(ctx, subject, previous, applied)).filter(
+      (s) => s.where !== 'previous' && s.live !== undefined,
+    );
+    await patchServices(
+      ctx,
+      subject,
+      services.map((s) => ({ name: s.change.name, from: s.change.to, to: s.change.from })),
+      liveOf(services),
+      false,
+    );
+    if (wherePod(current, previous, applied) !== 'previous')
+      await patchWorkload(
+        ctx,
+        subject,
+        podSpecOperations(podSpecPointer(subject.kind), applied.podSpec, previous.podSpec),
+        false,
+      );
   } catch (error) {
     const refused = refusal(error);
     // A failed test: someone changed the fields since; theirs stay.
@@ -589,9 +819,13 @@ async function finishRevert(
     return {};
   }
   const current = readPodPlacement(podSpecOf(kind, live) ?? {});
+  const pod = wherePod(current, previous, applied);
+  const services = await whereServices(ctx, subject, previous, applied);
   // A restart between recording RollingBack and sending the revert: send it now.
-  if (samePod(current, applied)) return revert(ctx, subject, change, previous, applied);
-  if (!samePod(current, previous)) {
+  if (pod === 'applied' || services.some((s) => s.where === 'applied'))
+    return revert(ctx, subject, change, current);
+  // A deleted Service has nothing left to restore.
+  if (pod === 'other' || services.some((s) => s.where === 'other')) {
     await finish(ctx, subject, change, {
       outcome: 'Failed',
       reason: 'ChangedByOthers',
@@ -607,13 +841,14 @@ async function finishRevert(
   const timeoutMs = policyOf(ctx, ref).apply.progressTimeoutSeconds * 1000;
   if (pending !== undefined && now - since < timeoutMs) return { afterMs: 1000 };
   const generation = generationOf(live);
+  const restored = services.length > 0 ? 'pod template and Service fields are' : 'pod template is';
   await finish(ctx, subject, change, {
     outcome: 'RolledBack',
     reason: change.reason ?? 'RolloutFailed',
     message:
       pending === undefined
-        ? `${change.message ?? 'The rollout failed.'} The previous pod template is restored and rolled out.`
-        : `${change.message ?? 'The rollout failed.'} The previous pod template is restored; its rollout is still not finished: ${pending}.`,
+        ? `${change.message ?? 'The rollout failed.'} The previous ${restored} restored and rolled out.`
+        : `${change.message ?? 'The rollout failed.'} The previous ${restored} restored; its rollout is still not finished: ${pending}.`,
     ...(generation !== undefined ? { workloadGeneration: generation } : {}),
   });
   return {};
@@ -625,7 +860,7 @@ function heldAt(live: Obj): Pick<AppliedChange, 'workloadGeneration'> {
   return generation !== undefined ? { workloadGeneration: generation } : {};
 }
 
-function samePod(current: PlacementState['podSpec'], state: PlacementState): boolean {
+function samePod(current: PodPlacement, state: PlacementState): boolean {
   return sameValue(current, state.podSpec);
 }
 
