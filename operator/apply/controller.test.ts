@@ -65,22 +65,31 @@ async function fleet(
     extra?: Obj[];
     /** --dry-run. */
     dryRun?: boolean;
+    /** Services of a new fleet. */
+    services?: Obj[];
+    /** Where a new fleet's Deployments run (default: two pods in zone a, one in b). */
+    placedOn?: string[];
+    /** The API server's Kubernetes minor version. */
+    minor?: string;
+    /** Of a new fleet's Deployments (default 3). */
+    replicas?: number;
   } = {},
 ): Promise<Fleet> {
-  const kube = options.kube ?? new FakeKube();
+  const kube = options.kube ?? new FakeKube(options.minor ? { minor: options.minor } : {});
   if (!options.kube) {
     // PodDisruptionBudgets, the only extra objects these tests need.
     for (const pdb of options.extra ?? []) kube.put(RESOURCES.poddisruptionbudgets, pdb);
+    for (const service of options.services ?? []) kube.put(RESOURCES.services, service);
     kube.put(RESOURCES.nodes, node('od-a', { 'karpenter.sh/capacity-type': 'on-demand' }));
     kube.put(RESOURCES.nodes, node('od-b', { 'karpenter.sh/capacity-type': 'on-demand' }));
     kube.put(RESOURCES.nodes, node('spot-a', { 'karpenter.sh/capacity-type': 'spot' }));
     kube.put(RESOURCES.nodes, node('spot-b', { 'karpenter.sh/capacity-type': 'spot' }));
     kube.put(RESOURCES.savingspolicies, policy(options.apply ?? {}));
     for (const name of names) {
-      const d = deployment('shop', name);
+      const d = deployment('shop', name, options.replicas ? { replicas: options.replicas } : {});
       if (options.labels) (d.metadata as Obj).labels = options.labels;
       kube.put(RESOURCES.deployments, d);
-      rollOut(kube, name, ['od-a', 'od-b', 'od-a']);
+      rollOut(kube, name, options.placedOn ?? ['od-a', 'od-b', 'od-a']);
     }
   }
   const op = await startFakeOperator({
@@ -444,5 +453,210 @@ describe('Apply mode', () => {
     await op.clock.advance(2 * 60_000);
     expect(patches(kube)).toBe(2);
     expect(op.log.lines.filter((l) => l.msg === 'dry run: would apply')).toHaveLength(2);
+  });
+});
+
+/** A ClusterIP Service in front of the Deployment `name`, as a person would write it. */
+function service(name: string, annotations?: Record<string, string>): Obj {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: 'shop', ...(annotations ? { annotations } : {}) },
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: '10.96.0.10',
+      selector: { app: name },
+      ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+    },
+  };
+}
+
+function serviceOf(kube: FakeKube, name: string): Obj {
+  return kube.object(RESOURCES.services, name, 'shop') as Obj;
+}
+
+/** The Service as a person reads it back: without the fields the API server keeps itself. */
+function asWritten(s: Obj): Obj {
+  const {
+    resourceVersion: _rv,
+    uid: _uid,
+    generation: _g,
+    managedFields: _m,
+    creationTimestamp: _c,
+    ...metadata
+  } = s.metadata as Obj;
+  return { ...s, metadata };
+}
+
+/** The Deployment's current pods restart again and again (the same revision: nothing rolls out). */
+function crashLoop(kube: FakeKube, name: string): void {
+  for (const pod of kube.objects(RESOURCES.pods)) {
+    if (!((pod.metadata as Obj).name as string).startsWith(`${name}-`)) continue;
+    kube.put(RESOURCES.pods, {
+      ...pod,
+      status: {
+        ...(pod.status as Obj),
+        conditions: [{ type: 'Ready', status: 'False' }],
+        containerStatuses: [{ name, restartCount: 5, ready: false }],
+      },
+    });
+  }
+}
+
+function servicePatches(kube: FakeKube): number {
+  return kube.count('patch', 'services');
+}
+
+const CROSS_ZONE = { actions: ['CrossZone'] };
+
+describe('Apply mode: the Service change of CrossZone', () => {
+  it('records the Service fields first, patches the Service only, and succeeds once settled', async () => {
+    const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
+    expect(
+      (recommendationOf(kube, 'shop', 'web')?.status as { crossZone?: { verdict: string } })
+        .crossZone?.verdict,
+    ).toBe('Recommended');
+    let atPatch: AppliedChange | undefined;
+    const send = kube.patch.bind(kube);
+    kube.patch = (...args: Parameters<FakeKube['patch']>) => {
+      atPatch = applied(kube, 'web');
+      return send(...args);
+    };
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => servicePatches(kube) === 1);
+    // Stored before the patch was sent: the Service as it was, with nothing routing in-zone.
+    expect(atPatch?.outcome).toBe('InProgress');
+    expect(JSON.parse(atPatch?.previousState ?? '{}')).toEqual({
+      podSpec: {},
+      services: [{ name: 'web' }],
+    });
+    expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferSameZone');
+    // Two pods in zone a, one in b, clients in both: no spread needed, the pod template stays.
+    expect(patches(kube)).toBe(0);
+    await op.until(() => applied(kube, 'web')?.outcome === 'Succeeded', 10 * 60_000);
+    expect(servicePatches(kube)).toBe(1);
+    expect(kube.calls.filter((c) => c.verb === 'patch').map((c) => c.resource)).toEqual([
+      'services',
+    ]);
+  });
+
+  it('sets the topology-mode annotation where trafficDistribution is not served, keeping the other annotations', async () => {
+    const { op, kube } = await fleet(['web'], {
+      apply: CROSS_ZONE,
+      // Before trafficDistribution: topology-mode wants 3 ready endpoints in each client zone.
+      minor: '30',
+      replicas: 6,
+      placedOn: ['od-a', 'od-b', 'od-a', 'od-b', 'od-a', 'od-b'],
+      services: [service('web', { 'team.example/owner': 'payments' })],
+    });
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => servicePatches(kube) === 1);
+    expect((serviceOf(kube, 'web').metadata as Obj).annotations).toEqual({
+      'team.example/owner': 'payments',
+      'service.kubernetes.io/topology-mode': 'Auto',
+    });
+    expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBeUndefined();
+  });
+
+  it('reverts the Service to exactly what it was when the pods fail after the change', async () => {
+    const { op, kube } = await fleet(['web'], {
+      apply: CROSS_ZONE,
+      // Before trafficDistribution: topology-mode wants 3 ready endpoints in each client zone.
+      minor: '30',
+      replicas: 6,
+      placedOn: ['od-a', 'od-b', 'od-a', 'od-b', 'od-a', 'od-b'],
+      services: [service('web', { 'team.example/owner': 'payments' })],
+    });
+    const before = asWritten(serviceOf(kube, 'web'));
+    const template = JSON.stringify(kube.object(RESOURCES.deployments, 'web', 'shop')?.spec);
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => servicePatches(kube) === 1);
+    crashLoop(kube, 'web');
+    await op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
+    expect(applied(kube, 'web')?.reason).toBe('PodsCrashLooping');
+    expect(servicePatches(kube)).toBe(2);
+    expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
+    expect(JSON.stringify(kube.object(RESOURCES.deployments, 'web', 'shop')?.spec)).toBe(template);
+    expect(patches(kube)).toBe(0);
+  });
+
+  it('stops, and overwrites nothing, when a person changes the Service after kopek did', async () => {
+    const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => servicePatches(kube) === 1);
+    const s = serviceOf(kube, 'web');
+    kube.put(RESOURCES.services, {
+      ...s,
+      spec: { ...(s.spec as Obj), trafficDistribution: 'PreferClose' },
+    });
+    await op.until(() => applied(kube, 'web')?.outcome === 'Failed', 5 * 60_000);
+    expect(applied(kube, 'web')?.reason).toBe('ChangedByOthers');
+    expect(applied(kube, 'web')?.message).toContain('Service web');
+    await op.clock.advance(2 * 3_600_000);
+    expect(servicePatches(kube)).toBe(1);
+    expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferClose');
+  });
+
+  it("ends Failed with the server's message when the Service patch is refused, and does not retry", async () => {
+    const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
+    const before = asWritten(serviceOf(kube, 'web'));
+    kube.failNext(
+      { verb: 'patch', resource: 'services' },
+      apiError(422, 'Invalid', 'ValidatingAdmissionPolicy "no-zone-routing" denied request'),
+    );
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => applied(kube, 'web')?.outcome === 'Failed');
+    expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
+    expect(applied(kube, 'web')?.message).toContain('no-zone-routing');
+    await op.clock.advance(2 * 3_600_000);
+    expect(servicePatches(kube)).toBe(1);
+    expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
+  });
+
+  it('spreads the pods first and changes the Service only after they rolled out, across a restart', async () => {
+    const clock = new ManualClock();
+    // Every pod in zone a, clients in a and b: the pods must be spread over zones first.
+    const options = {
+      clock,
+      apply: CROSS_ZONE,
+      services: [service('web')],
+      placedOn: ['od-a', 'od-a', 'od-a'],
+    };
+    const first = await fleet(['web'], options);
+    const { kube } = first;
+    approve(kube, 'web', ['CrossZone']);
+    await first.op.until(() => applied(kube, 'web')?.workloadGeneration !== undefined);
+    expect(template(kube, 'web').topologySpreadConstraints).toEqual([
+      expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' }),
+    ]);
+    expect(servicePatches(kube)).toBe(0);
+    await first.op.stop();
+    operators.splice(operators.indexOf(first.op), 1);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a'], new Date(clock.now()).toISOString());
+    const second = await fleet(['web'], { ...options, kube });
+    await second.op.until(() => applied(kube, 'web')?.outcome === 'Succeeded', 10 * 60_000);
+    expect(servicePatches(kube)).toBe(1);
+    expect(patches(kube)).toBe(1);
+    expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferSameZone');
+    expect(applied(kube, 'web')?.message).toContain('Service web changed after it');
+  });
+
+  it('reverts the spread and leaves the Service untouched when the spread does not roll out', async () => {
+    const { op, kube } = await fleet(['web'], {
+      apply: CROSS_ZONE,
+      services: [service('web')],
+      placedOn: ['od-a', 'od-a', 'od-a'],
+    });
+    const before = asWritten(serviceOf(kube, 'web'));
+    const podSpec = template(kube, 'web');
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => patches(kube) === 1);
+    rollOut(kube, 'web', ['pending', 'pending', 'pending'], new Date(op.clock.now()).toISOString());
+    await op.until(() => patches(kube) === 2, 5 * 60_000);
+    rollOut(kube, 'web', ['od-a', 'od-a', 'od-a']);
+    await op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
+    expect(template(kube, 'web')).toEqual(podSpec);
+    expect(servicePatches(kube)).toBe(0);
+    expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
   });
 });

@@ -349,7 +349,9 @@ function settleOrWait(
 ): RolloutVerdict {
   const { now, settleMs, startedAt, progressTimeoutMs } = options;
   if (rolledOut) {
-    const readySince = Math.max(0, ...fresh.map((p) => p.readySince ?? now));
+    // Ready since the change at least: a change that moves no pod (CrossZone's Service part
+    // alone) is watched for a whole settle period too.
+    const readySince = Math.max(startedAt, ...fresh.map((p) => p.readySince ?? now));
     if (now - readySince >= settleMs)
       return {
         state: 'Succeeded',
