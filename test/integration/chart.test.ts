@@ -195,7 +195,7 @@ describe('the kopek chart, rendered', () => {
     if (schema !== false) expect(lint.exitCode).not.toBe(0);
   });
 
-  it('grants the recommend-mode rules as written, and patch on workloads or get on secrets only when enabled', async () => {
+  it('grants the recommend-mode rules as written, and patch on workloads and Services or get on secrets only when enabled', async () => {
     const clusterRole = async (values: Record<string, unknown>): Promise<Rule[]> =>
       (
         findObject(
@@ -219,6 +219,7 @@ describe('the kopek chart, rendered', () => {
       },
       { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['patch'] },
       { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['patch'] },
+      { apiGroups: [''], resources: ['services'], verbs: ['patch'] },
     ]);
     const secrets = await clusterRole({ registry: { readPullSecrets: true } });
     expect(secrets.slice(recommend.length)).toEqual([
@@ -748,6 +749,7 @@ describe('the kopek chart, installed into a real cluster', () => {
     }
     expect(await canI('get', 'secrets', '-A')).toBe('no');
     expect(await canI('patch', 'deployments.apps', '-n', 'shop')).toBe('no');
+    expect(await canI('patch', 'services', '-n', 'shop')).toBe('no');
     expect(await allowed(patchRollouts)).toBe(false);
     expect(await canI('create', 'workloadrecommendations.kopek.dev', '-n', 'shop')).toBe('yes');
     expect(await canI('patch', 'savingspolicies.kopek.dev')).toBe('no');
@@ -759,7 +761,7 @@ describe('the kopek chart, installed into a real cluster', () => {
     expect(await canI('escalate', 'clusterroles.rbac.authorization.k8s.io')).toBe('no');
   });
 
-  it('grants patch on workloads and get on secrets only once they are enabled', async () => {
+  it('grants patch on workloads and Services and get on secrets only once they are enabled', async () => {
     await helm([
       'upgrade',
       'kopek',
@@ -775,7 +777,9 @@ describe('the kopek chart, installed into a real cluster', () => {
     ]);
     expect(await canI('patch', 'deployments.apps', '-n', 'shop')).toBe('yes');
     expect(await allowed(patchRollouts)).toBe(true);
+    expect(await canI('patch', 'services', '-n', 'shop')).toBe('yes');
     expect(await canI('update', 'deployments.apps', '-n', 'shop')).toBe('no');
+    expect(await canI('update', 'services', '-n', 'shop')).toBe('no');
     expect(await canI('patch', 'replicasets.apps', '-n', 'shop')).toBe('no');
     expect(await canI('patch', 'jobs.batch', '-n', 'shop')).toBe('no');
     expect(await canI('get', 'secrets', '-n', 'shop')).toBe('yes');
