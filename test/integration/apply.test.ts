@@ -599,3 +599,160 @@ describe('Apply mode on a real control plane', () => {
     );
   }, 300_000);
 });
+
+describe("Apply mode: CrossZone's Service change on a real control plane", () => {
+  // Own namespaces, policies and objects, made here so the shared setup above stays as it is.
+  const SPREAD = 'crosszone';
+  const REFUSED = 'crosszone-refused';
+  const ZONES = [
+    ...new Set(
+      fleetNodes(DEFAULT_FLEET).map((n) => n.metadata.labels['topology.kubernetes.io/zone']),
+    ),
+  ];
+
+  function crossZonePolicy(namespace: string): Obj {
+    return {
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'SavingsPolicy',
+      metadata: { name: namespace },
+      spec: {
+        mode: 'Apply',
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+        apply: { actions: ['CrossZone'], progressTimeout: '120s', cooldown: '1h' },
+      },
+    };
+  }
+
+  function service(namespace: string): Obj {
+    return {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'app', namespace, annotations: { 'team.example/owner': 'payments' } },
+      spec: { selector: { app: 'app' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    };
+  }
+
+  async function serviceNow(namespace: string): Promise<Obj> {
+    return kubectlJson<Obj>(['get', 'service', 'app', '-n', namespace]);
+  }
+
+  async function crossZoneOf(
+    namespace: string,
+  ): Promise<{ verdict?: string; services?: { fix?: string }[] } | undefined> {
+    const wrec = await kubectlJson<{
+      status?: { crossZone?: { verdict?: string; services?: { fix?: string }[] } };
+    }>(['get', 'wrec', 'deployment-app', '-n', namespace]);
+    return wrec.status?.crossZone;
+  }
+
+  beforeAll(async () => {
+    const spread = deployment(SPREAD, 'app');
+    // One pod per zone: the Service alone needs changing.
+    (((spread.spec as Obj).template as Obj).spec as Obj).topologySpreadConstraints = [
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'DoNotSchedule',
+        labelSelector: { matchLabels: { app: 'app' } },
+      },
+    ];
+    const pinned = deployment(REFUSED, 'app');
+    // Every pod in one zone, clients in all: the recommendation requires a zone spread first.
+    (((pinned.spec as Obj).template as Obj).spec as Obj).nodeSelector = {
+      'karpenter.sh/capacity-type': 'on-demand',
+      'topology.kubernetes.io/zone': ZONES[0],
+    };
+    const objects: Obj[] = [
+      ...[SPREAD, REFUSED].map((name) => ({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name },
+      })),
+      ...[SPREAD, REFUSED].flatMap((ns) => [crossZonePolicy(ns), service(ns)]),
+      spread,
+      pinned,
+      // The network team decides zone routing in this namespace: the API server refuses it.
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name: 'no-zone-routing' },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: [''],
+                apiVersions: ['v1'],
+                operations: ['UPDATE'],
+                resources: ['services'],
+              },
+            ],
+          },
+          validations: [
+            {
+              expression: '!has(object.spec.trafficDistribution)',
+              message: 'zone routing is decided by the network team',
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicyBinding',
+        metadata: { name: 'no-zone-routing' },
+        spec: {
+          policyName: 'no-zone-routing',
+          validationActions: ['Deny'],
+          matchResources: {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': REFUSED } },
+          },
+        },
+      },
+    ];
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: objects.map((o) => stringify(o)).join('---\n'),
+    });
+    for (const ns of [SPREAD, REFUSED])
+      await cluster.kubectl(['rollout', 'status', 'deployment/app', '-n', ns, '--timeout=180s']);
+  }, 300_000);
+
+  it('approved on a Deployment whose Service routes across zones: the Service ends with the suggested change, Succeeded', async () => {
+    const suggested = await until(
+      'CrossZone Recommended',
+      () => crossZoneOf(SPREAD),
+      (c) => c?.verdict === 'Recommended',
+    );
+    const value = /trafficDistribution: (\w+)/.exec(suggested?.services?.[0]?.fix ?? '')?.[1];
+    expect(value).toBeDefined();
+    const before = await podTemplate(SPREAD, 'app');
+    const annotations = ((await serviceNow(SPREAD)).metadata as Obj).annotations;
+    const done = await approveAndWait(SPREAD, 'CrossZone');
+    expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'RolledOut']);
+    const after = await serviceNow(SPREAD);
+    expect((after.spec as Obj).trafficDistribution).toBe(value);
+    expect((after.metadata as Obj).annotations).toEqual(annotations);
+    // Only the Service changed: the pod template is as it was.
+    expect(await podTemplate(SPREAD, 'app')).toEqual(before);
+    // Recorded before the change: the Service without any in-zone routing.
+    expect((JSON.parse(done?.previousState ?? '{}') as { services?: unknown }).services).toEqual([
+      { name: 'app' },
+    ]);
+  }, 240_000);
+
+  it('reverts the spread when the server refuses the Service change, leaving the Service as it was', async () => {
+    await until(
+      'CrossZone actionable',
+      () => crossZoneOf(REFUSED),
+      (c) => c?.verdict === 'Possible' || c?.verdict === 'Recommended',
+    );
+    const service = await serviceNow(REFUSED);
+    const template = await podTemplate(REFUSED, 'app');
+    const done = await approveAndWait(REFUSED, 'CrossZone');
+    expect([done?.outcome, done?.reason]).toEqual(['RolledBack', 'PatchRefused']);
+    expect(done?.message).toContain('zone routing is decided by the network team');
+    // The objects as the API server returns them: equal to the ones before.
+    expect(await serviceNow(REFUSED)).toEqual(service);
+    expect(await podTemplate(REFUSED, 'app')).toEqual(template);
+    await expectSteps(REFUSED, 'app', ['Applied', 'RollingBack', 'RolledBack', 'HeldAfterFailure']);
+  }, 300_000);
+});
