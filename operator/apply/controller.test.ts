@@ -659,4 +659,31 @@ describe('Apply mode: the Service change of CrossZone', () => {
     expect(servicePatches(kube)).toBe(0);
     expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
   });
+
+  it('reverts the spread when the Service change is refused after it rolled out, and does not retry', async () => {
+    const { op, kube } = await fleet(['web'], {
+      apply: CROSS_ZONE,
+      services: [service('web')],
+      placedOn: ['od-a', 'od-a', 'od-a'],
+    });
+    const before = asWritten(serviceOf(kube, 'web'));
+    const podSpec = template(kube, 'web');
+    kube.failNext(
+      { verb: 'patch', resource: 'services' },
+      apiError(422, 'Invalid', 'ValidatingAdmissionPolicy "no-zone-routing" denied request'),
+    );
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(() => patches(kube) === 1);
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a'], new Date(op.clock.now()).toISOString());
+    await op.until(() => patches(kube) === 2, 5 * 60_000);
+    expect(servicePatches(kube)).toBe(1);
+    expect(template(kube, 'web')).toEqual(podSpec);
+    rollOut(kube, 'web', ['od-a', 'od-a', 'od-a']);
+    await op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
+    expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
+    expect(applied(kube, 'web')?.message).toContain('no-zone-routing');
+    await op.clock.advance(2 * 3_600_000);
+    expect([patches(kube), servicePatches(kube)]).toEqual([2, 1]);
+    expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
+  });
 });

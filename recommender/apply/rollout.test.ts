@@ -181,6 +181,15 @@ describe('the rollout verdict', () => {
     expect(rolloutVerdict(facts(), at(60)).recheckAt).toBe(T0 + 5_000 + 120_000);
   });
 
+  it('counts the settle period from the change when the pods were Ready before it (a change that moves no pod)', () => {
+    const before = facts({
+      pods: [pod('a', { readySince: T0 - 3_600_000 }), pod('b', { readySince: T0 - 60_000 })],
+    });
+    expect(rolloutVerdict(before, at(60)).state).toBe('Progressing');
+    expect(rolloutVerdict(before, at(60)).recheckAt).toBe(T0 + 120_000);
+    expect(rolloutVerdict(before, at(120)).state).toBe('Succeeded');
+  });
+
   it("quotes the scheduler's message", () => {
     const verdict = rolloutVerdict(
       facts({
