@@ -686,4 +686,27 @@ describe('Apply mode: the Service change of CrossZone', () => {
     expect([patches(kube), servicePatches(kube)]).toEqual([2, 1]);
     expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
   });
+
+  it('finishes, without a false refusal, when the Service was changed but that was not recorded', async () => {
+    const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
+    const send = kube.patch.bind(kube);
+    kube.patch = async (...args: Parameters<FakeKube['patch']>) => {
+      const out = await send(...args);
+      // The status write after the Service patch fails: kopek looks again from status.applied.
+      if (args[0].plural === 'services')
+        kube.failNext(
+          { verb: 'apply-status', resource: 'workloadrecommendations' },
+          apiError(503, 'ServiceUnavailable'),
+        );
+      return out;
+    };
+    approve(kube, 'web', ['CrossZone']);
+    await op.until(
+      () => ['Succeeded', 'Failed'].includes(applied(kube, 'web')?.outcome ?? ''),
+      10 * 60_000,
+    );
+    expect(applied(kube, 'web')?.outcome).toBe('Succeeded');
+    expect(servicePatches(kube)).toBe(1);
+    expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferSameZone');
+  });
 });

@@ -718,13 +718,18 @@ async function sendFirstPart(
     if (changesAnything(operations))
       generation = generationOf(await patchWorkload(ctx, subject, operations, false));
     else {
-      const changes = servicesToChange(previous, applied);
-      const services = await readServices(
-        ctx,
-        subject.ref.namespace,
-        changes.map((c) => c.name),
+      // After a restart some may be changed already; one changed by someone else is left to
+      // the watch, which stops.
+      const pending = (await whereServices(ctx, subject, previous, applied)).filter(
+        (state) => state.where === 'previous',
       );
-      await patchServices(ctx, subject, changes, services, false);
+      await patchServices(
+        ctx,
+        subject,
+        pending.map((state) => state.change),
+        liveOf(pending),
+        false,
+      );
       generation = generationOf(live);
     }
   } catch (error) {
