@@ -190,6 +190,17 @@ function applied(kube: FakeKube, name: string): AppliedChange | undefined {
     ?.applied;
 }
 
+/** What status.applied held when the last patch reached the API. */
+function statusAtPatch(kube: FakeKube, name: string): () => AppliedChange | undefined {
+  let atPatch: AppliedChange | undefined;
+  const send = kube.patch.bind(kube);
+  kube.patch = (...args: Parameters<FakeKube['patch']>) => {
+    atPatch = applied(kube, name);
+    return send(...args);
+  };
+  return () => atPatch;
+}
+
 function approve(kube: FakeKube, name: string, actions: string[]): void {
   const wrec = recommendationOf(kube, 'shop', name) as Obj;
   kube.put(RESOURCES.workloadrecommendations, {
@@ -241,17 +252,11 @@ describe('Apply mode', () => {
   it('applies an approved Spot move, records the previous state first, and succeeds once settled', async () => {
     const { op, kube } = await fleet(['web']);
     const before = template(kube, 'web');
-    // What status.applied held when the patch reached the API.
-    let atPatch: AppliedChange | undefined;
-    const send = kube.patch.bind(kube);
-    kube.patch = (...args: Parameters<FakeKube['patch']>) => {
-      atPatch = applied(kube, 'web');
-      return send(...args);
-    };
+    const atPatch = statusAtPatch(kube, 'web');
     approve(kube, 'web', ['Spot']);
     await op.until(() => patches(kube) === 1);
-    expect(atPatch?.outcome).toBe('InProgress');
-    expect(atPatch?.previousState).toBeDefined();
+    expect(atPatch()?.outcome).toBe('InProgress');
+    expect(atPatch()?.previousState).toBeDefined();
     const inProgress = applied(kube, 'web');
     expect(inProgress?.outcome).toBe('InProgress');
     expect(JSON.parse(inProgress?.previousState ?? '{}')).toEqual({ podSpec: {}, services: [] });
@@ -516,17 +521,12 @@ describe('Apply mode: the Service change of CrossZone', () => {
       (recommendationOf(kube, 'shop', 'web')?.status as { crossZone?: { verdict: string } })
         .crossZone?.verdict,
     ).toBe('Recommended');
-    let atPatch: AppliedChange | undefined;
-    const send = kube.patch.bind(kube);
-    kube.patch = (...args: Parameters<FakeKube['patch']>) => {
-      atPatch = applied(kube, 'web');
-      return send(...args);
-    };
+    const atPatch = statusAtPatch(kube, 'web');
     approve(kube, 'web', ['CrossZone']);
     await op.until(() => servicePatches(kube) === 1);
     // Stored before the patch was sent: the Service as it was, with nothing routing in-zone.
-    expect(atPatch?.outcome).toBe('InProgress');
-    expect(JSON.parse(atPatch?.previousState ?? '{}')).toEqual({
+    expect(atPatch()?.outcome).toBe('InProgress');
+    expect(JSON.parse(atPatch()?.previousState ?? '{}')).toEqual({
       podSpec: {},
       services: [{ name: 'web' }],
     });
@@ -690,15 +690,14 @@ describe('Apply mode: the Service change of CrossZone', () => {
   it('finishes, without a false refusal, when the Service was changed but that was not recorded', async () => {
     const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
     const send = kube.patch.bind(kube);
-    kube.patch = async (...args: Parameters<FakeKube['patch']>) => {
-      const out = await send(...args);
+    kube.patch = (...args: Parameters<FakeKube['patch']>) => {
       // The status write after the Service patch fails: kopek looks again from status.applied.
       if (args[0].plural === 'services')
         kube.failNext(
           { verb: 'apply-status', resource: 'workloadrecommendations' },
           apiError(503, 'ServiceUnavailable'),
         );
-      return out;
+      return send(...args);
     };
     approve(kube, 'web', ['CrossZone']);
     await op.until(

@@ -512,13 +512,20 @@ function wherePod(current: PodPlacement, previous: PlacementState, applied: Plac
   return samePod(current, applied) ? 'applied' : 'other';
 }
 
-/** Each Service the change moves, read live, and where it is; a deleted one is `undefined`. */
+/** A Service the change moves, read live, and where it is; a deleted one is `undefined`. */
+interface ServiceState {
+  change: ServiceChange;
+  where: Where | undefined;
+  live?: LiveService;
+}
+
+/** Each Service the change moves, read live, and where it is. */
 async function whereServices(
   ctx: ApplyContext,
   subject: Subject,
   previous: PlacementState,
   applied: PlacementState,
-): Promise<{ change: ServiceChange; where: Where | undefined; live?: LiveService }[]> {
+): Promise<ServiceState[]> {
   const changes = servicesToChange(previous, applied);
   const live = await readServices(
     ctx,
@@ -538,8 +545,25 @@ async function whereServices(
   });
 }
 
+/** Changes the Services that are still as before the change; their names. */
+async function changePendingServices(
+  ctx: ApplyContext,
+  subject: Subject,
+  states: readonly ServiceState[],
+): Promise<string[]> {
+  const pending = states.filter((s) => s.where === 'previous');
+  await patchServices(
+    ctx,
+    subject,
+    pending.map((s) => s.change),
+    liveOf(pending),
+    false,
+  );
+  return pending.map((s) => s.change.name);
+}
+
 /** The live Services of `states`, by name, for patchServices. */
-function liveOf(states: readonly { change: ServiceChange; live?: LiveService }[]) {
+function liveOf(states: readonly ServiceState[]) {
   return new Map(
     states.flatMap((s): [string, LiveService][] => (s.live ? [[s.change.name, s.live]] : [])),
   );
@@ -618,17 +642,11 @@ async function watch(
     return { afterMs: Math.max(100, Math.min((verdict.recheckAt ?? now + 5000) - now, 5000)) };
   }
   if (verdict.state === 'Succeeded') {
-    const pending = services.filter((s) => s.where === 'previous');
-    if (pending.length > 0) {
+    let pending: string[] = [];
+    if (services.some((s) => s.where === 'previous')) {
       // The pod template has rolled out and settled: now the Services route in-zone.
       try {
-        await patchServices(
-          ctx,
-          subject,
-          pending.map((s) => s.change),
-          liveOf(pending),
-          false,
-        );
+        pending = await changePendingServices(ctx, subject, services);
       } catch (error) {
         const refused = refusal(error);
         return failed(ctx, subject, change, current, {
@@ -648,7 +666,7 @@ async function watch(
       reason: verdict.reason,
       message:
         pending.length > 0
-          ? `${verdict.message} Service ${listOf(pending.map((s) => s.change.name))} changed after it.`
+          ? `${verdict.message} Service ${listOf(pending)} changed after it.`
           : verdict.message,
       realizedSavings: realized,
     });
@@ -720,15 +738,10 @@ async function sendFirstPart(
     else {
       // After a restart some may be changed already; one changed by someone else is left to
       // the watch, which stops.
-      const pending = (await whereServices(ctx, subject, previous, applied)).filter(
-        (state) => state.where === 'previous',
-      );
-      await patchServices(
+      await changePendingServices(
         ctx,
         subject,
-        pending.map((state) => state.change),
-        liveOf(pending),
-        false,
+        await whereServices(ctx, subject, previous, applied),
       );
       generation = generationOf(live);
     }
