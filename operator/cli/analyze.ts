@@ -5,10 +5,11 @@
  */
 import { loadAll, YAMLException } from 'js-yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
-import type { ImagePlatformsFact } from '../../recommender/facts.ts';
+import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
 import {
   factsFromObjects,
   type BuildOptions,
+  type BuildResult,
   type SkippedWorkload,
 } from '../../recommender/facts-from-objects.ts';
 import { flattenLists } from '../../recommender/objects/index.ts';
@@ -239,6 +240,27 @@ export interface AnalyzeResult {
   warnings: string[];
 }
 
+/** The facts of every workload among the objects, with measured traffic when there is some. */
+export function buildFacts(
+  objects: readonly unknown[],
+  options: BuildOptions,
+  traffic?: TrafficInput,
+): BuildResult {
+  const built = factsFromObjects(objects, options);
+  if (traffic !== undefined) {
+    const measured = applyTraffic(built.facts, traffic);
+    built.facts = measured.facts;
+    built.warnings.push(...measured.warnings);
+  }
+  return built;
+}
+
+/** The facts with the Spot placement score the prices know for them, as the operator reads. */
+export function withPlacementScore(facts: WorkloadFacts, prices: PriceSource): WorkloadFacts {
+  const spotPlacementScore = prices.spotPlacementScore(facts);
+  return spotPlacementScore === undefined ? facts : { ...facts, spotPlacementScore };
+}
+
 /**
  * Recommends for every workload among the objects. `now` stamps the Ready condition's
  * lastTransitionTime (RFC 3339), as the operator does when it writes the status; `traffic` is
@@ -251,17 +273,14 @@ export function analyzeObjects(
   prices: PriceSource = fixedPrices(SNAPSHOT_PRICES),
   traffic?: TrafficInput,
 ): AnalyzeResult {
-  const built = factsFromObjects(objects, options);
-  if (traffic !== undefined) {
-    const measured = applyTraffic(built.facts, traffic);
-    built.facts = measured.facts;
-    built.warnings.push(...measured.warnings);
-  }
-  const items = built.facts.map((facts) => {
-    const spotPlacementScore = prices.spotPlacementScore(facts);
-    const input = spotPlacementScore === undefined ? facts : { ...facts, spotPlacementScore };
-    return toWorkloadRecommendation(facts, recommend(input, prices.book()), now);
-  });
+  const built = buildFacts(objects, options, traffic);
+  const items = built.facts.map((facts) =>
+    toWorkloadRecommendation(
+      facts,
+      recommend(withPlacementScore(facts, prices), prices.book()),
+      now,
+    ),
+  );
   items.sort(
     (a, b) =>
       (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||

@@ -23,6 +23,7 @@ import { fixedPrices, type PriceSource } from '../prices.ts';
 import {
   InputError,
   analyzeObjects,
+  buildFacts,
   checkDumpSize,
   decodeDump,
   defaultNamespace,
@@ -30,13 +31,29 @@ import {
   parseDump,
   parseImagePlatforms,
   requireKubeObjects,
+  withPlacementScore,
 } from './analyze.ts';
+import {
+  indexDump,
+  parseActions,
+  parseWorkloadName,
+  patchDocuments,
+  renderKustomize,
+  renderYaml,
+  selectWorkload,
+  workloadKey,
+  type PatchDocument,
+} from './patch.ts';
+import { OPTIMIZATIONS } from '../../recommender/api/v1alpha1.ts';
+import { planCommit } from '../../recommender/apply/commit.ts';
 
 /** Exit codes, as documented in the help text. */
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 1;
 export const EXIT_INPUT = 2;
 export const EXIT_INTERNAL = 3;
+/** kopek patch: no workload had a change to print (each one's reason is on stderr). */
+export const EXIT_NOTHING_TO_CHANGE = 4;
 
 /** What a command may touch; tests pass their own. */
 export interface CliIO {
@@ -55,6 +72,8 @@ export const HELP = `kopek — cost recommendations for workloads on Amazon EKS:
 Usage:
   kopek analyze -f FILE [-f FILE ...] [-n NS] [--image-platforms FILE] [--registry-lookup] [--live-prices] [--region REGION]
                 [--prometheus-url URL [--traffic-source SOURCE] [--traffic-window DURATION]] [-o table|wide|json|yaml]
+  kopek patch -f FILE [-f FILE ...] [--workload NS/KIND/NAME] [--action LIST] [-o yaml|kustomize] [analyze's input options]
+                            the changes Apply mode would make, as patches to commit to Git (see kopek patch --help)
   kopek run [flags]         the operator (see kopek run --help)
   kopek help
   kopek --version
@@ -115,11 +134,64 @@ Exit codes:
   3  internal error (a bug in kopek; run with KOPEK_DEBUG=1 for the stack trace and report it)
 `;
 
+export const PATCH_HELP = `kopek patch — the changes Apply mode would make, as files to commit to a GitOps repository.
+
+Usage:
+  kopek patch -f FILE [-f FILE ...] [--workload NS/KIND/NAME] [--action Spot,Arm64,CrossZone]
+              [-o yaml|kustomize] [-n NS] [--image-platforms FILE] [--registry-lookup] [--live-prices]
+              [--region REGION] [--prometheus-url URL ...] [-q]
+
+  Reads the same dumps as kopek analyze and, for each workload, takes the actions Apply mode
+  would take: those whose verdict is Recommended, or Possible with nothing required but what the
+  patch itself does, and that kopek applies to that kind (DaemonSets: Arm64 only; Jobs and
+  ReplicaSets: none; workloads another controller owns: none, change their owner). Unlike Apply
+  mode it ignores the policy's mode and spec.apply.actions, approvals and GitOps marks: it is
+  for the workloads Argo CD or Flux manage, which Apply mode leaves alone. The change is the one
+  Apply mode would patch, computed over the fields as the dump holds them.
+
+  For Arm64, kopek must know the images' platforms: pass --image-platforms or --registry-lookup
+  (without them arm64 is Unknown and no Arm64 change is printed). CrossZone: only the pod
+  template part (a zone spread) is printed; kopek does not patch Services yet, and says so on
+  stderr (the Service change is in the recommendation's status.suggestedPatch.services).
+
+Options (and every input option of kopek analyze: -n, --image-platforms, --registry-lookup,
+--insecure-registries, --live-prices, --region, --prometheus-url and the traffic flags):
+  -f, --filename FILE       a dump to read; repeat for several; "-" reads standard input
+      --workload NS/KIND/NAME
+                            only this workload (kind as kubectl names it, any case); an error
+                            lists close names when the dump has none by that name
+      --action LIST         only these actions, comma-separated: Spot, Arm64, CrossZone
+                            (default: all three)
+  -o, --output FORMAT       yaml (default): per workload a comment line (what changes, the
+                            monthly saving) and a strategic-merge patch: apiVersion, kind,
+                            metadata.name/namespace and the pod spec's nodeSelector, affinity,
+                            tolerations and topologySpreadConstraints that change, as they must be
+                            afterwards (lists whole, null for what goes); documents separated by
+                            ---. Apply one with kubectl patch --type=strategic --patch-file, or
+                            commit it as a kustomize patch.
+                            kustomize: a patches: list to put in a kustomization.yaml, each entry
+                            with its target (group, version, kind, name, namespace) and the same
+                            patch inline. Drop the namespace lines of a target when the
+                            kustomization sets the namespace itself.
+  -q, --quiet               do not print warnings (what each workload does not change is still
+                            said on stderr)
+  -h, --help                this help
+
+Exit codes:
+  0  at least one patch was printed (workloads with nothing to change are named on stderr)
+  1  usage error: unknown option, missing or bad value (--workload, --action, -o)
+  2  an input could not be used (as for kopek analyze), or --workload names a workload the dump
+     does not hold or kopek does not analyse (the error lists close names)
+  3  internal error (a bug in kopek; run with KOPEK_DEBUG=1 for the stack trace and report it)
+  4  nothing to change: no workload has a change to print (stderr says why for each)
+`;
+
 class UsageError extends Error {
   override name = 'UsageError';
 }
 
-interface AnalyzeArgs {
+/** What analyze and patch read, and how: the inputs and the facts' sources. */
+interface InputArgs {
   files: string[];
   /** Where objects without metadata.namespace go (-n), as with kubectl apply. */
   namespace?: string;
@@ -128,13 +200,13 @@ interface AnalyzeArgs {
   livePrices: boolean;
   insecureRegistries: string[];
   region?: string;
-  output: 'table' | 'wide' | 'json' | 'yaml';
   quiet: boolean;
   help: boolean;
   traffic?: TrafficConfig;
 }
 
-const ANALYZE_OPTIONS = {
+/** The options of analyze and patch; --workload and --action are patch's only. */
+const INPUT_OPTIONS = {
   filename: { type: 'string', short: 'f', multiple: true },
   namespace: { type: 'string', short: 'n' },
   'image-platforms': { type: 'string' },
@@ -145,6 +217,8 @@ const ANALYZE_OPTIONS = {
   output: { type: 'string', short: 'o' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
+  workload: { type: 'string' },
+  action: { type: 'string' },
   // kopek run's traffic flags (operator/traffic/flags.ts), but the refresh: analyze reads once.
   'prometheus-url': { type: 'string' },
   'prometheus-bearer-token-file': { type: 'string' },
@@ -157,16 +231,24 @@ const ANALYZE_OPTIONS = {
   'traffic-query-kubecost': { type: 'string' },
 } as const;
 
-function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
+const PATCH_ONLY = ['workload', 'action'] as const;
+
+/** The arguments of `command` (analyze or patch): the inputs, and the command's own values. */
+function parseInputArgs(
+  command: 'analyze' | 'patch',
+  argv: readonly string[],
+): { input: InputArgs; output?: string; workload?: string; action?: string } {
   let values;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: ANALYZE_OPTIONS, strict: true }));
+    ({ values } = parseArgs({ args: [...argv], options: INPUT_OPTIONS, strict: true }));
   } catch (error) {
     throw new UsageError(usageMessage(error));
   }
-  const args: AnalyzeArgs = {
+  if (command !== 'patch')
+    for (const flag of PATCH_ONLY)
+      if (values[flag] !== undefined) throw new UsageError(`unknown option --${flag}`);
+  const input: InputArgs = {
     files: values.filename ?? [],
-    output: 'table',
     quiet: values.quiet ?? false,
     help: values.help ?? false,
     registryLookup: values['registry-lookup'] ?? false,
@@ -176,19 +258,15 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
       .map((host) => host.trim())
       .filter(Boolean),
   };
-  if (values['image-platforms'] !== undefined) args.imagePlatforms = values['image-platforms'];
-  if (values.namespace !== undefined) args.namespace = values.namespace;
+  if (values['image-platforms'] !== undefined) input.imagePlatforms = values['image-platforms'];
+  if (values.namespace !== undefined) input.namespace = values.namespace;
   if (values.region !== undefined) {
     if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region))
       throw new UsageError(`--region ${values.region} is not an AWS region name like us-east-1`);
-    args.region = values.region;
+    input.region = values.region;
   }
-  const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'wide' && output !== 'json' && output !== 'yaml')
-    throw new UsageError(`-o ${output}: the output format must be table, wide, json or yaml`);
-  args.output = output;
-  if (!args.help && args.files.length === 0) {
-    throw new UsageError('analyze needs at least one -f FILE');
+  if (!input.help && input.files.length === 0) {
+    throw new UsageError(`${command} needs at least one -f FILE`);
   }
   const trafficConfig = parseTrafficConfig(
     (flag) => {
@@ -199,8 +277,13 @@ function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
       throw new UsageError(message);
     },
   );
-  if (trafficConfig) args.traffic = trafficConfig;
-  return args;
+  if (trafficConfig) input.traffic = trafficConfig;
+  return {
+    input,
+    ...(values.output !== undefined ? { output: values.output } : {}),
+    ...(values.workload !== undefined ? { workload: values.workload } : {}),
+    ...(values.action !== undefined ? { action: values.action } : {}),
+  };
 }
 
 /** util.parseArgs' errors, in the words of kopek's usage messages. */
@@ -235,12 +318,17 @@ function readInput(io: CliIO, path: string): string | Uint8Array {
   }
 }
 
-async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
-  const args = parseAnalyzeArgs(argv);
-  if (args.help) {
-    io.stdout(HELP);
-    return EXIT_OK;
-  }
+/** What the inputs hold: the objects, the facts' sources and prices, and warnings so far. */
+interface LoadedInput {
+  objects: unknown[];
+  options: BuildOptions;
+  prices: PriceSource;
+  traffic?: TrafficInput;
+  warnings: string[];
+}
+
+/** Reads the dumps and everything else the facts need, as analyze and patch both do. */
+async function loadInput(args: InputArgs, io: CliIO): Promise<LoadedInput> {
   const warnings: string[] = [];
   const objects: unknown[] = [];
   for (const file of args.files) {
@@ -287,15 +375,29 @@ async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
   const prices = args.livePrices
     ? await livePrices(objects, args.region, warnings)
     : fixedPrices(SNAPSHOT_PRICES);
+  return { objects, options, prices, ...(traffic ? { traffic } : {}), warnings };
+}
+
+const ANALYZE_OUTPUTS = ['table', 'wide', 'json', 'yaml'] as const;
+
+async function analyze(argv: readonly string[], io: CliIO): Promise<number> {
+  const { input: args, output = 'table' } = parseInputArgs('analyze', argv);
+  if (!(ANALYZE_OUTPUTS as readonly string[]).includes(output))
+    throw new UsageError(`-o ${output}: the output format must be table, wide, json or yaml`);
+  if (args.help) {
+    io.stdout(HELP);
+    return EXIT_OK;
+  }
+  const { objects, options, prices, traffic, warnings } = await loadInput(args, io);
   const result = analyzeObjects(objects, options, io.now(), prices, traffic);
   warnings.push(...result.warnings);
   if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
-  if (args.output === 'json') io.stdout(`${JSON.stringify(result.list, null, 2)}\n`);
-  else if (args.output === 'yaml')
+  if (output === 'json') io.stdout(`${JSON.stringify(result.list, null, 2)}\n`);
+  else if (output === 'yaml')
     io.stdout(
       stringify(result.list, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false }),
     );
-  else io.stdout(formatTable(result.list.items, args.output === 'wide'));
+  else io.stdout(formatTable(result.list.items, output === 'wide'));
   return EXIT_OK;
 }
 
@@ -326,8 +428,82 @@ async function livePrices(
   return prices;
 }
 
+/**
+ * Whether Apply mode changes Services. Not yet (operator/apply/reconcile.ts patches the pod
+ * template only), so patch leaves the Service part of CrossZone out, as Apply mode does.
+ */
+const APPLY_CHANGES_SERVICES = false;
+
+const PATCH_OUTPUTS = ['yaml', 'kustomize'] as const;
+
+/** `kopek patch`: what Apply mode would change, as the files a person commits to Git. */
+async function patch(argv: readonly string[], io: CliIO): Promise<number> {
+  const { input: args, output = 'yaml', workload, action } = parseInputArgs('patch', argv);
+  if (!(PATCH_OUTPUTS as readonly string[]).includes(output))
+    throw new UsageError(`-o ${output}: the output format must be yaml or kustomize`);
+  const wanted = workload === undefined ? undefined : parseWorkloadName(workload);
+  if (workload !== undefined && wanted === undefined)
+    throw new UsageError(
+      `--workload ${workload}: expected namespace/kind/name, e.g. shop/Deployment/web`,
+    );
+  const parsedActions = action === undefined ? undefined : parseActions(action);
+  if (parsedActions !== undefined && 'unknown' in parsedActions)
+    throw new UsageError(
+      `--action ${action ?? ''}: expected a comma-separated list of ${OPTIMIZATIONS.join(', ')}`,
+    );
+  if (args.help) {
+    io.stdout(PATCH_HELP);
+    return EXIT_OK;
+  }
+  const { objects, options, prices, traffic, warnings } = await loadInput(args, io);
+  const built = buildFacts(objects, options, traffic);
+  warnings.push(...built.warnings);
+  const workloads = wanted === undefined ? built.facts : selectWorkload(built, wanted);
+  const { dumped, services } = indexDump(objects);
+  const documents: PatchDocument[] = [];
+  const notes: string[] = [];
+  for (const facts of workloads) {
+    const key = workloadKey(facts);
+    const object = dumped.get(key) ?? {};
+    const plan = planCommit({
+      facts: withPlacementScore(facts, prices),
+      prices: prices.book(),
+      workload: object,
+      services: services.get(facts.namespace) ?? new Map(),
+      ...(parsedActions !== undefined ? { actions: parsedActions.actions } : {}),
+      includeServices: APPLY_CHANGES_SERVICES,
+    });
+    if ('nothing' in plan) {
+      notes.push(`${key}: ${plan.nothing}`);
+      continue;
+    }
+    if (plan.servicesLeftOut.length > 0)
+      notes.push(
+        `${key}: CrossZone also changes Service ${plan.servicesLeftOut.join(', ')}; kopek does not patch Services yet, so that part is not printed (see its status.suggestedPatch.services)`,
+      );
+    documents.push(
+      ...patchDocuments({
+        apiVersion: typeof object.apiVersion === 'string' ? object.apiVersion : 'apps/v1',
+        kind: facts.kind,
+        name: facts.name,
+        namespace: facts.namespace,
+        ...plan,
+      }),
+    );
+  }
+  if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
+  for (const note of notes) io.stderr(`${note}\n`);
+  if (documents.length === 0) {
+    io.stderr('kopek: nothing to change\n');
+    return EXIT_NOTHING_TO_CHANGE;
+  }
+  io.stdout(output === 'kustomize' ? renderKustomize(documents) : renderYaml(documents));
+  return EXIT_OK;
+}
+
 const COMMANDS: Record<string, (argv: readonly string[], io: CliIO) => Promise<number>> = {
   analyze,
+  patch,
   // The operator runs until a signal; its own exit codes are listed in kopek run --help. Loaded
   // only for `kopek run`: the operator's modules (HTTP client, metrics, controllers) cost memory
   // that `kopek analyze` does not need.

@@ -3,7 +3,7 @@
  * evaluations recommend() makes), what each applied action is expected to save, and what
  * stays realized once the rollout shows where the new pods run.
  */
-import type { ActionSavings, Optimization } from '../api/v1alpha1.ts';
+import type { ActionSavings, Optimization, Verdict } from '../api/v1alpha1.ts';
 import { evaluateArm64 } from '../arm64.ts';
 import { evaluateCrossZone, type CrossZonePlan } from '../cross-zone.ts';
 import type { WorkloadFacts } from '../facts.ts';
@@ -14,18 +14,27 @@ import { evaluateSpot } from '../spot.ts';
 export interface ActionEvaluation {
   /** Per action: Recommended, or Possible with only what the patch itself does required. */
   actionable: Record<Optimization, boolean>;
+  /** Per action, the verdict the recommendation shows (to say why one is not actionable). */
+  verdicts: Record<Optimization, Verdict>;
   /** What the cross-zone fix changes (Services, a zone spread). */
   crossZone: CrossZonePlan;
   crossZoneSavingsUSD: number;
 }
 
 export function evaluateActions(facts: WorkloadFacts, prices: PriceBook): ActionEvaluation {
+  const spot = evaluateSpot(facts, prices);
+  const arm64 = evaluateArm64(facts, prices);
   const crossZone = evaluateCrossZone(facts);
   return {
     actionable: {
-      Spot: evaluateSpot(facts, prices).actionable,
-      Arm64: evaluateArm64(facts, prices).actionable,
+      Spot: spot.actionable,
+      Arm64: arm64.actionable,
       CrossZone: crossZone.actionable,
+    },
+    verdicts: {
+      Spot: spot.result.verdict,
+      Arm64: arm64.result.verdict,
+      CrossZone: crossZone.result.verdict,
     },
     crossZone: crossZone.plan,
     crossZoneSavingsUSD: Number(crossZone.result.monthlySavingsUSD),

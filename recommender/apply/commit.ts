@@ -1,0 +1,128 @@
+/**
+ * The change a person commits to Git for a workload that Apply mode leaves alone (Argo CD or
+ * Flux manage it) or that nobody lets kopek patch: the same choice of actions as Apply mode
+ * (`decide`) without the policy, approval and GitOps gates, and the same planned state
+ * (`plannedState`) over the fields as they are in the dumped objects. What `kopek patch` prints
+ * is therefore what Apply mode would patch.
+ */
+import {
+  OPTIMIZATIONS,
+  type ActionSavings,
+  type Optimization,
+  type Verdict,
+} from '../api/v1alpha1.ts';
+import type { WorkloadFacts } from '../facts.ts';
+import type { PriceBook } from '../pricing.ts';
+import { listOf } from '../reasons.ts';
+import { decide } from './eligibility.ts';
+import {
+  podSpecOf,
+  readPodPlacement,
+  readServicePlacement,
+  sameState,
+  type PlacementState,
+} from './placement.ts';
+import { plannedState } from './plan.ts';
+import { evaluateActions, expectedSavings } from './savings.ts';
+
+type Obj = Record<string, unknown>;
+
+export interface CommitInput {
+  facts: WorkloadFacts;
+  prices: PriceBook;
+  /** The workload object as dumped (kubectl get -o yaml). */
+  workload: Obj;
+  /** The Services of its namespace as dumped, by name. */
+  services: ReadonlyMap<string, Obj>;
+  /** The actions asked for (--action); every action by default. */
+  actions?: readonly Optimization[];
+  /**
+   * Whether Apply mode changes Services. While it does not, the Service part of CrossZone is
+   * left out, so the change stays what Apply mode would patch.
+   */
+  includeServices: boolean;
+}
+
+export type CommitPlan =
+  | {
+      actions: Optimization[];
+      previous: PlacementState;
+      planned: PlacementState;
+      savings: ActionSavings[];
+      /** CrossZone Services left out because Apply mode does not change Services yet. */
+      servicesLeftOut: string[];
+    }
+  /** Nothing to commit, and why. */
+  | { nothing: string };
+
+/** Why the requested actions that are not actionable are not, e.g. "Spot is NotRecommended". */
+function verdictsOf(
+  requested: readonly Optimization[],
+  verdicts: Readonly<Record<Optimization, Verdict>>,
+): string {
+  return requested.map((a) => `${a} is ${verdicts[a]}`).join(', ');
+}
+
+/** The change to commit for one workload, or why there is none. */
+export function planCommit(input: CommitInput): CommitPlan {
+  const { facts, prices, workload } = input;
+  const requested = input.actions ?? OPTIMIZATIONS;
+  const evaluation = evaluateActions(facts, prices);
+  // Apply mode's own choice, with the gates that do not concern a change made through Git off:
+  // the policy's mode and action list, approval, Apply being enabled, GitOps, past attempts.
+  const decision = decide({
+    facts: {
+      ...facts,
+      policy: {
+        ...facts.policy,
+        mode: 'Apply',
+        apply: {
+          ...facts.policy.apply,
+          actions: [...requested],
+          requireApproval: false,
+          allowGitOpsManaged: true,
+        },
+      },
+    },
+    actionable: evaluation.actionable,
+    approved: [],
+    applyEnabled: true,
+    now: 0,
+  });
+  if ('refusal' in decision) {
+    if (decision.refusal.code === 'NothingToApply')
+      return { nothing: `nothing to change: ${verdictsOf(requested, evaluation.verdicts)}` };
+    return { nothing: decision.refusal.message };
+  }
+  const podSpec = podSpecOf(facts.kind, workload);
+  if (podSpec === undefined) return { nothing: 'the dumped object has no pod template' };
+  const fixed = decision.actions.includes('CrossZone') ? evaluation.crossZone.services : [];
+  const present = fixed.flatMap((s) => {
+    const service = input.services.get(s.name);
+    return service === undefined ? [] : [readServicePlacement(service)];
+  });
+  const servicesLeftOut = input.includeServices ? [] : present.map((s) => s.name);
+  // Without its Services, CrossZone is only the zone spread, when it needs one.
+  const actions = decision.actions.filter(
+    (a) =>
+      a !== 'CrossZone' || servicesLeftOut.length === 0 || evaluation.crossZone.spreadOverZones,
+  );
+  if (actions.length === 0)
+    return {
+      nothing: `CrossZone changes only Service ${listOf(servicesLeftOut)}, which kopek does not patch yet`,
+    };
+  const previous: PlacementState = {
+    podSpec: readPodPlacement(podSpec),
+    services: input.includeServices ? present : [],
+  };
+  const planned = plannedState({ facts, actions, crossZone: evaluation.crossZone, live: previous });
+  if (sameState(previous, planned))
+    return { nothing: `its pod template already does what ${listOf(actions)} would change` };
+  return {
+    actions,
+    previous,
+    planned,
+    savings: expectedSavings(facts, prices, actions, evaluation),
+    servicesLeftOut,
+  };
+}
