@@ -75,10 +75,9 @@ export function podSpecPatch(previous: PodPlacement, planned: PodPlacement): Obj
     const before = previous[field];
     const after = planned[field];
     if (sameValue(before, after)) continue;
-    // A map that goes entirely (the last nodeSelector key) is written as its keys going.
-    if (isObj(after) || (after === undefined && isObj(before)))
-      out[field] = replacingMap(before, isObj(after) ? after : {});
-    else out[field] = after === undefined ? null : structuredClone(after);
+    // A field that goes is null: its keys each set to null would leave an empty map behind.
+    if (after === undefined) out[field] = null;
+    else out[field] = isObj(after) ? replacingMap(before, after) : structuredClone(after);
   }
   return out;
 }

@@ -14,7 +14,7 @@ import {
 import type { WorkloadFacts } from '../facts.ts';
 import type { PriceBook } from '../pricing.ts';
 import { listOf } from '../reasons.ts';
-import { decide } from './eligibility.ts';
+import { SUPPORTED_ACTIONS, decide } from './eligibility.ts';
 import {
   podSpecOf,
   readPodPlacement,
@@ -90,30 +90,39 @@ export function planCommit(input: CommitInput): CommitPlan {
     now: 0,
   });
   if ('refusal' in decision) {
-    if (decision.refusal.code === 'NothingToApply')
-      return { nothing: `nothing to change: ${verdictsOf(requested, evaluation.verdicts)}` };
-    return { nothing: decision.refusal.message };
+    if (decision.refusal.code !== 'NothingToApply') return { nothing: decision.refusal.message };
+    const supported = SUPPORTED_ACTIONS[facts.kind];
+    const asked = requested.filter((a) => supported.includes(a));
+    return {
+      nothing:
+        asked.length === 0
+          ? `kopek changes only ${listOf(supported)} on a ${facts.kind}`
+          : `nothing to change: ${verdictsOf(asked, evaluation.verdicts)}`,
+    };
   }
   const podSpec = podSpecOf(facts.kind, workload);
   if (podSpec === undefined) return { nothing: 'the dumped object has no pod template' };
-  const fixed = decision.actions.includes('CrossZone') ? evaluation.crossZone.services : [];
-  const present = fixed.flatMap((s) => {
-    const service = input.services.get(s.name);
-    return service === undefined ? [] : [readServicePlacement(service)];
-  });
-  const servicesLeftOut = input.includeServices ? [] : present.map((s) => s.name);
+  const crossZone = decision.actions.includes('CrossZone') ? evaluation.crossZone : undefined;
+  const servicesLeftOut = input.includeServices
+    ? []
+    : (crossZone?.services ?? []).map((s) => s.name);
   // Without its Services, CrossZone is only the zone spread, when it needs one.
   const actions = decision.actions.filter(
-    (a) =>
-      a !== 'CrossZone' || servicesLeftOut.length === 0 || evaluation.crossZone.spreadOverZones,
+    (a) => a !== 'CrossZone' || input.includeServices || crossZone?.spreadOverZones === true,
   );
   if (actions.length === 0)
     return {
       nothing: `CrossZone changes only Service ${listOf(servicesLeftOut)}, which kopek does not patch yet`,
     };
+  const present = input.includeServices
+    ? (crossZone?.services ?? []).flatMap((s) => {
+        const service = input.services.get(s.name);
+        return service === undefined ? [] : [readServicePlacement(service)];
+      })
+    : [];
   const previous: PlacementState = {
     podSpec: readPodPlacement(podSpec),
-    services: input.includeServices ? present : [],
+    services: present,
   };
   const planned = plannedState({ facts, actions, crossZone: evaluation.crossZone, live: previous });
   if (sameState(previous, planned))

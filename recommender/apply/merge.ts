@@ -3,10 +3,11 @@
  * gives it for the fields kopek patches (see recommender/patch.ts): nodeSelector merges key by
  * key (null deletes), affinity merges map by map (null deletes), nodeSelectorTerms, preferred
  * terms and tolerations are replaced whole, topologySpreadConstraints merge by topologyKey.
- * Containers left empty are dropped, as the API server drops them when it stores the object.
+ * A null field is deleted. Containers left empty are dropped, as the API server drops them when
+ * it stores the object.
  */
 import { ANNOTATION_TOPOLOGY_MODE } from '../facts.ts';
-import type { PodPlacement, ServicePlacement } from './placement.ts';
+import { POD_FIELDS, type PodPlacement, type ServicePlacement } from './placement.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -49,6 +50,8 @@ function set(target: PodPlacement, field: keyof PodPlacement, value: unknown): v
 /** The pod placement after the suggested patch's pod spec part (`podTemplate.spec`). */
 export function mergePodSpec(live: PodPlacement, patchSpec: Obj): PodPlacement {
   const out: PodPlacement = structuredClone(live);
+  // null deletes a field, as in any merge patch (kopek patch writes it for a field that goes).
+  for (const field of POD_FIELDS) if (patchSpec[field] === null) set(out, field, undefined);
   if (isObj(patchSpec.nodeSelector))
     set(out, 'nodeSelector', mergeMaps(live.nodeSelector, patchSpec.nodeSelector));
   if (isObj(patchSpec.affinity)) set(out, 'affinity', mergeMaps(live.affinity, patchSpec.affinity));
