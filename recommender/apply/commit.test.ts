@@ -37,6 +37,13 @@ function commit(overrides: Partial<CommitInput> = {}) {
   });
 }
 
+/** Why there is nothing to commit; fails when there is something. */
+function why(plan: ReturnType<typeof planCommit>): string {
+  if (!('nothing' in plan))
+    throw new Error(`expected nothing to change, got ${plan.actions.join(', ')}`);
+  return plan.nothing;
+}
+
 function changed(plan: ReturnType<typeof planCommit>) {
   if ('nothing' in plan) throw new Error(`expected a change, got: ${plan.nothing}`);
   return plan;
@@ -74,7 +81,7 @@ describe('planCommit: the change a person commits for a workload Apply mode leav
     const single = goodFacts({ replicas: 1 });
     expect(evaluateActions(single, SNAPSHOT_PRICES).actionable.Spot).toBe(false);
     const plan = commit({ facts: single, actions: ['Spot'] });
-    expect(plan).toEqual({ nothing: expect.stringMatching(/^nothing to change: Spot is \w+$/) });
+    expect(why(plan)).toMatch(/^nothing to change: Spot is \w+$/);
   });
 
   it('leaves out the actions that are not actionable and takes the others', () => {
@@ -95,13 +102,13 @@ describe('planCommit: the change a person commits for a workload Apply mode leav
 
   it('leaves a workload another controller owns to its owner, and says so', () => {
     const owned = { ...GITOPS, owner: { kind: 'Application', name: 'shop' } };
-    expect(commit({ facts: owned })).toEqual({ nothing: expect.stringContaining('its owner') });
+    expect(why(commit({ facts: owned }))).toContain('its owner');
   });
 
   it('says when the dumped object already does what the actions change', () => {
     const first = changed(commit());
     const again = commit({ workload: deployment(first.planned.podSpec) });
-    expect(again).toEqual({ nothing: expect.stringContaining('already does') });
+    expect(why(again)).toContain('already does');
   });
 
   describe('CrossZone', () => {
@@ -117,7 +124,7 @@ describe('planCommit: the change a person commits for a workload Apply mode leav
 
     it('leaves the Service out while Apply mode does not patch Services, and names it', () => {
       const plan = commit({ facts, services, actions: ['CrossZone'] });
-      expect(plan).toEqual({ nothing: expect.stringContaining('Service checkout') });
+      expect(why(plan)).toContain('Service checkout');
       const all = changed(commit({ facts, services }));
       expect(all.actions).not.toContain('CrossZone');
       expect(all.servicesLeftOut).toEqual(['checkout']);
