@@ -167,8 +167,8 @@ Options (and every input option of kopek analyze: -n, --image-platforms, --regis
                             metadata.name/namespace and the pod spec's nodeSelector, affinity,
                             tolerations and topologySpreadConstraints that change, as they must be
                             afterwards (lists whole, null for what goes); documents separated by
-                            ---. Apply one with kubectl patch --type=strategic --patch-file, or
-                            commit it as a kustomize patch.
+                            ---. Apply one with kubectl patch --type=strategic --patch-file
+                            (--type=merge for an Argo Rollout), or commit it as a kustomize patch.
                             kustomize: a patches: list to put in a kustomization.yaml, each entry
                             with its target (group, version, kind, name, namespace) and the same
                             patch inline. Drop the namespace lines of a target when the
