@@ -1,9 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { planCommit } from '../../recommender/apply/commit.ts';
 import { mergePodSpec } from '../../recommender/apply/merge.ts';
 import {
   podSpecOf,
@@ -12,8 +9,11 @@ import {
   type PodPlacement,
 } from '../../recommender/apply/placement.ts';
 import type { WorkloadKind } from '../../recommender/api/v1alpha1.ts';
-import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
-import { parseDump, parseImagePlatforms, buildFacts } from './analyze.ts';
+import {
+  COMMERCE_DUMP as DUMP,
+  COMMERCE_PLATFORMS as PLATFORMS,
+  commercePlans,
+} from '../../test/support/commerce-patch.ts';
 import {
   EXIT_INPUT,
   EXIT_NOTHING_TO_CHANGE,
@@ -26,22 +26,15 @@ import {
 } from './kopek.ts';
 import {
   closeNames,
-  indexDump,
   parseActions,
   parseWorkloadName,
   patchDocuments,
   podSpecPatch,
   renderKustomize,
   renderYaml,
-  workloadKey,
 } from './patch.ts';
 
 type Obj = Record<string, unknown>;
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const fixtures = join(root, 'test', 'fixtures', 'commerce');
-const DUMP = join(fixtures, 'dump.yaml');
-const PLATFORMS = join(fixtures, 'image-platforms.json');
 
 async function run(argv: string[]) {
   let stdout = '';
@@ -247,23 +240,7 @@ describe('naming workloads and actions', () => {
 });
 
 describe('kopek patch over the commerce platform dump (test/fixtures/commerce)', () => {
-  const objects = parseDump(readFileSync(DUMP), DUMP);
-  const platforms = parseImagePlatforms(readFileSync(PLATFORMS, 'utf8'), PLATFORMS, []);
-  const built = buildFacts(objects, { imagePlatforms: platforms });
-  const { dumped, services } = indexDump(objects);
-  const planned = (key: string) => {
-    const facts = built.facts.find((f) => workloadKey(f) === key);
-    if (facts === undefined) throw new Error(`${key} is not in the dump`);
-    const plan = planCommit({
-      facts,
-      prices: SNAPSHOT_PRICES,
-      workload: dumped.get(key) ?? {},
-      services: services.get(facts.namespace) ?? new Map(),
-      includeServices: false,
-    });
-    if ('nothing' in plan) throw new Error(`${key}: ${plan.nothing}`);
-    return plan.planned.podSpec;
-  };
+  const { dumped, planned } = commercePlans();
 
   it('prints, per workload with a change, a patch that turns the dumped object into the planned one', async () => {
     const { code, stdout } = await run(['patch', '-f', DUMP, '--image-platforms', PLATFORMS]);

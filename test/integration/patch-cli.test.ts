@@ -6,33 +6,24 @@
  * the pod placement Apply mode plans (planCommit → plannedState) for that workload.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { WorkloadKind } from '../../recommender/api/v1alpha1.ts';
-import { planCommit } from '../../recommender/apply/commit.ts';
-import {
-  podSpecOf,
-  readPodPlacement,
-  type PodPlacement,
-} from '../../recommender/apply/placement.ts';
-import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
-import { buildFacts, parseDump, parseImagePlatforms } from '../../operator/cli/analyze.ts';
-import { indexDump, workloadKey } from '../../operator/cli/patch.ts';
+import { podSpecOf, readPodPlacement } from '../../recommender/apply/placement.ts';
 import { ensureBinaries } from '../cluster/binaries.ts';
+import {
+  COMMERCE_DUMP as DUMP,
+  COMMERCE_PLATFORMS as PLATFORMS,
+  commercePlans,
+} from '../support/commerce-patch.ts';
 import { KOPEK_CLI } from '../support/kopek.ts';
 
 const run = promisify(execFile);
 type Obj = Record<string, unknown>;
-
-const fixtures = fileURLToPath(new URL('../fixtures/commerce/', import.meta.url));
-const DUMP = join(fixtures, 'dump.yaml');
-const PLATFORMS = join(fixtures, 'image-platforms.json');
 
 let kubectl: string;
 let dir: string;
@@ -65,25 +56,7 @@ async function kopekPatch(args: string[]): Promise<string> {
 }
 
 describe('kopek patch on the commerce dump, merged by kubectl', () => {
-  const objects = parseDump(readFileSync(DUMP), DUMP);
-  const platforms = parseImagePlatforms(readFileSync(PLATFORMS, 'utf8'), PLATFORMS, []);
-  const built = buildFacts(objects, { imagePlatforms: platforms });
-  const { dumped, services } = indexDump(objects);
-
-  /** What Apply mode would leave in the pod spec of the workload `key`. */
-  function planned(key: string): PodPlacement {
-    const facts = built.facts.find((f) => workloadKey(f) === key);
-    if (facts === undefined) throw new Error(`${key} is not in the dump`);
-    const plan = planCommit({
-      facts,
-      prices: SNAPSHOT_PRICES,
-      workload: dumped.get(key) ?? {},
-      services: services.get(facts.namespace) ?? new Map(),
-      includeServices: false,
-    });
-    if ('nothing' in plan) throw new Error(`${key}: ${plan.nothing}`);
-    return plan.planned.podSpec;
-  }
+  const { dumped, planned } = commercePlans();
 
   const placementOf = (o: Obj) => readPodPlacement(podSpecOf(o.kind as WorkloadKind, o) ?? {});
   const keyOf = (o: Obj) => {
