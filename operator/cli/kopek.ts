@@ -150,9 +150,9 @@ Usage:
   Apply mode would patch, computed over the fields as the dump holds them.
 
   For Arm64, kopek must know the images' platforms: pass --image-platforms or --registry-lookup
-  (without them arm64 is Unknown and no Arm64 change is printed). CrossZone: only the pod
-  template part (a zone spread) is printed; kopek does not patch Services yet, and says so on
-  stderr (the Service change is in the recommendation's status.suggestedPatch.services).
+  (without them arm64 is Unknown and no Arm64 change is printed). CrossZone prints the zone
+  spread the pod template needs, if any, and a patch of each Service whose traffic must stay in
+  its zone (spec.trafficDistribution, or the topology-mode annotation before Kubernetes 1.31).
 
 Options (and every input option of kopek analyze: -n, --image-platforms, --registry-lookup,
 --insecure-registries, --live-prices, --region, --prometheus-url and the traffic flags):
@@ -428,12 +428,6 @@ async function livePrices(
   return prices;
 }
 
-/**
- * Whether Apply mode changes Services. Not yet (operator/apply/reconcile.ts patches the pod
- * template only), so patch leaves the Service part of CrossZone out, as Apply mode does.
- */
-const APPLY_CHANGES_SERVICES = false;
-
 const PATCH_OUTPUTS = ['yaml', 'kustomize'] as const;
 
 /** `kopek patch`: what Apply mode would change, as the files a person commits to Git. */
@@ -471,16 +465,11 @@ async function patch(argv: readonly string[], io: CliIO): Promise<number> {
       workload: object,
       services: services.get(facts.namespace) ?? new Map(),
       ...(parsedActions !== undefined ? { actions: parsedActions.actions } : {}),
-      includeServices: APPLY_CHANGES_SERVICES,
     });
     if ('nothing' in plan) {
       notes.push(`${key}: ${plan.nothing}`);
       continue;
     }
-    if (plan.servicesLeftOut.length > 0)
-      notes.push(
-        `${key}: CrossZone also changes Service ${plan.servicesLeftOut.join(', ')}; kopek does not patch Services yet, so that part is not printed (see its status.suggestedPatch.services)`,
-      );
     documents.push(
       ...patchDocuments({
         apiVersion: typeof object.apiVersion === 'string' ? object.apiVersion : 'apps/v1',

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { mergePodSpec } from '../../recommender/apply/merge.ts';
+import { mergePodSpec, mergeService } from '../../recommender/apply/merge.ts';
 import {
   podSpecOf,
   readPodPlacement,
+  readServicePlacement,
   type PlacementState,
   type PodPlacement,
 } from '../../recommender/apply/placement.ts';
@@ -240,7 +241,7 @@ describe('naming workloads and actions', () => {
 });
 
 describe('kopek patch over the commerce platform dump (test/fixtures/commerce)', () => {
-  const { dumped, planned } = commercePlans();
+  const { dumped, planned, plannedService } = commercePlans();
 
   it('prints, per workload with a change, a patch that turns the dumped object into the planned one', async () => {
     const { code, stdout } = await run(['patch', '-f', DUMP, '--image-platforms', PLATFORMS]);
@@ -249,10 +250,22 @@ describe('kopek patch over the commerce platform dump (test/fixtures/commerce)',
     expect(docs.length).toBeGreaterThanOrEqual(30);
     // The fixture's DaemonSets run on arm64 already, or cannot.
     const kinds = new Set(docs.map((d) => d.kind));
-    expect([...kinds].sort()).toEqual(['CronJob', 'Deployment', 'Rollout', 'StatefulSet']);
+    expect([...kinds].sort()).toEqual([
+      'CronJob',
+      'Deployment',
+      'Rollout',
+      'Service',
+      'StatefulSet',
+    ]);
     for (const doc of docs) {
       const meta = doc.metadata as { name: string; namespace: string };
       const key = `${meta.namespace}/${String(doc.kind)}/${meta.name}`;
+      if (doc.kind === 'Service') {
+        const before = readServicePlacement(dumped.get(key));
+        expect(mergeService(before, doc), key).toEqual(plannedService(key));
+        expect(mergeService(before, doc), key).not.toEqual(before);
+        continue;
+      }
       const kind = doc.kind as WorkloadKind;
       const before = readPodPlacement(podSpecOf(kind, dumped.get(key)) ?? {});
       const patchSpec = podSpecOf(kind, doc) ?? {};
@@ -307,8 +320,8 @@ describe('kopek patch over the commerce platform dump (test/fixtures/commerce)',
     expect(all.stderr).toMatch(
       /catalog\/StatefulSet\/catalog-postgres: nothing to change: Spot is NotRecommended/,
     );
-    expect(all.stderr).toMatch(
-      /storefront\/Deployment\/web: CrossZone also changes Service web; kopek does not patch Services yet/,
+    expect(all.stdout).toMatch(
+      /# storefront\/Service\/web: keeps traffic in its zone \(CrossZone of storefront\/Deployment\/web\)/,
     );
     const none = await run(['patch', '-f', DUMP, '--workload', 'batch/Job/reindex-2026-07']);
     expect(none.code).toBe(EXIT_NOTHING_TO_CHANGE);

@@ -32,7 +32,6 @@ function commit(overrides: Partial<CommitInput> = {}) {
     prices: SNAPSHOT_PRICES,
     workload: deployment(PINNED),
     services: new Map(),
-    includeServices: false,
     ...overrides,
   });
 }
@@ -122,24 +121,13 @@ describe('planCommit: the change a person commits for a workload Apply mode leav
       expect(evaluation.crossZone.services.map((s) => s.name)).toEqual(['checkout']);
     });
 
-    it('leaves the Service out while Apply mode does not patch Services, and names it', () => {
-      const plan = commit({ facts, services, actions: ['CrossZone'] });
-      expect(why(plan)).toContain('Service checkout');
-      const all = changed(commit({ facts, services }));
-      expect(all.actions).not.toContain('CrossZone');
-      expect(all.servicesLeftOut).toEqual(['checkout']);
-      expect(all.planned.services).toEqual([]);
-    });
-
-    it('includes the Service change once Apply mode makes it', () => {
-      const plan = changed(
-        commit({ facts, services, actions: ['CrossZone'], includeServices: true }),
-      );
+    it('includes the Service change Apply mode makes', () => {
+      const plan = changed(commit({ facts, services, actions: ['CrossZone'] }));
       expect(plan.actions).toEqual(['CrossZone']);
-      expect(plan.servicesLeftOut).toEqual([]);
       expect(plan.planned.services).toEqual([
         { name: 'checkout', trafficDistribution: 'PreferSameZone' },
       ]);
+      expect(changed(commit({ facts, services })).actions).toContain('CrossZone');
     });
   });
 });

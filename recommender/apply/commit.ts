@@ -36,11 +36,6 @@ export interface CommitInput {
   services: ReadonlyMap<string, Obj>;
   /** The actions asked for (--action); every action by default. */
   actions?: readonly Optimization[];
-  /**
-   * Whether Apply mode changes Services. While it does not, the Service part of CrossZone is
-   * left out, so the change stays what Apply mode would patch.
-   */
-  includeServices: boolean;
 }
 
 export type CommitPlan =
@@ -49,8 +44,6 @@ export type CommitPlan =
       previous: PlacementState;
       planned: PlacementState;
       savings: ActionSavings[];
-      /** CrossZone Services left out because Apply mode does not change Services yet. */
-      servicesLeftOut: string[];
     }
   /** Nothing to commit, and why. */
   | { nothing: string };
@@ -103,35 +96,27 @@ export function planCommit(input: CommitInput): CommitPlan {
   const podSpec = podSpecOf(facts.kind, workload);
   if (podSpec === undefined) return { nothing: 'the dumped object has no pod template' };
   const crossZone = decision.actions.includes('CrossZone') ? evaluation.crossZone : undefined;
-  const servicesLeftOut = input.includeServices
-    ? []
-    : (crossZone?.services ?? []).map((s) => s.name);
-  // Without its Services, CrossZone is only the zone spread, when it needs one.
-  const actions = decision.actions.filter(
-    (a) => a !== 'CrossZone' || input.includeServices || crossZone?.spreadOverZones === true,
-  );
-  if (actions.length === 0)
-    return {
-      nothing: `CrossZone changes only Service ${listOf(servicesLeftOut)}, which kopek does not patch yet`,
-    };
-  const present = input.includeServices
-    ? (crossZone?.services ?? []).flatMap((s) => {
-        const service = input.services.get(s.name);
-        return service === undefined ? [] : [readServicePlacement(service)];
-      })
-    : [];
+  const present = (crossZone?.services ?? []).flatMap((s) => {
+    const service = input.services.get(s.name);
+    return service === undefined ? [] : [readServicePlacement(service)];
+  });
   const previous: PlacementState = {
     podSpec: readPodPlacement(podSpec),
     services: present,
   };
+  // CrossZone changes nothing when it needs no spread and none of its Services is in the dump.
+  const actions = decision.actions.filter(
+    (a) => a !== 'CrossZone' || present.length > 0 || crossZone?.spreadOverZones === true,
+  );
+  if (actions.length === 0)
+    return { nothing: 'CrossZone changes only Services that are not in the dump' };
   const planned = plannedState({ facts, actions, crossZone: evaluation.crossZone, live: previous });
   if (sameState(previous, planned))
-    return { nothing: `its pod template already does what ${listOf(actions)} would change` };
+    return { nothing: `it already does what ${listOf(actions)} would change` };
   return {
     actions,
     previous,
     planned,
     savings: expectedSavings(facts, prices, actions, evaluation),
-    servicesLeftOut,
   };
 }

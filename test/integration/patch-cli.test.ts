@@ -13,7 +13,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { WorkloadKind } from '../../recommender/api/v1alpha1.ts';
-import { podSpecOf, readPodPlacement } from '../../recommender/apply/placement.ts';
+import {
+  podSpecOf,
+  readPodPlacement,
+  readServicePlacement,
+} from '../../recommender/apply/placement.ts';
 import { ensureBinaries } from '../cluster/binaries.ts';
 import {
   COMMERCE_DUMP as DUMP,
@@ -56,9 +60,14 @@ async function kopekPatch(args: string[]): Promise<string> {
 }
 
 describe('kopek patch on the commerce dump, merged by kubectl', () => {
-  const { dumped, planned } = commercePlans();
+  const { dumped, planned, plannedService } = commercePlans();
 
-  const placementOf = (o: Obj) => readPodPlacement(podSpecOf(o.kind as WorkloadKind, o) ?? {});
+  const isService = (o: Obj) => o.kind === 'Service';
+  const placementOf = (o: Obj) =>
+    isService(o)
+      ? readServicePlacement(o)
+      : readPodPlacement(podSpecOf(o.kind as WorkloadKind, o) ?? {});
+  const plannedOf = (key: string, o: Obj) => (isService(o) ? plannedService(key) : planned(key));
   const keyOf = (o: Obj) => {
     const meta = o.metadata as { name: string; namespace: string };
     return `${meta.namespace}/${String(o.kind)}/${meta.name}`;
@@ -67,6 +76,7 @@ describe('kopek patch on the commerce dump, merged by kubectl', () => {
   it('each -o yaml patch, applied by kubectl patch --local, gives the planned placement', async () => {
     const patches = parseAllDocuments(await kopekPatch([])).map((d) => d.toJS() as Obj);
     expect(patches.length).toBeGreaterThanOrEqual(30);
+    expect(patches.filter(isService).length).toBeGreaterThan(0);
     let changed = 0;
     for (const [i, patch] of patches.entries()) {
       const key = keyOf(patch);
@@ -92,7 +102,7 @@ describe('kopek patch on the commerce dump, merged by kubectl', () => {
         ]),
       ) as Obj;
       const after = placementOf(merged);
-      expect(after, key).toEqual(planned(key));
+      expect(after, key).toEqual(plannedOf(key, patch));
       if (JSON.stringify(after) !== JSON.stringify(placementOf(object))) changed++;
     }
     expect(changed).toBe(patches.length);
@@ -114,6 +124,6 @@ describe('kopek patch on the commerce dump, merged by kubectl', () => {
     );
     expect(built.map(keyOf).sort()).toEqual([...targets].sort());
     for (const object of built)
-      expect(placementOf(object), keyOf(object)).toEqual(planned(keyOf(object)));
+      expect(placementOf(object), keyOf(object)).toEqual(plannedOf(keyOf(object), object));
   });
 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { buildFacts, parseDump, parseImagePlatforms } from '../../operator/cli/analyze.ts';
 import { indexDump, workloadKey } from '../../operator/cli/patch.ts';
 import { planCommit } from '../../recommender/apply/commit.ts';
-import type { PodPlacement } from '../../recommender/apply/placement.ts';
+import type { PodPlacement, ServicePlacement } from '../../recommender/apply/placement.ts';
 import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 
 export const COMMERCE_DUMP = fileURLToPath(
@@ -22,6 +22,8 @@ export interface CommercePlans {
   dumped: ReadonlyMap<string, Record<string, unknown>>;
   /** The pod placement Apply mode plans for the workload ns/Kind/name; throws if none. */
   planned: (key: string) => PodPlacement;
+  /** The traffic settings CrossZone plans for the Service ns/Service/name; throws if none. */
+  plannedService: (key: string) => ServicePlacement;
 }
 
 export function commercePlans(): CommercePlans {
@@ -33,18 +35,27 @@ export function commercePlans(): CommercePlans {
   );
   const built = buildFacts(objects, { imagePlatforms: platforms });
   const { dumped, services } = indexDump(objects);
-  const planned = (key: string): PodPlacement => {
-    const facts = built.facts.find((f) => workloadKey(f) === key);
-    if (facts === undefined) throw new Error(`${key} is not in the dump`);
+  const plans = new Map<string, PodPlacement>();
+  const servicePlans = new Map<string, ServicePlacement>();
+  for (const facts of built.facts) {
+    const key = workloadKey(facts);
     const plan = planCommit({
       facts,
       prices: SNAPSHOT_PRICES,
       workload: dumped.get(key) ?? {},
       services: services.get(facts.namespace) ?? new Map(),
-      includeServices: false,
     });
-    if ('nothing' in plan) throw new Error(`${key}: ${plan.nothing}`);
-    return plan.planned.podSpec;
-  };
-  return { dumped, planned };
+    if ('nothing' in plan) continue;
+    plans.set(key, plan.planned.podSpec);
+    for (const service of plan.planned.services)
+      servicePlans.set(`${facts.namespace}/Service/${service.name}`, service);
+  }
+  const lookup =
+    <T>(plansByKey: ReadonlyMap<string, T>) =>
+    (key: string): T => {
+      const plan = plansByKey.get(key);
+      if (plan === undefined) throw new Error(`${key}: kopek plans no change for it`);
+      return plan;
+    };
+  return { dumped, planned: lookup(plans), plannedService: lookup(servicePlans) };
 }
