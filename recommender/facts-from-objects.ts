@@ -95,11 +95,11 @@ function imagesFor(
   return out;
 }
 
-interface Context {
+/** What building a workload's facts reads besides the workload (facts-incremental.ts keeps one up to date). */
+export interface Context {
   index: Index;
   cluster: ClusterFacts;
-  pods: RunningPod[];
-  podsByWorkload: Map<string, RunningPod[]>;
+  podsByWorkload: ReadonlyMap<string, readonly RunningPod[]>;
   clients: ZoneCounts;
   images: ReadonlyMap<string, ImagePlatformsFact>;
   // Lookups built once, so that each workload costs the same however large its namespace.
@@ -192,10 +192,7 @@ export function prepareFacts(
   options: BuildOptions = {},
 ): PreparedFacts {
   const index = indexObjects(objects);
-  const policies = readPolicies(
-    [...(options.policies ?? []), ...kindList(index, 'SavingsPolicy').map((o) => o.raw)],
-    index.warnings,
-  );
+  const policies = policiesOf(index, options);
   const cluster = clusterFacts(index.nodes.values(), kindList(index, 'Node'), options);
   const pods = runningPods(index);
   const podsByWorkload = new Map<string, RunningPod[]>();
@@ -208,7 +205,6 @@ export function prepareFacts(
   const ctx: Context = {
     index,
     cluster,
-    pods,
     podsByWorkload,
     clients: clientZones(pods),
     budgets: readBudgets(index),
@@ -218,38 +214,81 @@ export function prepareFacts(
     policies,
     images: imagePlatformTable(options.imagePlatforms ?? {}),
   };
-  const workloads = [...index.byKind.entries()]
-    .filter(([kind]) => WORKLOAD_KINDS.has(kind))
-    .flatMap(([, list]) => list)
-    .filter((w) => !isOwnedIntermediate(w))
-    .sort(
-      (a, b) =>
-        a.meta.namespace.localeCompare(b.meta.namespace) ||
-        a.kind.localeCompare(b.kind) ||
-        a.meta.name.localeCompare(b.meta.name),
-    );
   const orphans = pods.filter(
     (p) => p.workload === undefined && !SYSTEM_NAMESPACES.has(p.pod.meta.namespace),
   );
+  return preparedFrom(
+    ctx,
+    () => indexedWorkloads(index),
+    orphansWarning(orphans.map((p) => p.pod)),
+  );
+}
+
+/** The well-formed SavingsPolicies of the options and of the index (a warning for each other). */
+export function policiesOf(index: Index, options: BuildOptions): SavingsPolicy[] {
+  return readPolicies(
+    [...(options.policies ?? []), ...kindList(index, 'SavingsPolicy').map((o) => o.raw)],
+    index.warnings,
+  );
+}
+
+/** In the order facts come out: by namespace, kind, name. */
+function byWorkloadOrder(a: K8s, b: K8s): number {
+  return (
+    a.meta.namespace.localeCompare(b.meta.namespace) ||
+    a.kind.localeCompare(b.kind) ||
+    a.meta.name.localeCompare(b.meta.name)
+  );
+}
+
+/** Every workload of the index that gets facts of its own (not a Deployment's ReplicaSet), in order. */
+export function indexedWorkloads(index: Index): K8s[] {
+  return [...index.byKind.entries()]
+    .filter(([kind]) => WORKLOAD_KINDS.has(kind))
+    .flatMap(([, list]) => list)
+    .filter((w) => !isOwnedIntermediate(w))
+    .sort(byWorkloadOrder);
+}
+
+/** The workloads `only` names by `kind/namespace/name` key, looked up one by one, in order. */
+function selectedWorkloads(index: Index, only: ReadonlySet<string>): K8s[] {
+  const out: K8s[] = [];
+  for (const key of only) {
+    const w = index.byKey.get(key);
+    if (w !== undefined && WORKLOAD_KINDS.has(w.kind) && !isOwnedIntermediate(w)) out.push(w);
+  }
+  return out.sort(byWorkloadOrder);
+}
+
+/** Running pods that belong to no workload, outside system namespaces: one warning for all. */
+export function orphansWarning(orphans: readonly K8s[]): string[] {
   // Said after the workloads' own warnings, as it always was.
-  const orphansWarning =
-    orphans.length === 0
-      ? []
-      : [
-          `${orphans.length} pod${orphans.length === 1 ? ' has' : 's have'} no owning workload (bare pods get no recommendation): ${orphans
-            .slice(0, 5)
-            .map((p) => describe(p.pod))
-            .join(', ')}${orphans.length > 5 ? ', …' : ''}`,
-        ];
+  return orphans.length === 0
+    ? []
+    : [
+        `${orphans.length} pod${orphans.length === 1 ? ' has' : 's have'} no owning workload (bare pods get no recommendation): ${orphans
+          .slice(0, 5)
+          .map(describe)
+          .join(', ')}${orphans.length > 5 ? ', …' : ''}`,
+      ];
+}
+
+/**
+ * The facts of an indexed input, built on demand: of every workload (`workloads()`), or of the
+ * ones a build names, found by key so that building a few costs the same however large the input.
+ */
+export function preparedFrom(
+  ctx: Context,
+  workloads: () => readonly K8s[],
+  trailingWarnings: readonly string[],
+): PreparedFacts {
   return {
-    shared: { cluster, clientZones: ctx.clients.total },
+    shared: { cluster: ctx.cluster, clientZones: ctx.clients.total },
     build: (only, imagePlatforms) =>
       buildWorkloads(
-        only === undefined
-          ? workloads
-          : workloads.filter((w) => only.has(objectKey(w.kind, w.meta.namespace, w.meta.name))),
+        only === undefined ? workloads() : selectedWorkloads(ctx.index, only),
         imagePlatforms === undefined ? ctx : { ...ctx, images: imagePlatformTable(imagePlatforms) },
-        orphansWarning,
+        trailingWarnings,
       ),
   };
 }

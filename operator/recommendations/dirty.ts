@@ -52,6 +52,22 @@ export interface Changes {
    * (when that moved). Otherwise a move of them alone waits for a call that asks this.
    */
   clients: boolean;
+  /**
+   * The cached objects that changed, by `<resource>/<namespace/name>`, for the facts' indexed
+   * input to read again: in the order the cache holds them once added (an object added, or
+   * deleted and added again, comes last, as in the cache), and whether it was deleted meanwhile.
+   */
+  objects: Map<string, ChangedObject>;
+}
+
+/** A cached object that changed: where to read it now, and whether it was deleted meanwhile. */
+export interface ChangedObject {
+  resource: ResourceName;
+  /** Its key in the cache (`namespace/name`, or `name`). */
+  key: string;
+  namespace: string;
+  name: string;
+  deleted: boolean;
 }
 
 /**
@@ -95,6 +111,7 @@ export class ChangeTracker {
     previous?: Projected,
   ): boolean {
     if (resource === 'workloadrecommendations') return false;
+    this.recordObject(cache, resource, object, previous);
     // A delete carries the last version too: only an update still in the cache can be a no-op.
     if (
       previous !== undefined &&
@@ -117,6 +134,35 @@ export class ChangeTracker {
     return true;
   }
 
+  /**
+   * Keeps the object's place in the cache's order: the cache appends what is added (new, or
+   * deleted and added again) and replaces an update in place.
+   */
+  private recordObject(
+    cache: ClusterCache,
+    resource: ResourceName,
+    object: Projected,
+    previous: Projected | undefined,
+  ): void {
+    const key = objectKey(object);
+    const id = `${resource}/${key}`;
+    const known = this.changes.objects.get(id);
+    const deleted = cache.get(resource, key) === undefined;
+    const added = !deleted && previous === undefined;
+    if (known !== undefined && !added) {
+      known.deleted ||= deleted;
+      return;
+    }
+    this.changes.objects.delete(id);
+    this.changes.objects.set(id, {
+      resource,
+      key,
+      namespace: object.metadata.namespace ?? '',
+      name: object.metadata.name,
+      deleted: deleted || known?.deleted === true,
+    });
+  }
+
   /** What changed since the last call, leaving nothing. */
   take(): Changes {
     const taken = this.changes;
@@ -126,7 +172,14 @@ export class ChangeTracker {
 }
 
 function fresh(all: boolean): Changes {
-  return { all, workloads: new Set(), namespaces: new Set(), nodes: new Set(), clients: false };
+  return {
+    all,
+    workloads: new Set(),
+    namespaces: new Set(),
+    nodes: new Set(),
+    clients: false,
+    objects: new Map(),
+  };
 }
 
 /** Two versions of an object that give the same facts: equal but for what the facts never read. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { prepareFacts } from '../../recommender/facts-from-objects.ts';
+import { IncrementalInput } from '../../recommender/facts-incremental.ts';
 import { objectKey } from '../../recommender/objects/read.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
@@ -72,6 +72,8 @@ export class WorkloadFactsCache {
   private readonly byImage = new Map<string, Set<string>>();
   private sharedDigests: { cluster: string; clients: string } | undefined;
   private imageDigests = new Map<string, string>();
+  /** The cached objects, indexed for the builder; kept up to date with the recorded changes. */
+  private input: IncrementalInput | undefined;
 
   get(key: string): WorkloadFacts | undefined {
     return this.facts.get(key);
@@ -131,14 +133,26 @@ export class WorkloadFactsCache {
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
     const marked = this.resolve(cache, taken);
     const dirty = full ? new Set<string>() : new Set(marked);
-    const objects: Projected[] = [];
-    for (const name of Object.keys(RESOURCES) as ResourceName[])
-      if (name !== 'workloadrecommendations') objects.push(...cache.list(name));
-
-    const prepared = prepareFacts(
-      objects,
-      cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
-    );
+    // A full rebuild indexes every cached object anew (so any drift of the kept index ends at
+    // the resync); any other reads again only the objects that changed.
+    let objects: Projected[] | undefined;
+    let input = this.input;
+    if (full || input === undefined) {
+      full = true;
+      objects = listAll(cache);
+      input = new IncrementalInput(
+        cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
+      );
+      for (const object of objects) input.set(object);
+      this.input = input;
+    } else
+      for (const changed of taken.objects.values()) {
+        if (changed.deleted)
+          input.remove(RESOURCES[changed.resource].kind, changed.namespace, changed.name);
+        const now = cache.get(changed.resource, changed.key);
+        if (now !== undefined) input.set(now);
+      }
+    const prepared = input.prepare();
     const shared = {
       cluster: digest(prepared.shared.cluster),
       clients: digest([...prepared.shared.clientZones].sort(([a], [b]) => a.localeCompare(b))),
@@ -182,7 +196,8 @@ export class WorkloadFactsCache {
     };
     if (full) {
       this.imageDigests = new Map();
-      await lookUp(objects);
+      // Every image, of what the reindex listed or (the cluster's facts changed) of everything.
+      await lookUp(objects ?? listAll(cache));
     } else {
       // An image whose platforms or digest moved changes every workload that runs it.
       const moved = await lookUp(workloadObjects(cache, dirty));
@@ -272,6 +287,14 @@ function removeFrom(index: Map<string, Set<string>>, at: string, key: string): v
   if (set === undefined) return;
   set.delete(key);
   if (set.size === 0) index.delete(at);
+}
+
+/** Every cached object the facts read. */
+function listAll(cache: ClusterCache): Projected[] {
+  const objects: Projected[] = [];
+  for (const name of Object.keys(RESOURCES) as ResourceName[])
+    if (name !== 'workloadrecommendations') objects.push(...cache.list(name));
+  return objects;
 }
 
 /** The cached objects of these workloads (for their images). */

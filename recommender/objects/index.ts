@@ -51,7 +51,7 @@ export const KNOWN_KINDS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /** The API group of an apiVersion: "apps/v1" → "apps", "v1" → "". */
-function groupOf(apiVersion: string): string {
+export function groupOf(apiVersion: string): string {
   const slash = apiVersion.lastIndexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 }

@@ -46,6 +46,34 @@ export function workloadOfPod(pod: K8s, index: Index): string | undefined {
   return objectKey(owner.kind, ns, owner.name);
 }
 
+/**
+ * The keys of every object `workloadOfPod` may read for this pod (its ReplicaSet or Job, and the
+ * Deployment, Rollout or CronJob it would guess from the owner's name): when one of them appears,
+ * changes or goes, the pod's workload may change.
+ */
+export function ownerChainKeys(pod: K8s): string[] {
+  const owner = ownerOf(pod.meta);
+  if (owner === undefined) return [];
+  const ns = pod.meta.namespace;
+  if (owner.kind === 'ReplicaSet') {
+    const keys = [objectKey('ReplicaSet', ns, owner.name)];
+    const hash =
+      pod.meta.labels['pod-template-hash'] ?? pod.meta.labels['rollouts-pod-template-hash'];
+    if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
+      const base = owner.name.slice(0, -hash.length - 1);
+      keys.push(objectKey('Deployment', ns, base), objectKey('Rollout', ns, base));
+    }
+    return keys;
+  }
+  if (owner.kind === 'Job') {
+    const keys = [objectKey('Job', ns, owner.name)];
+    const m = /^(.*)-\d+$/.exec(owner.name);
+    if (m?.[1] !== undefined) keys.push(objectKey('CronJob', ns, m[1]));
+    return keys;
+  }
+  return [];
+}
+
 /** True for ReplicaSets and Jobs that a higher workload (Deployment, Rollout, CronJob) owns. */
 export function isOwnedIntermediate(o: K8s): boolean {
   const owner = ownerOf(o.meta);

@@ -20,24 +20,30 @@ export interface RunningPod {
 export function runningPods(index: Index): RunningPod[] {
   const out: RunningPod[] = [];
   for (const pod of kindList(index, 'Pod')) {
-    const status = obj(pod.raw.status);
-    const phase = str(status.phase);
-    if (phase === 'Succeeded' || phase === 'Failed') continue;
-    const nodeName = str(obj(pod.raw.spec).nodeName);
-    if (nodeName === undefined) continue;
-    const node = index.nodes.get(nodeName);
-    const ready = objs(status.conditions).some((c) => c.type === 'Ready' && c.status === 'True');
-    const entry: RunningPod = { pod, ready };
-    if (node !== undefined) entry.node = node;
-    else
-      index.warnings.push(
-        `${describe(pod)} runs on node ${nodeName}, which is not in the input; it is not priced`,
-      );
-    const wl = workloadOfPod(pod, index);
-    if (wl !== undefined) entry.workload = wl;
-    out.push(entry);
+    const entry = runningPod(pod, index);
+    if (entry !== undefined) out.push(entry);
   }
   return out;
+}
+
+/** One pod as a running pod, or undefined when it is finished or not scheduled. */
+export function runningPod(pod: K8s, index: Index): RunningPod | undefined {
+  const status = obj(pod.raw.status);
+  const phase = str(status.phase);
+  if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+  const nodeName = str(obj(pod.raw.spec).nodeName);
+  if (nodeName === undefined) return undefined;
+  const node = index.nodes.get(nodeName);
+  const ready = objs(status.conditions).some((c) => c.type === 'Ready' && c.status === 'True');
+  const entry: RunningPod = { pod, ready };
+  if (node !== undefined) entry.node = node;
+  else
+    index.warnings.push(
+      `${describe(pod)} runs on node ${nodeName}, which is not in the input; it is not priced`,
+    );
+  const wl = workloadOfPod(pod, index);
+  if (wl !== undefined) entry.workload = wl;
+  return entry;
 }
 
 /** A pod's effective requests: max(Σ main + sidecars, each init + sidecars started before it) + overhead. */

@@ -15,14 +15,20 @@ export interface ZoneCounts {
   byWorkload: Map<string, Map<string, number>>;
 }
 
+/** The zone a running pod counts as a client in, or undefined when it is not a client. */
+export function clientZone(p: RunningPod): string | undefined {
+  if (SYSTEM_NAMESPACES.has(p.pod.meta.namespace) || p.workload?.startsWith('DaemonSet/') === true)
+    return undefined;
+  return p.node?.facts.zone;
+}
+
 /** Where client pods run: every non-system, non-DaemonSet running pod, per zone. */
 export function clientZones(pods: readonly RunningPod[]): ZoneCounts {
   const total = new Map<string, number>();
   const byWorkload = new Map<string, Map<string, number>>();
   for (const p of pods) {
-    const zone = p.node?.facts.zone;
-    if (zone === undefined || SYSTEM_NAMESPACES.has(p.pod.meta.namespace)) continue;
-    if (p.workload?.startsWith('DaemonSet/') === true) continue;
+    const zone = clientZone(p);
+    if (zone === undefined) continue;
     total.set(zone, (total.get(zone) ?? 0) + 1);
     if (p.workload !== undefined) {
       const m = byWorkload.get(p.workload) ?? new Map<string, number>();
