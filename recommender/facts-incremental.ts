@@ -60,16 +60,16 @@ export class IncrementalInput {
   private derived: Derived | undefined;
   private workloads: K8s[] | undefined;
 
-  /** Running pods by pod key, with the warning each gave. */
-  private readonly running = new Map<string, { entry: RunningPod; warnings: string[] }>();
+  /** Running pods by pod key. */
+  private readonly running = new Map<string, RunningPod>();
+  /** The warnings a pod gave, by pod key (few have any). */
+  private readonly podWarnings = new Map<string, string[]>();
   private readonly podsByWorkload = new Map<string, RunningPod[]>();
   private readonly clients: ZoneCounts = { total: new Map(), byWorkload: new Map() };
   /** Running pods of no workload outside system namespaces, by pod key. */
   private readonly orphans = new Map<string, K8s>();
-  /** Object key → the pods whose running entry read it (their node, their owner chain). */
+  /** Object key → the running pods whose entry read it (their node, their owner chain). */
   private readonly readers = new Map<string, Set<string>>();
-  /** Pod key → the object keys its running entry read. */
-  private readonly reads = new Map<string, string[]>();
   /** Pods whose running entry is computed again at the next prepare. */
   private readonly stalePods = new Set<string>();
 
@@ -130,7 +130,7 @@ export class IncrementalInput {
     changed.clear();
     const warnings = [
       ...[...this.nodeWarnings.values()].flat(),
-      ...[...this.running.values()].flatMap((p) => p.warnings),
+      ...[...this.podWarnings.values()].flat(),
       ...[...derived.warnings.values()].flat(),
     ];
     const ctx: Context = {
@@ -203,21 +203,17 @@ export class IncrementalInput {
     this.forgetPod(key);
     const pod = this.kinds.get('Pod')?.get(key);
     if (pod === undefined) return;
-    const nodeName = str(isRecord(pod.raw.spec) ? pod.raw.spec.nodeName : undefined);
-    const reads = [
-      ...(nodeName === undefined ? [] : [objectKey('Node', '', nodeName)]),
-      ...ownerChainKeys(pod),
-    ];
-    this.reads.set(key, reads);
-    for (const read of reads) {
+    const warnings: string[] = [];
+    const entry = runningPod(pod, { ...this.index, warnings });
+    if (warnings.length > 0) this.podWarnings.set(key, warnings);
+    // A pod that is not running has no entry, whatever its node and owners say: it reads nothing.
+    if (entry === undefined) return;
+    this.running.set(key, entry);
+    for (const read of readsOf(pod)) {
       const set = this.readers.get(read);
       if (set === undefined) this.readers.set(read, new Set([key]));
       else set.add(key);
     }
-    const warnings: string[] = [];
-    const entry = runningPod(pod, { ...this.index, warnings });
-    if (entry === undefined) return;
-    this.running.set(key, { entry, warnings });
     if (entry.workload === undefined) {
       if (!SYSTEM_NAMESPACES.has(pod.meta.namespace)) this.orphans.set(key, pod);
     } else {
@@ -229,16 +225,16 @@ export class IncrementalInput {
   }
 
   private forgetPod(key: string): void {
-    for (const read of this.reads.get(key) ?? []) {
+    this.podWarnings.delete(key);
+    this.orphans.delete(key);
+    const entry = this.running.get(key);
+    if (entry === undefined) return;
+    this.running.delete(key);
+    for (const read of readsOf(entry.pod)) {
       const set = this.readers.get(read);
       set?.delete(key);
       if (set?.size === 0) this.readers.delete(read);
     }
-    this.reads.delete(key);
-    this.orphans.delete(key);
-    const entry = this.running.get(key)?.entry;
-    if (entry === undefined) return;
-    this.running.delete(key);
     if (entry.workload !== undefined) {
       const list = this.podsByWorkload.get(entry.workload) ?? [];
       list.splice(list.indexOf(entry), 1);
@@ -258,6 +254,12 @@ export class IncrementalInput {
     if (counts.size === 0) this.clients.byWorkload.delete(entry.workload);
     else this.clients.byWorkload.set(entry.workload, counts);
   }
+}
+
+/** The keys of the objects a running pod's entry reads: its node and its owner chain. */
+function readsOf(pod: K8s): string[] {
+  const node = str(isRecord(pod.raw.spec) ? pod.raw.spec.nodeName : undefined);
+  return [...(node === undefined ? [] : [objectKey('Node', '', node)]), ...ownerChainKeys(pod)];
 }
 
 function addCount(counts: Map<string, number>, at: string, by: number): void {

@@ -140,6 +140,7 @@ export class WorkloadFactsCache {
     if (full || input === undefined) {
       full = true;
       objects = listAll(cache);
+      this.input = undefined; // not two indexes at once
       input = new IncrementalInput(
         cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
       );
