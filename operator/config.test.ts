@@ -16,6 +16,7 @@ describe('kopek run configuration', () => {
       insecureRegistries: [],
       metricsSecure: true,
       metricsAuthCacheTtlMs: 60_000,
+      clientRefreshIntervalMs: 60_000,
     });
     expect(config.kubeconfig).toBeUndefined();
     expect(config.metricsCertDir).toBeUndefined();
@@ -41,6 +42,18 @@ describe('kopek run configuration', () => {
     ).toMatchObject({ metricsSecure: false, metricsCertDir: '/certs' });
     expect(parseRunConfig(['--metrics-auth-cache-ttl', '10s'], {}).metricsAuthCacheTtlMs).toBe(
       10_000,
+    );
+  });
+
+  it('reads the client refresh interval from a flag or the environment', () => {
+    expect(parseRunConfig(['--client-refresh-interval', '15s'], {}).clientRefreshIntervalMs).toBe(
+      15_000,
+    );
+    expect(
+      parseRunConfig([], { KOPEK_CLIENT_REFRESH_INTERVAL: '2m' }).clientRefreshIntervalMs,
+    ).toBe(120_000);
+    expect(() => parseRunConfig(['--client-refresh-interval', 'often'], {})).toThrow(
+      '--client-refresh-interval must be a duration like 500ms, 10s or 5m, got "often"',
     );
   });
 

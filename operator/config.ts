@@ -21,6 +21,11 @@ export interface OperatorConfig {
   watchIdleTimeoutMs: number;
   relistIntervalMs: number;
   resyncIntervalMs: number;
+  /**
+   * How long the workloads with a Service wait to follow a move of the cluster's client pods per
+   * zone (their cross-zone client weights) caused by other workloads' pods.
+   */
+  clientRefreshIntervalMs: number;
   registryTimeoutMs: number;
   readPullSecrets: boolean;
   /** host:port registries served over plain HTTP. */
@@ -67,6 +72,8 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --watch-idle-timeout DURATION   reconnect a watch silent for this long [KOPEK_WATCH_IDLE_TIMEOUT] (default 150s)
   --relist-interval DURATION      full relist of every cache this often [KOPEK_RELIST_INTERVAL] (default 1h)
   --resync-interval DURATION      recompute every recommendation this often without events [KOPEK_RESYNC_INTERVAL] (default 10m)
+  --client-refresh-interval DURATION
+                                  when pods start or stop elsewhere, update the cross-zone client weights of the workloads with a Service after this long, in one batch; the workloads that changed themselves are updated at once [KOPEK_CLIENT_REFRESH_INTERVAL] (default 1m)
   --registry-timeout DURATION     per request to an image registry [KOPEK_REGISTRY_TIMEOUT] (default 10s)
   --read-pull-secrets BOOL        use the imagePullSecrets pods name to read private images [KOPEK_READ_PULL_SECRETS] (default false; needs get on secrets)
   --insecure-registries LIST      comma-separated host:port registries served over plain HTTP [KOPEK_INSECURE_REGISTRIES]
@@ -103,6 +110,7 @@ const FLAGS: Record<string, string> = {
   'watch-idle-timeout': 'KOPEK_WATCH_IDLE_TIMEOUT',
   'relist-interval': 'KOPEK_RELIST_INTERVAL',
   'resync-interval': 'KOPEK_RESYNC_INTERVAL',
+  'client-refresh-interval': 'KOPEK_CLIENT_REFRESH_INTERVAL',
   'registry-timeout': 'KOPEK_REGISTRY_TIMEOUT',
   'read-pull-secrets': 'KOPEK_READ_PULL_SECRETS',
   'insecure-registries': 'KOPEK_INSECURE_REGISTRIES',
@@ -205,6 +213,7 @@ export function parseRunConfig(
     watchIdleTimeoutMs: duration('watch-idle-timeout', 150_000),
     relistIntervalMs: duration('relist-interval', 3_600_000),
     resyncIntervalMs: duration('resync-interval', 600_000),
+    clientRefreshIntervalMs: duration('client-refresh-interval', 60_000),
     registryTimeoutMs: duration('registry-timeout', 10_000),
     readPullSecrets: boolean('read-pull-secrets', false),
     enableApply: boolean('enable-apply', false),

@@ -149,6 +149,7 @@ export async function startOperator(
     workers: config.workers,
     minRebuildIntervalMs: config.minRebuildIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
+    clientRefreshIntervalMs: config.clientRefreshIntervalMs,
     imagePlatforms,
     ...(config.traffic
       ? { traffic: trafficTelemetry(config.traffic, { log, metrics, clock }) }
