@@ -6,7 +6,8 @@
  *   - a batch of one changed pod (its readiness flips): the incremental rebuild against a full
  *     rebuild forced in the same run (what every batch did before facts were incremental);
  *   - a batch of one deleted pod, which moves the cluster's client pods per zone and so every
- *     workload with a Service (here: all of them);
+ *     workload with a Service (here: all of them) in the full rebuild; incrementally they follow
+ *     in the client refresh a minute later;
  *   - the heap the cache and the facts hold per 1,000 workloads, and what keeping each
  *     workload's canonical JSON (as before) instead of its digest would add.
  *
@@ -132,7 +133,7 @@ process.stdout.write(
     `fleet:            ${WORKLOADS.toLocaleString('en-US')} workloads, ${pods.length.toLocaleString('en-US')} pods in the ClusterCache (best of ${ROUNDS} batches, node ${process.version})`,
     `1 pod changed:    incremental ${line(onePod)}; full rebuild ${line(onePodFull)}`,
     `ratio:            the incremental batch takes ${(onePod.ms / onePodFull.ms).toFixed(3)}× the time of a full rebuild (${(onePodFull.ms / onePod.ms).toFixed(1)}× faster)`,
-    `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, so every workload with a Service is rebuilt`,
+    `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, which the workloads with a Service follow in the full rebuild, and in a later batch (the client refresh) otherwise`,
     `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
     '',
   ].join('\n'),
