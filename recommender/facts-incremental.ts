@@ -89,7 +89,7 @@ export class IncrementalInput {
     const o: K8s = { kind, meta, raw };
     const key = objectKey(kind, meta.namespace, meta.name);
     let ofKind = this.kinds.get(kind);
-    if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map()));
+    if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map<string, K8s>()));
     ofKind.set(key, o);
     this.index.byKey.set(key, o);
     if (kind === 'Node') {

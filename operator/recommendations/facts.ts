@@ -133,26 +133,8 @@ export class WorkloadFactsCache {
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
     const marked = this.resolve(cache, taken);
     const dirty = full ? new Set<string>() : new Set(marked);
-    // A full rebuild indexes every cached object anew (so any drift of the kept index ends at
-    // the resync); any other reads again only the objects that changed.
-    let objects: Projected[] | undefined;
-    let input = this.input;
-    if (full || input === undefined) {
-      full = true;
-      objects = listAll(cache);
-      this.input = undefined; // not two indexes at once
-      input = new IncrementalInput(
-        cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
-      );
-      for (const object of objects) input.set(object);
-      this.input = input;
-    } else
-      for (const changed of taken.objects.values()) {
-        if (changed.deleted)
-          input.remove(RESOURCES[changed.resource].kind, changed.namespace, changed.name);
-        const now = cache.get(changed.resource, changed.key);
-        if (now !== undefined) input.set(now);
-      }
+    const { input, objects } = this.updateInput(cache, taken, full);
+    full ||= objects !== undefined;
     const prepared = input.prepare();
     const shared = {
       cluster: digest(prepared.shared.cluster),
@@ -237,6 +219,35 @@ export class WorkloadFactsCache {
     for (const warning of built.warnings) sources.log.debug('facts', { warning });
     const refreshed = new Set(changed.filter((key) => !marked.has(key)));
     return { changed, refreshed, lookupFailed, built: built.facts.length, full, clientsMoved };
+  }
+
+  /**
+   * Brings the kept index up to date: a full rebuild (or the first) indexes every cached object
+   * anew, so any drift of the kept index ends at the resync, and returns them; any other reads
+   * again only the objects that changed.
+   */
+  private updateInput(
+    cache: ClusterCache,
+    taken: Changes,
+    full: boolean,
+  ): { input: IncrementalInput; objects?: Projected[] } {
+    if (!full && this.input !== undefined) {
+      for (const changed of taken.objects.values()) {
+        if (changed.deleted)
+          this.input.remove(RESOURCES[changed.resource].kind, changed.namespace, changed.name);
+        const now = cache.get(changed.resource, changed.key);
+        if (now !== undefined) this.input.set(now);
+      }
+      return { input: this.input };
+    }
+    const objects = listAll(cache);
+    this.input = undefined; // not two indexes at once
+    const input = new IncrementalInput(
+      cache.kubernetesMinor !== undefined ? { kubernetesMinor: cache.kubernetesMinor } : {},
+    );
+    for (const object of objects) input.set(object);
+    this.input = input;
+    return { input, objects };
   }
 
   /** The workload keys the recorded changes can affect. */
