@@ -14,6 +14,9 @@ export default defineConfig({
           name: 'unit',
           // Unit tests sit next to the code they test.
           include: ['**/*.test.ts'],
+          // A guard against a hung test, not a speed check: the heavier in-memory operator runs
+          // (150-change streams on the fake API server) took 5-16 s on a loaded 2-core machine.
+          testTimeout: 30_000,
           exclude: ['test/integration/**', 'node_modules/**'],
         },
       },
