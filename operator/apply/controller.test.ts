@@ -376,6 +376,20 @@ describe('Apply mode', () => {
     expect(applied(kube, second)?.outcome).toBe('InProgress');
   });
 
+  it('frees the maxConcurrent slot of a workload deleted mid-rollout, with its recommendation', async () => {
+    const { op, kube } = await fleet(['web', 'api']);
+    approve(kube, 'web', ['Spot']);
+    approve(kube, 'api', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    const first = applied(kube, 'web') ? 'web' : 'api';
+    const second = first === 'web' ? 'api' : 'web';
+    // A person deletes the workload; the garbage collector deletes its recommendation.
+    kube.remove(RESOURCES.deployments, first, 'shop');
+    kube.remove(RESOURCES.workloadrecommendations, `deployment-${first}`, 'shop');
+    await op.until(() => patches(kube) === 2, 5 * 60_000);
+    expect(applied(kube, second)?.outcome).toBe('InProgress');
+  });
+
   it('waits for the cooldown before the next change to the same workload', async () => {
     const { op, kube } = await fleet(['web'], { apply: { actions: ['Spot', 'Arm64'] } });
     approve(kube, 'web', ['Spot']);

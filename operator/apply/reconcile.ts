@@ -171,7 +171,11 @@ export async function applyStep(ctx: ApplyContext, ref: WorkloadRef): Promise<St
     'workloadrecommendations',
     `${ref.namespace}/${recommendationName(ref.kind, ref.name)}`,
   ) as WorkloadRecommendation | undefined;
-  if (wrec === undefined) return {};
+  if (wrec === undefined) {
+    // Deleted (with its workload, by the garbage collector): a change it had in flight is over.
+    ctx.setActive(ref, false);
+    return {};
+  }
   const subject: Subject = {
     ref,
     kind,
