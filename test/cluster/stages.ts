@@ -1,7 +1,8 @@
 /**
- * KWOK Stages that replace KWOK's built-in pod lifecycle for a test: pods start Ready and are
- * deleted when asked (as by default), except those a test marks to crash-loop. KWOK plays the
- * pod Stages of its `--config` instead of its defaults, so the ordinary ones are listed too.
+ * KWOK Stages that replace KWOK's built-in pod lifecycle for a test: pods start Ready, a Job's
+ * pods then complete, and pods are deleted when asked (as by default), except those a test marks
+ * to crash-loop. KWOK plays the pod Stages of its `--config` instead of its defaults, so the
+ * ordinary ones are listed too.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -56,6 +57,37 @@ phase: Running
 startTime: {{ $now | Quote }}
 `,
   },
+);
+
+/**
+ * A Job's running pod completes a second later, every container exited 0, so the Job controller
+ * marks the Job Complete (a CronJob's run ends).
+ */
+const JOB_DONE = podStage(
+  'pod-job-complete',
+  [
+    NOT_DELETED,
+    { key: '.status.phase', operator: 'In', values: ['Running'] },
+    { key: '.metadata.ownerReferences.[].kind', operator: 'In', values: ['Job'] },
+  ],
+  {
+    statusTemplate: `{{ $now := Now }}
+conditions:
+- {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
+{{ end }}
+phase: Succeeded
+`,
+  },
+  { delay: { durationMilliseconds: 1000 } },
 );
 
 /** A pod being deleted goes at once (no kubelet to wait for). */
@@ -120,7 +152,7 @@ phase: Running
  */
 export async function kwokPodStagesFlag(dir: string, loops: CrashLoop[]): Promise<string> {
   const path = join(dir, 'kwok-stages.yaml');
-  const documents = [READY, DELETE, ...loops.map(crashLoop)];
+  const documents = [READY, JOB_DONE, DELETE, ...loops.map(crashLoop)];
   await writeFile(path, documents.map((d) => stringify(d)).join('---\n'));
   return `--config=${path}`;
 }

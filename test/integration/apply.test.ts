@@ -22,7 +22,14 @@ import { Component, waitUntil } from '../cluster/process.ts';
 import { kwokPodStagesFlag } from '../cluster/stages.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushIndex } from '../registry/seed.ts';
-import { KOPEK_CLI, scrape, startClusterForKopek } from '../support/kopek.ts';
+import { ROLLOUT_CRD } from '../support/argo.ts';
+import {
+  KOPEK_CLI,
+  scrape,
+  startClusterForKopek,
+  waitForCrds,
+  writeCalls,
+} from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 
 type Obj = Record<string, unknown>;
@@ -98,9 +105,10 @@ function policy(
   namespace: string,
   placement: string,
   maxConcurrent = 1,
-  action: Optimization = 'Spot',
+  action: Optimization | Optimization[] = 'Spot',
   progressTimeout = '60s',
 ): Obj {
+  const actions = Array.isArray(action) ? action : [action];
   return {
     apiVersion: 'kopek.dev/v1alpha1',
     kind: 'SavingsPolicy',
@@ -108,8 +116,8 @@ function policy(
     spec: {
       mode: 'Apply',
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-      [action === 'Spot' ? 'spot' : 'arm64']: { placement },
-      apply: { actions: [action], progressTimeout, cooldown: '1h', maxConcurrent },
+      ...Object.fromEntries(actions.map((a) => [a === 'Spot' ? 'spot' : 'arm64', { placement }])),
+      apply: { actions, progressTimeout, cooldown: '1h', maxConcurrent },
     },
   };
 }
@@ -159,11 +167,18 @@ async function kubectlJson<T>(args: string[]): Promise<T> {
   return JSON.parse((await cluster.kubectl([...args, '-o', 'json'])).stdout) as T;
 }
 
-async function applied(namespace: string, name: string): Promise<AppliedChange | undefined> {
+/** The recommendation's name prefix for each workload kind: `deployment-web`, `cronjob-report`. */
+type KindPrefix = 'deployment' | 'cronjob' | 'rollout';
+
+async function applied(
+  namespace: string,
+  name: string,
+  kind: KindPrefix = 'deployment',
+): Promise<AppliedChange | undefined> {
   const wrec = await kubectlJson<{ status?: { applied?: AppliedChange } }>([
     'get',
     'wrec',
-    `deployment-${name}`,
+    `${kind}-${name}`,
     '-n',
     namespace,
   ]);
@@ -205,27 +220,32 @@ async function podTemplate(namespace: string, name: string): Promise<Obj> {
 async function approve(
   namespace: string,
   name: string,
-  action: Optimization = 'Spot',
+  action: Optimization | Optimization[] = 'Spot',
+  kind: KindPrefix = 'deployment',
 ): Promise<void> {
   await cluster.kubectl([
     'patch',
     'wrec',
-    `deployment-${name}`,
+    `${kind}-${name}`,
     '-n',
     namespace,
     '--type=merge',
     '-p',
-    JSON.stringify({ spec: { approve: [action] } }),
+    JSON.stringify({ spec: { approve: Array.isArray(action) ? action : [action] } }),
   ]);
 }
 
-async function patchCalls(): Promise<number> {
-  return (await scrape(operator.metricsUrl))
+/** The patches (sent or refused) this kopek made to `resource`, by its own request counter. */
+async function patchCalls(
+  resource = 'deployments',
+  metricsUrl = operator.metricsUrl,
+): Promise<number> {
+  return (await scrape(metricsUrl))
     .filter(
       (s) =>
         s.name === 'kopek_kube_requests_total' &&
         s.labels.verb === 'patch' &&
-        s.labels.resource === 'deployments',
+        s.labels.resource === resource,
     )
     .reduce((sum, s) => sum + s.value, 0);
 }
@@ -234,6 +254,7 @@ async function waitForRecommendation(
   namespace: string,
   name: string,
   action: Optimization,
+  kind: KindPrefix = 'deployment',
 ): Promise<void> {
   const field = action === 'Spot' ? 'spot' : 'arm64';
   await until(
@@ -242,7 +263,7 @@ async function waitForRecommendation(
       kubectlJson<{ status?: Record<string, { verdict?: string } | undefined> }>([
         'get',
         'wrec',
-        `deployment-${name}`,
+        `${kind}-${name}`,
         '-n',
         namespace,
       ]),
@@ -273,6 +294,28 @@ function runArgs(metricsAddress: string): string[] {
 }
 
 let config: OperatorConfig;
+
+/** Starts a kopek in its own process (to be SIGKILLed) and waits until it holds the Lease. */
+async function startDoomed(identity: string): Promise<void> {
+  const port = await freePort();
+  const started = new Component({
+    name: identity,
+    command: process.execPath,
+    args: [KOPEK_CLI, 'run', ...runArgs(`127.0.0.1:${port}`), '--identity', identity],
+    logPath: join(dir, `${identity}.log`),
+  });
+  doomed = started;
+  started.start();
+  await waitUntil(
+    started,
+    'leads',
+    async () =>
+      /^leader_election_master_status\{name="kopek"\} 1/m.test(
+        await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+      ),
+    60_000,
+  );
+}
 
 /** Approves `action` on the Deployment `app` of `namespace` and waits for the change to end. */
 async function approveAndWait(
@@ -552,23 +595,7 @@ describe('Apply mode on a real control plane', () => {
     const before = await podTemplate('failover', 'app');
     // The first kopek, in its own process: this one hands its Lease over and stops.
     await operator.stop();
-    const port = await freePort();
-    doomed = new Component({
-      name: 'kopek-doomed',
-      command: process.execPath,
-      args: [KOPEK_CLI, 'run', ...runArgs(`127.0.0.1:${port}`), '--identity', 'kopek-doomed'],
-      logPath: join(dir, 'kopek-doomed.log'),
-    });
-    doomed.start();
-    await waitUntil(
-      doomed,
-      'leads',
-      async () =>
-        /^leader_election_master_status\{name="kopek"\} 1/m.test(
-          await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
-        ),
-      60_000,
-    );
+    await startDoomed('kopek-doomed');
     await approve('failover', 'app', 'Arm64');
     const inFlight = await until(
       'the change in flight',
@@ -576,7 +603,7 @@ describe('Apply mode on a real control plane', () => {
       (a) => a?.outcome === 'InProgress',
       120_000,
     );
-    await doomed.kill(); // SIGKILL: no chance to release the Lease or finish anything
+    await doomed?.kill(); // SIGKILL: no chance to release the Lease or finish anything
     const killedAt = Date.now();
     expect(inFlight?.outcome).toBe('InProgress');
     operator = await startOperator(config);
@@ -755,4 +782,631 @@ describe("Apply mode: CrossZone's Service change on a real control plane", () =>
     expect(await podTemplate(REFUSED, 'app')).toEqual(template);
     await expectSteps(REFUSED, 'app', ['Applied', 'RollingBack', 'RolledBack', 'HeldAfterFailure']);
   }, 300_000);
+});
+
+/** The labels of the nodes that the pods of `selector` in `phase` run on. */
+async function nodesOfPods(
+  namespace: string,
+  selector: string,
+  phase = 'Running',
+): Promise<Record<string, string>[]> {
+  const pods = await kubectlJson<{ items: { spec: { nodeName?: string } }[] }>([
+    'get',
+    'pods',
+    '-n',
+    namespace,
+    '-l',
+    selector,
+    `--field-selector=status.phase=${phase}`,
+  ]);
+  const nodes = await kubectlJson<{
+    items: { metadata: { name: string; labels: Record<string, string> } }[];
+  }>(['get', 'nodes']);
+  const labels = new Map(nodes.items.map((n) => [n.metadata.name, n.metadata.labels]));
+  return pods.items.map((p) => labels.get(p.spec.nodeName ?? '') ?? {});
+}
+
+/** The pod spec of a Deployment manifest built by `deployment`. */
+function templateSpec(manifest: Obj): Obj {
+  return ((manifest.spec as Obj).template as Obj).spec as Obj;
+}
+
+/** Waits until kopek has told, with an Event on the Deployment, that it refuses for `reason`. */
+async function refusalEvent(namespace: string, name: string, reason: string): Promise<string> {
+  const events = await until(
+    `a ${reason} Event on ${namespace}/${name}`,
+    () => deploymentEvents(namespace, name),
+    (list) => list.some((e) => e.reason === reason),
+    60_000,
+  );
+  return events.find((e) => e.reason === reason)?.message ?? '';
+}
+
+/**
+ * Plays Argo Rollouts' controller, which does not run here: a ReplicaSet of the Rollout's
+ * current template, labelled with the pod-template hash `hash`, replaces the older ones; once
+ * its pods are available, the Rollout's status says Healthy at its generation, as Argo writes it.
+ */
+async function rollOutAsArgo(namespace: string, name: string, hash: string): Promise<void> {
+  const rollout = await kubectlJson<{
+    metadata: { uid: string; generation: number };
+    spec: { replicas: number; template: { metadata?: { labels?: Record<string, string> } } };
+  }>(['get', 'rollout', name, '-n', namespace]);
+  const { replicas, template } = rollout.spec;
+  const labels = { ...template.metadata?.labels, 'rollouts-pod-template-hash': hash };
+  const replicaSet = {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: `${name}-${hash}`,
+      namespace,
+      labels,
+      ownerReferences: [
+        {
+          apiVersion: 'argoproj.io/v1alpha1',
+          kind: 'Rollout',
+          name,
+          uid: rollout.metadata.uid,
+          controller: true,
+        },
+      ],
+    },
+    spec: {
+      replicas,
+      selector: { matchLabels: labels },
+      template: { ...template, metadata: { ...template.metadata, labels } },
+    },
+  };
+  await cluster.kubectl(['apply', '-f', '-'], { input: stringify(replicaSet) });
+  await cluster.kubectl([
+    'delete',
+    'replicasets',
+    '-n',
+    namespace,
+    '-l',
+    `app=${name},rollouts-pod-template-hash!=${hash}`,
+  ]);
+  await until(
+    `ReplicaSet ${name}-${hash} available`,
+    () =>
+      kubectlJson<{ status?: { availableReplicas?: number } }>([
+        'get',
+        'replicaset',
+        `${name}-${hash}`,
+        '-n',
+        namespace,
+      ]),
+    (rs) => rs.status?.availableReplicas === replicas,
+    120_000,
+  );
+  await cluster.kubectl([
+    'patch',
+    'rollout',
+    name,
+    '-n',
+    namespace,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({
+      status: {
+        // Argo Rollouts writes observedGeneration as a string.
+        observedGeneration: String(rollout.metadata.generation),
+        phase: 'Healthy',
+        currentPodHash: hash,
+        stableRS: hash,
+        replicas,
+        updatedReplicas: replicas,
+        readyReplicas: replicas,
+        availableReplicas: replicas,
+      },
+    }),
+  ]);
+}
+
+describe('Apply mode: limits, other workload kinds, takeover and refusals', () => {
+  const app = (): string => `${registry.host}/shop/app:1`;
+  const deployments: [string, string][] = [
+    ['gitops', 'argo'],
+    ['gitops', 'flux'],
+    ['budget', 'app'],
+    ['busy', 'stuck'],
+    ['busy', 'queued'],
+    ['takeover', 'app'],
+    ['both', 'app'],
+    ['mixed', 'app'],
+    ['revert', 'app'],
+    ['refused', 'app'],
+  ];
+  const REFUSAL = 'Pod placement changes in this namespace need a change ticket.';
+
+  beforeAll(async () => {
+    const setupStartedAt = Date.now();
+    const argo = deployment('gitops', 'argo');
+    (argo.metadata as Obj).annotations = {
+      'argocd.argoproj.io/tracking-id': 'shop:apps/Deployment:gitops/argo',
+    };
+    const flux = deployment('gitops', 'flux');
+    (flux.metadata as Obj).labels = { 'kustomize.toolkit.fluxcd.io/name': 'apps' };
+    // It runs on amd64 by preference only: no hard pin on the architecture.
+    const mixed = deployment('mixed', 'app');
+    templateSpec(mixed).affinity = {
+      nodeAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            preference: {
+              matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] }],
+            },
+          },
+        ],
+      },
+    };
+    // Recreate: the revert starts new pods of the previous template, which take time to run.
+    const revert = deployment('revert', 'app');
+    (revert.spec as Obj).strategy = { type: 'Recreate' };
+    const cronJob = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'report', namespace: 'batch' },
+      spec: {
+        schedule: '0 3 * * *',
+        jobTemplate: {
+          spec: {
+            backoffLimit: 3,
+            activeDeadlineSeconds: 600,
+            template: {
+              spec: {
+                restartPolicy: 'OnFailure',
+                nodeSelector: { 'karpenter.sh/capacity-type': 'on-demand' },
+                containers: [
+                  {
+                    name: 'report',
+                    image: 'registry.invalid/report:1',
+                    resources: { requests: { cpu: '100m', memory: '128Mi' } },
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    };
+    const rollout = {
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Rollout',
+      metadata: { name: 'checkout', namespace: 'argo' },
+      spec: {
+        replicas: 3,
+        selector: { matchLabels: { app: 'checkout' } },
+        strategy: { canary: { steps: [{ setWeight: 50 }] } },
+        template: (deployment('argo', 'checkout').spec as Obj).template,
+      },
+    };
+    const namespaces = [...new Set(deployments.map(([ns]) => ns)), 'batch', 'argo'];
+    await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT_CRD) });
+    await waitForCrds(cluster, ['rollouts.argoproj.io']);
+    const objects: Obj[] = [
+      ...namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
+      policy('gitops', 'gitops', 'Preferred'),
+      // Arm64: a Spot verdict already weighs the budget, so the live check is what refuses.
+      policy('budget', 'budget', 'Preferred', 1, 'Arm64'),
+      policy('busy', 'busy', 'Preferred', 1, ['Spot', 'Arm64'], '600s'),
+      policy('takeover', 'takeover', 'Preferred'),
+      policy('batch', 'batch', 'Required'),
+      policy('argo', 'argo', 'Required'),
+      policy('both', 'both', 'Required', 2, ['Spot', 'Arm64']),
+      policy('mixed', 'mixed', 'Required', 2),
+      policy('revert', 'revert', 'Required', 1, 'Spot', '600s'),
+      policy('refused', 'refused', 'Preferred'),
+      argo,
+      flux,
+      deployment('budget', 'app', app(), true),
+      {
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: { name: 'app', namespace: 'budget' },
+        spec: { minAvailable: 3, selector: { matchLabels: { app: 'app' } } },
+      },
+      deployment('busy', 'stuck', app()),
+      deployment('busy', 'queued'),
+      deployment('takeover', 'app'),
+      deployment('both', 'app', app(), true),
+      mixed,
+      revert,
+      deployment('refused', 'app'),
+      cronJob,
+      rollout,
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name: 'placement-needs-ticket' },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: ['apps'],
+                apiVersions: ['v1'],
+                operations: ['UPDATE'],
+                resources: ['deployments'],
+              },
+            ],
+          },
+          validations: [
+            {
+              expression: 'object.spec.template.spec == oldObject.spec.template.spec',
+              message: REFUSAL,
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicyBinding',
+        metadata: { name: 'placement-needs-ticket' },
+        spec: {
+          policyName: 'placement-needs-ticket',
+          validationActions: ['Deny'],
+          matchResources: {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'refused' } },
+          },
+        },
+      },
+    ];
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: objects.map((o) => stringify(o)).join('---\n'),
+    });
+    // Room for the 6 pods of busy and no more: the next ReplicaSet of stuck cannot create a pod.
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'pods', namespace: 'busy' },
+        spec: { hard: { pods: '6' } },
+      }),
+    });
+    for (const [ns, name] of deployments)
+      await cluster.kubectl([
+        'rollout',
+        'status',
+        `deployment/${name}`,
+        '-n',
+        ns,
+        '--timeout=180s',
+      ]);
+    await rollOutAsArgo('argo', 'checkout', '1');
+    // The disruption controller has counted the budget's pods: it allows none.
+    await until(
+      'the PodDisruptionBudget counted',
+      () =>
+        kubectlJson<{ status?: { currentHealthy?: number; disruptionsAllowed?: number } }>([
+          'get',
+          'pdb',
+          'app',
+          '-n',
+          'budget',
+        ]),
+      (pdb) => pdb.status?.currentHealthy === 3 && pdb.status.disruptionsAllowed === 0,
+      60_000,
+    );
+    // kopek discovers an API that appears later only at its next discovery: start it anew.
+    await operator.stop();
+    operator = await startOperator(config);
+    for (const [ns, name] of deployments)
+      await waitForRecommendation(ns, name, ns === 'both' || ns === 'budget' ? 'Arm64' : 'Spot');
+    await waitForRecommendation('batch', 'report', 'Spot', 'cronjob');
+    await waitForRecommendation('argo', 'checkout', 'Spot', 'rollout');
+    console.log(
+      `apply.test: fixture of the limits, kinds and refusals cases ready in ${(Date.now() - setupStartedAt) / 1000} s`,
+    );
+  }, 600_000);
+
+  it('patches nothing GitOps-managed (Argo CD, Flux), nor a workload whose PDB allows no disruption now', async () => {
+    const refused = deployments.slice(0, 3);
+    const before = await Promise.all(refused.map(([ns, name]) => podTemplate(ns, name)));
+    const patches = await patchCalls();
+    await approve('gitops', 'argo');
+    await approve('gitops', 'flux');
+    await approve('budget', 'app', 'Arm64');
+    expect(await refusalEvent('gitops', 'argo', 'GitOpsManaged')).toContain('Argo CD');
+    expect(await refusalEvent('gitops', 'flux', 'GitOpsManaged')).toContain('Flux');
+    expect(await refusalEvent('budget', 'app', 'DisruptionBudgetExhausted')).toContain(
+      'PodDisruptionBudget app',
+    );
+    // The budget is looked at again every settle period (10 s): still nothing sent after one.
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    expect(await patchCalls()).toBe(patches);
+    for (const [i, [ns, name]] of refused.entries()) {
+      expect(await applied(ns, name)).toBeUndefined();
+      expect(await podTemplate(ns, name)).toEqual(before[i]);
+    }
+    // The recommendation says why it stays as it is, and what to do instead.
+    const ready = await kubectlJson<{
+      status?: { conditions?: { type: string; message: string }[] };
+    }>(['get', 'wrec', 'deployment-argo', '-n', 'gitops']);
+    expect(ready.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain(
+      'Managed by Argo CD',
+    );
+  }, 120_000);
+
+  it('holds a change while maxConcurrent changes roll out, and one within the cooldown', async () => {
+    const patches = await patchCalls();
+    await approve('busy', 'stuck');
+    await until(
+      'the change in flight',
+      () => applied('busy', 'stuck'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+      60_000,
+    );
+    const queuedBefore = await podTemplate('busy', 'queued');
+    await approve('busy', 'queued');
+    expect(await refusalEvent('busy', 'queued', 'MaxConcurrentReached')).toContain(
+      'allows 1 at once',
+    );
+    expect(await patchCalls()).toBe(patches + 1);
+    expect(await applied('busy', 'queued')).toBeUndefined();
+    expect(await podTemplate('busy', 'queued')).toEqual(queuedBefore);
+    // The first change may finish: the queued one is no longer wanted.
+    await cluster.kubectl([
+      'patch',
+      'wrec',
+      'deployment-queued',
+      '-n',
+      'busy',
+      '--type=merge',
+      '-p',
+      '{"spec":{"approve":[]}}',
+    ]);
+    await cluster.kubectl(['delete', 'resourcequota', 'pods', '-n', 'busy']);
+    const done = await until(
+      'the change to end',
+      () => applied('busy', 'stuck'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      120_000,
+    );
+    expect(done?.outcome).toBe('Succeeded');
+    // Within the policy's cooldown (1 h), a second approved action waits.
+    const stuckBefore = await podTemplate('busy', 'stuck');
+    const afterFirst = await patchCalls();
+    await approve('busy', 'stuck', ['Spot', 'Arm64']);
+    expect(await refusalEvent('busy', 'stuck', 'CoolingDown')).toContain('cooldown lasts until');
+    expect(await patchCalls()).toBe(afterFirst);
+    expect((await applied('busy', 'stuck'))?.outcome).toBe('Succeeded');
+    expect(await podTemplate('busy', 'stuck')).toEqual(stuckBefore);
+  }, 240_000);
+
+  it('changes nothing on a standby replica, which, once the leader is SIGKILLed mid-watch, finishes the watch: Succeeded, not reverted', async () => {
+    await operator.stop();
+    await startDoomed('kopek-doomed-2');
+    // This one stands by: the Lease is held by the other.
+    operator = await startOperator(config);
+    const lease = await kubectlJson<{ spec: { holderIdentity?: string } }>([
+      'get',
+      'lease',
+      'kopek',
+      '-n',
+      'kopek',
+    ]);
+    expect(lease.spec.holderIdentity).toBe('kopek-doomed-2');
+    await approve('takeover', 'app');
+    const inFlight = await until(
+      'the change in flight',
+      () => applied('takeover', 'app'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+      60_000,
+    );
+    // The standby saw the approval and the change in its caches, and wrote nothing at all.
+    expect(await writeCalls(operator.metricsUrl)).toBe(0);
+    await doomed?.kill();
+    expect(inFlight?.outcome).toBe('InProgress');
+    const done = await until(
+      'the new leader to finish',
+      () => applied('takeover', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      120_000,
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'RolledOut']);
+    // The new leader ended it (its own counter), with no patch: neither resent nor reverted.
+    const samples = await scrape(operator.metricsUrl);
+    expect(
+      samples.find((s) => s.name === 'kopek_applies_total' && s.labels.outcome === 'Succeeded')
+        ?.value,
+    ).toBe(1);
+    expect(await patchCalls()).toBe(0);
+    const nodes = await nodesOfPods('takeover', 'app=app');
+    expect(nodes.length).toBe(3);
+    expect(nodes.every(isSpot)).toBe(true);
+  }, 300_000);
+
+  it("moves an approved CronJob's job template to Spot: its next run's pods run on Spot nodes, Succeeded", async () => {
+    await approve('batch', 'report', 'Spot', 'cronjob');
+    await until(
+      'the change in flight',
+      () => applied('batch', 'report', 'cronjob'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+      60_000,
+    );
+    // The next run, started by hand rather than waiting for the schedule.
+    await cluster.kubectl(['create', 'job', 'report-run', '--from=cronjob/report', '-n', 'batch']);
+    const done = await until(
+      'the change to end',
+      () => applied('batch', 'report', 'cronjob'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      120_000,
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'JobSucceeded']);
+    const nodes = await nodesOfPods('batch', 'job-name=report-run', 'Succeeded');
+    expect(nodes.length).toBeGreaterThan(0);
+    expect(nodes.every(isSpot)).toBe(true);
+  }, 180_000);
+
+  it("moves an approved Argo Rollout's template to Spot; Succeeded once its status says Healthy at the new generation", async () => {
+    await approve('argo', 'checkout', 'Spot', 'rollout');
+    const inFlight = await until(
+      'the change in flight',
+      () => applied('argo', 'checkout', 'rollout'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+      60_000,
+    );
+    // No Argo controller here: until its status moves, kopek waits.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect((await applied('argo', 'checkout', 'rollout'))?.outcome).toBe('InProgress');
+    expect(await patchCalls('rollouts')).toBe(1);
+    await rollOutAsArgo('argo', 'checkout', '2');
+    const done = await until(
+      'the change to end',
+      () => applied('argo', 'checkout', 'rollout'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      120_000,
+    );
+    expect(inFlight?.workloadGeneration).toBe(2);
+    expect([done?.outcome, done?.reason]).toEqual(['Succeeded', 'RolledOut']);
+    const nodes = await nodesOfPods('argo', 'app=checkout,rollouts-pod-template-hash=2');
+    expect(nodes.length).toBe(3);
+    expect(nodes.every(isSpot)).toBe(true);
+  }, 240_000);
+
+  it('applies Spot and Arm64 together (arm64 Spot nodes), and keeps amd64 pods on amd64 when moving them to a mixed Spot pool', async () => {
+    const mixedBefore = await nodesOfPods('mixed', 'app=app');
+    expect(mixedBefore.map((n) => n['kubernetes.io/arch'])).toEqual(['amd64', 'amd64', 'amd64']);
+    await approve('both', 'app', ['Spot', 'Arm64']);
+    await approve('mixed', 'app');
+    const [both, mixed] = await Promise.all(
+      ['both', 'mixed'].map((ns) =>
+        until(
+          `the change to ${ns}/app to end`,
+          () => applied(ns, 'app'),
+          (a) => TERMINAL.has(a?.outcome ?? ''),
+          120_000,
+        ),
+      ),
+    );
+    expect([both?.outcome, both?.actions]).toEqual(['Succeeded', ['Spot', 'Arm64']]);
+    const bothNodes = await nodesOfPods('both', 'app=app');
+    expect(bothNodes.length).toBe(3);
+    expect(bothNodes.every((n) => isSpot(n) && n['kubernetes.io/arch'] === 'arm64')).toBe(true);
+    expect(mixed?.outcome).toBe('Succeeded');
+    const mixedNodes = await nodesOfPods('mixed', 'app=app');
+    expect(mixedNodes.length).toBe(3);
+    expect(mixedNodes.every((n) => isSpot(n) && n['kubernetes.io/arch'] === 'amd64')).toBe(true);
+    // Not by luck of the scheduler (the template prefers amd64 too): every required term pins
+    // the architecture the pods ran on.
+    const spec = (await podTemplate('mixed', 'app')).spec as {
+      affinity?: {
+        nodeAffinity?: {
+          requiredDuringSchedulingIgnoredDuringExecution?: {
+            nodeSelectorTerms: { matchExpressions?: Obj[] }[];
+          };
+        };
+      };
+    };
+    const terms =
+      spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
+        ?.nodeSelectorTerms ?? [];
+    expect(terms.length).toBeGreaterThan(0);
+    for (const term of terms)
+      expect(term.matchExpressions).toContainEqual({
+        key: 'kubernetes.io/arch',
+        operator: 'In',
+        values: ['amd64'],
+      });
+  }, 240_000);
+
+  it('stops and overwrites nothing when a person edits the pod template during the revert', async () => {
+    // No node takes a pod: the Spot pods stay Pending (a failed rollout), and so do the reverted ones.
+    await cluster.kubectl(['cordon', '-l', 'type=kwok']);
+    try {
+      const before = await podTemplate('revert', 'app');
+      await approve('revert', 'app');
+      const rollingBack = await until(
+        'the revert in flight',
+        () => applied('revert', 'app'),
+        (a) => a?.outcome === 'RollingBack' || TERMINAL.has(a?.outcome ?? ''),
+        120_000,
+      );
+      expect([rollingBack?.outcome, rollingBack?.reason]).toEqual([
+        'RollingBack',
+        'PodsUnschedulable',
+      ]);
+      // The revert is sent; its pods wait for a node.
+      await until(
+        'the revert sent',
+        () => podTemplate('revert', 'app'),
+        (t) => JSON.stringify(t) === JSON.stringify(before),
+        30_000,
+      );
+      await cluster.kubectl([
+        'patch',
+        'deployment',
+        'app',
+        '-n',
+        'revert',
+        '--type=json',
+        '-p',
+        JSON.stringify([
+          {
+            op: 'add',
+            path: '/spec/template/spec/nodeSelector/topology.kubernetes.io~1zone',
+            value: 'us-east-1a',
+          },
+        ]),
+      ]);
+      const asTheyLeftIt = await podTemplate('revert', 'app');
+      const done = await until(
+        'kopek to stop',
+        () => applied('revert', 'app'),
+        (a) => TERMINAL.has(a?.outcome ?? ''),
+        60_000,
+      );
+      expect([done?.outcome, done?.reason]).toEqual(['Failed', 'ChangedByOthers']);
+      const patches = await patchCalls();
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      expect(await patchCalls()).toBe(patches);
+      expect(await podTemplate('revert', 'app')).toEqual(asTheyLeftIt);
+    } finally {
+      await cluster.kubectl(['uncordon', '-l', 'type=kwok']);
+    }
+  }, 240_000);
+
+  it('ends Failed with the server message when a ValidatingAdmissionPolicy refuses the patch, sent once', async () => {
+    // The policy is in force once it refuses a change like kopek's (server-side dry run).
+    await until(
+      'the ValidatingAdmissionPolicy in force',
+      () =>
+        cluster.kubectl(
+          [
+            'patch',
+            'deployment',
+            'app',
+            '-n',
+            'refused',
+            '--dry-run=server',
+            '--type=merge',
+            '-p',
+            '{"spec":{"template":{"spec":{"nodeSelector":{"karpenter.sh/capacity-type":"spot"}}}}}',
+          ],
+          { allowFailure: true },
+        ),
+      (r) => r.exitCode !== 0 && r.stderr.includes(REFUSAL),
+      60_000,
+    );
+    const before = await podTemplate('refused', 'app');
+    const patches = await patchCalls();
+    await approve('refused', 'app');
+    const done = await until(
+      'the change to end',
+      () => applied('refused', 'app'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      60_000,
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['Failed', 'PatchRefused']);
+    expect(done?.message).toContain(REFUSAL);
+    expect(await patchCalls()).toBe(patches + 1);
+    // No retry: a settle period later (when kopek looks again at a held change), still one.
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    expect(await patchCalls()).toBe(patches + 1);
+    expect(await podTemplate('refused', 'app')).toEqual(before);
+    await expectSteps('refused', 'app', ['Failed', 'HeldAfterFailure']);
+  }, 120_000);
 });

@@ -9,35 +9,8 @@ import { RecommendationController } from '../../operator/recommendations/control
 import { SNAPSHOT_PRICES } from '../../recommender/pricing.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
+import { ROLLOUT_CRD } from '../support/argo.ts';
 import { installCrds, waitForCrds } from '../support/kopek.ts';
-
-/** Argo Rollouts' CRD, reduced to what the API server needs to serve the resource. */
-const ROLLOUT_CRD = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'rollouts.argoproj.io' },
-  spec: {
-    group: 'argoproj.io',
-    scope: 'Namespaced',
-    names: {
-      kind: 'Rollout',
-      listKind: 'RolloutList',
-      plural: 'rollouts',
-      singular: 'rollout',
-      shortNames: ['ro'],
-    },
-    versions: [
-      {
-        name: 'v1alpha1',
-        served: true,
-        storage: true,
-        schema: {
-          openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        },
-      },
-    ],
-  },
-};
 
 const ROLLOUT = {
   apiVersion: 'argoproj.io/v1alpha1',
