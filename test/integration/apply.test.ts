@@ -827,6 +827,21 @@ async function refusalEvent(namespace: string, name: string, reason: string): Pr
  * current template, labelled with the pod-template hash `hash`, replaces the older ones; once
  * its pods are available, the Rollout's status says Healthy at its generation, as Argo writes it.
  */
+/** Writes a Rollout's status in namespace argo as Argo Rollouts' controller would (a merge patch). */
+async function writeRolloutStatus(name: string, status: Obj): Promise<void> {
+  await cluster.kubectl([
+    'patch',
+    'rollout',
+    name,
+    '-n',
+    'argo',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status }),
+  ]);
+}
+
 async function rollOutAsArgo(namespace: string, name: string, hash: string): Promise<void> {
   const rollout = await kubectlJson<{
     metadata: { uid: string; generation: number };
@@ -983,6 +998,16 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
         template: (deployment('argo', 'checkout').spec as Obj).template,
       },
     };
+    // A second Rollout, whose update Argo aborts.
+    const aborted = {
+      ...rollout,
+      metadata: { name: 'cart', namespace: 'argo' },
+      spec: {
+        ...rollout.spec,
+        selector: { matchLabels: { app: 'cart' } },
+        template: (deployment('argo', 'cart').spec as Obj).template,
+      },
+    };
     const namespaces = [...new Set(deployments.map(([ns]) => ns)), 'batch', 'argo'];
     await cluster.kubectl(['apply', '-f', '-'], { input: stringify(ROLLOUT_CRD) });
     await waitForCrds(cluster, ['rollouts.argoproj.io']);
@@ -1017,6 +1042,7 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
       deployment('refused', 'app'),
       cronJob,
       rollout,
+      aborted,
       {
         apiVersion: 'admissionregistration.k8s.io/v1',
         kind: 'ValidatingAdmissionPolicy',
@@ -1076,6 +1102,7 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
         '--timeout=180s',
       ]);
     await rollOutAsArgo('argo', 'checkout', '1');
+    await rollOutAsArgo('argo', 'cart', '1');
     // The disruption controller has counted the budget's pods: it allows none.
     await until(
       'the PodDisruptionBudget counted',
@@ -1097,6 +1124,7 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
       await waitForRecommendation(ns, name, ns === 'both' || ns === 'budget' ? 'Arm64' : 'Spot');
     await waitForRecommendation('batch', 'report', 'Spot', 'cronjob');
     await waitForRecommendation('argo', 'checkout', 'Spot', 'rollout');
+    await waitForRecommendation('argo', 'cart', 'Spot', 'rollout');
     console.log(
       `apply.test: fixture of the limits, kinds and refusals cases ready in ${(Date.now() - setupStartedAt) / 1000} s`,
     );
@@ -1265,6 +1293,68 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
     const nodes = await nodesOfPods('argo', 'app=checkout,rollouts-pod-template-hash=2');
     expect(nodes.length).toBe(3);
     expect(nodes.every(isSpot)).toBe(true);
+  }, 240_000);
+
+  it('reverts an Argo Rollout whose update Argo aborts, to the template before, RolledBack once Argo reports it Healthy again', async () => {
+    const rolloutOf = () =>
+      kubectlJson<{ metadata: { generation: number }; spec: { template: Obj } }>([
+        'get',
+        'rollout',
+        'cart',
+        '-n',
+        'argo',
+      ]);
+    const before = (await rolloutOf()).spec.template;
+    const patches = await patchCalls('rollouts');
+    await approve('argo', 'cart', 'Spot', 'rollout');
+    await until(
+      'the change in flight',
+      () => applied('argo', 'cart', 'rollout'),
+      (a) => a?.outcome === 'InProgress' && a.workloadGeneration !== undefined,
+      60_000,
+    );
+    // What Argo writes when an analysis fails: the update aborted, the Rollout Degraded.
+    const abortMessage =
+      'RolloutAborted: Rollout aborted update to revision 2: metric "error-rate" assessed Failed';
+    await writeRolloutStatus('cart', {
+      observedGeneration: String((await rolloutOf()).metadata.generation),
+      phase: 'Degraded',
+      abort: true,
+      message: abortMessage,
+    });
+    const rollingBack = await until(
+      'the revert in flight',
+      () => applied('argo', 'cart', 'rollout'),
+      (a) => a?.outcome === 'RollingBack' || TERMINAL.has(a?.outcome ?? ''),
+      60_000,
+    );
+    expect([rollingBack?.outcome, rollingBack?.reason]).toEqual(['RollingBack', 'RolloutAborted']);
+    const reverted = await until(
+      'the revert sent',
+      rolloutOf,
+      (r) => JSON.stringify(r.spec.template) === JSON.stringify(before),
+      30_000,
+    );
+    expect(reverted.spec.template).toEqual(before);
+    // Until Argo reports the stable template rolled out again, kopek waits.
+    expect((await applied('argo', 'cart', 'rollout'))?.outcome).toBe('RollingBack');
+    await writeRolloutStatus('cart', {
+      observedGeneration: String(reverted.metadata.generation),
+      phase: 'Healthy',
+      abort: null,
+      message: null,
+    });
+    const done = await until(
+      'the revert to end',
+      () => applied('argo', 'cart', 'rollout'),
+      (a) => TERMINAL.has(a?.outcome ?? ''),
+      60_000,
+    );
+    expect([done?.outcome, done?.reason]).toEqual(['RolledBack', 'RolloutAborted']);
+    expect(done?.message).toContain(abortMessage);
+    expect(done?.message).toContain('restored and rolled out');
+    expect((await rolloutOf()).spec.template).toEqual(before);
+    expect(await patchCalls('rollouts')).toBe(patches + 2);
   }, 240_000);
 
   it('applies Spot and Arm64 together (arm64 Spot nodes), and keeps amd64 pods on amd64 when moving them to a mixed Spot pool', async () => {
