@@ -1158,7 +1158,7 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
     );
   }, 120_000);
 
-  it('holds a change while maxConcurrent changes roll out, and one within the cooldown', async () => {
+  it('holds a change while maxConcurrent changes roll out', async () => {
     const patches = await patchCalls();
     await approve('busy', 'stuck');
     await until(
@@ -1194,14 +1194,6 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
       120_000,
     );
     expect(done?.outcome).toBe('Succeeded');
-    // Within the policy's cooldown (1 h), a second approved action waits.
-    const stuckBefore = await podTemplate('busy', 'stuck');
-    const afterFirst = await patchCalls();
-    await approve('busy', 'stuck', ['Spot', 'Arm64']);
-    expect(await refusalEvent('busy', 'stuck', 'CoolingDown')).toContain('cooldown lasts until');
-    expect(await patchCalls()).toBe(afterFirst);
-    expect((await applied('busy', 'stuck'))?.outcome).toBe('Succeeded');
-    expect(await podTemplate('busy', 'stuck')).toEqual(stuckBefore);
   }, 240_000);
 
   it('changes nothing on a standby replica, which, once the leader is SIGKILLed mid-watch, finishes the watch: Succeeded, not reverted', async () => {
