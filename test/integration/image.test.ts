@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
+import { waitUntil } from '../cluster/process.ts';
 import { DEFAULT_FLEET } from '../cluster/fleet.ts';
 import {
   CHART_DIR,
@@ -487,12 +488,13 @@ describe("kopek's container image", () => {
       // ServiceMonitor), /metrics only for a scraper bound to the chart's metrics-reader role.
       const metrics = `https://127.0.0.1:${metricsPort}`;
       const scraper = { token: await chartScraperToken(cluster), insecure: true };
-      await expect
-        .poll(async () => (await getMetricsPath(metrics, '/readyz', { insecure: true })).status, {
-          timeout: 90_000,
-          interval: 500,
-        })
-        .toBe(200);
+      // Fails with the container's log when kopek exits or stays unready: CI shows nothing else.
+      await waitUntil(
+        container.process,
+        'answered /readyz with 200',
+        async () => (await getMetricsPath(metrics, '/readyz', { insecure: true })).status === 200,
+        90_000,
+      );
       await expect.poll(async () => (await lease()).holderIdentity, { timeout: 60_000 }).toBe(POD);
       expect((await getMetricsPath(metrics, '/healthz', { insecure: true })).status).toBe(200);
       expect((await getMetricsPath(metrics, '/metrics', { insecure: true })).status).toBe(401);
@@ -531,6 +533,7 @@ describe("kopek's container image", () => {
 
     it('stops cleanly on SIGTERM within the grace period, releasing the lease', async () => {
       if (!container) throw new Error('the container did not start');
+      if (!container.process.running) throw container.process.failure('stopped before SIGTERM');
       const grace = podSpec.terminationGracePeriodSeconds;
       expect(grace).toBe(30);
       const started = Date.now();
