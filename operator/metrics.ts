@@ -192,7 +192,7 @@ export function createMetrics() {
     }),
     pendingWork: new Gauge({
       name: 'kopek_pending_work',
-      help: 'Work a controller has yet to do, by kind: queued (keys queued or being reconciled), retrying (keys waiting out a backoff), changes (cache changes marked for the next facts rebuild; a standby holds one: rebuild all), rebuilding (1 while a rebuild is due or running), image_retry (1 while failed image lookups wait to be asked again), client_refresh (1 while a refresh of cross-zone client weights is due), watch_retry (caches waiting to list or watch again after a failure). All 0: nothing more will change without a new event.',
+      help: 'Work a controller has yet to do, by controller and kind. workloadrecommendation: queued (keys queued or being reconciled), retrying (keys waiting out a backoff), changes (cache changes marked for the next facts rebuild; a standby holds one: rebuild all), rebuilding (1 while a rebuild is due or running), image_retry (1 while failed image lookups wait to be asked again), client_refresh (1 while a refresh of cross-zone client weights is due), watch_retry (caches waiting to list or watch again after a failure). apply: queued, retrying (as above), waiting (approved changes waiting for their turn: maxConcurrent, cooldown, a PodDisruptionBudget or a rollout already under way), rolling_out (changes kopek made whose rollout it watches), reverting (failed changes being reverted). prices: refresh (1 while live AWS prices are being fetched, the SDK retries included, or the first fetch waits for the caches). All 0: nothing more will change without a new event.',
       labelNames: ['controller', 'kind'],
       registers: [registry],
     }),
@@ -266,6 +266,16 @@ export function createMetrics() {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 export type QueueMetrics = Metrics['queue'];
+
+/** Sets kopek_pending_work for one controller, one series per kind. */
+export function setPendingWork(
+  metrics: Metrics,
+  controller: string,
+  work: Readonly<Record<string, number>>,
+): void {
+  for (const [kind, value] of Object.entries(work))
+    metrics.pendingWork.set({ controller, kind }, value);
+}
 
 export interface HealthState {
   /** Ready: caches synced and either leading or standing by as a healthy follower. */

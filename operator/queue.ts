@@ -69,6 +69,11 @@ export class WorkQueue {
     return this.delayed.size;
   }
 
+  /** The keys `delayedCount` counts. */
+  delayedKeys(): IterableIterator<string> {
+    return this.delayed.keys();
+  }
+
   /** Queues the key; `low` puts it behind every key added without it. */
   add(key: string, priority: 'normal' | 'low' = 'normal'): void {
     if (this.shuttingDown) return;

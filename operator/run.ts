@@ -214,6 +214,7 @@ export async function startOperator(
     () => {
       controller.updateMetrics();
       apply.updateMetrics();
+      livePrices?.updateMetrics();
     },
     tls && {
       tls: tls.pair,

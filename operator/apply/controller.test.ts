@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
 import { RESOURCES } from '../kube/resources.ts';
+import type { ApplyPendingWork } from './controller.ts';
 import { EVENTS } from './events.ts';
 import { apiError, FakeKube } from '../testing/fake-kube.ts';
 import {
@@ -374,6 +375,72 @@ describe('Apply mode', () => {
     await op.until(() => applied(kube, first)?.outcome === 'Succeeded', 5 * 60_000);
     await op.until(() => patches(kube) === 2, 5 * 60_000);
     expect(applied(kube, second)?.outcome).toBe('InProgress');
+  });
+
+  it('reports its pending work: an approval waiting its turn, a rollout, a revert, a retry; 0 when done', async () => {
+    const { op, kube } = await fleet(['web', 'api']);
+    const apply = op.apply;
+    if (!apply) throw new Error('no apply controller');
+    // kopek_pending_work{controller="apply"} as a scrape reads it.
+    const scraped = async (): Promise<Record<string, number>> => {
+      apply.updateMetrics();
+      const work: Record<string, number> = {};
+      for (const v of (await op.metrics.pendingWork.get()).values)
+        if (v.labels.controller === 'apply') work[String(v.labels.kind)] = v.value;
+      return work;
+    };
+    // Every kind seen above 0 at some look.
+    const seen = new Set<string>();
+    const pending = (): ApplyPendingWork => {
+      const work = apply.pending();
+      for (const [kind, value] of Object.entries(work)) if (value > 0) seen.add(kind);
+      return work;
+    };
+    const idle = (): boolean => Object.values(pending()).every((v) => v === 0);
+    await op.until(idle);
+    expect(await scraped()).toEqual({
+      queued: 0,
+      retrying: 0,
+      waiting: 0,
+      rolling_out: 0,
+      reverting: 0,
+    });
+
+    // maxConcurrent 1: one change rolls out, the other approval waits for the slot.
+    approve(kube, 'web', ['Spot']);
+    approve(kube, 'api', ['Spot']);
+    await op.until(() => pending().waiting === 1);
+    const first = applied(kube, 'web') ? 'web' : 'api';
+    const second = first === 'web' ? 'api' : 'web';
+    expect(pending()).toMatchObject({ rolling_out: 1, reverting: 0, waiting: 1 });
+    await op.clock.advance(60_000);
+    expect(pending()).toMatchObject({ rolling_out: 1, waiting: 1 });
+
+    // The first fails (no Spot capacity) and is reverted.
+    rollOut(kube, first, ['pending', 'pending', 'pending'], new Date(op.clock.now()).toISOString());
+    await op.until(() => pending().reverting === 1, 5 * 60_000);
+    expect(pending()).toMatchObject({ rolling_out: 0, waiting: 1 });
+    rollOut(kube, first, ['od-a', 'od-b', 'od-a']);
+    // The slot is free: the second rolls out; a failed read of it is retried.
+    kube.failNext(
+      { verb: 'get', resource: 'deployments', name: second },
+      apiError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request'),
+    );
+    await op.until(() => pending().retrying === 1, 5 * 60_000);
+    await op.until(() => applied(kube, second)?.outcome === 'InProgress', 5 * 60_000);
+    expect(applied(kube, first)?.outcome).toBe('RolledBack');
+    expect(pending()).toMatchObject({ rolling_out: 1, reverting: 0, waiting: 0 });
+    rollOut(kube, second, ['spot-a', 'spot-b', 'spot-a'], new Date(op.clock.now()).toISOString());
+    await op.until(() => applied(kube, second)?.outcome === 'Succeeded', 5 * 60_000);
+    await op.until(idle);
+    expect(await scraped()).toEqual({
+      queued: 0,
+      retrying: 0,
+      waiting: 0,
+      rolling_out: 0,
+      reverting: 0,
+    });
+    expect([...seen].sort()).toEqual(['queued', 'retrying', 'reverting', 'rolling_out', 'waiting']);
   });
 
   it('frees the maxConcurrent slot of a workload deleted mid-rollout, with its recommendation', async () => {

@@ -7,7 +7,7 @@ import type { KubeApi } from '../kube/client.ts';
 import type { Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { setPendingWork, type Metrics } from '../metrics.ts';
 import { WorkQueue } from '../queue.ts';
 import { parseKey, targetOf, workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
 import { runWorkers } from '../workers.ts';
@@ -43,6 +43,12 @@ export interface ApplyControllerOptions {
   resyncIntervalMs?: number;
   workers?: number;
 }
+
+/** What kopek_pending_work reports for Apply mode, by kind (see its help). */
+export type ApplyPendingWork = Record<
+  'queued' | 'retrying' | 'waiting' | 'rolling_out' | 'reverting',
+  number
+>;
 
 /**
  * Apply mode: changes approved workloads, watches their rollouts and reverts failed ones. A
@@ -125,8 +131,9 @@ export class ApplyController {
     this.queue.shutDown();
   }
 
-  /** Sets the realized-savings gauge from status.applied (called before each scrape). */
+  /** Sets the realized-savings and pending-work gauges (called before each scrape). */
   updateMetrics(): void {
+    setPendingWork(this.options.metrics, CONTROLLER, this.pending());
     const gauge = this.options.metrics.workloadRealizedSavings;
     gauge.reset();
     for (const wrec of this.recommendations()) {
@@ -144,6 +151,39 @@ export class ApplyController {
           Number(s.monthlySavingsUSD),
         );
     }
+  }
+
+  /**
+   * The work Apply mode has yet to do (kopek_pending_work{controller="apply"}): all 0 when no
+   * change is rolling out or being reverted and no approved change waits for its turn. A
+   * standby does none of it.
+   */
+  pending(): ApplyPendingWork {
+    const work: ApplyPendingWork = {
+      queued: 0,
+      retrying: 0,
+      waiting: 0,
+      rolling_out: 0,
+      reverting: 0,
+    };
+    if (!this.leading) return work;
+    work.queued = this.queue.length + this.queue.active;
+    const inFlight = new Set<string>();
+    for (const wrec of this.recommendations()) {
+      const outcome = wrec.status?.applied?.outcome;
+      if (outcome !== 'InProgress' && outcome !== 'RollingBack') continue;
+      if (outcome === 'InProgress') work.rolling_out++;
+      else work.reverting++;
+      const target = targetOf(wrec);
+      if (target) inFlight.add(workloadKey(target.namespace, target.kind, target.name));
+    }
+    // A key looked at again later: after a failure, or a step that asked (see StepResult).
+    // Those of changes in flight are their rollouts being watched, counted above.
+    for (const key of this.queue.delayedKeys()) {
+      if (this.queue.retries(key) > 0) work.retrying++;
+      else if (!inFlight.has(key)) work.waiting++;
+    }
+    return work;
   }
 
   private recommendations(): WorkloadRecommendation[] {

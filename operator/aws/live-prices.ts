@@ -9,7 +9,7 @@ import type { WorkloadFacts } from '../../recommender/facts.ts';
 import { FALLBACK_REGION, type PriceBook } from '../../recommender/pricing.ts';
 import { onArm64 } from '../../recommender/savings.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { setPendingWork, type Metrics } from '../metrics.ts';
 import type { PriceCondition, PriceSource } from '../prices.ts';
 import { getInstanceTypes, getOnDemandPrices, getPlacementScores, getSpotPrices } from './calls.ts';
 import {
@@ -78,6 +78,8 @@ export class LivePrices implements PriceSource {
   private clients: AwsClients | undefined;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<CallOutcome[]> | undefined;
+  /** Started, and the first fetch waits for the caches. */
+  private firstFetchDue = false;
 
   constructor(options: LivePricesOptions) {
     this.options = options;
@@ -117,7 +119,11 @@ export class LivePrices implements PriceSource {
 
   /** Fetches once `ready` resolves (the node cache is filled), then every refresh interval. */
   start(ready: Promise<void>): void {
-    void ready.then(() => this.refresh());
+    this.firstFetchDue = true;
+    void ready.then(() => {
+      this.firstFetchDue = false;
+      return this.refresh();
+    });
     this.timer = setInterval(() => {
       void this.refresh();
     }, this.options.refreshIntervalMs);
@@ -129,6 +135,20 @@ export class LivePrices implements PriceSource {
     await this.refreshing;
     this.clients?.destroy();
     this.clients = undefined;
+  }
+
+  /**
+   * kopek_pending_work{controller="prices"}: refresh is 1 while a fetch is due or running. A
+   * call that failed is asked again at the next refresh, which is not pending work (as the
+   * controllers' periodic resync is not).
+   */
+  pending(): { refresh: number } {
+    return { refresh: Number(this.firstFetchDue || this.refreshing !== undefined) };
+  }
+
+  /** Sets kopek_pending_work for prices (called before each scrape). */
+  updateMetrics(): void {
+    if (this.options.metrics) setPendingWork(this.options.metrics, 'prices', this.pending());
   }
 
   /** One refresh of every call (at most one at a time); resolves with what each call did. */

@@ -7,7 +7,7 @@ import type { KubeApi } from '../kube/client.ts';
 import type { Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { setPendingWork, type Metrics } from '../metrics.ts';
 import type { PriceSource } from '../prices.ts';
 import { WorkQueue } from '../queue.ts';
 import type { TrafficSource } from '../traffic/telemetry.ts';
@@ -202,8 +202,7 @@ export class RecommendationController {
     const work = this.queue.unfinishedWork();
     metrics.queue.unfinishedWork.set({ name: CONTROLLER }, work.totalSeconds);
     metrics.queue.longestRunning.set({ name: CONTROLLER }, work.longestSeconds);
-    for (const [kind, value] of Object.entries(this.pending()))
-      metrics.pendingWork.set({ controller: CONTROLLER, kind }, value);
+    setPendingWork(metrics, CONTROLLER, this.pending());
   }
 
   /**

@@ -503,8 +503,9 @@ function byReason(metrics: readonly MetricSample[], name: string): Record<string
 }
 
 /**
- * Waits until one of `replicas` leads and reports no pending work (kopek_pending_work all 0)
- * on two scrapes a second apart: its recommendations will not change without a new event.
+ * Waits until one of `replicas` leads and reports no pending work (kopek_pending_work all 0:
+ * recommendations, Apply mode and live prices) on two scrapes a second apart: its
+ * recommendations will not change without a new event.
  * Returns false at the deadline.
  */
 async function untilIdle(replicas: readonly Replica[], deadline: number): Promise<boolean> {
