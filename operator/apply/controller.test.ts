@@ -389,6 +389,13 @@ describe('Apply mode', () => {
         if (v.labels.controller === 'apply') work[String(v.labels.kind)] = v.value;
       return work;
     };
+    const nothingPending: ApplyPendingWork = {
+      queued: 0,
+      retrying: 0,
+      waiting: 0,
+      rolling_out: 0,
+      reverting: 0,
+    };
     // Every kind seen above 0 at some look.
     const seen = new Set<string>();
     const pending = (): ApplyPendingWork => {
@@ -398,13 +405,7 @@ describe('Apply mode', () => {
     };
     const idle = (): boolean => Object.values(pending()).every((v) => v === 0);
     await op.until(idle);
-    expect(await scraped()).toEqual({
-      queued: 0,
-      retrying: 0,
-      waiting: 0,
-      rolling_out: 0,
-      reverting: 0,
-    });
+    expect(await scraped()).toEqual(nothingPending);
 
     // maxConcurrent 1: one change rolls out, the other approval waits for the slot.
     approve(kube, 'web', ['Spot']);
@@ -433,13 +434,7 @@ describe('Apply mode', () => {
     rollOut(kube, second, ['spot-a', 'spot-b', 'spot-a'], new Date(op.clock.now()).toISOString());
     await op.until(() => applied(kube, second)?.outcome === 'Succeeded', 5 * 60_000);
     await op.until(idle);
-    expect(await scraped()).toEqual({
-      queued: 0,
-      retrying: 0,
-      waiting: 0,
-      rolling_out: 0,
-      reverting: 0,
-    });
+    expect(await scraped()).toEqual(nothingPending);
     expect([...seen].sort()).toEqual(['queued', 'retrying', 'reverting', 'rolling_out', 'waiting']);
   });
 

@@ -222,16 +222,22 @@ export class LocalCluster {
         try {
           answer = await this.adminGet('/readyz?verbose');
         } catch (error) {
-          this.apiserverWaitedOn = String(error);
+          const failing = String(error);
+          if (failing !== this.apiserverWaitedOn.at(-1)?.failing)
+            this.apiserverWaitedOn.push({ at: Date.now(), failing });
           throw error;
         }
-        // The checks that failed, to say what a slow start waited on.
-        if (answer.status !== 200)
-          this.apiserverWaitedOn =
+        // The checks that failed, and since when, to say what a slow start waited on.
+        if (answer.status !== 200) {
+          const failing =
             answer.body
               .split('\n')
               .filter((line) => line.startsWith('[-]'))
+              .map((line) => line.slice(3).replace(/ failed: reason withheld$/, ''))
               .join(', ') || `HTTP ${answer.status}`;
+          if (failing !== this.apiserverWaitedOn.at(-1)?.failing)
+            this.apiserverWaitedOn.push({ at: Date.now(), failing });
+        }
         return answer.status === 200;
       },
       'kube-controller-manager': async () =>
@@ -244,8 +250,8 @@ export class LocalCluster {
   }
 
   private readonly healthChecks: Record<ComponentName, () => Promise<boolean>>;
-  /** What the API server's last failed readiness check said. */
-  private apiserverWaitedOn = '';
+  /** What the API server's failed readiness checks said since it was started, when it changed. */
+  private apiserverWaitedOn: { at: number; failing: string }[] = [];
 
   /** Builds the binaries if needed, then starts every component and waits for each to be healthy. */
   static async start(options: StartOptions = {}): Promise<LocalCluster> {
@@ -279,7 +285,7 @@ export class LocalCluster {
   async startComponent(name: ComponentName, timeoutMs?: number): Promise<void> {
     const component = this.component(name);
     const started = Date.now();
-    this.apiserverWaitedOn = '';
+    this.apiserverWaitedOn = [];
     component.start(this.ownerPid);
     await waitUntil(
       component,
@@ -287,9 +293,13 @@ export class LocalCluster {
       this.healthChecks[name],
       timeoutMs ?? (name === 'kube-apiserver' ? 120_000 : 60_000),
     );
+    // Each set of failing checks from the second it was first seen, e.g.
+    // "0.4 s: poststarthook/rbac/bootstrap-roles, …; 12.0 s: poststarthook/rbac/bootstrap-roles".
     const waitedOn =
-      name === 'kube-apiserver' && this.apiserverWaitedOn
-        ? ` (last not ready: ${this.apiserverWaitedOn})`
+      name === 'kube-apiserver' && this.apiserverWaitedOn.length > 0
+        ? ` (not ready: ${this.apiserverWaitedOn
+            .map((w) => `${((w.at - started) / 1000).toFixed(1)} s: ${w.failing}`)
+            .join('; ')})`
         : '';
     this.log(`${name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s${waitedOn}`);
   }
