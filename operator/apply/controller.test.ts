@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
+import type {
+  AppliedChange,
+  WorkloadRecommendationStatus,
+} from '../../recommender/api/v1alpha1.ts';
+import type { ImagePlatformSource } from '../images.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import type { ApplyPendingWork } from './controller.ts';
 import { EVENTS } from './events.ts';
@@ -74,6 +78,10 @@ async function fleet(
     minor?: string;
     /** Of a new fleet's Deployments (default 3). */
     replicas?: number;
+    /** More nodes for a new fleet. */
+    nodes?: Obj[];
+    /** The registry's answers (default: none, so Arm64 stays Unknown). */
+    imagePlatforms?: ImagePlatformSource;
   } = {},
 ): Promise<Fleet> {
   const kube = options.kube ?? new FakeKube(options.minor ? { minor: options.minor } : {});
@@ -85,6 +93,7 @@ async function fleet(
     kube.put(RESOURCES.nodes, node('od-b', { 'karpenter.sh/capacity-type': 'on-demand' }));
     kube.put(RESOURCES.nodes, node('spot-a', { 'karpenter.sh/capacity-type': 'spot' }));
     kube.put(RESOURCES.nodes, node('spot-b', { 'karpenter.sh/capacity-type': 'spot' }));
+    for (const extra of options.nodes ?? []) kube.put(RESOURCES.nodes, extra);
     kube.put(RESOURCES.savingspolicies, policy(options.apply ?? {}));
     for (const name of names) {
       const d = deployment('shop', name, options.replicas ? { replicas: options.replicas } : {});
@@ -96,6 +105,7 @@ async function fleet(
   const op = await startFakeOperator({
     kube,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.imagePlatforms ? { imagePlatforms: options.imagePlatforms } : {}),
     apply: { applyEnabled: true, settleMs: SETTLE_MS, dryRun: options.dryRun === true },
   });
   operators.push(op);
@@ -185,6 +195,16 @@ function rollOut(
     },
   });
 }
+
+/** A registry whose every image offers linux/amd64 and linux/arm64. */
+const MULTI_ARCH: ImagePlatformSource = {
+  resolve: (requests) =>
+    Promise.resolve(
+      Object.fromEntries(
+        requests.map((r) => [r.image, { platforms: ['linux/amd64', 'linux/arm64'] }]),
+      ),
+    ),
+};
 
 function applied(kube: FakeKube, name: string): AppliedChange | undefined {
   return (recommendationOf(kube, 'shop', name)?.status as { applied?: AppliedChange } | undefined)
@@ -327,22 +347,6 @@ describe('Apply mode', () => {
     expect(template(kube, 'web').affinity).toEqual(person);
   });
 
-  it("ends Failed with the server's message when the patch is refused, and does not retry", async () => {
-    const { op, kube } = await fleet(['web']);
-    const before = template(kube, 'web');
-    kube.failNext(
-      { verb: 'patch', resource: 'deployments' },
-      apiError(403, 'Forbidden', 'admission webhook "policy.example" denied the request: no spot'),
-    );
-    approve(kube, 'web', ['Spot']);
-    await op.until(() => applied(kube, 'web')?.outcome === 'Failed');
-    expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
-    expect(applied(kube, 'web')?.message).toContain('denied the request: no spot');
-    await op.clock.advance(2 * 3_600_000);
-    expect(patches(kube)).toBe(1);
-    expect(template(kube, 'web')).toEqual(before);
-  });
-
   it('resumes from status.applied after a restart and finishes the revert', async () => {
     const clock = new ManualClock();
     const first = await fleet(['web'], { clock });
@@ -474,6 +478,66 @@ describe('Apply mode', () => {
     await op.clock.advance(35 * 60_000);
     await op.until(() => patches(kube) === 2);
   });
+
+  it.each([
+    {
+      landedOn: 'amd64 Spot nodes (kopek pinned amd64)',
+      before: ['od-a', 'od-b', 'od-a'],
+      after: ['spot-a', 'spot-b', 'spot-a'],
+      arm64: 'Possible',
+      afterCooldown: 'applies Arm64',
+    },
+    {
+      landedOn: 'arm64 Spot nodes',
+      before: ['od-a', 'arm-a', 'od-b'],
+      after: ['arm-spot-a', 'arm-spot-b', 'arm-spot-a'],
+      arm64: 'AlreadyOptimized',
+      afterCooldown: 'VerdictNotActionable',
+    },
+  ])(
+    'answers Arm64 approved right after a Spot move that landed on $landedOn with CoolingDown, and decides once it ends',
+    async ({ before, after, arm64, afterCooldown }) => {
+      const arm = {
+        'kubernetes.io/arch': 'arm64',
+        'node.kubernetes.io/instance-type': 'c7g.xlarge',
+      };
+      const { op, kube } = await fleet(['web'], {
+        apply: { actions: ['Spot', 'Arm64'] },
+        imagePlatforms: MULTI_ARCH,
+        nodes: [
+          node('arm-a', { ...arm, 'karpenter.sh/capacity-type': 'on-demand' }),
+          node('arm-spot-a', { ...arm, 'karpenter.sh/capacity-type': 'spot' }),
+          node('arm-spot-b', { ...arm, 'karpenter.sh/capacity-type': 'spot' }),
+        ],
+        placedOn: before,
+      });
+      approve(kube, 'web', ['Spot']);
+      await op.until(() => patches(kube) === 1);
+      rollOut(kube, 'web', after, new Date(op.clock.now()).toISOString());
+      await op.until(() => applied(kube, 'web')?.outcome === 'Succeeded', 5 * 60_000);
+      const status = () =>
+        recommendationOf(kube, 'shop', 'web')?.status as WorkloadRecommendationStatus;
+      expect([status().spot?.verdict, status().arm64?.verdict]).toEqual([
+        'AlreadyOptimized',
+        arm64,
+      ]);
+      approve(kube, 'web', ['Spot', 'Arm64']);
+      await op.clock.advance(60_000);
+      expect(refusals(op, 'web').at(-1)).toBe('CoolingDown');
+      expect(patches(kube)).toBe(1);
+      await op.clock.advance(3_600_000);
+      if (afterCooldown === 'applies Arm64') {
+        expect(patches(kube)).toBe(2);
+        expect(applied(kube, 'web')?.actions).toEqual(['Arm64']);
+      } else {
+        expect(patches(kube)).toBe(1);
+        expect(refusals(op, 'web').at(-1)).toBe(afterCooldown);
+        expect(
+          op.log.lines.find((l) => l.msg === 'not applying' && l.reason === afterCooldown)?.message,
+        ).toContain('Arm64 AlreadyOptimized');
+      }
+    },
+  );
 
   it('does not patch a workload whose PodDisruptionBudget allows no disruption now', async () => {
     const pdb = {
@@ -673,22 +737,6 @@ describe('Apply mode: the Service change of CrossZone', () => {
     expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferClose');
   });
 
-  it("ends Failed with the server's message when the Service patch is refused, and does not retry", async () => {
-    const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
-    const before = asWritten(serviceOf(kube, 'web'));
-    kube.failNext(
-      { verb: 'patch', resource: 'services' },
-      apiError(422, 'Invalid', 'ValidatingAdmissionPolicy "no-zone-routing" denied request'),
-    );
-    approve(kube, 'web', ['CrossZone']);
-    await op.until(() => applied(kube, 'web')?.outcome === 'Failed');
-    expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
-    expect(applied(kube, 'web')?.message).toContain('no-zone-routing');
-    await op.clock.advance(2 * 3_600_000);
-    expect(servicePatches(kube)).toBe(1);
-    expect(asWritten(serviceOf(kube, 'web'))).toEqual(before);
-  });
-
   it('spreads the pods first and changes the Service only after they rolled out, across a restart', async () => {
     const clock = new ManualClock();
     // Every pod in zone a, clients in a and b: the pods must be spread over zones first.
@@ -784,4 +832,49 @@ describe('Apply mode: the Service change of CrossZone', () => {
     expect(servicePatches(kube)).toBe(1);
     expect((serviceOf(kube, 'web').spec as Obj).trafficDistribution).toBe('PreferSameZone');
   });
+});
+
+describe('Apply mode: a change the API server refuses', () => {
+  it.each([
+    {
+      part: 'pod template',
+      action: 'Spot',
+      resource: 'deployments',
+      refusal: apiError(
+        403,
+        'Forbidden',
+        'admission webhook "policy.example" denied the request: no spot',
+      ),
+      options: {},
+      patchesOf: patches,
+      read: (kube: FakeKube): Obj => template(kube, 'web'),
+    },
+    {
+      part: 'Service',
+      action: 'CrossZone',
+      resource: 'services',
+      refusal: apiError(
+        422,
+        'Invalid',
+        'ValidatingAdmissionPolicy "no-zone-routing" denied request',
+      ),
+      options: { apply: CROSS_ZONE, services: [service('web')] },
+      patchesOf: servicePatches,
+      read: (kube: FakeKube): Obj => asWritten(serviceOf(kube, 'web')),
+    },
+  ])(
+    "ends Failed with the server's message when the $part patch is refused, and does not retry",
+    async ({ action, resource, refusal, options, patchesOf, read }) => {
+      const { op, kube } = await fleet(['web'], options);
+      const before = read(kube);
+      kube.failNext({ verb: 'patch', resource }, refusal);
+      approve(kube, 'web', [action]);
+      await op.until(() => applied(kube, 'web')?.outcome === 'Failed');
+      expect(applied(kube, 'web')?.reason).toBe('PatchRefused');
+      expect(applied(kube, 'web')?.message).toContain(refusal.message);
+      await op.clock.advance(2 * 3_600_000);
+      expect(patchesOf(kube)).toBe(1);
+      expect(read(kube)).toEqual(before);
+    },
+  );
 });

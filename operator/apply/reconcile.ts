@@ -226,6 +226,7 @@ async function start(
   const decision = decide({
     facts,
     actionable: evaluation.actionable,
+    verdicts: evaluation.verdicts,
     approved: wrec.spec.approve ?? [],
     applyEnabled: ctx.applyEnabled,
     last,

@@ -1,6 +1,7 @@
 import { ApplyController, type ApplyControllerOptions } from '../apply/controller.ts';
 import { ClusterCache } from '../cache.ts';
 import { RESOURCES } from '../kube/resources.ts';
+import type { ImagePlatformSource } from '../images.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { RecommendationController } from '../recommendations/controller.ts';
@@ -48,6 +49,8 @@ export async function startFakeOperator(
     clock?: ManualClock;
     prices?: PriceSource;
     traffic?: TrafficSource;
+    /** The registry the recommendation controller asks for image platforms. */
+    imagePlatforms?: ImagePlatformSource;
     /** Also runs Apply mode's controller with these settings. */
     apply?: Pick<ApplyControllerOptions, 'applyEnabled' | 'dryRun' | 'settleMs'>;
     /** Caches only, as a replica without the lease, until `lead()`. */
@@ -78,6 +81,7 @@ export async function startFakeOperator(
     prices,
     workers: 2,
     ...(options.traffic ? { traffic: options.traffic } : {}),
+    ...(options.imagePlatforms ? { imagePlatforms: options.imagePlatforms } : {}),
   });
   const apply = options.apply
     ? new ApplyController({

@@ -99,7 +99,33 @@ describe('what Apply mode may do', () => {
       'rolled back on an older spec, and no longer recommended',
       input({
         actionable: { ...ALL, Spot: false },
+        last: last('RolledBack', '2026-12-01T10:00:00Z', 6),
+      }),
+      'VerdictNotActionable',
+    ],
+    [
+      'rolled back on an older spec 10 minutes ago, and not actionable now: cooling down',
+      input({
+        actionable: { ...ALL, Spot: false },
         last: last('RolledBack', '2026-12-01T11:50:00Z', 6),
+      }),
+      'CoolingDown',
+    ],
+    [
+      'another action approved 10 minutes after kopek applied Spot, not actionable now: cooling down',
+      input({
+        approved: ['Spot', 'Arm64'],
+        actionable: { ...ALL, Spot: false, Arm64: false },
+        last: last('Succeeded', '2026-12-01T11:50:00Z'),
+      }),
+      'CoolingDown',
+    ],
+    [
+      'the same, 2 hours later',
+      input({
+        approved: ['Spot', 'Arm64'],
+        actionable: { ...ALL, Spot: false, Arm64: false },
+        last: last('Succeeded', '2026-12-01T10:00:00Z'),
       }),
       'VerdictNotActionable',
     ],
@@ -179,6 +205,19 @@ describe('what Apply mode may do', () => {
     ],
   ])('%s', (_, i, expected) => {
     expect(code(i)).toBe(expected);
+  });
+
+  it('says which verdict keeps an approved action from being applied', () => {
+    const decision = decide(
+      input({
+        approved: ['Spot', 'Arm64'],
+        actionable: { ...ALL, Spot: false, Arm64: false },
+        verdicts: { Spot: 'AlreadyOptimized', Arm64: 'Unknown' },
+      }),
+    );
+    expect('refusal' in decision && decision.refusal.message).toContain(
+      'Spot and Arm64 are approved, but no longer recommended (Spot AlreadyOptimized and Arm64 Unknown)',
+    );
   });
 
   it('tells a person how to approve', () => {

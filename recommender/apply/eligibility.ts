@@ -9,6 +9,7 @@ import {
   OPTIMIZATIONS,
   type AppliedChange,
   type Optimization,
+  type Verdict,
   type WorkloadKind,
 } from '../api/v1alpha1.ts';
 import type { WorkloadFacts } from '../facts.ts';
@@ -65,6 +66,8 @@ export interface DecideInput {
   facts: WorkloadFacts;
   /** Per action: Recommended, or Possible with only what the patch itself does required. */
   actionable: Readonly<Record<Optimization, boolean>>;
+  /** Per action, its verdict now (to say why an approved one is not actionable). */
+  verdicts?: Readonly<Partial<Record<Optimization, Verdict>>>;
   /** The recommendation's spec.approve. */
   approved: readonly Optimization[];
   /** kopek runs with --enable-apply. */
@@ -110,18 +113,44 @@ function heldAfterFailure(
 
 /**
  * Approved actions that are no longer actionable: done, when they are what kopek's last change
- * did (quiet), else no longer recommended.
+ * did (quiet); else, while kopek's last change cools down, CoolingDown — right after a change the
+ * verdicts move with the pods (where the scheduler put them, which are still terminating), so the
+ * approval is judged once the cooldown is over; else no longer recommended, naming the verdicts.
  */
-function staleApproval(stale: readonly Optimization[], last: AppliedChange | undefined): Decision {
+function staleApproval(
+  stale: readonly Optimization[],
+  input: Pick<DecideInput, 'last' | 'now' | 'verdicts' | 'facts'>,
+): Decision {
+  const { last } = input;
   if (last?.outcome === 'Succeeded' && stale.every((a) => last.actions.includes(a)))
     return refuse(
       'AlreadyApplied',
       `${listOf(stale)} ${stale.length === 1 ? 'was' : 'were'} applied at ${last.updatedAt ?? last.appliedAt}.`,
       true,
     );
+  const cooling = coolingDown(input);
+  if (cooling) return cooling;
+  const verdicts = stale.flatMap((a) => {
+    const verdict = input.verdicts?.[a];
+    return verdict === undefined ? [] : [`${a} ${verdict}`];
+  });
   return refuse(
     'VerdictNotActionable',
-    `${listOf(stale)} ${stale.length === 1 ? 'is' : 'are'} approved, but no longer recommended: kopek applies only Recommended changes, or Possible ones that the patch itself completes.`,
+    `${listOf(stale)} ${stale.length === 1 ? 'is' : 'are'} approved, but no longer recommended${verdicts.length > 0 ? ` (${listOf(verdicts)})` : ''}: kopek applies only Recommended changes, or Possible ones that the patch itself completes.`,
+  );
+}
+
+/** CoolingDown while the policy's cooldown after kopek's last change runs, else undefined. */
+function coolingDown(input: Pick<DecideInput, 'last' | 'now' | 'facts'>): Decision | undefined {
+  const { last, now } = input;
+  if (last === undefined || last.outcome === 'Cleared') return undefined;
+  const until = lastChangeAt(last) + input.facts.policy.apply.cooldownSeconds * 1000;
+  if (now >= until) return undefined;
+  return refuse(
+    'CoolingDown',
+    `kopek changed this workload at ${new Date(lastChangeAt(last)).toISOString()}; the policy's cooldown lasts until ${new Date(until).toISOString()}.`,
+    false,
+    until,
   );
 }
 
@@ -131,7 +160,7 @@ function staleApproval(stale: readonly Optimization[], last: AppliedChange | und
  * workload, the last attempt did not fail on this same spec, and the cooldown is over.
  */
 export function decide(input: DecideInput): Decision {
-  const { facts, last, now } = input;
+  const { facts, last } = input;
   const { policy } = facts;
   if (policy.mode !== 'Apply')
     return refuse(
@@ -174,7 +203,7 @@ export function decide(input: DecideInput): Decision {
     const stale = policy.apply.requireApproval ? wanted.filter((a) => allowed.includes(a)) : [];
     // While held after a failure, that is what to say, however the verdict moves meanwhile.
     if (stale.length > 0)
-      return heldAfterFailure(last, input.generation) ?? staleApproval(stale, last);
+      return heldAfterFailure(last, input.generation) ?? staleApproval(stale, input);
     if (policy.apply.requireApproval && actionable.length > 0)
       return refuse(
         'NotApproved',
@@ -199,16 +228,8 @@ export function decide(input: DecideInput): Decision {
     );
   const held = heldAfterFailure(last, input.generation);
   if (held) return held;
-  if (last !== undefined && last.outcome !== 'Cleared') {
-    const until = lastChangeAt(last) + policy.apply.cooldownSeconds * 1000;
-    if (now < until)
-      return refuse(
-        'CoolingDown',
-        `kopek changed this workload at ${new Date(lastChangeAt(last)).toISOString()}; the policy's cooldown lasts until ${new Date(until).toISOString()}.`,
-        false,
-        until,
-      );
-  }
+  const cooling = coolingDown(input);
+  if (cooling) return cooling;
   return { actions: approvedActionable };
 }
 
