@@ -1033,7 +1033,9 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
         metadata: { name: 'app', namespace: 'budget' },
         spec: { minAvailable: 3, selector: { matchLabels: { app: 'app' } } },
       },
-      deployment('busy', 'stuck', app()),
+      // Pinned to amd64: its pods run on amd64 nodes before and after the Spot move wherever the
+      // scheduler puts them, so Arm64 stays Possible (the pin goes with it) for the cooldown step.
+      deployment('busy', 'stuck', app(), true),
       deployment('busy', 'queued'),
       deployment('takeover', 'app'),
       deployment('both', 'app', app(), true),
@@ -1158,7 +1160,7 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
     );
   }, 120_000);
 
-  it('holds a change while maxConcurrent changes roll out', async () => {
+  it('holds a change while maxConcurrent changes roll out, and one within the cooldown', async () => {
     const patches = await patchCalls();
     await approve('busy', 'stuck');
     await until(
@@ -1194,6 +1196,22 @@ describe('Apply mode: limits, other workload kinds, takeover and refusals', () =
       120_000,
     );
     expect(done?.outcome).toBe('Succeeded');
+    // Within the policy's cooldown (1 h), a second approved action waits.
+    const stuckBefore = await podTemplate('busy', 'stuck');
+    const afterFirst = await patchCalls();
+    await approve('busy', 'stuck', ['Spot', 'Arm64']);
+    expect(await refusalEvent('busy', 'stuck', 'CoolingDown')).toContain('cooldown lasts until');
+    expect(await patchCalls()).toBe(afterFirst);
+    expect((await applied('busy', 'stuck'))?.outcome).toBe('Succeeded');
+    expect(await podTemplate('busy', 'stuck')).toEqual(stuckBefore);
+    const wrec = await kubectlJson<{ status?: { arm64?: { verdict?: string } } }>([
+      'get',
+      'wrec',
+      'deployment-stuck',
+      '-n',
+      'busy',
+    ]);
+    expect(wrec.status?.arm64?.verdict).toBe('Possible');
   }, 240_000);
 
   it('changes nothing on a standby replica, which, once the leader is SIGKILLed mid-watch, finishes the watch: Succeeded, not reverted', async () => {
