@@ -12,7 +12,8 @@ import { WorkQueue } from '../queue.ts';
 import { parseKey, targetOf, workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
 import { runWorkers } from '../workers.ts';
 import { EventRecorder } from './events.ts';
-import { applyStep, involvedObjects, type ApplyContext } from './reconcile.ts';
+import { applyStep, involvedObjects } from './reconcile.ts';
+import type { ApplyContext } from './step.ts';
 
 const CONTROLLER = 'apply';
 
