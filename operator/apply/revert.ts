@@ -7,7 +7,6 @@ import type { AppliedChange } from '../../recommender/api/v1alpha1.ts';
 import { rolloutInProgress } from '../../recommender/apply/eligibility.ts';
 import { podSpecOperations } from '../../recommender/apply/operations.ts';
 import {
-  parseState,
   podSpecOf,
   podSpecPointer,
   readPodPlacement,
@@ -22,6 +21,7 @@ import {
   patchWorkload,
   policyOf,
   readLive,
+  recordedStates,
   refusal,
   stopChangedByOthers,
   wherePod,
@@ -72,9 +72,9 @@ async function revert(
   change: AppliedChange,
   current: PodPlacement,
 ): Promise<StepResult> {
-  const previous = parseState(change.previousState);
-  const applied = parseState(change.appliedState);
-  if (previous === undefined || applied === undefined) return {};
+  const states = recordedStates(change);
+  if (states === undefined) return {};
+  const { previous, applied } = states;
   try {
     const services = (await whereServices(ctx, subject, previous, applied)).filter(
       (s) => s.where !== 'previous' && s.live !== undefined,
@@ -114,10 +114,9 @@ export async function finishRevert(
 ): Promise<StepResult> {
   const { ref, kind } = subject;
   ctx.setActive(ref, true);
-  const previous = parseState(change.previousState);
-  const applied = parseState(change.appliedState);
+  const states = recordedStates(change);
   const live = await readLive(ctx, subject);
-  if (previous === undefined || applied === undefined || live === undefined) {
+  if (states === undefined || live === undefined) {
     await finish(ctx, subject, change, {
       outcome: 'Failed',
       reason: live === undefined ? 'WorkloadGone' : 'StateUnreadable',
@@ -125,6 +124,7 @@ export async function finishRevert(
     });
     return {};
   }
+  const { previous, applied } = states;
   const current = readPodPlacement(podSpecOf(kind, live) ?? {});
   const pod = wherePod(current, previous, applied);
   const services = await whereServices(ctx, subject, previous, applied);

@@ -10,6 +10,7 @@ import type {
 import type { Refusal } from '../../recommender/apply/eligibility.ts';
 import type { JsonPatchOperation } from '../../recommender/apply/operations.ts';
 import {
+  parseState,
   sameValue,
   type PlacementState,
   type PodPlacement,
@@ -207,4 +208,13 @@ export function wherePod(
 
 export function samePod(current: PodPlacement, state: PlacementState): boolean {
   return sameValue(current, state.podSpec);
+}
+
+/** The states before and after the change that status.applied recorded, or undefined when unreadable. */
+export function recordedStates(
+  change: AppliedChange,
+): { previous: PlacementState; applied: PlacementState } | undefined {
+  const previous = parseState(change.previousState);
+  const applied = parseState(change.appliedState);
+  return previous === undefined || applied === undefined ? undefined : { previous, applied };
 }

@@ -7,7 +7,6 @@
 import type { AppliedChange, Optimization } from '../../recommender/api/v1alpha1.ts';
 import { changesAnything, podSpecOperations } from '../../recommender/apply/operations.ts';
 import {
-  parseState,
   podSpecOf,
   podSpecPointer,
   readPodPlacement,
@@ -32,6 +31,7 @@ import {
   patchWorkload,
   policyOf,
   readLive,
+  recordedStates,
   refusal,
   samePod,
   stopChangedByOthers,
@@ -50,9 +50,8 @@ export async function watch(
 ): Promise<StepResult> {
   const { ref, kind } = subject;
   ctx.setActive(ref, true);
-  const previous = parseState(change.previousState);
-  const applied = parseState(change.appliedState);
-  if (previous === undefined || applied === undefined) {
+  const states = recordedStates(change);
+  if (states === undefined) {
     await finish(ctx, subject, change, {
       outcome: 'Failed',
       reason: 'StateUnreadable',
@@ -60,6 +59,7 @@ export async function watch(
     });
     return {};
   }
+  const { previous, applied } = states;
   const live = await readLive(ctx, subject);
   if (live === undefined) {
     await finish(ctx, subject, change, {
