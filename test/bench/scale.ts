@@ -34,6 +34,8 @@ and the import cost of kopek's entry point.
   --no-analyze         skip kopek analyze
   --profile DIR        profile kopek's cold start instead (CPU profile + heap snapshot into DIR,
                        summarized), then stop
+  --cpu-prof DIR       run kopek under Node's --cpu-prof into DIR and print the top frames of
+                       the change phase
   --timeout-minutes M  longest wait for the pods, and for kopek's cold start (default 90)
   --out FILE           also write the results as JSON
   --keep               keep the working directory (logs, dumps)`;
@@ -110,6 +112,9 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
       case '--profile':
         options.profileDir = value();
         break;
+      case '--cpu-prof':
+        options.cpuProfileDir = value();
+        break;
       case '--timeout-minutes':
         options.timeoutMinutes = number(1);
         break;
@@ -123,6 +128,8 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         throw new Error(`unknown flag ${flag}`);
     }
   }
+  if (options.profileDir && options.cpuProfileDir)
+    throw new Error('--profile and --cpu-prof profile different phases: pick one');
   // 50 a second at 5,000 workloads: at a smaller size, that many would soon find every
   // Deployment still waiting for its last change's recommendation.
   options.changeRate = changeRate ?? Math.max(1, options.workloads / 100);

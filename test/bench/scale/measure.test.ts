@@ -34,6 +34,31 @@ describe('cpuFrames', () => {
   });
 });
 
+describe('cpuFrames in a window', () => {
+  it('counts only the samples taken inside the window, timed from its length', () => {
+    const frame = (functionName: string) => ({ functionName, url: '', lineNumber: 0 });
+    const { wallMs, frames } = cpuFrames(
+      {
+        startTime: 1_000,
+        endTime: 11_000,
+        nodes: [
+          { id: 1, callFrame: frame('(root)'), hitCount: 0, children: [2, 3] },
+          { id: 2, callFrame: frame('coldStart'), hitCount: 6 },
+          { id: 3, callFrame: frame('change'), hitCount: 4 },
+        ],
+        // One sample each ms from 2,000 µs: coldStart six times, then change four times.
+        samples: [2, 2, 2, 2, 2, 2, 3, 3, 3, 3],
+        timeDeltas: [1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000],
+      },
+      { startUs: 7_500, endUs: 11_000 },
+    );
+    const byName = new Map(frames.map((f) => [f.frame, f]));
+    expect(wallMs).toBe(3.5);
+    expect(byName.get('change')?.selfMs).toBe(3.5);
+    expect(byName.get('coldStart')?.selfMs).toBe(0);
+  });
+});
+
 describe('summarizeHeapSnapshot', () => {
   it('finds what retains the memory through the dominator tree, ignoring weak references', () => {
     const MiB = 2 ** 20;

@@ -31,6 +31,8 @@ interface CpuProfile {
   startTime: number;
   endTime: number;
   samples?: number[];
+  /** µs from the previous sample (the first: from startTime). */
+  timeDeltas?: number[];
 }
 
 function where(frame: CallFrame): string {
@@ -48,10 +50,38 @@ export interface FrameTime {
   totalMs: number;
 }
 
-/** Self and total (inclusive, recursion counted once) time per function, largest first. */
-export function cpuFrames(profile: CpuProfile): { wallMs: number; frames: FrameTime[] } {
-  const wallMs = (profile.endTime - profile.startTime) / 1000;
-  const hits = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0);
+/** A span of the monotonic clock, in µs (V8's profile timestamps and `process.hrtime` share it). */
+export interface TimeWindow {
+  startUs: number;
+  endUs: number;
+}
+
+/** Hits per node of the samples taken inside `window`. */
+function hitsIn(profile: CpuProfile, window: TimeWindow): Map<number, number> {
+  const hits = new Map<number, number>();
+  let at = profile.startTime;
+  (profile.samples ?? []).forEach((id, i) => {
+    at += profile.timeDeltas?.[i] ?? 0;
+    if (at >= window.startUs && at <= window.endUs) hits.set(id, (hits.get(id) ?? 0) + 1);
+  });
+  return hits;
+}
+
+/**
+ * Self and total (inclusive, recursion counted once) time per function, largest first; with a
+ * window, only the samples taken inside it.
+ */
+export function cpuFrames(
+  profile: CpuProfile,
+  window?: TimeWindow,
+): { wallMs: number; frames: FrameTime[] } {
+  const windowHits = window ? hitsIn(profile, window) : undefined;
+  const hitCount = (node: ProfileNode): number =>
+    windowHits ? (windowHits.get(node.id) ?? 0) : (node.hitCount ?? 0);
+  const wallMs = window
+    ? (Math.min(window.endUs, profile.endTime) - Math.max(window.startUs, profile.startTime)) / 1000
+    : (profile.endTime - profile.startTime) / 1000;
+  const hits = profile.nodes.reduce((n, node) => n + hitCount(node), 0);
   const msPerHit = hits > 0 ? wallMs / hits : 0;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parents = new Set(profile.nodes.flatMap((node) => node.children ?? []));
@@ -62,7 +92,7 @@ export function cpuFrames(profile: CpuProfile): { wallMs: number; frames: FrameT
   const visit = (node: ProfileNode): number => {
     const frame = where(node.callFrame);
     onStack.set(frame, (onStack.get(frame) ?? 0) + 1);
-    let subtree = node.hitCount ?? 0;
+    let subtree = hitCount(node);
     self.set(frame, (self.get(frame) ?? 0) + subtree);
     for (const child of node.children ?? []) {
       const next = byId.get(child);
@@ -84,12 +114,15 @@ export function cpuFrames(profile: CpuProfile): { wallMs: number; frames: FrameT
   return { wallMs, frames };
 }
 
-export function summarizeCpuProfile(path: string, top = 25): string {
-  const { wallMs, frames } = cpuFrames(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile);
+export function summarizeCpuProfile(path: string, top = 25, window?: TimeWindow): string {
+  const { wallMs, frames } = cpuFrames(
+    JSON.parse(readFileSync(path, 'utf8')) as CpuProfile,
+    window,
+  );
   const line = (f: FrameTime, ms: number): string =>
     `  ${(ms / 1000).toFixed(2).padStart(8)} s ${((100 * ms) / wallMs).toFixed(1).padStart(5)}%  ${f.frame}`;
   return [
-    `CPU profile ${path}: ${(wallMs / 1000).toFixed(1)} s of wall time sampled`,
+    `CPU profile ${path}: ${(wallMs / 1000).toFixed(1)} s of wall time sampled${window ? ' (a window of it)' : ''}`,
     'Top frames by self time:',
     ...[...frames]
       .sort((a, b) => b.selfMs - a.selfMs)

@@ -44,6 +44,7 @@ import {
   waitForServiceAccounts,
   type Say,
 } from './setup.ts';
+import { summarizeCpuProfile, type TimeWindow } from './profile.ts';
 import { timed } from './timed.ts';
 import {
   defaultImageCount,
@@ -75,6 +76,8 @@ export interface ScaleOptions extends ScaleSizes {
   analyzeFormats: readonly ('yaml' | 'json')[];
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
   profileDir?: string;
+  /** Run kopek under --cpu-prof into this directory and summarize the change phase's samples. */
+  cpuProfileDir?: string;
   /** Longest wait for pods, and for kopek's cold start. */
   timeoutMinutes: number;
   keep: boolean;
@@ -496,6 +499,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   await tracker.start();
   stops.push(() => tracker.stop());
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
+  if (options.cpuProfileDir) await mkdir(options.cpuProfileDir, { recursive: true });
   const kopek = await startKopek({
     kubeconfig: built.saKubeconfig,
     registryHost: built.registry.host,
@@ -509,7 +513,9 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
             `--diagnostic-dir=${options.profileDir}`,
           ],
         }
-      : {}),
+      : options.cpuProfileDir
+        ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] }
+        : {}),
   });
   stops.push(() => kopek.component.stop(60_000));
   const sampler = new MemorySampler(kopek);
@@ -658,8 +664,24 @@ function changeLatencies(
   };
 }
 
+/** The monotonic clock in µs, as V8's CPU profiles time their samples. */
+function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * --cpu-prof: the change phase's frames from the profile kopek wrote when it stopped (the
+ * newest one in the directory).
+ */
+async function summarizeChangeProfile(dir: string, window: TimeWindow): Promise<string> {
+  const profiles = (await readdir(dir)).filter((name) => name.endsWith('.cpuprofile')).sort();
+  const newest = profiles.at(-1);
+  if (newest === undefined) return `no CPU profile in ${dir}: kopek did not exit cleanly`;
+  return `During the change phase:\n${summarizeCpuProfile(join(dir, newest), 25, window)}`;
+}
+
 /** Workload changes at the given rate, each timed to its recommendation's update. */
-async function changePhase(bench: Bench, built: Built, running: Running): Promise<void> {
+async function changePhase(bench: Bench, built: Built, running: Running): Promise<TimeWindow> {
   const { options } = bench;
   const { kopek, tracker } = running;
   bench.phase('changes');
@@ -667,6 +689,7 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
   const eventsBefore = tracker.events;
   const metricsBefore = await scrape(kopek.metricsUrl, 60_000);
   const cpuBefore = cpuSeconds(kopek.pid);
+  const startUs = monotonicMicros();
   const run = await runChanges({
     api: built.admin,
     tracker,
@@ -677,6 +700,7 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
     drainMs: options.drainSeconds * 1000,
     say: bench.say,
   });
+  const window = { startUs, endUs: monotonicMicros() };
   bench.result.changes = {
     count: run.timings.length,
     achievedRate: run.achievedRate,
@@ -689,6 +713,7 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
     activity: activitySince(metricsBefore, await scrape(kopek.metricsUrl, 60_000)),
     cpuSeconds: cpuSeconds(kopek.pid) - cpuBefore,
   };
+  return window;
 }
 
 /** One `kopek analyze` over a kubectl dump of the cluster in `format`. */
@@ -758,7 +783,7 @@ async function measure(bench: Bench, built: Built): Promise<void> {
   const manifestGets = async (): Promise<number> => (await built.registry.manifestGets()).length;
   const settled = await steadyState(bench, running);
   const manifestGetsAfterColdStart = await manifestGets();
-  await changePhase(bench, built, running);
+  const changeWindow = await changePhase(bench, built, running);
   result.registry = {
     distinctImages: built.generated.images.length,
     manifestGetsAfterColdStart,
@@ -775,6 +800,8 @@ async function measure(bench: Bench, built: Built): Promise<void> {
   };
   await running.kopek.component.stop(60_000);
   sampler.stop();
+  if (options.cpuProfileDir)
+    result.profile = await summarizeChangeProfile(options.cpuProfileDir, changeWindow);
   if (options.analyzeFormats.length > 0) {
     bench.phase('kopek analyze');
     result.analyze = [];
