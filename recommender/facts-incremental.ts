@@ -17,7 +17,8 @@ import {
   type PreparedFacts,
 } from './facts-from-objects.ts';
 import { imagePlatformTable } from './images.ts';
-import { hpasByTarget, jobsByOwner, readBudgets } from './objects/controllers.ts';
+import type { HpaFacts } from './facts.ts';
+import { budgetOf, hpaOf, jobsByOwner, type Budget } from './objects/controllers.ts';
 import {
   groupOf,
   KNOWN_KINDS,
@@ -29,15 +30,31 @@ import { clusterFacts, nodeInfo } from './objects/nodes.ts';
 import { ownerChainKeys } from './objects/owners.ts';
 import { runningPod, type RunningPod } from './objects/pods.ts';
 import { isRecord, metaOf, objectKey, str, type K8s } from './objects/read.ts';
-import { clientZone, readServices, type ZoneCounts } from './objects/services.ts';
+import { SelectorIndex } from './objects/selectors.ts';
+import {
+  clientZone,
+  serviceOfSlice,
+  serviceSelector,
+  type SelectingService,
+  type ZoneCounts,
+} from './objects/services.ts';
+
+/**
+ * Kinds read one object at a time into lookups kept up to date entry by entry: a change to one
+ * costs its own entry, not a new reading of the whole kind (EndpointSlices change with every
+ * pod's readiness).
+ */
+const PER_ENTRY_KINDS: ReadonlySet<string> = new Set([
+  'Service',
+  'EndpointSlice',
+  'PodDisruptionBudget',
+  'HorizontalPodAutoscaler',
+]);
 
 /** What is read from whole kinds, each with the warnings it gave. */
 interface Derived {
   policies: Context['policies'];
   cluster: Context['cluster'];
-  budgets: Context['budgets'];
-  services: Context['services'];
-  hpas: Context['hpas'];
   jobs: Context['jobs'];
   warnings: Map<string, string[]>;
 }
@@ -73,6 +90,24 @@ export class IncrementalInput {
   /** Pods whose running entry is computed again at the next prepare. */
   private readonly stalePods = new Set<string>();
 
+  /** Each object of PER_ENTRY_KINDS by key → its place in its kind's order (what "first" means). */
+  private readonly positions = new Map<string, number>();
+  private nextPosition = 0;
+  private readonly services = new SelectorIndex<SelectingService>();
+  /** A Service's EndpointSlices, by the Service's `namespace/name`, each by its key. */
+  private readonly slicesByService = new Map<string, Map<string, K8s>>();
+  /** The Service (`namespace/name`) each EndpointSlice was filed under. */
+  private readonly serviceOfSliceKey = new Map<string, string>();
+  private readonly budgets = new SelectorIndex<Budget>();
+  /** A PodDisruptionBudget's warnings, by its key. */
+  private readonly budgetWarnings = new Map<string, string[]>();
+  /** Every HPA of a target (`kind/namespace/name`), by the HPA's key: the first one wins. */
+  private readonly hpasOfTarget = new Map<string, Map<string, HpaFacts>>();
+  /** The target each HPA was filed under, by the HPA's key. */
+  private readonly targetOfHpa = new Map<string, string>();
+  /** The winning HPA of each target. */
+  private readonly hpas = new Map<string, HpaFacts>();
+
   constructor(options: BuildOptions = {}) {
     this.options = options;
   }
@@ -90,6 +125,7 @@ export class IncrementalInput {
     const key = objectKey(kind, meta.namespace, meta.name);
     let ofKind = this.kinds.get(kind);
     if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map<string, K8s>()));
+    if (PER_ENTRY_KINDS.has(kind) && !ofKind.has(key)) this.positions.set(key, this.nextPosition++);
     ofKind.set(key, o);
     this.index.byKey.set(key, o);
     if (kind === 'Node') {
@@ -99,6 +135,7 @@ export class IncrementalInput {
     }
     if (kind === 'Namespace') this.index.namespaceLabels.set(meta.name, meta.labels);
     this.changed(kind, key);
+    this.refreshEntry(kind, key, o);
   }
 
   /** Removes one object, if it is there. */
@@ -112,6 +149,8 @@ export class IncrementalInput {
     }
     if (kind === 'Namespace') this.index.namespaceLabels.delete(name);
     this.changed(kind, key);
+    this.refreshEntry(kind, key, undefined);
+    this.positions.delete(key);
   }
 
   /**
@@ -122,9 +161,11 @@ export class IncrementalInput {
     for (const key of this.stalePods) this.refreshPod(key);
     this.stalePods.clear();
     const changed = this.changedKinds;
-    // Pods are read through their running entries only, never as a list.
+    // Pods are read through their running entries only, never as a list; PER_ENTRY_KINDS
+    // through their lookups.
     for (const kind of changed)
-      if (kind !== 'Pod') this.index.byKind.set(kind, [...(this.kinds.get(kind)?.values() ?? [])]);
+      if (kind !== 'Pod' && !PER_ENTRY_KINDS.has(kind))
+        this.index.byKind.set(kind, [...(this.kinds.get(kind)?.values() ?? [])]);
     const derived = this.derive(changed);
     if ([...changed].some((kind) => WORKLOAD_KINDS.has(kind))) this.workloads = undefined;
     changed.clear();
@@ -132,15 +173,16 @@ export class IncrementalInput {
       ...[...this.nodeWarnings.values()].flat(),
       ...[...this.podWarnings.values()].flat(),
       ...[...derived.warnings.values()].flat(),
+      ...[...this.budgetWarnings.values()].flat(),
     ];
     const ctx: Context = {
       index: { ...this.index, warnings },
       cluster: derived.cluster,
       podsByWorkload: this.podsByWorkload,
       clients: this.clients,
-      budgets: derived.budgets,
-      services: derived.services,
-      hpas: derived.hpas,
+      budgets: this.budgets,
+      services: this.services,
+      hpas: this.hpas,
       jobs: derived.jobs,
       policies: derived.policies,
       images: imagePlatformTable(this.options.imagePlatforms ?? {}),
@@ -183,19 +225,96 @@ export class IncrementalInput {
               this.index.byKind.get('Node') ?? [],
               this.options,
             ),
-      budgets:
-        previous && !any('PodDisruptionBudget')
-          ? previous.budgets
-          : readBudgets(reading('budgets')),
-      services:
-        previous && !any('Service', 'EndpointSlice')
-          ? previous.services
-          : readServices(reading('services')),
-      hpas: previous && !any('HorizontalPodAutoscaler') ? previous.hpas : hpasByTarget(this.index),
       jobs: previous && !any('Job') ? previous.jobs : jobsByOwner(this.index),
       warnings,
     };
     return this.derived;
+  }
+
+  /** Brings the lookup entry of one object of PER_ENTRY_KINDS up to date (`o`: it is gone). */
+  private refreshEntry(kind: string, key: string, o: K8s | undefined): void {
+    if (kind === 'Service') this.refreshService(key);
+    else if (kind === 'EndpointSlice') {
+      const before = this.serviceOfSliceKey.get(key);
+      const after = o === undefined ? undefined : serviceOfSlice(o);
+      if (before !== undefined && before !== after) {
+        const slices = this.slicesByService.get(before);
+        slices?.delete(key);
+        if (slices?.size === 0) this.slicesByService.delete(before);
+        this.serviceOfSliceKey.delete(key);
+      }
+      if (o !== undefined && after !== undefined) {
+        const slices = this.slicesByService.get(after) ?? new Map<string, K8s>();
+        this.slicesByService.set(after, slices.set(key, o));
+        this.serviceOfSliceKey.set(key, after);
+      }
+      for (const service of new Set([before, after]))
+        if (service !== undefined) this.refreshService(serviceKey(service));
+    } else if (kind === 'PodDisruptionBudget') {
+      this.budgets.delete(key);
+      this.budgetWarnings.delete(key);
+      if (o === undefined) return;
+      const warnings: string[] = [];
+      const budget = budgetOf(o, warnings);
+      if (warnings.length > 0) this.budgetWarnings.set(key, warnings);
+      if (budget !== undefined)
+        this.budgets.set(
+          key,
+          this.position(key),
+          o.meta.namespace,
+          budget.selector.matchLabels,
+          budget,
+        );
+    } else if (kind === 'HorizontalPodAutoscaler') {
+      const before = this.targetOfHpa.get(key);
+      if (before !== undefined) {
+        this.hpasOfTarget.get(before)?.delete(key);
+        this.targetOfHpa.delete(key);
+      }
+      const scales = o === undefined ? undefined : hpaOf(o);
+      if (scales !== undefined) {
+        const ofTarget = this.hpasOfTarget.get(scales.target) ?? new Map<string, HpaFacts>();
+        this.hpasOfTarget.set(scales.target, ofTarget.set(key, scales.facts));
+        this.targetOfHpa.set(key, scales.target);
+      }
+      for (const target of new Set([before, scales?.target]))
+        if (target !== undefined) this.electHpa(target);
+    }
+  }
+
+  /** A Service's entry, again from it and its EndpointSlices (in their kind's order). */
+  private refreshService(key: string): void {
+    this.services.delete(key);
+    const service = this.kinds.get('Service')?.get(key);
+    if (service === undefined) return;
+    const selector = serviceSelector(service.raw.spec);
+    if (selector === undefined) return;
+    const slices = [
+      ...(this.slicesByService.get(`${service.meta.namespace}/${service.meta.name}`) ?? []),
+    ]
+      .sort(([a], [b]) => this.position(a) - this.position(b))
+      .map(([, slice]) => slice);
+    this.services.set(key, this.position(key), service.meta.namespace, selector, {
+      service,
+      selector,
+      slices,
+    });
+  }
+
+  /** The HPA that scales `target`: the first in their kind's order. */
+  private electHpa(target: string): void {
+    const ofTarget = this.hpasOfTarget.get(target);
+    let first: [string, HpaFacts] | undefined;
+    for (const entry of ofTarget ?? [])
+      if (first === undefined || this.position(entry[0]) < this.position(first[0])) first = entry;
+    if (first === undefined) {
+      this.hpasOfTarget.delete(target);
+      this.hpas.delete(target);
+    } else this.hpas.set(target, first[1]);
+  }
+
+  private position(key: string): number {
+    return this.positions.get(key) ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** Computes one pod's running entry again (or drops it: the pod is gone, finished, unscheduled). */
@@ -254,6 +373,12 @@ export class IncrementalInput {
     if (counts.size === 0) this.clients.byWorkload.delete(entry.workload);
     else this.clients.byWorkload.set(entry.workload, counts);
   }
+}
+
+/** A Service's object key from its `namespace/name`. */
+function serviceKey(namespaceAndName: string): string {
+  const slash = namespaceAndName.indexOf('/');
+  return objectKey('Service', namespaceAndName.slice(0, slash), namespaceAndName.slice(slash + 1));
 }
 
 /** The keys of the objects a running pod's entry reads: its node and its owner chain. */

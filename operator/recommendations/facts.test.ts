@@ -131,8 +131,15 @@ type Change =
   | { type: 'job'; seconds: number; remove: boolean }
   | { type: 'service'; name: string; app: string; tier: string | undefined; remove: boolean }
   | { type: 'slice'; service: string; zones: string[]; remove: boolean }
-  | { type: 'pdb'; name: string; app: string; maxUnavailable: number; remove: boolean }
-  | { type: 'hpa'; app: string; min: number; remove: boolean }
+  | {
+      type: 'pdb';
+      name: string;
+      app: string;
+      maxUnavailable: number;
+      byExpression?: boolean;
+      remove: boolean;
+    }
+  | { type: 'hpa'; name: string; app: string; min: number; remove: boolean }
   | { type: 'policy'; team: string; spot: boolean; remove: boolean }
   | { type: 'image'; image: string; answer: number };
 
@@ -212,10 +219,14 @@ const change: fc.Arbitrary<Change> = fc.oneof(
     name: fc.constantFrom('b0', 'b1'),
     app: fc.constantFrom(...APPS),
     maxUnavailable: fc.integer({ min: 0, max: 2 }),
+    // Without matchLabels a budget is a candidate for every workload of its namespace.
+    byExpression: fc.boolean(),
     remove,
   }),
   fc.record({
     type: fc.constant('hpa' as const),
+    // Two HPAs on one target: the first in the cache's order wins.
+    name: fc.constantFrom('h0', 'h1'),
     app: fc.constantFrom(...APPS),
     min: fc.integer({ min: 1, max: 5 }),
     remove,
@@ -453,7 +464,13 @@ function apply(w: World, c: Change): void {
           apiVersion: 'policy/v1',
           kind: 'PodDisruptionBudget',
           metadata: { name: c.name, namespace: nsOfApp(c.app) },
-          spec: { selector: { matchLabels: { app: c.app } }, maxUnavailable: c.maxUnavailable },
+          spec: {
+            selector:
+              c.byExpression === true
+                ? { matchExpressions: [{ key: 'app', operator: 'In', values: [c.app] }] }
+                : { matchLabels: { app: c.app } },
+            maxUnavailable: c.maxUnavailable,
+          },
         },
         c.name,
         nsOfApp(c.app),
@@ -465,14 +482,14 @@ function apply(w: World, c: Change): void {
         {
           apiVersion: 'autoscaling/v2',
           kind: 'HorizontalPodAutoscaler',
-          metadata: { name: 'h', namespace: nsOfApp(c.app) },
+          metadata: { name: c.name, namespace: nsOfApp(c.app) },
           spec: {
             scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: c.app },
             minReplicas: c.min,
             maxReplicas: 10,
           },
         },
-        'h',
+        c.name,
         nsOfApp(c.app),
       );
       return;

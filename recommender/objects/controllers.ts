@@ -41,16 +41,21 @@ export interface Budget {
 export function readBudgets(index: Index): SelectorIndex<Budget> {
   const budgets = new SelectorIndex<Budget>();
   for (const pdb of kindList(index, 'PodDisruptionBudget')) {
-    const raw = obj(pdb.raw.spec).selector;
-    if (Object.keys(obj(raw)).length === 0) continue;
-    const selector = labelSelectorOf(raw);
-    if (selector === undefined)
-      index.warnings.push(
-        `${describe(pdb)}: spec.selector ${shown(raw)} is not a label selector; ignored`,
-      );
-    else budgets.add(pdb.meta.namespace, selector.matchLabels, { pdb, selector });
+    const budget = budgetOf(pdb, index.warnings);
+    if (budget !== undefined) budgets.add(pdb.meta.namespace, budget.selector.matchLabels, budget);
   }
   return budgets;
+}
+
+/** One PodDisruptionBudget's entry (none without a selector; a warning when it is malformed). */
+export function budgetOf(pdb: K8s, warnings: string[]): Budget | undefined {
+  const raw = obj(pdb.raw.spec).selector;
+  if (Object.keys(obj(raw)).length === 0) return undefined;
+  const selector = labelSelectorOf(raw);
+  if (selector === undefined)
+    warnings.push(`${describe(pdb)}: spec.selector ${shown(raw)} is not a label selector; ignored`);
+  else return { pdb, selector };
+  return undefined;
 }
 
 /** The budget selecting `labels` that allows the fewest disruptions (the first on a tie). */
@@ -79,20 +84,27 @@ export function pdbFor(
 export function hpasByTarget(index: Index): Map<string, HpaFacts> {
   const out = new Map<string, HpaFacts>();
   for (const h of kindList(index, 'HorizontalPodAutoscaler')) {
-    const spec = obj(h.raw.spec);
-    const target = obj(spec.scaleTargetRef);
-    const kind = str(target.kind);
-    const name = str(target.name);
-    if (kind === undefined || name === undefined) continue;
-    const key = objectKey(kind, h.meta.namespace, name);
-    if (out.has(key)) continue;
-    out.set(key, {
+    const scales = hpaOf(h);
+    if (scales !== undefined && !out.has(scales.target)) out.set(scales.target, scales.facts);
+  }
+  return out;
+}
+
+/** What one HPA scales (`kind/namespace/name`) and its facts; none without a scaleTargetRef. */
+export function hpaOf(h: K8s): { target: string; facts: HpaFacts } | undefined {
+  const spec = obj(h.raw.spec);
+  const target = obj(spec.scaleTargetRef);
+  const kind = str(target.kind);
+  const name = str(target.name);
+  if (kind === undefined || name === undefined) return undefined;
+  return {
+    target: objectKey(kind, h.meta.namespace, name),
+    facts: {
       name: h.meta.name,
       minReplicas: int(spec.minReplicas) ?? 1,
       maxReplicas: int(spec.maxReplicas) ?? 1,
-    });
-  }
-  return out;
+    },
+  };
 }
 
 /** Jobs by the name of their controlling owner (`namespace/name`): a CronJob's Jobs. */

@@ -49,28 +49,78 @@ interface Entry<T> {
   item: T;
 }
 
+/** Where an entry kept under an id is filed, to take it out again. */
+interface Filed<T> {
+  map: Map<string, Entry<T>[]>;
+  key: string;
+  entry: Entry<T>;
+}
+
 /**
  * Objects with a label selector (Services, PodDisruptionBudgets), found by the labels of the
  * pods they may select. Each is filed under the first of its matchLabels (a selector without
  * matchLabels is a candidate for every pod of its namespace), so a workload meets only the
  * objects that share a label with it, not every one in its namespace — in a namespace of a
- * thousand Services, that is the difference between linear and quadratic.
+ * thousand Services, that is the difference between linear and quadratic. Entries kept under
+ * an id (`set`, `delete`) are replaced one at a time, so a change to one object costs its own
+ * entry, not a new index.
  */
 export class SelectorIndex<T> {
   private readonly byLabel = new Map<string, Entry<T>[]>();
   private readonly everywhere = new Map<string, Entry<T>[]>();
+  private readonly byId = new Map<string, Filed<T>>();
   private added = 0;
 
+  /** Adds an entry after every other. */
   add(namespace: string, matchLabels: Readonly<Record<string, string>> | undefined, item: T): void {
+    this.file(namespace, matchLabels, { at: this.added++, item });
+  }
+
+  /**
+   * Adds or replaces the entry kept under `id`, at position `at` among the others (the order
+   * `candidates` gives them in).
+   */
+  set(
+    id: string,
+    at: number,
+    namespace: string,
+    matchLabels: Readonly<Record<string, string>> | undefined,
+    item: T,
+  ): void {
+    this.delete(id);
+    const entry = { at, item };
+    this.byId.set(id, { ...this.file(namespace, matchLabels, entry), entry });
+  }
+
+  /** Takes out the entry kept under `id`, if there is one. */
+  delete(id: string): void {
+    const filed = this.byId.get(id);
+    if (filed === undefined) return;
+    this.byId.delete(id);
+    const list = filed.map.get(filed.key) ?? [];
+    list.splice(list.indexOf(filed.entry), 1);
+    if (list.length === 0) filed.map.delete(filed.key);
+  }
+
+  /** The item kept under `id`. */
+  get(id: string): T | undefined {
+    return this.byId.get(id)?.entry.item;
+  }
+
+  private file(
+    namespace: string,
+    matchLabels: Readonly<Record<string, string>> | undefined,
+    entry: Entry<T>,
+  ): { map: Map<string, Entry<T>[]>; key: string } {
     const first = Object.entries(matchLabels ?? {})[0];
     const [map, key] =
       first === undefined
         ? [this.everywhere, namespace]
         : [this.byLabel, labelKey(namespace, first[0], first[1])];
-    const entry = { at: this.added++, item };
     const list = map.get(key);
     if (list === undefined) map.set(key, [entry]);
     else list.push(entry);
+    return { map, key };
   }
 
   /**

@@ -50,19 +50,16 @@ export interface SelectingService {
 export function readServices(index: Index): SelectorIndex<SelectingService> {
   const slices = new Map<string, K8s[]>();
   for (const slice of kindList(index, 'EndpointSlice')) {
-    const service = slice.meta.labels['kubernetes.io/service-name'];
-    if (service === undefined) continue;
-    const key = `${slice.meta.namespace}/${service}`;
+    const key = serviceOfSlice(slice);
+    if (key === undefined) continue;
     const list = slices.get(key);
     if (list === undefined) slices.set(key, [slice]);
     else list.push(slice);
   }
   const services = new SelectorIndex<SelectingService>();
   for (const service of kindList(index, 'Service')) {
-    const spec = obj(service.raw.spec);
-    if (spec.type === 'ExternalName') continue;
-    const selector = strMap(spec.selector);
-    if (Object.keys(selector).length === 0) continue;
+    const selector = serviceSelector(service.raw.spec);
+    if (selector === undefined) continue;
     services.add(service.meta.namespace, selector, {
       service,
       selector,
@@ -71,6 +68,21 @@ export function readServices(index: Index): SelectorIndex<SelectingService> {
   }
   return services;
 }
+
+/** The pods a Service's spec selects, or undefined when it selects none (ExternalName, no selector). */
+export function serviceSelector(spec: unknown): Record<string, string> | undefined {
+  if (obj(spec).type === 'ExternalName') return undefined;
+  const selector = strMap(obj(spec).selector);
+  return Object.keys(selector).length === 0 ? undefined : selector;
+}
+
+/** The Service (`namespace/name`) an EndpointSlice belongs to, from its service-name label. */
+export function serviceOfSlice(slice: K8s): string | undefined {
+  const service = slice.meta.labels[SERVICE_NAME_LABEL];
+  return service === undefined ? undefined : `${slice.meta.namespace}/${service}`;
+}
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** Port names (or, for unnamed ports, Service names) of a metrics endpoint. */
 const METRICS_NAME = /(^|[-_])(metrics|telemetry)$|^prometheus$/;
