@@ -194,6 +194,20 @@ export class IncrementalInput {
     );
   }
 
+  /**
+   * The workloads (`kind/namespace/name`) of the running pods that were on these nodes at the
+   * last prepare: what a change to the nodes can affect, besides pods that changed themselves.
+   */
+  workloadsOnNodes(nodes: Iterable<string>): Set<string> {
+    const out = new Set<string>();
+    for (const node of nodes)
+      for (const pod of this.readers.get(objectKey('Node', '', node)) ?? []) {
+        const workload = this.running.get(pod)?.workload;
+        if (workload !== undefined) out.add(workload);
+      }
+    return out;
+  }
+
   private changed(kind: string, key: string): void {
     this.changedKinds.add(kind);
     if (kind === 'Pod') this.stalePods.add(key);

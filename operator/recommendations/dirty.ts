@@ -1,3 +1,6 @@
+import type { LabelSelector } from '../../recommender/api/v1alpha1.ts';
+import { labelSelectorOf } from '../../recommender/objects/selectors.ts';
+import { SERVICE_NAME_LABEL, serviceSelector } from '../../recommender/objects/services.ts';
 import type { ClusterCache } from '../cache.ts';
 import { canonicalJson } from '../canonical.ts';
 import { objectKey } from '../kube/informer.ts';
@@ -22,19 +25,24 @@ const WORKLOAD_KINDS: Partial<Record<ResourceName, string>> = Object.fromEntries
 );
 
 /**
- * Resources a workload's facts read only from its own namespace, through selectors, owner
- * chains or names (Services and their EndpointSlices, PDBs, HPAs, PVCs, a Deployment's
- * ReplicaSets, a CronJob's Jobs, the Namespace's labels): a change to one dirties its namespace.
- * Matching the changed object against each workload here would repeat the builder's rules.
+ * Resources a workload's facts read only from its own namespace, through owner chains or names
+ * (PVCs, a Deployment's ReplicaSets, a CronJob's Jobs, the Namespace's labels): a change to one
+ * dirties its namespace. Services, EndpointSlices and PDBs dirty the workloads they select
+ * (`Changes.selectors`), an HPA the workload it scales: those change all the time (a slice with
+ * each pod's readiness), and a namespace can hold hundreds of workloads.
  */
 const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set([
+  'persistentvolumeclaims',
+  'replicasets',
+  'jobs',
+]);
+
+/** Resources whose objects select workloads (see BY_NAMESPACE). */
+const SELECTING: ReadonlySet<ResourceName> = new Set([
   'services',
   'endpointslices',
   'poddisruptionbudgets',
   'horizontalpodautoscalers',
-  'persistentvolumeclaims',
-  'replicasets',
-  'jobs',
 ]);
 
 /** What changed since the last build, in the terms the facts cache resolves to workloads. */
@@ -47,6 +55,8 @@ export interface Changes {
   namespaces: Set<string>;
   /** Every workload with a pod on these nodes. */
   nodes: Set<string>;
+  /** Every workload of the namespace whose pod template's labels the selector matches. */
+  selectors: { namespace: string; selector: LabelSelector }[];
   /**
    * Bring every workload with a Service up to date with where the cluster's client pods run now
    * (when that moved). Otherwise a move of them alone waits for a call that asks this.
@@ -91,8 +101,15 @@ export class ChangeTracker {
 
   /** How many marks wait for the next build (every workload, client pods, each key). */
   get size(): number {
-    const { all, clients, workloads, namespaces, nodes } = this.changes;
-    return Number(all) + Number(clients) + workloads.size + namespaces.size + nodes.size;
+    const { all, clients, workloads, namespaces, nodes, selectors } = this.changes;
+    return (
+      Number(all) +
+      Number(clients) +
+      workloads.size +
+      namespaces.size +
+      nodes.size +
+      selectors.length
+    );
   }
 
   markWorkloads(keys: Iterable<string>): void {
@@ -124,7 +141,10 @@ export class ChangeTracker {
     const { changes } = this;
     if (kind !== undefined)
       changes.workloads.add(workloadKey(namespace, kind, object.metadata.name));
-    if (BY_NAMESPACE.has(resource)) changes.namespaces.add(namespace);
+    if (SELECTING.has(resource))
+      for (const version of previous === undefined ? [object] : [object, previous])
+        this.markSelected(cache, resource, version);
+    else if (BY_NAMESPACE.has(resource)) changes.namespaces.add(namespace);
     else if (resource === 'namespaces') changes.namespaces.add(object.metadata.name);
     else if (resource === 'nodes') changes.nodes.add(object.metadata.name);
     else if (resource === 'pods') {
@@ -132,6 +152,32 @@ export class ChangeTracker {
       if (previous !== undefined) this.markWorkloads(podWorkloads(cache, previous));
     } else if (kind === undefined) changes.all = true; // SavingsPolicies, PersistentVolumes
     return true;
+  }
+
+  /**
+   * Marks what one version of a Service, EndpointSlice, PDB or HPA reads into: the workloads its
+   * selector (a slice: its Service's) matches, or the workload the HPA scales.
+   */
+  private markSelected(cache: ClusterCache, resource: ResourceName, version: Projected): void {
+    const namespace = version.metadata.namespace ?? '';
+    const select = (selector: LabelSelector | undefined): void => {
+      if (selector !== undefined) this.changes.selectors.push({ namespace, selector });
+    };
+    const matchLabels = (spec: unknown): LabelSelector | undefined => {
+      const selector = serviceSelector(spec);
+      return selector === undefined ? undefined : { matchLabels: selector };
+    };
+    if (resource === 'services') select(matchLabels(version.spec));
+    else if (resource === 'endpointslices') {
+      const service = version.metadata.labels?.[SERVICE_NAME_LABEL];
+      if (service !== undefined)
+        select(matchLabels(cache.get('services', `${namespace}/${service}`)?.spec));
+    } else if (resource === 'poddisruptionbudgets') select(labelSelectorOf(version.spec?.selector));
+    else {
+      const target = version.spec?.scaleTargetRef as { kind?: unknown; name?: unknown } | undefined;
+      if (typeof target?.kind === 'string' && typeof target.name === 'string')
+        this.changes.workloads.add(workloadKey(namespace, target.kind, target.name));
+    }
   }
 
   /**
@@ -177,6 +223,7 @@ function fresh(all: boolean): Changes {
     workloads: new Set(),
     namespaces: new Set(),
     nodes: new Set(),
+    selectors: [],
     clients: false,
     objects: new Map(),
   };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { IncrementalInput } from '../../recommender/facts-incremental.ts';
 import { objectKey } from '../../recommender/objects/read.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
+import { matchesSelector } from '../../recommender/policy.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 import type { ClusterCache } from '../cache.ts';
 import { canonicalJson } from '../canonical.ts';
@@ -10,7 +11,7 @@ import type { Projected } from '../kube/projections.ts';
 import { RESOURCES, type ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { ChangeTracker, podWorkloads, WORKLOAD_RESOURCES, type Changes } from './dirty.ts';
+import { ChangeTracker, WORKLOAD_RESOURCES, type Changes } from './dirty.ts';
 import { parseKey, workloadKey, type WorkloadRef } from './keys.ts';
 
 export interface RebuildResult {
@@ -49,6 +50,12 @@ function refOf(key: string): WorkloadRef | undefined {
 function builderKey(key: string): string {
   const ref = refOf(key);
   return ref ? objectKey(ref.kind, ref.namespace, ref.name) : key;
+}
+
+/** The builder's `<kind>/<namespace>/<name>` → `wl/<namespace>/<kind>/<name>`. */
+function fromBuilderKey(key: string): string {
+  const [kind = '', namespace = '', ...name] = key.split('/');
+  return workloadKey(namespace, kind, name.join('/'));
 }
 
 /**
@@ -131,7 +138,7 @@ export class WorkloadFactsCache {
   ): Promise<RebuildResult> {
     // Traffic is attributed across workloads (a flow names both ends): measured, every build is full.
     let full = taken.all || sources.traffic !== undefined || this.sharedDigests === undefined;
-    const marked = this.resolve(cache, taken);
+    const marked = this.resolve(taken);
     const dirty = full ? new Set<string>() : new Set(marked);
     const { input, objects } = this.updateInput(cache, taken, full);
     full ||= objects !== undefined;
@@ -251,16 +258,22 @@ export class WorkloadFactsCache {
   }
 
   /** The workload keys the recorded changes can affect. */
-  private resolve(cache: ClusterCache, changes: Changes): Set<string> {
+  private resolve(changes: Changes): Set<string> {
     const dirty = new Set(changes.workloads);
     for (const namespace of changes.namespaces)
       for (const key of this.byNamespace.get(namespace) ?? []) dirty.add(key);
-    if (changes.nodes.size > 0)
-      for (const pod of cache.list('pods')) {
-        const node = (pod.spec as { nodeName?: unknown } | undefined)?.nodeName;
-        if (typeof node === 'string' && changes.nodes.has(node))
-          for (const key of podWorkloads(cache, pod)) dirty.add(key);
+    // Facts match selectors with the labels of the pod template, which they keep; a workload
+    // whose template changed is marked by its own change.
+    for (const { namespace, selector } of changes.selectors)
+      for (const key of this.byNamespace.get(namespace) ?? []) {
+        const labels = this.facts.get(key)?.template.labels;
+        if (labels !== undefined && matchesSelector(selector, labels)) dirty.add(key);
       }
+    // The pods each node's running pods were read with at the last build; a pod that moved
+    // since is marked by its own change.
+    if (changes.nodes.size > 0 && this.input !== undefined)
+      for (const workload of this.input.workloadsOnNodes(changes.nodes))
+        dirty.add(fromBuilderKey(workload));
     return dirty;
   }
 
