@@ -5,6 +5,8 @@
  * into the ClusterCache on the in-memory API, and the facts are built once. Then:
  *   - a batch of one changed pod (its readiness flips): the incremental rebuild against a full
  *     rebuild forced in the same run (what every batch did before facts were incremental);
+ *   - a batch of one changed EndpointSlice (an endpoint's readiness flips), which touches the
+ *     one workload its Service selects and that Service's lookup entry, not its namespace;
  *   - a batch of one deleted pod, which moves the cluster's client pods per zone and so every
  *     workload with a Service (here: all of them) in the full rebuild; incrementally they follow
  *     in the client refresh a minute later;
@@ -55,6 +57,8 @@ const pods = dump.filter((o) => o.kind === 'Pod');
 const target = pods[Math.floor(pods.length / 2)] as Obj & {
   metadata: { name: string; namespace: string };
 };
+const slices = dump.filter((o) => o.kind === 'EndpointSlice');
+const slice = slices[Math.floor(slices.length / 2)] as Obj & { endpoints: Obj[] };
 dump.length = 0;
 
 const metrics = createMetrics();
@@ -113,8 +117,20 @@ async function timeBatch(
   return best;
 }
 
+let endpointReady = true;
+function flipEndpoint(): void {
+  endpointReady = !endpointReady;
+  const [first, ...rest] = slice.endpoints;
+  kube.put(RESOURCES.endpointslices, {
+    ...slice,
+    endpoints: [{ ...first, conditions: { ready: endpointReady } }, ...rest],
+  });
+}
+
 const onePod = await timeBatch(flipReadiness, false);
 const onePodFull = await timeBatch(flipReadiness, true);
+const oneSlice = await timeBatch(flipEndpoint, false);
+const oneSliceFull = await timeBatch(flipEndpoint, true);
 let removed = 0;
 const deletable = pods.slice(0, ROUNDS * 2);
 const deleteOne = (): void => {
@@ -133,6 +149,7 @@ process.stdout.write(
     `fleet:            ${WORKLOADS.toLocaleString('en-US')} workloads, ${pods.length.toLocaleString('en-US')} pods in the ClusterCache (best of ${ROUNDS} batches, node ${process.version})`,
     `1 pod changed:    incremental ${line(onePod)}; full rebuild ${line(onePodFull)}`,
     `ratio:            the incremental batch takes ${(onePod.ms / onePodFull.ms).toFixed(3)}× the time of a full rebuild (${(onePodFull.ms / onePod.ms).toFixed(1)}× faster)`,
+    `1 slice changed:  incremental ${line(oneSlice)}; full rebuild ${line(oneSliceFull)}`,
     `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, which the workloads with a Service follow in the full rebuild, and in a later batch (the client refresh) otherwise`,
     `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
     '',
