@@ -3,8 +3,9 @@
  * so that a change costs what it touches, not a new index of the whole cluster. `set` and
  * `remove` record a change; `prepare` brings what they made stale up to date — a pod's running
  * entry when the pod, its node or its owner chain changed (and the client pods per zone and pods
- * per workload with it), and a kind's list and what is read from it (Services, budgets, HPAs,
- * Jobs, policies, the cluster's facts) when an object of that kind changed — and returns the
+ * per workload with it), a kind's list and what is read from it (Jobs, policies, the cluster's
+ * facts) when an object of that kind changed, and the one entry of a changed Service,
+ * EndpointSlice, PDB or HPA in its lookup — and returns the
  * same PreparedFacts as `prepareFacts` over the same objects. Pure: no I/O, no clock.
  */
 import {
