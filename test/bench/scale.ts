@@ -32,6 +32,8 @@ and the import cost of kopek's entry point.
   --drain-seconds S    how long a change may wait for its recommendation (default 60)
   --import-runs N      runs per import measurement, 0 to skip (default 5)
   --no-analyze         skip kopek analyze
+  --kopek-node-options FLAGS
+                       Node flags for kopek run, space-separated (e.g. "--max-semi-space-size=2")
   --profile DIR        profile kopek's cold start instead (CPU profile + heap snapshot into DIR,
                        summarized), then stop
   --cpu-prof DIR       run kopek under Node's --cpu-prof into DIR and print the top frames of
@@ -108,6 +110,11 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         break;
       case '--no-analyze':
         options.analyzeFormats = [];
+        break;
+      case '--kopek-node-options':
+        options.kopekNodeFlags = value()
+          .split(/\s+/)
+          .filter((f) => f !== '');
         break;
       case '--profile':
         options.profileDir = value();

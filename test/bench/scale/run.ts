@@ -74,6 +74,8 @@ export interface ScaleOptions extends ScaleSizes {
   importTargets?: readonly ImportTarget[];
   /** Dumps of the cluster `kopek analyze` reads, one run each (none: skip). */
   analyzeFormats: readonly ('yaml' | 'json')[];
+  /** Node flags for `kopek run` (the image's, or one to compare). */
+  kopekNodeFlags?: readonly string[];
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
   profileDir?: string;
   /** Run kopek under --cpu-prof into this directory and summarize the change phase's samples. */
@@ -100,6 +102,8 @@ export interface Memory {
 export interface ScaleResult {
   sizes: ScaleSizes & { images: number; analysedWorkloads: number; objects: number };
   node: string;
+  /** Node flags kopek run was started with (--kopek-node-options). */
+  kopekNodeFlags: string[];
   cpus: number;
   load: { start: string; end: string; byPhase: Record<string, number[]> };
   imports: ImportCost[];
@@ -504,18 +508,19 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
     kubeconfig: built.saKubeconfig,
     registryHost: built.registry.host,
     dir: bench.workDir,
-    ...(options.profileDir
-      ? {
-          nodeFlags: [
+    nodeFlags: [
+      ...(options.kopekNodeFlags ?? []),
+      ...(options.profileDir
+        ? [
             '--cpu-prof',
             `--cpu-prof-dir=${options.profileDir}`,
             '--heapsnapshot-signal=SIGUSR2',
             `--diagnostic-dir=${options.profileDir}`,
-          ],
-        }
-      : options.cpuProfileDir
-        ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] }
-        : {}),
+          ]
+        : options.cpuProfileDir
+          ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`]
+          : []),
+    ],
   });
   stops.push(() => kopek.component.stop(60_000));
   const sampler = new MemorySampler(kopek);
@@ -822,6 +827,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
       objects: 0,
     },
     node: process.version,
+    kopekNodeFlags: [...(options.kopekNodeFlags ?? [])],
     cpus: cpus().length,
     load: { start: uptime(), end: '', byPhase: {} },
     imports: [],
