@@ -28,10 +28,23 @@ export function str(v: unknown): string | undefined {
 export function int(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
+/**
+ * The string values of an object. A plain object with nothing else (labels, annotations,
+ * selectors as the API sends them) is returned as it is, not copied: readers never modify what
+ * they read, and a copy per cached object's labels and annotations is memory kept for nothing.
+ */
 export function strMap(v: unknown): Record<string, string> {
+  const entries = Object.entries(obj(v));
+  if (isPlainObject(v) && entries.every(([, x]) => typeof x === 'string'))
+    return v as Record<string, string>;
   const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(obj(v))) if (typeof x === 'string') out[k] = x;
+  for (const [k, x] of entries) if (typeof x === 'string') out[k] = x;
   return out;
+}
+function isPlainObject(v: unknown): v is Obj {
+  if (!isRecord(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 export function strings(v: unknown): string[] {
   return arr(v).filter((x): x is string => typeof x === 'string');
