@@ -1,11 +1,10 @@
-import type { WorkloadRecommendationStatus } from '../../recommender/api/v1alpha1.ts';
 import { LABEL_ARCH } from '../../recommender/facts.ts';
 import { capacityTypeOf } from '../../recommender/objects/nodes.ts';
 import { sumUSD } from '../../recommender/pricing.ts';
 import type { ClusterCache } from '../cache.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PriceSource } from '../prices.ts';
-import type { WorkloadResults } from './results.ts';
+import type { StatusSummary, WorkloadResults } from './results.ts';
 
 /**
  * Sets the cluster-wide gauges from the caches and the latest results: cache sizes and ages,
@@ -26,7 +25,7 @@ export function updateClusterGauges(
   metrics.pricesAge.set({ source: pricesAge.source }, pricesAge.seconds);
 
   const statuses = [...results.values()].map((result) => result.status);
-  const total = (pick: (status: WorkloadRecommendationStatus) => string | undefined): number =>
+  const total = (pick: (status: StatusSummary) => string | undefined): number =>
     Number(sumUSD(statuses.map(pick)));
   metrics.monthlyCost.set(total((status) => status.monthlyCostUSD));
   const savings = {

@@ -7,7 +7,7 @@ import { withStableTransitions } from '../conditions.ts';
 import type { KubeApi } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import { rfc3339 } from '../time.ts';
-import type { WorkloadResult, WorkloadResults } from './results.ts';
+import type { KeptResult, WorkloadResults } from './results.ts';
 import { FIELD_MANAGER } from './workload.ts';
 
 /** How many workloads a SavingsPolicy's status lists by savings. */
@@ -38,8 +38,8 @@ export async function reconcilePolicy(ctx: PolicyReconcileContext, name: string)
   );
 }
 
-function policyStatus(matched: readonly WorkloadResult[], now: string): SavingsPolicyStatus {
-  const savings = (result: WorkloadResult): number =>
+function policyStatus(matched: readonly KeptResult[], now: string): SavingsPolicyStatus {
+  const savings = (result: KeptResult): number =>
     Number(result.status.potentialMonthlySavingsUSD ?? 0);
   const top = [...matched]
     .sort(

@@ -1,14 +1,51 @@
-import type { WorkloadRecommendationStatus } from '../../recommender/api/v1alpha1.ts';
+import type {
+  OptimizationResult,
+  WorkloadRecommendationStatus,
+} from '../../recommender/api/v1alpha1.ts';
 import type { Metrics } from '../metrics.ts';
 import { CrossZoneSeries } from '../traffic/series.ts';
 
-/** The latest recommendation of one workload, as the policy status and the gauges read it. */
+/** The latest recommendation of one workload, as it is computed. */
 export interface WorkloadResult {
   namespace: string;
   kind: string;
   name: string;
   policy: string | undefined;
   status: WorkloadRecommendationStatus;
+}
+
+type OptimizationSummary = Pick<OptimizationResult, 'verdict' | 'monthlySavingsUSD'>;
+
+/**
+ * What is kept of a status: the money and the verdicts that the policy status and the gauges
+ * read. The whole status (reasons, images, placement, patch: several KiB a workload) is written
+ * to the WorkloadRecommendation and not kept a second time.
+ */
+export interface StatusSummary {
+  monthlyCostUSD?: string;
+  potentialMonthlySavingsUSD?: string;
+  spot?: OptimizationSummary;
+  arm64?: OptimizationSummary;
+  crossZone?: OptimizationSummary;
+}
+
+/** A workload's latest result as kept: its summary only. */
+export interface KeptResult extends Omit<WorkloadResult, 'status'> {
+  status: StatusSummary;
+}
+
+function summary(status: WorkloadRecommendationStatus): StatusSummary {
+  const part = (result: OptimizationResult | undefined): OptimizationSummary | undefined =>
+    result && { verdict: result.verdict, monthlySavingsUSD: result.monthlySavingsUSD };
+  const kept: StatusSummary = {};
+  if (status.monthlyCostUSD !== undefined) kept.monthlyCostUSD = status.monthlyCostUSD;
+  if (status.potentialMonthlySavingsUSD !== undefined)
+    kept.potentialMonthlySavingsUSD = status.potentialMonthlySavingsUSD;
+  for (const optimization of ['spot', 'arm64', 'crossZone'] as const) {
+    const result = part(status[optimization]);
+    if (result) kept[optimization] = result;
+  }
+  return kept;
 }
 
 const OPTIMIZATIONS = ['combined', 'spot', 'arm64', 'cross_zone'] as const;
@@ -20,7 +57,7 @@ const OPTIMIZATIONS = ['combined', 'spot', 'arm64', 'cross_zone'] as const;
  */
 export class WorkloadResults {
   private readonly metrics: Metrics;
-  private readonly results = new Map<string, WorkloadResult>();
+  private readonly results = new Map<string, KeptResult>();
   private readonly crossZone: CrossZoneSeries;
 
   constructor(metrics: Metrics) {
@@ -28,11 +65,11 @@ export class WorkloadResults {
     this.crossZone = new CrossZoneSeries(metrics);
   }
 
-  values(): IterableIterator<WorkloadResult> {
+  values(): IterableIterator<KeptResult> {
     return this.results.values();
   }
 
-  get(key: string): WorkloadResult | undefined {
+  get(key: string): KeptResult | undefined {
     return this.results.get(key);
   }
 
@@ -42,8 +79,8 @@ export class WorkloadResults {
    */
   set(key: string, result: WorkloadResult): string[] {
     const previous = this.results.get(key);
-    this.results.set(key, result);
     const { status } = result;
+    this.results.set(key, { ...result, status: summary(status) });
     const labels = { namespace: result.namespace, kind: result.kind, name: result.name };
     const savings: Record<(typeof OPTIMIZATIONS)[number], string | undefined> = {
       combined: status.potentialMonthlySavingsUSD,
