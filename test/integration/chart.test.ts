@@ -20,6 +20,7 @@ import {
   type KubeObject,
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
+import { NODE_OPTIONS } from '../image/spec.ts';
 import { chartScraperToken, getMetricsPath, waitForCrds } from '../support/kopek.ts';
 
 const FULL_VALUES = fileURLToPath(new URL('../chart/values-full.yaml', import.meta.url));
@@ -236,6 +237,7 @@ describe('the kopek chart, rendered', () => {
   it('gives the operator flags and environment that `kopek run` accepts', async () => {
     const full = parse(readFileSync(FULL_VALUES, 'utf8')) as Record<string, unknown> & {
       traffic: { queries: { istio: string } };
+      nodeOptions: string;
     };
     for (const [values, port, lease] of [
       [{}, 8080, 'kopek'],
@@ -253,6 +255,8 @@ describe('the kopek chart, rendered', () => {
         leaderElectionId: lease,
         identity: 'kopek-abc12',
       });
+      // Node's options: the image's small young generation unless the values say otherwise.
+      expect(env.NODE_OPTIONS).toBe(values === full ? full.nodeOptions : NODE_OPTIONS);
       expect(operatorContainer(deployment).ports).toEqual([
         { name: 'metrics', containerPort: port, protocol: 'TCP' },
       ]);
