@@ -15,7 +15,8 @@ import {
   parseDump,
   parseImagePlatforms,
 } from './analyze.ts';
-import { EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main, type CliIO } from './kopek.ts';
+import { EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, type CliIO } from './input.ts';
+import { main } from './kopek.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'commerce');

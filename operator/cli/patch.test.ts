@@ -15,17 +15,11 @@ import {
   COMMERCE_PLATFORMS as PLATFORMS,
   commercePlans,
 } from '../../test/support/commerce-patch.ts';
+import { EXIT_INPUT, EXIT_OK, EXIT_USAGE, type CliIO } from './input.ts';
+import { HELP, main } from './kopek.ts';
 import {
-  EXIT_INPUT,
   EXIT_NOTHING_TO_CHANGE,
-  EXIT_OK,
-  EXIT_USAGE,
-  HELP,
   PATCH_HELP,
-  main,
-  type CliIO,
-} from './kopek.ts';
-import {
   closeNames,
   parseActions,
   parseWorkloadName,

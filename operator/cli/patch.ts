@@ -6,13 +6,15 @@
  * replaces them, and `null` for what must go, because it merges maps key by key.
  */
 import { stringify } from 'yaml';
-import { InputError } from './analyze.ts';
+import { InputError, buildFacts, withPlacementScore } from './analyze.ts';
+import { EXIT_OK, UsageError, loadInput, parseInputArgs, type CliIO } from './input.ts';
 import {
   OPTIMIZATIONS,
   type ActionSavings,
   type Optimization,
   type WorkloadKind,
 } from '../../recommender/api/v1alpha1.ts';
+import { planCommit } from '../../recommender/apply/commit.ts';
 import { servicesToChange } from '../../recommender/apply/operations.ts';
 import {
   POD_FIELDS,
@@ -295,4 +297,121 @@ export function indexDump(objects: readonly unknown[]): {
       );
   }
   return { dumped, services };
+}
+
+/** kopek patch: no workload had a change to print (each one's reason is on stderr). */
+export const EXIT_NOTHING_TO_CHANGE = 4;
+
+export const PATCH_HELP = `kopek patch — the changes Apply mode would make, as files to commit to a GitOps repository.
+
+Usage:
+  kopek patch -f FILE [-f FILE ...] [--workload NS/KIND/NAME] [--action Spot,Arm64,CrossZone]
+              [-o yaml|kustomize] [-n NS] [--image-platforms FILE] [--registry-lookup] [--live-prices]
+              [--region REGION] [--prometheus-url URL ...] [-q]
+
+  Reads the same dumps as kopek analyze and, for each workload, takes the actions Apply mode
+  would take: those whose verdict is Recommended, or Possible with nothing required but what the
+  patch itself does, and that kopek applies to that kind (DaemonSets: Arm64 only; Jobs and
+  ReplicaSets: none; workloads another controller owns: none, change their owner). Unlike Apply
+  mode it ignores the policy's mode and spec.apply.actions, approvals and GitOps marks: it is
+  for the workloads Argo CD or Flux manage, which Apply mode leaves alone. The change is the one
+  Apply mode would patch, computed over the fields as the dump holds them.
+
+  For Arm64, kopek must know the images' platforms: pass --image-platforms or --registry-lookup
+  (without them arm64 is Unknown and no Arm64 change is printed). CrossZone prints the zone
+  spread the pod template needs, if any, and a patch of each Service whose traffic must stay in
+  its zone (spec.trafficDistribution, or the topology-mode annotation before Kubernetes 1.31).
+
+Options (and every input option of kopek analyze: -n, --image-platforms, --registry-lookup,
+--insecure-registries, --live-prices, --region, --prometheus-url and the traffic flags):
+  -f, --filename FILE       a dump to read; repeat for several; "-" reads standard input
+      --workload NS/KIND/NAME
+                            only this workload (kind as kubectl names it, any case); an error
+                            lists close names when the dump has none by that name
+      --action LIST         only these actions, comma-separated: Spot, Arm64, CrossZone
+                            (default: all three)
+  -o, --output FORMAT       yaml (default): per workload a comment line (what changes, the
+                            monthly saving) and a strategic-merge patch: apiVersion, kind,
+                            metadata.name/namespace and the pod spec's nodeSelector, affinity,
+                            tolerations and topologySpreadConstraints that change, as they must be
+                            afterwards (lists whole, null for what goes); documents separated by
+                            ---. Apply one with kubectl patch --type=strategic --patch-file
+                            (--type=merge for an Argo Rollout), or commit it as a kustomize patch.
+                            kustomize: a patches: list to put in a kustomization.yaml, each entry
+                            with its target (group, version, kind, name, namespace) and the same
+                            patch inline. Drop the namespace lines of a target when the
+                            kustomization sets the namespace itself.
+  -q, --quiet               do not print warnings (what each workload does not change is still
+                            said on stderr)
+  -h, --help                this help
+
+Exit codes:
+  0  at least one patch was printed (workloads with nothing to change are named on stderr)
+  1  usage error: unknown option, missing or bad value (--workload, --action, -o)
+  2  an input could not be used (as for kopek analyze), or --workload names a workload the dump
+     does not hold or kopek does not analyse (the error lists close names)
+  3  internal error (a bug in kopek; run with KOPEK_DEBUG=1 for the stack trace and report it)
+  4  nothing to change: no workload has a change to print (stderr says why for each)
+`;
+
+const PATCH_OUTPUTS = ['yaml', 'kustomize'] as const;
+
+/** `kopek patch`: what Apply mode would change, as the files a person commits to Git. */
+export async function patchCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const { input: args, output = 'yaml', workload, action } = parseInputArgs('patch', argv);
+  if (!(PATCH_OUTPUTS as readonly string[]).includes(output))
+    throw new UsageError(`-o ${output}: the output format must be yaml or kustomize`);
+  const wanted = workload === undefined ? undefined : parseWorkloadName(workload);
+  if (workload !== undefined && wanted === undefined)
+    throw new UsageError(
+      `--workload ${workload}: expected namespace/kind/name, e.g. shop/Deployment/web`,
+    );
+  const parsedActions = action === undefined ? undefined : parseActions(action);
+  if (parsedActions !== undefined && 'unknown' in parsedActions)
+    throw new UsageError(
+      `--action ${action ?? ''}: expected a comma-separated list of ${OPTIMIZATIONS.join(', ')}`,
+    );
+  if (args.help) {
+    io.stdout(PATCH_HELP);
+    return EXIT_OK;
+  }
+  const { objects, options, prices, traffic, warnings } = await loadInput(args, io);
+  const built = buildFacts(objects, options, traffic);
+  warnings.push(...built.warnings);
+  const workloads = wanted === undefined ? built.facts : selectWorkload(built, wanted);
+  const { dumped, services } = indexDump(objects);
+  const documents: PatchDocument[] = [];
+  const notes: string[] = [];
+  for (const facts of workloads) {
+    const key = workloadKey(facts);
+    const object = dumped.get(key) ?? {};
+    const plan = planCommit({
+      facts: withPlacementScore(facts, prices),
+      prices: prices.book(),
+      workload: object,
+      services: services.get(facts.namespace) ?? new Map(),
+      ...(parsedActions !== undefined ? { actions: parsedActions.actions } : {}),
+    });
+    if ('nothing' in plan) {
+      notes.push(`${key}: ${plan.nothing}`);
+      continue;
+    }
+    documents.push(
+      ...patchDocuments({
+        apiVersion: typeof object.apiVersion === 'string' ? object.apiVersion : 'apps/v1',
+        kind: facts.kind,
+        name: facts.name,
+        namespace: facts.namespace,
+        ...plan,
+      }),
+    );
+  }
+  if (!args.quiet) for (const w of warnings) io.stderr(`warning: ${w}\n`);
+  for (const note of notes) io.stderr(`${note}\n`);
+  if (documents.length === 0) {
+    io.stderr('kopek: nothing to change\n');
+    return EXIT_NOTHING_TO_CHANGE;
+  }
+  io.stdout(output === 'kustomize' ? renderKustomize(documents) : renderYaml(documents));
+  return EXIT_OK;
 }
