@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
+import { writeKubeconfig } from '../../test/support/kubeconfig.ts';
 import { systemClock } from '../clock.ts';
 import { selfSignedCertificate } from '../metrics-tls.ts';
 import { KubeClient } from './client.ts';
@@ -45,29 +45,19 @@ async function apiServer(): Promise<{
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    config: (user) => {
-      const path = join(mkdtempSync(join(tmpdir(), 'kopek-kubeconfig-')), 'config');
-      writeFileSync(
-        path,
-        stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [
-            {
-              name: 'local',
-              cluster: {
-                server: `https://127.0.0.1:${port}`,
-                'certificate-authority-data': Buffer.from(pair.cert).toString('base64'),
-              },
+    config: (user) =>
+      loadKubeConfig(
+        writeKubeconfig(mkdtempSync(join(tmpdir(), 'kopek-kubeconfig-')), [
+          {
+            name: 'local',
+            cluster: {
+              server: `https://127.0.0.1:${port}`,
+              'certificate-authority-data': Buffer.from(pair.cert).toString('base64'),
             },
-          ],
-          users: [{ name: 'kopek', user }],
-          contexts: [{ name: 'local', context: { cluster: 'local', user: 'kopek' } }],
-          'current-context': 'local',
-        }),
-      );
-      return loadKubeConfig(path);
-    },
+            user,
+          },
+        ]),
+      ),
     connections: () => connections,
     authorizations,
   };

@@ -1,8 +1,8 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
+import { writeKubeconfig } from '../../test/support/kubeconfig.ts';
 import { inClusterConnection, loadKubeConfig } from './kubeconfig.ts';
 
 const dirs: string[] = [];
@@ -18,40 +18,31 @@ function tempDir(): string {
 
 const base64 = (text: string): string => Buffer.from(text).toString('base64');
 
-/** Writes a kubeconfig with two contexts; `current` picks one. */
+/** Writes a kubeconfig with two contexts, staging and prod; `current` picks one. */
 function kubeconfig(
   dir: string,
   options: { current?: string; user?: Record<string, unknown>; cluster?: Record<string, unknown> },
 ): string {
-  const path = join(dir, 'config');
-  writeFileSync(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'staging', cluster: { server: 'https://staging.example:6443' } },
-        {
-          name: 'prod',
-          cluster: {
-            server: 'https://prod.example:443/',
-            'certificate-authority-data': base64('PROD CA'),
-            ...options.cluster,
-          },
+  return writeKubeconfig(
+    dir,
+    [
+      {
+        name: 'staging',
+        cluster: { server: 'https://staging.example:6443' },
+        user: { token: 'staging-token' },
+      },
+      {
+        name: 'prod',
+        cluster: {
+          server: 'https://prod.example:443/',
+          'certificate-authority-data': base64('PROD CA'),
+          ...options.cluster,
         },
-      ],
-      users: [
-        { name: 'staging-user', user: { token: 'staging-token' } },
-        { name: 'prod-user', user: options.user ?? { token: 'prod-token' } },
-      ],
-      contexts: [
-        { name: 'staging', context: { cluster: 'staging', user: 'staging-user' } },
-        { name: 'prod', context: { cluster: 'prod', user: 'prod-user' } },
-      ],
-      'current-context': options.current ?? 'prod',
-    }),
+        user: options.user ?? { token: 'prod-token' },
+      },
+    ],
+    options.current ?? 'prod',
   );
-  return path;
 }
 
 /**
