@@ -60,6 +60,29 @@ startTime: {{ $now | Quote }}
 );
 
 /**
+ * The Ready and ContainersReady conditions (False, for `reason`) and the container statuses of a
+ * pod none of whose containers is ready or started: each with `restartCount` and the lines of
+ * `state` (its state, last state). Lines of a statusTemplate where `$now` is set.
+ */
+function notReadyContainers(
+  reason: string,
+  restartCount: string,
+  state: readonly string[],
+): string {
+  return `- {type: Ready, status: "False", reason: ${reason}, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: ${reason}, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: ${restartCount}
+${state.map((line) => `  ${line}`).join('\n')}
+{{ end }}`;
+}
+
+/**
  * A Job's running pod completes a second later, every container exited 0, so the Job controller
  * marks the Job Complete (a CronJob's run ends).
  */
@@ -73,17 +96,9 @@ const JOB_DONE = podStage(
   {
     statusTemplate: `{{ $now := Now }}
 conditions:
-- {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
-{{ end }}
+${notReadyContainers('PodCompleted', '0', [
+  'state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}',
+])}
 phase: Succeeded
 `,
   },
@@ -125,18 +140,10 @@ function crashLoop(loop: CrashLoop, index: number): Record<string, unknown> {
 {{ range .status.containerStatuses }}{{ $restarts = int .restartCount }}{{ end }}
 conditions:
 - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: {{ add1 $restarts }}
-  state: {waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}}
-  lastState: {terminated: {exitCode: 1, reason: Error, message: "exec format error", startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
-{{ end }}
+${notReadyContainers('ContainersNotReady', '{{ add1 $restarts }}', [
+  'state: {waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}}',
+  'lastState: {terminated: {exitCode: 1, reason: Error, message: "exec format error", startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}',
+])}
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
 podIP: ${POD_IP}
 phase: Running
