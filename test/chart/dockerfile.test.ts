@@ -9,8 +9,9 @@ import { APP_EXCLUDED, APP_PATHS, RUNTIME, nodeVersion } from '../image/spec.ts'
 // container engine (`npm run image`, test/image/, which test/integration/image.test.ts runs).
 // These static checks catch what would break a Docker build — a COPY of something missing, a
 // runtime import outside the copied folders or of a devDependency (the image installs with
-// --omit=dev), a root user — and hold the Dockerfile to the description both builds share
-// (test/image/spec.ts), so that the two describe the same image.
+// --omit=dev), a root user — or bloat it: a production dependency nothing loads. And they hold
+// the Dockerfile to the description both builds share (test/image/spec.ts), so that the two
+// describe the same image.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -142,6 +143,16 @@ describe('the Dockerfile', () => {
       ).toContain(name);
     }
     expect(packages.size).toBeGreaterThan(0);
+  });
+
+  it('ships no production dependency that kopek does not load (a test-only one is a devDependency)', () => {
+    const { packages } = runtimeGraph(['operator/cli/kopek.ts', 'operator/run.ts']);
+    for (const name of Object.keys(pkg.dependencies)) {
+      expect(
+        packages.has(name),
+        `${name} is a production dependency, so the image installs it, but kopek never imports it`,
+      ).toBe(true);
+    }
   });
 
   it('describes the image `npm run image` builds: same base, Node, files, entrypoint, user, environment and port', () => {
