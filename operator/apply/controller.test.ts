@@ -654,6 +654,18 @@ function servicePatches(kube: FakeKube): number {
 
 const CROSS_ZONE = { actions: ['CrossZone'] };
 
+/** A server from before trafficDistribution, where Apply sets the topology-mode annotation. */
+function fleetBeforeTrafficDistribution(): ReturnType<typeof fleet> {
+  return fleet(['web'], {
+    apply: CROSS_ZONE,
+    // topology-mode wants 3 ready endpoints in each client zone.
+    minor: '30',
+    replicas: 6,
+    placedOn: ['od-a', 'od-b', 'od-a', 'od-b', 'od-a', 'od-b'],
+    services: [service('web', { 'team.example/owner': 'payments' })],
+  });
+}
+
 describe('Apply mode: the Service change of CrossZone', () => {
   it('records the Service fields first, patches the Service only, and succeeds once settled', async () => {
     const { op, kube } = await fleet(['web'], { apply: CROSS_ZONE, services: [service('web')] });
@@ -681,14 +693,7 @@ describe('Apply mode: the Service change of CrossZone', () => {
   });
 
   it('sets the topology-mode annotation where trafficDistribution is not served, keeping the other annotations', async () => {
-    const { op, kube } = await fleet(['web'], {
-      apply: CROSS_ZONE,
-      // Before trafficDistribution: topology-mode wants 3 ready endpoints in each client zone.
-      minor: '30',
-      replicas: 6,
-      placedOn: ['od-a', 'od-b', 'od-a', 'od-b', 'od-a', 'od-b'],
-      services: [service('web', { 'team.example/owner': 'payments' })],
-    });
+    const { op, kube } = await fleetBeforeTrafficDistribution();
     approve(kube, 'web', ['CrossZone']);
     await op.until(() => servicePatches(kube) === 1);
     expect((serviceOf(kube, 'web').metadata as Obj).annotations).toEqual({
@@ -699,14 +704,7 @@ describe('Apply mode: the Service change of CrossZone', () => {
   });
 
   it('reverts the Service to exactly what it was when the pods fail after the change', async () => {
-    const { op, kube } = await fleet(['web'], {
-      apply: CROSS_ZONE,
-      // Before trafficDistribution: topology-mode wants 3 ready endpoints in each client zone.
-      minor: '30',
-      replicas: 6,
-      placedOn: ['od-a', 'od-b', 'od-a', 'od-b', 'od-a', 'od-b'],
-      services: [service('web', { 'team.example/owner': 'payments' })],
-    });
+    const { op, kube } = await fleetBeforeTrafficDistribution();
     const before = asWritten(serviceOf(kube, 'web'));
     const template = JSON.stringify(kube.object(RESOURCES.deployments, 'web', 'shop')?.spec);
     approve(kube, 'web', ['CrossZone']);
