@@ -121,7 +121,9 @@ async function layer(args: string[]): Promise<Layer> {
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout is read, which left the
+    // directory unread and failed a build that had succeeded.
+    child.on('close', (code) => {
       const last = stdout.trim().split('\n').at(-1);
       if (code === 0 && last) resolveDir(last);
       else reject(new Error(`layer.sh ${args.join(' ')} failed (exit ${code})`));
