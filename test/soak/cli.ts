@@ -1,17 +1,20 @@
 /**
- * `npm run soak [-- --minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]`: the long
- * soak and chaos run on a local cluster (not part of npm test; a 2-minute chaos run is, in
- * test/integration/chaos.test.ts). Prints the figures; exits 1 when the recommendations do not
+ * `npm run soak [-- --minutes 30] [--rate 20] [--no-chaos] [--seed N] [--kopek-node-options FLAGS]
+ * [--json FILE]`: the long soak and chaos run on a local cluster (not part of npm test; a 2-minute
+ * chaos run is, in test/integration/chaos.test.ts). Prints the figures; exits 1 when the recommendations do not
  * converge to what a fresh kopek computes.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
 import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 import { formatReport } from './report.ts';
 import { runSoak } from './soak.ts';
 
 const USAGE =
-  'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N] [--json FILE]\n';
+  'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N]\n' +
+  '                       [--kopek-node-options FLAGS] [--json FILE]\n' +
+  "  --kopek-node-options  Node flags for kopek (default: the chart's nodeOptions, as shipped)\n";
 const { values } = scriptArgs(USAGE, () =>
   parseArgs({
     options: {
@@ -19,6 +22,7 @@ const { values } = scriptArgs(USAGE, () =>
       rate: { type: 'string', default: '20' },
       'no-chaos': { type: 'boolean', default: false },
       seed: { type: 'string', default: '16' },
+      'kopek-node-options': { type: 'string' },
       json: { type: 'string' },
       help: HELP_OPTION,
     },
@@ -29,11 +33,17 @@ const rate = Number(values.rate);
 const seed = Number(values.seed);
 if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed))
   usageError('--minutes and --rate must be positive numbers, --seed an integer', USAGE);
+// By default kopek runs as the chart and the image run it.
+const chartValues = parse(
+  await readFile(new URL('../../charts/kopek/values.yaml', import.meta.url), 'utf8'),
+) as { nodeOptions?: string };
+const nodeOptions = values['kopek-node-options'] ?? chartValues.nodeOptions ?? '';
 const report = await runSoak({
   minutes,
   changesPerSecond: rate,
   chaos: !values['no-chaos'],
   seed,
+  kopekNodeFlags: nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
   log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
 });
 if (values.json !== undefined) await writeFile(values.json, JSON.stringify(report, null, 2));

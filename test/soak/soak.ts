@@ -40,6 +40,8 @@ export interface SoakOptions {
   seed: number;
   log: (line: string) => void;
   sampleIntervalMs?: number;
+  /** Node flags every kopek replica runs with (the CLI passes the chart's `nodeOptions`). */
+  kopekNodeFlags?: readonly string[];
 }
 
 export type FaultKind =
@@ -112,6 +114,7 @@ export interface ErrorCount {
 export interface SoakReport {
   seed: number;
   chaos: boolean;
+  kopekNodeFlags: readonly string[];
   churnSeconds: number;
   changes: { applied: number; failed: number; skipped: number; perSecond: number };
   faults: Fault[];
@@ -218,13 +221,20 @@ class Replica {
   incarnation = 0;
   private readonly component: Component;
 
-  constructor(identity: string, port: number, args: string[], logPath: string) {
+  constructor(
+    identity: string,
+    port: number,
+    nodeFlags: readonly string[],
+    args: string[],
+    logPath: string,
+  ) {
     this.identity = identity;
     this.url = `http://127.0.0.1:${port}`;
     this.component = new Component({
       name: identity,
       command: process.execPath,
       args: [
+        ...nodeFlags,
         KOPEK_CLI,
         'run',
         ...args,
@@ -704,6 +714,7 @@ class Soak {
     const replica = new Replica(
       identity,
       await freePort(),
+      this.options.kopekNodeFlags ?? [],
       this.kopekArgs,
       join(this.dir, `${identity}.log`),
     );
@@ -1049,6 +1060,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     return {
       seed: options.seed,
       chaos: options.chaos,
+      kopekNodeFlags: options.kopekNodeFlags ?? [],
       churnSeconds,
       changes: { ...soak.changes, perSecond: soak.changes.applied / churnSeconds },
       faults: soak.faults,
