@@ -128,6 +128,26 @@ export function createMetrics() {
       labelNames: ['verb', 'resource', 'code'],
       registers: [registry],
     }),
+    kubeRequestDuration: new Histogram({
+      name: 'kopek_kube_request_duration_seconds',
+      help: 'Seconds from sending a request to the Kubernetes API to its response headers, by verb and resource (watches not included).',
+      labelNames: ['verb', 'resource'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    factsRebuildDuration: new Histogram({
+      name: 'kopek_facts_rebuild_duration_seconds',
+      help: "Seconds a rebuild of the workloads' facts took, by scope: marked (the workloads that changes can affect) or all (the first, a resync, the cluster's shared facts changed, traffic measured).",
+      labelNames: ['scope'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    factsRebuildWorkloads: new Counter({
+      name: 'kopek_facts_rebuild_workloads_total',
+      help: 'Workload facts computed by rebuilds, by scope (see kopek_facts_rebuild_duration_seconds).',
+      labelNames: ['scope'],
+      registers: [registry],
+    }),
     sourceErrors: new Counter({
       name: 'kopek_source_errors_total',
       help: 'Failures reading a source of facts (kube, registry, pricing, prometheus).',

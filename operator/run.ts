@@ -59,8 +59,9 @@ function kubeConnection(config: OperatorConfig): KubeConnection {
 
 function kubeClient(config: OperatorConfig, metrics: Metrics): KubeClient {
   return new KubeClient(kubeConnection(config), {
-    observe: (verb, resource, status) => {
+    observe: (verb, resource, status, seconds) => {
       metrics.kubeRequests.inc({ verb, resource, code: String(status) });
+      if (seconds !== undefined) metrics.kubeRequestDuration.observe({ verb, resource }, seconds);
     },
   });
 }

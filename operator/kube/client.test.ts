@@ -74,6 +74,22 @@ describe('KubeClient', () => {
     expect(api.authorizations).toEqual(Array<string>(30).fill('Bearer the-token'));
   });
 
+  it("tells the observer each response's verb, resource, status and time taken", async () => {
+    const api = await apiServer();
+    const seen: [string, string, number, number | undefined][] = [];
+    const client = new KubeClient(api.config({ token: 'the-token' }), {
+      observe: (verb, resource, status, seconds) => seen.push([verb, resource, status, seconds]),
+    });
+    const before = performance.now();
+    await client.get(RESOURCES.namespaces, 'a');
+    const elapsed = (performance.now() - before) / 1000;
+    expect(seen).toHaveLength(1);
+    const [verb, resource, status, seconds] = seen[0] ?? [];
+    expect([verb, resource, status]).toEqual(['get', 'namespaces', 200]);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThanOrEqual(elapsed);
+  });
+
   it('answers requests sent all at once, on the one pool', async () => {
     const api = await apiServer();
     const client = new KubeClient(api.config({ token: 'the-token' }));

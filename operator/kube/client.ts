@@ -75,7 +75,13 @@ export interface WatchEvent {
 }
 
 /** Counts every request by verb, so tests and metrics can see exactly what kopek writes. */
-export type RequestObserver = (verb: string, resource: string, status: number) => void;
+/** Told of each response: `seconds` from the request's start to its headers (not for watches). */
+export type RequestObserver = (
+  verb: string,
+  resource: string,
+  status: number,
+  seconds?: number,
+) => void;
 
 /** A JSON patch (RFC 6902) sent with kopek's own field manager; dryRun: validated, not stored. */
 export interface PatchOptions {
@@ -142,6 +148,8 @@ export class KubeClient implements KubeApi {
    * changes (a rotated client certificate).
    */
   private pool: { key: string; dispatcher: Dispatcher } | undefined;
+  /** When each response's request was sent, for the observer's duration. */
+  private readonly sentAt = new WeakMap<Response, number>();
 
   constructor(
     connection: KubeConnection,
@@ -172,13 +180,27 @@ export class KubeClient implements KubeApi {
     if (options.body !== undefined)
       headers['content-type'] = options.contentType ?? 'application/json';
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.requestTimeoutMs);
-    return fetch(url, {
+    const sent = performance.now();
+    const response = await fetch(url, {
       method,
       headers,
       dispatcher: this.dispatcher(credentials.tls),
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
+    this.sentAt.set(response, sent);
+    return response;
+  }
+
+  /** Tells the observer of a response, with the time its request took. */
+  private observed(verb: string, resource: string, response: Response): void {
+    const sent = this.sentAt.get(response);
+    this.observe(
+      verb,
+      resource,
+      response.status,
+      sent === undefined ? undefined : (performance.now() - sent) / 1000,
+    );
   }
 
   /**
@@ -203,7 +225,7 @@ export class KubeClient implements KubeApi {
   }
 
   private async json<T>(verb: string, resource: string, response: Response): Promise<T> {
-    this.observe(verb, resource, response.status);
+    this.observed(verb, resource, response);
     const text = await response.text();
     if (!response.ok) throw toApiError(response.status, text);
     return JSON.parse(text) as T;
@@ -311,7 +333,7 @@ export class KubeClient implements KubeApi {
 
   async delete(type: ResourceType, name: string, namespace?: string): Promise<void> {
     const response = await this.send('DELETE', objectPath(type, name, namespace));
-    this.observe('delete', type.plural, response.status);
+    this.observed('delete', type.plural, response);
     if (!response.ok && response.status !== 404)
       throw toApiError(response.status, await response.text());
     await response.body?.cancel();
@@ -325,7 +347,7 @@ export class KubeClient implements KubeApi {
     const path = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
     const response = await this.send('GET', path);
     if (response.status === 404) {
-      this.observe('discovery', type.plural, response.status);
+      this.observed('discovery', type.plural, response);
       await response.body?.cancel();
       return false;
     }

@@ -51,6 +51,20 @@ describe('the recommendation controller', () => {
     expect(op.kube.count('delete', 'workloadrecommendations')).toBe(1);
   });
 
+  it('counts each rebuild by scope: all workloads at first, then only those a change marked', async () => {
+    const op = await withWeb();
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'api'));
+    await op.until(() => recommendationOf(op.kube, 'shop', 'api')?.status !== undefined);
+    const byScope = (values: { labels: { scope?: string | number }; value: number }[]) =>
+      Object.fromEntries(values.map((v) => [String(v.labels.scope), v.value]));
+    // The first rebuild computed web (all there was); the new Deployment's only itself.
+    const built = await op.metrics.factsRebuildWorkloads.get();
+    expect(byScope(built.values)).toEqual({ all: 1, marked: 1 });
+    const durations = await op.metrics.factsRebuildDuration.get();
+    const counts = durations.values.filter((v) => v.metricName?.endsWith('_count'));
+    expect(byScope(counts)).toEqual({ all: 1, marked: 1 });
+  });
+
   it('deletes the recommendation itself when the workload is deleted', async () => {
     const op = await withWeb();
     op.kube.remove(RESOURCES.deployments, 'web', 'shop');

@@ -258,12 +258,17 @@ export class RecommendationController {
   /** Rebuilds the facts and queues the workloads whose facts changed, appeared or went. */
   private async rebuild(): Promise<void> {
     const { cache, imagePlatforms, metrics, log } = this.options;
-    const { changed, refreshed, lookupFailed, clientsMoved } = await this.facts.rebuild(cache, {
-      imagePlatforms,
-      traffic: this.options.traffic?.current(),
-      metrics,
-      log,
-    });
+    const started = performance.now();
+    const { changed, refreshed, lookupFailed, clientsMoved, built, full } =
+      await this.facts.rebuild(cache, {
+        imagePlatforms,
+        traffic: this.options.traffic?.current(),
+        metrics,
+        log,
+      });
+    const scope = full ? 'all' : 'marked';
+    metrics.factsRebuildDuration.observe({ scope }, (performance.now() - started) / 1000);
+    metrics.factsRebuildWorkloads.inc({ scope }, built);
     // A workload that changed itself goes before those a shared refresh (client weights, a
     // resync, an image's platforms) touched, which can be many.
     for (const key of changed) this.queue.add(key, refreshed.has(key) ? 'low' : 'normal');

@@ -82,6 +82,18 @@ describe('the scale benchmark at a tiny size', () => {
     expect(lines.some((line) => line.includes('== kopek cold start'))).toBe(true);
   });
 
+  it("says where kopek's time went: rebuilds, queue waits, applies", () => {
+    const cold = result.cold?.activity;
+    // The cold start's first rebuild computes every workload; its applies are timed.
+    expect(cold?.rebuilds.all?.workloads).toBeGreaterThanOrEqual(8);
+    expect(cold?.applies.count).toBeGreaterThanOrEqual(16);
+    expect(cold?.applies.meanSeconds).toBeGreaterThan(0);
+    // A change rebuilds only the workloads it marks.
+    const changes = result.changes?.activity;
+    expect(changes?.rebuilds.marked?.count).toBeGreaterThan(0);
+    expect(changes?.queueWait.count).toBeGreaterThan(0);
+  });
+
   it('prints every figure in the table', () => {
     const table = formatTable(result);
     for (const row of [
@@ -89,6 +101,7 @@ describe('the scale benchmark at a tiny size', () => {
       /^2 kopek run cold start → all 8 recommendations written\s+\d/m,
       /^3 kopek peak RSS/m,
       /^4 change → recommendation updated/m,
+      /where kopek's time went \(change phase\)\s+rebuilds: \d+ marked/m,
       /^5 kopek writes at steady state/m,
       /^6 registry manifest GETs .* 5 \/ 5 \/ 5$/m,
       /^7 kopek analyze -f dump\.json/m,

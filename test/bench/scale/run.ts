@@ -92,6 +92,13 @@ export interface Activity {
   events: Record<string, number>;
   queueAdds: number;
   reconciles: number;
+  /** Facts rebuilds by scope (marked, all): how many, their seconds in all, workloads computed. */
+  rebuilds: Record<string, { count: number; seconds: number; workloads: number }>;
+  /** Keys taken from the queue: their mean wait, and how many waited over 10 s. */
+  queueWait: { count: number; meanSeconds: number; over10s: number };
+  reconcileMeanSeconds: number;
+  /** kopek's server-side applies (objects and status): how many, and their mean time. */
+  applies: { count: number; meanSeconds: number };
 }
 
 export interface Memory {
@@ -214,10 +221,37 @@ function activitySince(before: Series[], after: Series[]): Activity {
     }
     return Object.fromEntries(Object.entries(out).filter(([, v]) => v > 0));
   };
+  const total = (name: string): number => delta(name)[''] ?? 0;
+  const mean = (seconds: number, count: number): number => (count > 0 ? seconds / count : 0);
+  const rebuildCounts = delta('kopek_facts_rebuild_duration_seconds_count', 'scope');
+  const rebuildSeconds = delta('kopek_facts_rebuild_duration_seconds_sum', 'scope');
+  const rebuildWorkloads = delta('kopek_facts_rebuild_workloads_total', 'scope');
+  const waited = total('workqueue_queue_duration_seconds_count');
+  const applyCounts = delta('kopek_kube_request_duration_seconds_count', 'verb');
+  const applySeconds = delta('kopek_kube_request_duration_seconds_sum', 'verb');
+  const applies = (of: Record<string, number>): number =>
+    (of.apply ?? 0) + (of['apply-status'] ?? 0);
+  const reconciles = total('controller_runtime_reconcile_total');
   return {
     events: delta('kopek_cache_events_total', 'resource'),
-    queueAdds: delta('workqueue_adds_total')[''] ?? 0,
-    reconciles: delta('controller_runtime_reconcile_total')[''] ?? 0,
+    queueAdds: total('workqueue_adds_total'),
+    reconciles,
+    rebuilds: Object.fromEntries(
+      Object.entries(rebuildCounts).map(([scope, count]) => [
+        scope,
+        { count, seconds: rebuildSeconds[scope] ?? 0, workloads: rebuildWorkloads[scope] ?? 0 },
+      ]),
+    ),
+    queueWait: {
+      count: waited,
+      meanSeconds: mean(total('workqueue_queue_duration_seconds_sum'), waited),
+      over10s: waited - (delta('workqueue_queue_duration_seconds_bucket', 'le')['10'] ?? 0),
+    },
+    reconcileMeanSeconds: mean(total('controller_runtime_reconcile_time_seconds_sum'), reconciles),
+    applies: {
+      count: applies(applyCounts),
+      meanSeconds: mean(applies(applySeconds), applies(applyCounts)),
+    },
   };
 }
 

@@ -21,6 +21,18 @@ function activity(a: Activity): string {
   return `${n(a.queueAdds)} / ${n(a.reconciles)}; events: ${events || 'none'}`;
 }
 
+/** Where kopek's time went in a phase: rebuilds, waits in the queue, reconciles, its writes. */
+function work(a: Activity): string {
+  const rebuilds = Object.entries(a.rebuilds)
+    .map(
+      ([scope, r]) =>
+        `${n(r.count)} ${scope} (${s(r.seconds)}, ${n(r.workloads / Math.max(1, r.count))} workloads each)`,
+    )
+    .join(', ');
+  const wait = `queue wait mean ${ms(a.queueWait.meanSeconds * 1000)}, ${n(a.queueWait.over10s)} of ${n(a.queueWait.count)} over 10 s`;
+  return `rebuilds: ${rebuilds || 'none'}; ${wait}; reconcile mean ${ms(a.reconcileMeanSeconds * 1000)}; ${n(a.applies.count)} applies, mean ${ms(a.applies.meanSeconds * 1000)}`;
+}
+
 type Row = (id: string, what: string, value: string) => void;
 
 function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
@@ -46,6 +58,7 @@ function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
     `${n(c.kopekWrites)} / ${n(c.recommendationEvents)}`,
   );
   row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
+  row('', "where kopek's time went (change phase)", work(c.activity));
   row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
 }
 
@@ -104,6 +117,7 @@ export function formatTable(r: ScaleResult): string {
       `${n(r.cold.requests)} / ${n(r.cold.writes)}`,
     );
     row('', 'kopek queue adds / reconciles; watch events (cold start)', activity(r.cold.activity));
+    row('', "where kopek's time went (cold start)", work(r.cold.activity));
   }
   if (r.memory) {
     row(
