@@ -837,7 +837,8 @@ async function measure(bench: Bench, built: Built): Promise<void> {
     settled,
     missedHeapSamples: sampler.missedHeapSamples,
   };
-  await running.kopek.component.stop(60_000);
+  // Under --cpu-prof, kopek writes its profile (minutes of samples) as it exits: allow for it.
+  await running.kopek.component.stop(options.cpuProfileDir ? 300_000 : 60_000);
   sampler.stop();
   if (options.cpuProfileDir)
     result.profile = await summarizeChangeProfile(options.cpuProfileDir, changeWindow);
