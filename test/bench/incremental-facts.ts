@@ -10,8 +10,10 @@
  *   - a batch of one deleted pod, which moves the cluster's client pods per zone and so every
  *     workload with a Service (here: all of them) in the full rebuild; incrementally they follow
  *     in the client refresh a minute later;
- *   - the heap the cache and the facts hold per 1,000 workloads, and what keeping each
- *     workload's canonical JSON (as before) instead of its digest would add.
+ *   - the heap the cache and the facts hold per workload: the facts' kept input (an
+ *     IncrementalInput over the same cached objects, measured on its own) and the rest of the
+ *     WorkloadFactsCache (facts, digests, their indexes), and what keeping each workload's
+ *     canonical JSON (as before) instead of its digest would add.
  *
  *   npm run bench   (node --expose-gc test/bench/incremental-facts.ts [--fleet-workloads N] [--rounds R])
  */
@@ -22,6 +24,7 @@ import { canonicalJson } from '../../operator/canonical.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { WorkloadFactsCache } from '../../operator/recommendations/facts.ts';
+import { IncrementalInput } from '../../recommender/facts-incremental.ts';
 import { RESOURCES, type ResourceName } from '../../operator/kube/resources.ts';
 import type { ResourceType } from '../../operator/kube/client.ts';
 import { FakeKube } from '../../operator/testing/fake-kube.ts';
@@ -80,6 +83,20 @@ const cacheMiB = heapMiB() - beforeCache;
 const sources = { metrics, log };
 await facts.rebuild(cache, sources);
 const factsMiB = heapMiB() - beforeCache - cacheMiB;
+
+/** The heap of the facts' kept input on its own: a second one over the same cached objects. */
+function inputHeapMiB(): number {
+  const before = heapMiB();
+  const input = new IncrementalInput();
+  for (const name of Object.keys(RESOURCES) as ResourceName[])
+    for (const object of cache.list(name)) input.set(object);
+  input.prepare();
+  const mib = heapMiB() - before;
+  // Read it after measuring: V8 frees what nothing reads any more, even mid-function.
+  input.prepare();
+  return mib;
+}
+const inputMiB = inputHeapMiB();
 
 // What keeping each workload's canonical JSON (the comparison before digests) would hold.
 const jsonKept = new Map<string, string>();
@@ -142,6 +159,8 @@ const podGoneFull = await timeBatch(deleteOne, true);
 await cache.stop();
 
 const perK = (mib: number): string => `${((mib * 1000) / WORKLOADS).toFixed(2)} MiB`;
+const perWorkload = (mib: number): string =>
+  `${((mib * 2 ** 20) / WORKLOADS).toLocaleString('en-US', { maximumFractionDigits: 0 })} B`;
 const line = (run: { ms: number; built: number; changed: number }): string =>
   `${run.ms.toFixed(1)} ms (${run.built.toLocaleString('en-US')} workloads built, ${run.changed} changed)`;
 process.stdout.write(
@@ -152,6 +171,7 @@ process.stdout.write(
     `1 slice changed:  incremental ${line(oneSlice)}; full rebuild ${line(oneSliceFull)}`,
     `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, which the workloads with a Service follow in the full rebuild, and in a later batch (the client refresh) otherwise`,
     `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
+    `per workload:     cache ${perWorkload(cacheMiB)}; WorkloadFactsCache ${perWorkload(factsMiB)}, of which its kept input ${perWorkload(inputMiB)} (measured alone) (heap after gc)`,
     '',
   ].join('\n'),
 );
