@@ -22,3 +22,33 @@ describe('strMap', () => {
     expect(strMap(new Map([['a', 'b']]))).toEqual({});
   });
 });
+
+describe('metaOf', () => {
+  it('returns well-formed owner references as they are, and one shared value for what is absent', () => {
+    const ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-1', uid: 'u', controller: true },
+    ];
+    const meta = metaOf({ metadata: { name: 'web-1-a', ownerReferences } });
+    expect(meta?.owners).toBe(ownerReferences);
+    const bare = metaOf({ metadata: { name: 'bare' } });
+    const other = metaOf({ metadata: { name: 'other' } });
+    expect(bare?.owners).toEqual([]);
+    expect(bare?.labels).toEqual({});
+    expect(bare?.owners).toBe(other?.owners);
+    expect(bare?.labels).toBe(other?.annotations);
+  });
+
+  it('copies owner references that are not all well-formed, keeping the usable ones', () => {
+    const ownerReferences = [
+      { kind: 'ReplicaSet', name: 'web-1' },
+      { kind: 'Job', name: 7 },
+      'not an object',
+      { kind: 'Deployment', name: 'web', controller: true, apiVersion: 'apps/v1' },
+    ];
+    const meta = metaOf({ metadata: { name: 'web-1-a', ownerReferences } });
+    expect(meta?.owners).toEqual([
+      { kind: 'ReplicaSet', name: 'web-1', controller: false },
+      { kind: 'Deployment', name: 'web', controller: true, apiVersion: 'apps/v1' },
+    ]);
+  });
+});

@@ -68,7 +68,8 @@ export interface Meta {
   uid?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
-  owners: OwnerRef[];
+  /** As the object has them when they are well-formed (not copied), or a copy of those that are. */
+  owners: readonly OwnerRef[];
 }
 
 /** An object with the kind and metadata it was indexed under, and its raw form. */
@@ -78,6 +79,13 @@ export interface K8s {
   raw: Obj;
 }
 
+/**
+ * What an object without labels, annotations or owners reads: one frozen value for all of them,
+ * not an empty one each (kopek keeps the metadata of every cached object).
+ */
+const NO_STRINGS: Record<string, string> = Object.freeze({});
+const NO_OWNERS: readonly OwnerRef[] = Object.freeze([]);
+
 /** The metadata kopek reads; undefined without a name. */
 export function metaOf(raw: Obj): Meta | undefined {
   const m = obj(raw.metadata);
@@ -86,21 +94,42 @@ export function metaOf(raw: Obj): Meta | undefined {
   const meta: Meta = {
     name,
     namespace: str(m.namespace) ?? '',
-    labels: strMap(m.labels),
-    annotations: strMap(m.annotations),
-    owners: objs(m.ownerReferences).flatMap((o) => {
-      const kind = str(o.kind);
-      const oname = str(o.name);
-      if (kind === undefined || oname === undefined) return [];
-      const apiVersion = str(o.apiVersion);
-      const ref: OwnerRef = { kind, name: oname, controller: o.controller === true };
-      if (apiVersion !== undefined) ref.apiVersion = apiVersion;
-      return [ref];
-    }),
+    labels: m.labels === undefined ? NO_STRINGS : strMap(m.labels),
+    annotations: m.annotations === undefined ? NO_STRINGS : strMap(m.annotations),
+    owners: ownerRefs(m.ownerReferences),
   };
   const uid = str(m.uid);
   if (uid !== undefined) meta.uid = uid;
   return meta;
+}
+
+/**
+ * Owner references as OwnerRefs. References the API server sent (kind, name, a boolean
+ * controller, an apiVersion) are returned as they are, like labels by strMap; otherwise a copy
+ * of the usable ones.
+ */
+function ownerRefs(v: unknown): readonly OwnerRef[] {
+  if (v === undefined) return NO_OWNERS;
+  if (Array.isArray(v) && v.every(isOwnerRef)) return v;
+  return objs(v).flatMap((o) => {
+    const kind = str(o.kind);
+    const oname = str(o.name);
+    if (kind === undefined || oname === undefined) return [];
+    const apiVersion = str(o.apiVersion);
+    const ref: OwnerRef = { kind, name: oname, controller: o.controller === true };
+    if (apiVersion !== undefined) ref.apiVersion = apiVersion;
+    return [ref];
+  });
+}
+
+function isOwnerRef(o: unknown): o is OwnerRef {
+  return (
+    isRecord(o) &&
+    typeof o.kind === 'string' &&
+    typeof o.name === 'string' &&
+    typeof o.controller === 'boolean' &&
+    (o.apiVersion === undefined || typeof o.apiVersion === 'string')
+  );
 }
 
 /** "Kind namespace/name" (or "Kind name" when cluster-scoped), for warnings. */
