@@ -62,15 +62,19 @@ interface Derived {
 
 export class IncrementalInput {
   private readonly options: BuildOptions;
+  /** Per kind, key → object, in the order they came: a replaced object keeps its place. */
+  private readonly kinds = new Map<string, Map<string, K8s>>();
   private readonly index: Index = {
     nodes: new Map(),
     namespaceLabels: new Map(),
     byKind: new Map(),
-    byKey: new Map(),
+    // Looked up in the kind's map: a second Map of every object by key is memory for nothing.
+    byKey: {
+      get: (key) => this.kinds.get(kindOfKey(key))?.get(key),
+      has: (key) => this.kinds.get(kindOfKey(key))?.has(key) === true,
+    },
     warnings: [],
   };
-  /** Per kind, key → object, in the order they came: a replaced object keeps its place. */
-  private readonly kinds = new Map<string, Map<string, K8s>>();
   /** Kinds with a change since the last prepare (all of them before the first). */
   private readonly changedKinds = new Set<string>(KNOWN_KINDS.keys());
   /** A Node's warnings, by its key. */
@@ -86,8 +90,11 @@ export class IncrementalInput {
   private readonly clients: ZoneCounts = { total: new Map(), byWorkload: new Map() };
   /** Running pods of no workload outside system namespaces, by pod key. */
   private readonly orphans = new Map<string, K8s>();
-  /** Object key → the running pods whose entry read it (their node, their owner chain). */
-  private readonly readers = new Map<string, Set<string>>();
+  /**
+   * Object key → the running pods whose entry read it (their node, their owner chain). Arrays,
+   * not Sets: one per node and per owner, a few entries each, kept for every running pod.
+   */
+  private readonly readers = new Map<string, string[]>();
   /** Pods whose running entry is computed again at the next prepare. */
   private readonly stalePods = new Set<string>();
 
@@ -128,7 +135,6 @@ export class IncrementalInput {
     if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map<string, K8s>()));
     if (PER_ENTRY_KINDS.has(kind) && !ofKind.has(key)) this.positions.set(key, this.nextPosition++);
     ofKind.set(key, o);
-    this.index.byKey.set(key, o);
     if (kind === 'Node') {
       const warnings: string[] = [];
       this.index.nodes.set(meta.name, nodeInfo(o, warnings));
@@ -143,7 +149,6 @@ export class IncrementalInput {
   remove(kind: string, namespace: string, name: string): void {
     const key = objectKey(kind, namespace, name);
     if (this.kinds.get(kind)?.delete(key) !== true) return;
-    this.index.byKey.delete(key);
     if (kind === 'Node') {
       this.index.nodes.delete(name);
       this.nodeWarnings.delete(key);
@@ -344,16 +349,21 @@ export class IncrementalInput {
     if (entry === undefined) return;
     this.running.set(key, entry);
     for (const read of readsOf(pod)) {
-      const set = this.readers.get(read);
-      if (set === undefined) this.readers.set(read, new Set([key]));
-      else set.add(key);
+      const pods = this.readers.get(read);
+      if (pods === undefined) this.readers.set(read, [key]);
+      else pods.push(key);
     }
     if (entry.workload === undefined) {
       if (!SYSTEM_NAMESPACES.has(pod.meta.namespace)) this.orphans.set(key, pod);
     } else {
       const list = this.podsByWorkload.get(entry.workload);
       if (list === undefined) this.podsByWorkload.set(entry.workload, [entry]);
-      else list.push(entry);
+      else {
+        // One copy of the workload's key for all its pods, not one each.
+        const shared = list[0]?.workload;
+        if (shared !== undefined) entry.workload = shared;
+        list.push(entry);
+      }
     }
     this.countClient(entry, 1);
   }
@@ -365,9 +375,11 @@ export class IncrementalInput {
     if (entry === undefined) return;
     this.running.delete(key);
     for (const read of readsOf(entry.pod)) {
-      const set = this.readers.get(read);
-      set?.delete(key);
-      if (set?.size === 0) this.readers.delete(read);
+      const pods = this.readers.get(read);
+      const at = pods?.indexOf(key) ?? -1;
+      if (pods === undefined || at < 0) continue;
+      pods.splice(at, 1);
+      if (pods.length === 0) this.readers.delete(read);
     }
     if (entry.workload !== undefined) {
       const list = this.podsByWorkload.get(entry.workload) ?? [];
@@ -388,6 +400,11 @@ export class IncrementalInput {
     if (counts.size === 0) this.clients.byWorkload.delete(entry.workload);
     else this.clients.byWorkload.set(entry.workload, counts);
   }
+}
+
+/** The kind of an `objectKey`. */
+function kindOfKey(key: string): string {
+  return key.slice(0, key.indexOf('/'));
 }
 
 /** A Service's object key from its `namespace/name`. */

@@ -60,7 +60,8 @@ export interface Index {
   nodes: Map<string, NodeInfo>;
   namespaceLabels: Map<string, Record<string, string>>;
   byKind: Map<string, K8s[]>;
-  byKey: Map<string, K8s>;
+  /** Objects by `objectKey`: what the builder looks up, not necessarily a Map of its own. */
+  byKey: Pick<ReadonlyMap<string, K8s>, 'get' | 'has'>;
   warnings: string[];
 }
 
@@ -94,11 +95,12 @@ export function flattenLists(objects: readonly unknown[], warnings: string[] = [
 
 export function indexObjects(objects: readonly unknown[]): Index {
   const warnings: string[] = [];
+  const byKey = new Map<string, K8s>();
   const index: Index = {
     nodes: new Map(),
     namespaceLabels: new Map(),
     byKind: new Map(),
-    byKey: new Map(),
+    byKey,
     warnings,
   };
   const ignored = new Map<string, number>();
@@ -136,7 +138,7 @@ export function indexObjects(objects: readonly unknown[]): Index {
     if (ofKind === undefined) kinds.set(kind, (ofKind = new Map<string, K8s>()));
     if (ofKind.delete(k)) warnings.push(`${describe(o)} appears twice; the last one is used`);
     ofKind.set(k, o);
-    index.byKey.set(k, o);
+    byKey.set(k, o);
     if (kind === 'Node') index.nodes.set(meta.name, nodeInfo(o, warnings));
     if (kind === 'Namespace') index.namespaceLabels.set(meta.name, meta.labels);
   }
