@@ -10,6 +10,10 @@
  *   - a batch of one deleted pod, which moves the cluster's client pods per zone and so every
  *     workload with a Service (here: all of them) in the full rebuild; incrementally they follow
  *     in the client refresh a minute later;
+ *   - a batch of one changed Node (a label no fact reads), which touches the workloads of the
+ *     pods on it and the cluster's facts every workload shares;
+ *   - a batch of one changed Job (its completion time) of one of the CronJobs added to the
+ *     fleet (one per 20 workloads, with two finished Jobs each), which a CronJob's facts read;
  *   - the heap the cache and the facts hold per workload: the facts' kept input (an
  *     IncrementalInput over the same cached objects, measured on its own) and the rest of the
  *     WorkloadFactsCache (facts, digests, their indexes), and what keeping each workload's
@@ -29,6 +33,7 @@ import { RESOURCES, type ResourceName } from '../../operator/kube/resources.ts';
 import type { ResourceType } from '../../operator/kube/client.ts';
 import { FakeKube } from '../../operator/testing/fake-kube.ts';
 import { ManualClock } from '../../operator/testing/manual-clock.ts';
+import { podSpec } from '../../recommender/objects/testing.ts';
 import { syntheticDump } from './synthetic-dump.ts';
 
 const { values: flags } = parseArgs({
@@ -56,7 +61,39 @@ for (const object of dump) {
   const type = TYPES.get(object.kind as string);
   if (type) kube.put(type, object);
 }
+// One CronJob per 20 workloads, each with two finished Jobs, dealt over the same namespaces.
+const jobs: Obj[] = [];
+for (let i = 0; i < Math.max(1, Math.floor(WORKLOADS / 20)); i++) {
+  const name = `batch-${i}`;
+  const namespace = `team-${i % 20}`;
+  const template = { metadata: { labels: { app: name } }, spec: podSpec() };
+  kube.put(RESOURCES.cronjobs, {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name, namespace, uid: `uid-${name}` },
+    spec: { schedule: '0 * * * *', jobTemplate: { spec: { template } } },
+  });
+  for (const run of [1, 2]) {
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: `${name}-${run}`,
+        namespace,
+        ownerReferences: [
+          { apiVersion: 'batch/v1', kind: 'CronJob', name, uid: `uid-${name}`, controller: true },
+        ],
+      },
+      spec: { template },
+      status: { startTime: '2026-11-01T10:00:00Z', completionTime: '2026-11-01T10:05:00Z' },
+    };
+    kube.put(RESOURCES.jobs, job);
+    jobs.push(job);
+  }
+}
 const pods = dump.filter((o) => o.kind === 'Pod');
+const nodes = dump.filter((o) => o.kind === 'Node');
+const node = nodes[Math.floor(nodes.length / 2)] as Obj & { metadata: { labels: Obj } };
 const target = pods[Math.floor(pods.length / 2)] as Obj & {
   metadata: { name: string; namespace: string };
 };
@@ -154,6 +191,26 @@ const deleteOne = (): void => {
   const p = deletable[removed++] as { metadata: { name: string; namespace: string } };
   kube.remove(RESOURCES.pods, p.metadata.name, p.metadata.namespace);
 };
+let nodeRound = 0;
+function relabelNode(): void {
+  kube.put(RESOURCES.nodes, {
+    ...node,
+    metadata: { ...node.metadata, labels: { ...node.metadata.labels, round: String(++nodeRound) } },
+  });
+}
+const oneNode = await timeBatch(relabelNode, false);
+const oneNodeFull = await timeBatch(relabelNode, true);
+const job = jobs[Math.floor(jobs.length / 2)] as Obj & { status: Obj };
+let jobMinutes = 5;
+function finishJobLater(): void {
+  jobMinutes = jobMinutes === 5 ? 6 : 5;
+  kube.put(RESOURCES.jobs, {
+    ...job,
+    status: { ...job.status, completionTime: `2026-11-01T10:0${jobMinutes}:00Z` },
+  });
+}
+const oneJob = await timeBatch(finishJobLater, false);
+const oneJobFull = await timeBatch(finishJobLater, true);
 const podGone = await timeBatch(deleteOne, false);
 const podGoneFull = await timeBatch(deleteOne, true);
 await cache.stop();
@@ -169,6 +226,8 @@ process.stdout.write(
     `1 pod changed:    incremental ${line(onePod)}; full rebuild ${line(onePodFull)}`,
     `ratio:            the incremental batch takes ${(onePod.ms / onePodFull.ms).toFixed(3)}× the time of a full rebuild (${(onePodFull.ms / onePod.ms).toFixed(1)}× faster)`,
     `1 slice changed:  incremental ${line(oneSlice)}; full rebuild ${line(oneSliceFull)}`,
+    `1 node changed:   incremental ${line(oneNode)}; full rebuild ${line(oneNodeFull)}`,
+    `1 Job changed:    incremental ${line(oneJob)}; full rebuild ${line(oneJobFull)}`,
     `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, which the workloads with a Service follow in the full rebuild, and in a later batch (the client refresh) otherwise`,
     `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
     `per workload:     cache ${perWorkload(cacheMiB)}; WorkloadFactsCache ${perWorkload(factsMiB)}, of which its kept input ${perWorkload(inputMiB)} (measured alone) (heap after gc)`,
