@@ -3,10 +3,10 @@
  * so that a change costs what it touches, not a new index of the whole cluster. `set` and
  * `remove` record a change; `prepare` brings what they made stale up to date — a pod's running
  * entry when the pod, its node or its owner chain changed (and the client pods per zone and pods
- * per workload with it), a kind's list and what is read from it (Jobs, policies, the cluster's
- * facts) when an object of that kind changed, and the one entry of a changed Service,
- * EndpointSlice, PDB or HPA in its lookup — and returns the
- * same PreparedFacts as `prepareFacts` over the same objects. Pure: no I/O, no clock.
+ * per workload with it), the cluster's facts from the nodes' counts when a Node changed, the
+ * SavingsPolicies when one changed, and the one entry of a changed Service, EndpointSlice, PDB,
+ * HPA or a CronJob's Jobs in its lookup — and returns the same PreparedFacts as `prepareFacts`
+ * over the same objects. Pure: no I/O, no clock.
  */
 import {
   indexedWorkloads,
@@ -19,7 +19,8 @@ import {
 } from './facts-from-objects.ts';
 import { imagePlatformTable } from './images.ts';
 import type { HpaFacts } from './facts.ts';
-import { budgetOf, hpaOf, jobsByOwner, type Budget } from './objects/controllers.ts';
+import { budgetOf, hpaOf, jobOwnerKey, type Budget } from './objects/controllers.ts';
+import { addCount } from './objects/counts.ts';
 import {
   groupOf,
   KNOWN_KINDS,
@@ -27,7 +28,7 @@ import {
   WORKLOAD_KINDS,
   type Index,
 } from './objects/index.ts';
-import { clusterFacts, nodeInfo } from './objects/nodes.ts';
+import { nodeInfo, NodeTally } from './objects/nodes.ts';
 import { ownerChainKeys } from './objects/owners.ts';
 import { runningPod, type RunningPod } from './objects/pods.ts';
 import { isRecord, metaOf, objectKey, str, type K8s } from './objects/read.ts';
@@ -52,11 +53,13 @@ const PER_ENTRY_KINDS: ReadonlySet<string> = new Set([
   'HorizontalPodAutoscaler',
 ]);
 
+/** Kinds whose objects' order is kept as positions: what "the first" of them means. */
+const ORDERED_KINDS: ReadonlySet<string> = new Set([...PER_ENTRY_KINDS, 'Job']);
+
 /** What is read from whole kinds, each with the warnings it gave. */
 interface Derived {
   policies: Context['policies'];
   cluster: Context['cluster'];
-  jobs: Context['jobs'];
   warnings: Map<string, string[]>;
 }
 
@@ -79,8 +82,12 @@ export class IncrementalInput {
   private readonly changedKinds = new Set<string>(KNOWN_KINDS.keys());
   /** A Node's warnings, by its key. */
   private readonly nodeWarnings = new Map<string, string[]>();
+  /** What the cluster's facts are computed from, counted node by node. */
+  private readonly nodeTally = new NodeTally();
   private derived: Derived | undefined;
   private workloads: K8s[] | undefined;
+  /** Workload kinds changed since their list in the index was last made (see `prepare`). */
+  private readonly unlistedKinds = new Set<string>();
 
   /** Running pods by pod key. */
   private readonly running = new Map<string, RunningPod>();
@@ -98,7 +105,7 @@ export class IncrementalInput {
   /** Pods whose running entry is computed again at the next prepare. */
   private readonly stalePods = new Set<string>();
 
-  /** Each object of PER_ENTRY_KINDS by key → its place in its kind's order (what "first" means). */
+  /** Each object of ORDERED_KINDS by key → its place in its kind's order (what "first" means). */
   private readonly positions = new Map<string, number>();
   private nextPosition = 0;
   private readonly services = new SelectorIndex<SelectingService>();
@@ -115,6 +122,12 @@ export class IncrementalInput {
   private readonly targetOfHpa = new Map<string, string>();
   /** The winning HPA of each target. */
   private readonly hpas = new Map<string, HpaFacts>();
+  /** Every Job of an owner (`namespace/name`), by the Job's key. */
+  private readonly jobsOfOwner = new Map<string, Map<string, K8s>>();
+  /** The owner each Job was filed under, by the Job's key. */
+  private readonly ownerOfJob = new Map<string, string>();
+  /** The Jobs of each owner, in their kind's order: what jobsByOwner gives. */
+  private readonly jobs = new Map<string, K8s[]>();
 
   constructor(options: BuildOptions = {}) {
     this.options = options;
@@ -133,12 +146,16 @@ export class IncrementalInput {
     const key = objectKey(kind, meta.namespace, meta.name);
     let ofKind = this.kinds.get(kind);
     if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map<string, K8s>()));
-    if (PER_ENTRY_KINDS.has(kind) && !ofKind.has(key)) this.positions.set(key, this.nextPosition++);
+    const previous = ofKind.get(key);
+    if (ORDERED_KINDS.has(kind) && previous === undefined)
+      this.positions.set(key, this.nextPosition++);
     ofKind.set(key, o);
     if (kind === 'Node') {
+      if (previous !== undefined) this.countNode(previous, -1);
       const warnings: string[] = [];
       this.index.nodes.set(meta.name, nodeInfo(o, warnings));
       this.nodeWarnings.set(key, warnings);
+      this.countNode(o, 1);
     }
     if (kind === 'Namespace') this.index.namespaceLabels.set(meta.name, meta.labels);
     this.changed(kind, key);
@@ -148,8 +165,11 @@ export class IncrementalInput {
   /** Removes one object, if it is there. */
   remove(kind: string, namespace: string, name: string): void {
     const key = objectKey(kind, namespace, name);
-    if (this.kinds.get(kind)?.delete(key) !== true) return;
+    const previous = this.kinds.get(kind)?.get(key);
+    if (previous === undefined) return;
+    this.kinds.get(kind)?.delete(key);
     if (kind === 'Node') {
+      this.countNode(previous, -1);
       this.index.nodes.delete(name);
       this.nodeWarnings.delete(key);
     }
@@ -168,12 +188,17 @@ export class IncrementalInput {
     this.stalePods.clear();
     const changed = this.changedKinds;
     // Pods are read through their running entries only, never as a list; PER_ENTRY_KINDS
-    // through their lookups.
-    for (const kind of changed)
-      if (kind !== 'Pod' && !PER_ENTRY_KINDS.has(kind))
-        this.index.byKind.set(kind, [...(this.kinds.get(kind)?.values() ?? [])]);
+    // through their lookups; Nodes through the index's nodes and the tally; Jobs of a CronJob
+    // through `jobs`. The list of a workload kind is read only to build every workload: it is
+    // made again then, not at each change to one (a Job, a Deployment).
+    for (const kind of changed) {
+      if (WORKLOAD_KINDS.has(kind)) {
+        this.unlistedKinds.add(kind);
+        this.workloads = undefined;
+      } else if (kind !== 'Pod' && kind !== 'Node' && !PER_ENTRY_KINDS.has(kind))
+        this.index.byKind.set(kind, this.listOf(kind));
+    }
     const derived = this.derive(changed);
-    if ([...changed].some((kind) => WORKLOAD_KINDS.has(kind))) this.workloads = undefined;
     changed.clear();
     const warnings = [
       ...[...this.nodeWarnings.values()].flat(),
@@ -189,13 +214,13 @@ export class IncrementalInput {
       budgets: this.budgets,
       services: this.services,
       hpas: this.hpas,
-      jobs: derived.jobs,
+      jobs: this.jobs,
       policies: derived.policies,
       images: imagePlatformTable(this.options.imagePlatforms ?? {}),
     };
     return preparedFrom(
       ctx,
-      () => (this.workloads ??= indexedWorkloads(this.index)),
+      () => (this.workloads ??= this.allWorkloads()),
       orphansWarning([...this.orphans.values()]),
     );
   }
@@ -212,6 +237,25 @@ export class IncrementalInput {
         if (workload !== undefined) out.add(workload);
       }
     return out;
+  }
+
+  /** Every workload, with the lists of the workload kinds that changed made again. */
+  private allWorkloads(): K8s[] {
+    for (const kind of this.unlistedKinds) this.index.byKind.set(kind, this.listOf(kind));
+    this.unlistedKinds.clear();
+    return indexedWorkloads(this.index);
+  }
+
+  /** The objects of a kind, in their order. */
+  private listOf(kind: string): K8s[] {
+    return [...(this.kinds.get(kind)?.values() ?? [])];
+  }
+
+  /** Counts a Node in the cluster's facts, or out (with the info it was counted with). */
+  private countNode(o: K8s, by: 1 | -1): void {
+    const info = this.index.nodes.get(o.meta.name);
+    if (info !== undefined) this.nodeTally.countNode(info, by);
+    this.nodeTally.countSchemes(o.meta.labels, by);
   }
 
   private changed(kind: string, key: string): void {
@@ -237,15 +281,7 @@ export class IncrementalInput {
         previous && !any('SavingsPolicy')
           ? previous.policies
           : policiesOf(reading('policies'), this.options),
-      cluster:
-        previous && !any('Node')
-          ? previous.cluster
-          : clusterFacts(
-              this.index.nodes.values(),
-              this.index.byKind.get('Node') ?? [],
-              this.options,
-            ),
-      jobs: previous && !any('Job') ? previous.jobs : jobsByOwner(this.index),
+      cluster: previous && !any('Node') ? previous.cluster : this.nodeTally.facts(this.options),
       warnings,
     };
     return this.derived;
@@ -255,51 +291,39 @@ export class IncrementalInput {
   private refreshEntry(kind: string, key: string, o: K8s | undefined): void {
     if (kind === 'Service') this.refreshService(key);
     else if (kind === 'EndpointSlice') {
-      const before = this.serviceOfSliceKey.get(key);
       const after = o === undefined ? undefined : serviceOfSlice(o);
-      if (before !== undefined && before !== after) {
-        const slices = this.slicesByService.get(before);
-        slices?.delete(key);
-        if (slices?.size === 0) this.slicesByService.delete(before);
-        this.serviceOfSliceKey.delete(key);
-      }
-      if (o !== undefined && after !== undefined) {
-        const slices = this.slicesByService.get(after) ?? new Map<string, K8s>();
-        this.slicesByService.set(after, slices.set(key, o));
-        this.serviceOfSliceKey.set(key, after);
-      }
-      for (const service of new Set([before, after]))
-        if (service !== undefined) this.refreshService(serviceKey(service));
-    } else if (kind === 'PodDisruptionBudget') {
-      this.budgets.delete(key);
-      this.budgetWarnings.delete(key);
-      if (o === undefined) return;
-      const warnings: string[] = [];
-      const budget = budgetOf(o, warnings);
-      if (warnings.length > 0) this.budgetWarnings.set(key, warnings);
-      if (budget !== undefined)
-        this.budgets.set(
-          key,
-          this.position(key),
-          o.meta.namespace,
-          budget.selector.matchLabels,
-          budget,
-        );
+      const entry = o === undefined || after === undefined ? undefined : { group: after, value: o };
+      for (const service of refile(this.slicesByService, this.serviceOfSliceKey, key, entry))
+        this.refreshService(serviceKey(service));
+    } else if (kind === 'PodDisruptionBudget') this.refreshBudget(key, o);
+    else if (kind === 'Job') {
+      const owner = o === undefined ? undefined : jobOwnerKey(o);
+      const entry = o === undefined || owner === undefined ? undefined : { group: owner, value: o };
+      for (const group of refile(this.jobsOfOwner, this.ownerOfJob, key, entry))
+        this.listJobs(group);
     } else if (kind === 'HorizontalPodAutoscaler') {
-      const before = this.targetOfHpa.get(key);
-      if (before !== undefined) {
-        this.hpasOfTarget.get(before)?.delete(key);
-        this.targetOfHpa.delete(key);
-      }
       const scales = o === undefined ? undefined : hpaOf(o);
-      if (scales !== undefined) {
-        const ofTarget = this.hpasOfTarget.get(scales.target) ?? new Map<string, HpaFacts>();
-        this.hpasOfTarget.set(scales.target, ofTarget.set(key, scales.facts));
-        this.targetOfHpa.set(key, scales.target);
-      }
-      for (const target of new Set([before, scales?.target]))
-        if (target !== undefined) this.electHpa(target);
+      const entry = scales && { group: scales.target, value: scales.facts };
+      for (const target of refile(this.hpasOfTarget, this.targetOfHpa, key, entry))
+        this.electHpa(target);
     }
+  }
+
+  private refreshBudget(key: string, o: K8s | undefined): void {
+    this.budgets.delete(key);
+    this.budgetWarnings.delete(key);
+    if (o === undefined) return;
+    const warnings: string[] = [];
+    const budget = budgetOf(o, warnings);
+    if (warnings.length > 0) this.budgetWarnings.set(key, warnings);
+    if (budget !== undefined)
+      this.budgets.set(
+        key,
+        this.position(key),
+        o.meta.namespace,
+        budget.selector.matchLabels,
+        budget,
+      );
   }
 
   /** A Service's entry, again from it and its EndpointSlices (in their kind's order). */
@@ -327,10 +351,19 @@ export class IncrementalInput {
     let first: [string, HpaFacts] | undefined;
     for (const entry of ofTarget ?? [])
       if (first === undefined || this.position(entry[0]) < this.position(first[0])) first = entry;
-    if (first === undefined) {
-      this.hpasOfTarget.delete(target);
-      this.hpas.delete(target);
-    } else this.hpas.set(target, first[1]);
+    if (first === undefined) this.hpas.delete(target);
+    else this.hpas.set(target, first[1]);
+  }
+
+  /** The Jobs of one owner again, in their kind's order (as jobsByOwner lists them). */
+  private listJobs(owner: string): void {
+    const ofOwner = [...(this.jobsOfOwner.get(owner) ?? [])];
+    if (ofOwner.length === 0) this.jobs.delete(owner);
+    else
+      this.jobs.set(
+        owner,
+        ofOwner.sort(([a], [b]) => this.position(a) - this.position(b)).map(([, job]) => job),
+      );
   }
 
   private position(key: string): number {
@@ -407,6 +440,34 @@ function kindOfKey(key: string): string {
   return key.slice(0, key.indexOf('/'));
 }
 
+/**
+ * Files `key` in the group `entry` names, with its value (no entry: in none), leaving the group
+ * it was in (`groupOfKey` says which); a group left empty goes. Returns the groups it left and
+ * joined, whose lookups are to be brought up to date.
+ */
+function refile<V>(
+  members: Map<string, Map<string, V>>,
+  groupOfKey: Map<string, string>,
+  key: string,
+  entry: { group: string; value: V } | undefined,
+): string[] {
+  const before = groupOfKey.get(key);
+  if (before !== undefined && before !== entry?.group) {
+    const left = members.get(before);
+    left?.delete(key);
+    if (left?.size === 0) members.delete(before);
+    groupOfKey.delete(key);
+  }
+  if (entry !== undefined) {
+    members.set(
+      entry.group,
+      (members.get(entry.group) ?? new Map<string, V>()).set(key, entry.value),
+    );
+    groupOfKey.set(key, entry.group);
+  }
+  return [...new Set([before, entry?.group])].filter((group) => group !== undefined);
+}
+
 /** A Service's object key from its `namespace/name`. */
 function serviceKey(namespaceAndName: string): string {
   const slash = namespaceAndName.indexOf('/');
@@ -417,10 +478,4 @@ function serviceKey(namespaceAndName: string): string {
 function readsOf(pod: K8s): string[] {
   const node = str(isRecord(pod.raw.spec) ? pod.raw.spec.nodeName : undefined);
   return [...(node === undefined ? [] : [objectKey('Node', '', node)]), ...ownerChainKeys(pod)];
-}
-
-function addCount(counts: Map<string, number>, at: string, by: number): void {
-  const n = (counts.get(at) ?? 0) + by;
-  if (n === 0) counts.delete(at);
-  else counts.set(at, n);
 }

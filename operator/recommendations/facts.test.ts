@@ -100,7 +100,19 @@ const IMAGES = ['img/x:1', 'img/y:1', 'img/z:1'];
 const nsOfApp = (app: string): string => NAMESPACES[Number(app.slice(1)) % 2] ?? 'a';
 
 type Change =
-  | { type: 'node'; name: string; zone: string; arm: boolean; spot: boolean; remove: boolean }
+  | {
+      type: 'node';
+      name: string;
+      zone: string;
+      arm: boolean;
+      spot: boolean;
+      /** The pool's taint (arm64 or Spot), which the cluster's facts keep when every node has it. */
+      tainted: boolean;
+      /** An EKS node group's capacity label instead of Karpenter's. */
+      eks: boolean;
+      kubelet: string;
+      remove: boolean;
+    }
   | { type: 'namespace'; name: string; team: string; remove: boolean }
   | {
       type: 'deployment';
@@ -128,7 +140,7 @@ type Change =
   | { type: 'statefulset'; replicas: number; remove: boolean }
   | { type: 'daemonset'; image: string; remove: boolean }
   | { type: 'cronjob'; remove: boolean }
-  | { type: 'job'; seconds: number; remove: boolean }
+  | { type: 'job'; name: string; owner: string; seconds: number; remove: boolean }
   | { type: 'service'; name: string; app: string; tier: string | undefined; remove: boolean }
   | { type: 'slice'; service: string; zones: string[]; remove: boolean }
   | {
@@ -165,6 +177,9 @@ const change: fc.Arbitrary<Change> = fc.oneof(
     zone: fc.constantFrom(...ZONES),
     arm: fc.boolean(),
     spot: fc.boolean(),
+    tainted: fc.boolean(),
+    eks: fc.boolean(),
+    kubelet: fc.constantFrom('v1.32.4-eks-1', 'v1.33.1-eks-1'),
     remove,
   }),
   fc.record({
@@ -198,6 +213,9 @@ const change: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ type: fc.constant('cronjob' as const), remove }),
   fc.record({
     type: fc.constant('job' as const),
+    // Two Jobs that start at once: which one a CronJob reads depends on their order.
+    name: fc.constantFrom('cron-100', 'cron-200'),
+    owner: fc.constantFrom('cron', 'other'),
     seconds: fc.integer({ min: 10, max: 900 }),
     remove,
   }),
@@ -299,6 +317,11 @@ function apply(w: World, c: Change): void {
           arch: c.arm ? 'arm64' : 'amd64',
           type: c.arm ? 'm7g.xlarge' : 'm6i.xlarge',
           spot: c.spot,
+          eks: c.eks,
+          kubelet: c.kubelet,
+          ...(c.tainted
+            ? { taints: [{ key: c.arm ? 'arch' : 'spot', value: 'yes', effect: 'NoSchedule' }] }
+            : {}),
         }),
         c.name,
       );
@@ -408,10 +431,16 @@ function apply(w: World, c: Change): void {
           apiVersion: 'batch/v1',
           kind: 'Job',
           metadata: {
-            name: 'cron-100',
+            name: c.name,
             namespace: 'a',
             ownerReferences: [
-              { apiVersion: 'batch/v1', kind: 'CronJob', name: 'cron', uid: 'c', controller: true },
+              {
+                apiVersion: 'batch/v1',
+                kind: 'CronJob',
+                name: c.owner,
+                uid: 'c',
+                controller: true,
+              },
             ],
           },
           spec: { template: template('cron', 'batch', IMAGES[2] ?? '') },
@@ -422,7 +451,7 @@ function apply(w: World, c: Change): void {
               .replace('.000', ''),
           },
         },
-        'cron-100',
+        c.name,
         'a',
       );
       return;
@@ -539,6 +568,9 @@ const BASELINE: Change[] = [
     zone: ZONES[i % ZONES.length] ?? '',
     arm: i === 3,
     spot: i === 1,
+    tainted: i === 3,
+    eks: false,
+    kubelet: 'v1.33.1-eks-1',
     remove: false,
   })),
   ...APPS.flatMap((app): Change[] => [
@@ -567,7 +599,7 @@ const BASELINE: Change[] = [
   { type: 'statefulset', replicas: 2, remove: false },
   { type: 'daemonset', image: IMAGES[1] ?? '', remove: false },
   { type: 'cronjob', remove: false },
-  { type: 'job', seconds: 60, remove: false },
+  { type: 'job', name: 'cron-100', owner: 'cron', seconds: 60, remove: false },
   { type: 'service', name: 's0', app: 'd0', tier: undefined, remove: false },
   { type: 'service', name: 's1', app: 'd1', tier: 'web', remove: false },
   { type: 'slice', service: 's0', zones: ZONES, remove: false },
@@ -712,6 +744,9 @@ describe('the indexed input kept between rebuilds', () => {
       zone: 'us-east-1a',
       arm: false,
       spot: false,
+      tainted: false,
+      eks: false,
+      kubelet: 'v1.33.1-eks-1',
       remove: false,
     });
     await rebuild(w);

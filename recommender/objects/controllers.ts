@@ -111,14 +111,19 @@ export function hpaOf(h: K8s): { target: string; facts: HpaFacts } | undefined {
 export function jobsByOwner(index: Index): Map<string, K8s[]> {
   const out = new Map<string, K8s[]>();
   for (const j of kindList(index, 'Job')) {
-    const owner = ownerOf(j.meta);
-    if (owner === undefined) continue;
-    const key = `${j.meta.namespace}/${owner.name}`;
+    const key = jobOwnerKey(j);
+    if (key === undefined) continue;
     const list = out.get(key);
     if (list === undefined) out.set(key, [j]);
     else list.push(j);
   }
   return out;
+}
+
+/** What jobsByOwner files a Job under: its controlling owner's `namespace/name`. */
+export function jobOwnerKey(job: K8s): string | undefined {
+  const owner = ownerOf(job.meta);
+  return owner === undefined ? undefined : `${job.meta.namespace}/${owner.name}`;
 }
 
 /** A Job's or CronJob's facts; `jobs` are the Jobs a CronJob owns (see jobsByOwner). */

@@ -18,6 +18,7 @@ import {
 } from '../facts.ts';
 import { parseQuantity } from '../quantity.ts';
 import { normalizeCapacity } from '../scheduling.ts';
+import { addCount } from './counts.ts';
 import { describe, obj, objs, str, type K8s } from './read.ts';
 
 export interface NodeInfo {
@@ -90,9 +91,7 @@ export function nodeInfo(o: K8s, warnings: string[]): NodeInfo {
   return info;
 }
 
-function mostCommon(values: readonly (string | undefined)[]): string | undefined {
-  const counts = new Map<string, number>();
-  for (const v of values) if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1);
+function mostCommon(counts: ReadonlyMap<string, number>): string | undefined {
   return [...counts].sort(([a, x], [b, y]) => y - x || a.localeCompare(b))[0]?.[0];
 }
 
@@ -107,15 +106,94 @@ function isLifecycleTaint(t: Taint): boolean {
   );
 }
 
-/** Taints every node of a set carries (the pool's own taint), lifecycle taints left out. */
-function commonTaints(nodes: readonly NodeInfo[]): Taint[] {
-  const first = nodes[0];
-  if (first === undefined) return [];
-  const same = (a: Taint, b: Taint) =>
-    a.key === b.key && a.value === b.value && a.effect === b.effect;
-  return first.taints
-    .filter((t) => !isLifecycleTaint(t) && nodes.every((n) => n.taints.some((x) => same(x, t))))
-    .sort((a, b) => a.key.localeCompare(b.key) || a.effect.localeCompare(b.effect));
+/**
+ * The taints every node of a set carries (the pool's own taint), lifecycle taints left out,
+ * counted as nodes come and go: each distinct taint with the number of nodes that carry it.
+ */
+class CommonTaints {
+  private nodes = 0;
+  private readonly carriers = new Map<string, { taint: Taint; nodes: number }>();
+
+  count(taints: readonly Taint[], by: 1 | -1): void {
+    this.nodes += by;
+    const seen = new Set<string>();
+    for (const taint of taints) {
+      if (isLifecycleTaint(taint)) continue;
+      const id = JSON.stringify([taint.key, taint.value ?? null, taint.effect]);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const entry = this.carriers.get(id) ?? { taint, nodes: 0 };
+      entry.nodes += by;
+      if (entry.nodes === 0) this.carriers.delete(id);
+      else this.carriers.set(id, entry);
+    }
+  }
+
+  /** Sorted by key, effect and value (a node has one taint per key and effect). */
+  list(): Taint[] {
+    if (this.nodes === 0) return [];
+    return [...this.carriers.values()]
+      .filter((entry) => entry.nodes === this.nodes)
+      .map((entry) => entry.taint)
+      .sort(
+        (a, b) =>
+          a.key.localeCompare(b.key) ||
+          a.effect.localeCompare(b.effect) ||
+          (a.value ?? '').localeCompare(b.value ?? ''),
+      );
+  }
+}
+
+/**
+ * What the cluster's facts are read from, as counts over the nodes, so that a node that comes,
+ * changes or goes costs its own counts and not a new pass over every node.
+ */
+export class NodeTally {
+  private readonly zones = new Map<string, number>();
+  private readonly architectures = new Map<string, number>();
+  private readonly capacityTypes = new Map<CapacityType, number>();
+  private readonly regions = new Map<string, number>();
+  private readonly kubeletMinors = new Map<number, number>();
+  private readonly schemes = new Map<CapacityLabelScheme, number>();
+  private readonly spotTaints = new CommonTaints();
+  private readonly arm64Taints = new CommonTaints();
+
+  /** Counts a node in (`by` 1) or out (-1). */
+  countNode(node: NodeInfo, by: 1 | -1): void {
+    const f = node.facts;
+    if (f.zone !== undefined) addCount(this.zones, f.zone, by);
+    if (f.arch !== undefined) addCount(this.architectures, f.arch, by);
+    addCount(this.capacityTypes, f.capacityType ?? 'on-demand', by);
+    if (f.region !== undefined) addCount(this.regions, f.region, by);
+    if (node.kubeletMinor !== undefined) addCount(this.kubeletMinors, node.kubeletMinor, by);
+    if (f.capacityType === 'spot') this.spotTaints.count(node.taints, by);
+    if (f.arch === 'arm64') this.arm64Taints.count(node.taints, by);
+  }
+
+  /** Counts the capacity label schemes of a Node object's labels in or out. */
+  countSchemes(labels: Readonly<Record<string, string>>, by: 1 | -1): void {
+    if (labels[LABEL_KARPENTER_CAPACITY] !== undefined) addCount(this.schemes, 'karpenter', by);
+    if (labels[LABEL_EKS_CAPACITY] !== undefined) addCount(this.schemes, 'eks', by);
+  }
+
+  /** `region` and `kubernetesMinor`, when given, override what the nodes say. */
+  facts(options: { region?: string; kubernetesMinor?: number }): ClusterFacts {
+    const cluster: ClusterFacts = {
+      zones: [...this.zones.keys()].sort(),
+      architectures: [...this.architectures.keys()].sort(),
+      capacityTypes: [...this.capacityTypes.keys()].sort(),
+      capacityLabelSchemes: [...this.schemes.keys()].sort(),
+      spotNodeTaints: this.spotTaints.list(),
+      arm64NodeTaints: this.arm64Taints.list(),
+    };
+    const region = options.region ?? mostCommon(this.regions);
+    if (region !== undefined) cluster.region = region;
+    // The API server is never older than its kubelets: the newest kubelet is a safe lower bound.
+    const newest = this.kubeletMinors.size > 0 ? Math.max(...this.kubeletMinors.keys()) : undefined;
+    const minor = options.kubernetesMinor ?? newest;
+    if (minor !== undefined) cluster.kubernetesMinor = minor;
+    return cluster;
+  }
 }
 
 /**
@@ -127,27 +205,8 @@ export function clusterFacts(
   nodeObjects: readonly K8s[],
   options: { region?: string; kubernetesMinor?: number },
 ): ClusterFacts {
-  const nodes = [...nodeInfos].sort((a, b) => a.facts.name.localeCompare(b.facts.name));
-  const schemes = new Set<CapacityLabelScheme>();
-  for (const o of nodeObjects) {
-    if (o.meta.labels[LABEL_KARPENTER_CAPACITY] !== undefined) schemes.add('karpenter');
-    if (o.meta.labels[LABEL_EKS_CAPACITY] !== undefined) schemes.add('eks');
-  }
-  const cluster: ClusterFacts = {
-    zones: [...new Set(nodes.map((n) => n.facts.zone).filter((z) => z !== undefined))].sort(),
-    architectures: [
-      ...new Set(nodes.map((n) => n.facts.arch).filter((a) => a !== undefined)),
-    ].sort(),
-    capacityTypes: [...new Set(nodes.map((n) => n.facts.capacityType ?? 'on-demand'))].sort(),
-    capacityLabelSchemes: [...schemes].sort(),
-    spotNodeTaints: commonTaints(nodes.filter((n) => n.facts.capacityType === 'spot')),
-    arm64NodeTaints: commonTaints(nodes.filter((n) => n.facts.arch === 'arm64')),
-  };
-  const region = options.region ?? mostCommon(nodes.map((n) => n.facts.region));
-  if (region !== undefined) cluster.region = region;
-  const minors = nodes.map((n) => n.kubeletMinor).filter((m) => m !== undefined);
-  // The API server is never older than its kubelets: the newest kubelet is a safe lower bound.
-  const minor = options.kubernetesMinor ?? (minors.length > 0 ? Math.max(...minors) : undefined);
-  if (minor !== undefined) cluster.kubernetesMinor = minor;
-  return cluster;
+  const tally = new NodeTally();
+  for (const node of nodeInfos) tally.countNode(node, 1);
+  for (const o of nodeObjects) tally.countSchemes(o.meta.labels, 1);
+  return tally.facts(options);
 }
