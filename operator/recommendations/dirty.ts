@@ -26,16 +26,13 @@ const WORKLOAD_KINDS: Partial<Record<ResourceName, string>> = Object.fromEntries
 
 /**
  * Resources a workload's facts read only from its own namespace, through owner chains or names
- * (PVCs, a Deployment's ReplicaSets, a CronJob's Jobs, the Namespace's labels): a change to one
- * dirties its namespace. Services, EndpointSlices and PDBs dirty the workloads they select
- * (`Changes.selectors`), an HPA the workload it scales: those change all the time (a slice with
- * each pod's readiness), and a namespace can hold hundreds of workloads.
+ * (PVCs, a Deployment's ReplicaSets, the Namespace's labels): a change to one dirties its
+ * namespace. Services, EndpointSlices and PDBs dirty the workloads they select
+ * (`Changes.selectors`), an HPA the workload it scales, a Job itself and the CronJobs that may
+ * read it: those change all the time (a slice with each pod's readiness, a Job with each run),
+ * and a namespace can hold hundreds of workloads.
  */
-const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set([
-  'persistentvolumeclaims',
-  'replicasets',
-  'jobs',
-]);
+const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set(['persistentvolumeclaims', 'replicasets']);
 
 /** Resources whose objects select workloads (see BY_NAMESPACE). */
 const SELECTING: ReadonlySet<ResourceName> = new Set([
@@ -147,6 +144,9 @@ export class ChangeTracker {
     else if (BY_NAMESPACE.has(resource)) changes.namespaces.add(namespace);
     else if (resource === 'namespaces') changes.namespaces.add(object.metadata.name);
     else if (resource === 'nodes') changes.nodes.add(object.metadata.name);
+    else if (resource === 'jobs')
+      for (const version of previous === undefined ? [object] : [object, previous])
+        this.markWorkloads(jobReaders(version));
     else if (resource === 'pods') {
       this.markWorkloads(podWorkloads(cache, object));
       if (previous !== undefined) this.markWorkloads(podWorkloads(cache, previous));
@@ -265,6 +265,21 @@ export function podWorkloads(cache: ClusterCache, pod: Projected): string[] {
   if (top !== undefined) keys.push(workloadKey(namespace, top.kind, top.name));
   const base = /^(.*)-[^-]+$/.exec(owner.name)?.[1];
   if (base !== undefined) for (const kind of parents) keys.push(workloadKey(namespace, kind, base));
+  return keys;
+}
+
+/**
+ * The CronJobs whose facts may read a Job, besides the Job itself: the one its controlling owner
+ * names (a CronJob reads the Jobs whose owner has its name) and the one its pods would be given
+ * from the Job's name when the Job is gone (see podWorkloads).
+ */
+function jobReaders(job: Projected): string[] {
+  const namespace = job.metadata.namespace ?? '';
+  const keys: string[] = [];
+  const owner = controllerOf(job);
+  if (owner !== undefined) keys.push(workloadKey(namespace, 'CronJob', owner.name));
+  const base = /^(.*)-[^-]+$/.exec(job.metadata.name)?.[1];
+  if (base !== undefined) keys.push(workloadKey(namespace, 'CronJob', base));
   return keys;
 }
 

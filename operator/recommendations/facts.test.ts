@@ -213,8 +213,9 @@ const change: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ type: fc.constant('cronjob' as const), remove }),
   fc.record({
     type: fc.constant('job' as const),
-    // Two Jobs that start at once: which one a CronJob reads depends on their order.
-    name: fc.constantFrom('cron-100', 'cron-200'),
+    // Jobs that start at once: which one a CronJob reads depends on their order. A CronJob
+    // reads the Jobs its name owns, whatever their names ('nightly' guesses no CronJob).
+    name: fc.constantFrom('cron-100', 'cron-200', 'nightly'),
     owner: fc.constantFrom('cron', 'other'),
     seconds: fc.integer({ min: 10, max: 900 }),
     remove,
@@ -653,6 +654,17 @@ describe('incremental facts', () => {
     // An update that changes nothing the facts read builds nothing.
     w.kube.put(RESOURCES.nodes, { ...nodeObj('n1', ZONES[1] ?? '', { spot: true }) });
     expect((await rebuild(w)).built).toBe(0);
+    await expectEqualToFull(w);
+  });
+
+  it("rebuilds a Job's CronJob when the Job changes, not every workload of its namespace", async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    apply(w, { type: 'job', name: 'cron-100', owner: 'cron', seconds: 120, remove: false });
+    const next = await rebuild(w);
+    expect(next).toMatchObject({ full: false, built: 1, changed: ['wl/a/CronJob/cron'] });
+    expect(w.facts.get('wl/a/CronJob/cron')?.job?.observedRunSeconds).toBe(120);
     await expectEqualToFull(w);
   });
 
