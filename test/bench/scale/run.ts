@@ -27,6 +27,7 @@ import {
   cpuSeconds,
   MemorySampler,
   scrape,
+  parseMetrics,
   startKopek,
   sum,
   waitReady,
@@ -156,6 +157,8 @@ export interface ScaleResult {
     recommendationEvents: number;
     activity: Activity;
     cpuSeconds: number;
+    /** The API server's view of the phase, from its own metrics. */
+    apiserver?: ApiServerActivity;
   };
   registry?: {
     distinctImages: number;
@@ -203,6 +206,65 @@ function requestsSince(before: Series[], after: Series[]): Record<string, number
     if (d > 0) delta[key] = d;
   }
   return delta;
+}
+
+/** Count and mean seconds of a histogram's observations. */
+export interface Timing {
+  count: number;
+  meanSeconds: number;
+}
+
+/** Where the API server's time went in a phase: queued by priority and fairness, and serving. */
+export interface ApiServerActivity {
+  /** Requests' wait in the priority-and-fairness queues, by priority level. */
+  queuedByPriorityLevel: Record<string, Timing>;
+  /** Requests on WorkloadRecommendations (kopek's writes), by verb and subresource. */
+  recommendationRequests: Record<string, Timing>;
+}
+
+async function apiServerMetrics(api: BenchApi): Promise<Series[]> {
+  const response = await api.request('GET', '/metrics', { timeoutMs: 60_000 });
+  return parseMetrics(response.text);
+}
+
+function apiServerActivity(before: Series[], after: Series[]): ApiServerActivity {
+  const timings = (
+    name: string,
+    where: (labels: Record<string, string>) => boolean,
+    key: (labels: Record<string, string>) => string,
+  ): Record<string, Timing> => {
+    const totals = new Map<string, { count: number; seconds: number }>();
+    for (const [series, sign] of [
+      [after, 1],
+      [before, -1],
+    ] as const)
+      for (const s of series) {
+        const part =
+          s.name === `${name}_count` ? 'count' : s.name === `${name}_sum` ? 'seconds' : '';
+        if (part === '' || !where(s.labels)) continue;
+        const k = key(s.labels);
+        const total = totals.get(k) ?? { count: 0, seconds: 0 };
+        total[part] += sign * s.value;
+        totals.set(k, total);
+      }
+    return Object.fromEntries(
+      [...totals]
+        .filter(([, t]) => t.count > 0)
+        .map(([k, t]) => [k, { count: t.count, meanSeconds: t.seconds / t.count }]),
+    );
+  };
+  return {
+    queuedByPriorityLevel: timings(
+      'apiserver_flowcontrol_request_wait_duration_seconds',
+      (labels) => labels.execute === 'true',
+      (labels) => labels.priority_level ?? '',
+    ),
+    recommendationRequests: timings(
+      'apiserver_request_duration_seconds',
+      (labels) => labels.resource === 'workloadrecommendations',
+      (labels) => `${labels.verb ?? ''}${labels.subresource ? `/${labels.subresource}` : ''}`,
+    ),
+  };
 }
 
 function activitySince(before: Series[], after: Series[]): Activity {
@@ -727,6 +789,7 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
   const writesBefore = await writeCalls(kopek.metricsUrl);
   const eventsBefore = tracker.events;
   const metricsBefore = await scrape(kopek.metricsUrl, 60_000);
+  const apiserverBefore = await apiServerMetrics(built.admin);
   const cpuBefore = cpuSeconds(kopek.pid);
   const startUs = monotonicMicros();
   const run = await runChanges({
@@ -751,6 +814,7 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
     recommendationEvents: tracker.events - eventsBefore,
     activity: activitySince(metricsBefore, await scrape(kopek.metricsUrl, 60_000)),
     cpuSeconds: cpuSeconds(kopek.pid) - cpuBefore,
+    apiserver: apiServerActivity(apiserverBefore, await apiServerMetrics(built.admin)),
   };
   return window;
 }

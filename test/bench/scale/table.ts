@@ -1,5 +1,5 @@
 /** The scale benchmark's results as the table it prints. */
-import type { Activity, ScaleResult } from './run.ts';
+import type { Activity, ScaleResult, Timing } from './run.ts';
 
 const MiB = 2 ** 20;
 const n = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -33,6 +33,12 @@ function work(a: Activity): string {
   return `rebuilds: ${rebuilds || 'none'}; ${wait}; reconcile mean ${ms(a.reconcileMeanSeconds * 1000)}; ${n(a.applies.count)} applies, mean ${ms(a.applies.meanSeconds * 1000)}`;
 }
 
+const timings = (of: Record<string, Timing>): string =>
+  Object.entries(of)
+    .sort(([, a], [, b]) => b.count - a.count)
+    .map(([what, t]) => `${what} ${n(t.count)} × ${ms(t.meanSeconds * 1000)}`)
+    .join(', ') || 'none';
+
 type Row = (id: string, what: string, value: string) => void;
 
 function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
@@ -60,6 +66,18 @@ function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
   row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
   row('', "where kopek's time went (change phase)", work(c.activity));
   row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
+  if (c.apiserver) {
+    row(
+      '',
+      'API server: wait in priority-and-fairness queues, by level',
+      timings(c.apiserver.queuedByPriorityLevel),
+    );
+    row(
+      '',
+      'API server: requests on recommendations, count × mean time',
+      timings(c.apiserver.recommendationRequests),
+    );
+  }
 }
 
 function steadyRows(st: NonNullable<ScaleResult['steady']>, row: Row): void {
