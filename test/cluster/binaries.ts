@@ -26,7 +26,8 @@ export async function runBuildScript(script: string, what: string): Promise<stri
     let stdout = '';
     build.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     build.on('error', reject);
-    build.on('exit', (code) => {
+    // 'close': at 'exit' the directory printed last may still be unread.
+    build.on('close', (code) => {
       const lines = stdout.trim().split('\n');
       const last = lines[lines.length - 1];
       if (code === 0 && last) resolve(last);

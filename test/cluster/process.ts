@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How long to wait after a component's exit for its output pipes to close. */
+const OUTPUT_DRAIN_MS = 2000;
 
 /** How a component of the local control plane is started. */
 export interface ComponentSpec {
@@ -72,9 +76,19 @@ export class Component {
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
     this.child = child;
-    this.exited = once(child, 'exit').then(() => {
-      log.end();
-    });
+    // Output can still be in the pipes at 'exit': end the log at 'close', once it is all read —
+    // or soon after 'exit' when a process the component left behind holds the pipes open.
+    const closed = new Promise<void>((resolve) =>
+      child.on('close', () => {
+        resolve();
+      }),
+    );
+    this.exited = once(child, 'exit')
+      .then(() => Promise.race([closed, sleep(OUTPUT_DRAIN_MS, undefined, { ref: false })]))
+      .then(async () => {
+        log.end();
+        await once(log, 'finish');
+      });
   }
 
   /** Stops the component: TERM, then KILL after `graceMs`. */

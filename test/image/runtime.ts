@@ -51,7 +51,8 @@ async function extract(tar: Buffer, rootfs: string): Promise<void> {
   child.stdout.on('data', (chunk: Buffer) => (listing += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
   child.stdin.end(tar);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  // 'close', not 'exit': the listing checked below may not be all read at 'exit'.
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   if (code !== 0) throw new Error(`tar -x failed (exit ${code}): ${errors}`);
   const whiteout = listing.split('\n').find((name) => /(^|\/)\.wh\./.test(name));
   if (whiteout !== undefined) throw new Error(`layer has a whiteout (${whiteout}): not supported`);

@@ -51,7 +51,8 @@ function run(
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
+    // 'close': at 'exit' the last of stdout and stderr may still be unread.
+    child.on('close', (code) => {
       resolve({ code, stdout, stderr });
     });
   });

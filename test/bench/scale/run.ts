@@ -330,7 +330,8 @@ async function runFloorProcess(
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close': at 'exit' the end of the JSON on stdout may still be unread.
+    child.on('close', (code) => {
       if (code === 0) resolve(stdout);
       else reject(new Error(`the floor script failed (exit ${code}): ${stderr.slice(0, 1000)}`));
     });
