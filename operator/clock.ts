@@ -40,6 +40,24 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * Resolves with `promise`'s value, or with undefined as soon as `signal` aborts (or already has),
+ * whichever comes first: a wait that a stop must not sit behind.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => {
+      resolve(undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => {
+    signal.removeEventListener('abort', onAbort);
+  });
+}
+
 /** Resolves after `ms` on `clock`, or at once when `signal` aborts (or already has). */
 export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();

@@ -102,4 +102,12 @@ describe('WorkQueue', () => {
     queue.add('late');
     expect(await queue.get()).toBeUndefined();
   });
+
+  it('hands out no more keys once shut down, even those still queued', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('a');
+    queue.add('b', 'low');
+    queue.shutDown();
+    expect(await queue.get()).toBeUndefined();
+  });
 });

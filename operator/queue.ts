@@ -122,9 +122,11 @@ export class WorkQueue {
 
   /** The next key to work on; undefined once the queue is shut down. */
   get(): Promise<string | undefined> {
+    // Keys still queued are dropped, not worked off: shutting down (a SIGTERM, a lost lease)
+    // must not wait for a backlog, nor write without the lease; the next leader recomputes all.
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift() ?? this.lowQueue.shift();
     if (key !== undefined) return Promise.resolve(this.take(key));
-    if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 

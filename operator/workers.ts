@@ -22,13 +22,12 @@ export interface WorkersOptions {
  */
 export async function runWorkers(options: WorkersOptions): Promise<void> {
   const { controller, metrics, queue } = options;
-  options.signal.addEventListener(
-    'abort',
-    () => {
-      queue.shutDown();
-    },
-    { once: true },
-  );
+  const stop = (): void => {
+    queue.shutDown();
+  };
+  // A signal that is already aborted never fires its listeners.
+  if (options.signal.aborted) stop();
+  else options.signal.addEventListener('abort', stop, { once: true });
   metrics.maxConcurrentReconciles.set({ controller }, options.count);
   await Promise.all(Array.from({ length: options.count }, () => worker(options)));
 }

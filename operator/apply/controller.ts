@@ -2,7 +2,7 @@ import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import type { WorkloadFacts } from '../../recommender/facts.ts';
 import type { PriceBook } from '../../recommender/pricing.ts';
 import type { ClusterCache } from '../cache.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { systemClock, untilAborted, type Clock } from '../clock.ts';
 import type { KubeApi } from '../kube/client.ts';
 import type { Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
@@ -98,7 +98,7 @@ export class ApplyController {
     this.active.clear();
     this.refusals.clear();
     this.dryRunsSent.clear();
-    await cache.waitForSync();
+    await untilAborted(cache.waitForSync(), signal);
     this.leading = true;
     // Changes a previous leader left in flight count against maxConcurrent at once.
     for (const wrec of this.recommendations()) {

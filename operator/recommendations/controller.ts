@@ -1,7 +1,7 @@
 import type { WorkloadFacts } from '../../recommender/facts.ts';
 import { Batcher } from '../batcher.ts';
 import type { ClusterCache } from '../cache.ts';
-import { systemClock, type Clock, type Timer } from '../clock.ts';
+import { systemClock, untilAborted, type Clock, type Timer } from '../clock.ts';
 import type { ImagePlatformSource } from '../images.ts';
 import type { KubeApi } from '../kube/client.ts';
 import type { Projected } from '../kube/projections.ts';
@@ -155,11 +155,12 @@ export class RecommendationController {
     this.facts.forgetComparisons();
     this.factsBuilt = false;
     this.leading = true;
-    await cache.waitForSync();
+    await untilAborted(cache.waitForSync(), signal);
     // Traffic is read by the leader only, before its first facts, so they start measured.
-    await this.options.traffic?.start(() => {
-      this.requestFullRebuild();
-    });
+    if (!signal.aborted)
+      await this.options.traffic?.start(() => {
+        this.requestFullRebuild();
+      });
     this.requestFullRebuild();
     const resync = this.clock.setInterval(() => {
       this.requestFullRebuild();
