@@ -91,9 +91,10 @@ export class LeaderElector {
   }
 
   /**
-   * Renews the lease every retry period until `signal` aborts (then releases it) or a renewal
-   * has not succeeded within the renew deadline (then resolves at once: the caller must stop
-   * working before it may stand for election again).
+   * Renews the lease every retry period until `signal` aborts or a renewal has not succeeded
+   * within the renew deadline (then resolves at once: the caller must stop working before it may
+   * stand for election again). After an abort the lease is still held: the caller releases it
+   * once its workers have stopped, so none writes after a standby took over.
    */
   async holdUntilLost(signal: AbortSignal): Promise<void> {
     let lastRenewal = this.clock.now();
@@ -112,7 +113,6 @@ export class LeaderElector {
         return;
       }
     }
-    await this.release();
   }
 
   /** Gives the lease up so a standby takes over at once instead of after it expires. */

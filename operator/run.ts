@@ -4,7 +4,7 @@ import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
 import { LivePrices } from './aws/live-prices.ts';
 import { ClusterCache } from './cache.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, untilAborted, type Clock, type Timer } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
 import { RegistryImageSource, type ImagePlatformSource } from './images.ts';
 import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
@@ -83,6 +83,45 @@ async function requireLeaseNamespace(client: KubeApi, namespace: string): Promis
       { cause: error },
     );
   }
+}
+
+/**
+ * How long a stop waits for the reconciles under way, and for each later step (lease release,
+ * rebuild, watches, price fetch, metrics server): a SIGTERM ends kopek well within the 30 s the
+ * kubelet grants by default, however busy it was.
+ */
+const STOP_WORKERS_MS = 10_000;
+const STOP_STEP_MS = 5_000;
+
+/**
+ * Waits for `step` (nothing when undefined) at most `ms`; past that, logs what is left behind
+ * and goes on. A failure within the time is thrown; a later one is logged.
+ */
+async function stopWithin(
+  step: Promise<unknown> | undefined,
+  ms: number,
+  what: string,
+  clock: Clock,
+  log: Logger,
+): Promise<void> {
+  if (!step) return;
+  let timer: Timer | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = clock.setTimeout(() => {
+      resolve('late');
+    }, ms);
+  });
+  let outcome: 'done' | 'late';
+  try {
+    outcome = await Promise.race([step.then(() => 'done' as const), late]);
+  } finally {
+    timer?.cancel();
+  }
+  if (outcome === 'done') return;
+  log.warn('stopping without waiting any longer', { for: what, waitedMs: ms });
+  step.catch((error: unknown) => {
+    log.warn('failed while stopping', { step: what, error: errorMessage(error) });
+  });
 }
 
 /** Starts the operator in this process (the `kopek run` command and the tests use it). */
@@ -248,7 +287,9 @@ export async function startOperator(
     let code = 0;
     try {
       if (!elector) {
-        await work(stopping.signal);
+        const working = work(stopping.signal);
+        await untilAborted(working, stopping.signal);
+        await stopWithin(working, STOP_WORKERS_MS, 'the reconciles under way', clock, log);
       } else {
         // Work only while holding the lease. When a renewal fails past the deadline, stop every
         // worker at once, then stand for election again with the caches still warm: an API
@@ -262,9 +303,11 @@ export async function startOperator(
           const run = work(working.signal);
           await elector.holdUntilLost(stopping.signal);
           working.abort();
-          await run;
+          await stopWithin(run, STOP_WORKERS_MS, 'the reconciles under way', clock, log);
           stopping.signal.removeEventListener('abort', onStop);
         }
+        // Only now that no worker writes any more, so a standby can take over at once.
+        await stopWithin(elector.release(), STOP_STEP_MS, 'the lease release', clock, log);
       }
     } catch (error) {
       log.error('operator failed', { error: errorMessage(error) });
@@ -272,14 +315,20 @@ export async function startOperator(
     }
     apply.stop();
     certificateWatch?.cancel();
-    await controller.stop();
-    await cache.stop();
-    await livePrices?.stop();
-    await new Promise<void>((resolve) =>
+    const serverClosed = new Promise<void>((resolve) =>
       server.close(() => {
         resolve();
       }),
     );
+    // A scraper's keep-alive connection would hold close() open: idle ones go now, busy ones
+    // when the step's time is up.
+    server.closeIdleConnections();
+    await Promise.all([
+      stopWithin(controller.stop(), STOP_STEP_MS, 'the facts rebuild under way', clock, log),
+      stopWithin(cache.stop(), STOP_STEP_MS, 'the watches', clock, log),
+      stopWithin(livePrices?.stop(), STOP_STEP_MS, 'the price fetch under way', clock, log),
+      stopWithin(serverClosed, STOP_STEP_MS, 'the metrics requests under way', clock, log),
+    ]);
     server.closeAllConnections();
     return code;
   })();
