@@ -9,6 +9,7 @@
  * recommendations stop changing, then deletes them all and lets a fresh kopek compute them from
  * scratch: the two sets must be equal, minus timestamps.
  */
+import { CoreV1Api } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -408,7 +409,13 @@ async function untilClusterSettled(
           (d.status?.readyReplicas ?? 0) !== want
         );
       });
-      await forceDelete(cluster, orphaned);
+      if (orphaned.length > 0) {
+        const deleting = Date.now();
+        await forceDelete(cluster, orphaned);
+        log(
+          `force-deleted ${orphaned.length} pods of removed nodes in ${((Date.now() - deleting) / 1000).toFixed(1)} s`,
+        );
+      }
       const unscheduled = pods.filter((pod) => pod.spec.nodeName === undefined).length;
       last =
         `${terminating.length} pods terminating, ${orphaned.length} pods on removed nodes, ` +
@@ -441,25 +448,28 @@ async function untilClusterSettled(
   throw new Error(`the cluster did not settle within ${maxMs / 1000} s: ${last}`);
 }
 
-/** Deletes pods at once (grace period 0), as the pod garbage collector deletes orphans. */
+/**
+ * Deletes the pods of removed nodes at once (grace period 0), as the pod garbage collector deletes
+ * orphans: one delete-collection per namespace and node, selected by spec.nodeName, so the API
+ * server deletes them without a round trip per pod (kubectl took about 4 min for 333 pods).
+ */
 async function forceDelete(cluster: LocalCluster, pods: readonly PodView[]): Promise<void> {
-  const byNamespace = new Map<string, string[]>();
+  const selections = new Map<string, { namespace: string; node: string }>();
   for (const pod of pods) {
-    const { namespace, name } = pod.metadata;
-    byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), name]);
+    const { namespace } = pod.metadata;
+    const node = pod.spec.nodeName ?? '';
+    selections.set(JSON.stringify([namespace, node]), { namespace, node });
   }
-  for (const [namespace, names] of byNamespace)
-    await cluster.kubectl([
-      'delete',
-      'pods',
-      '--namespace',
-      namespace,
-      '--grace-period=0',
-      '--force',
-      '--ignore-not-found',
-      '--wait=false',
-      ...names,
-    ]);
+  const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+  await Promise.all(
+    [...selections.values()].map(({ namespace, node }) =>
+      core.deleteCollectionNamespacedPod({
+        namespace,
+        fieldSelector: `spec.nodeName=${node}`,
+        gracePeriodSeconds: 0,
+      }),
+    ),
+  );
 }
 
 interface HistoryEntry {
