@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,9 +81,10 @@ describe('kopek run on SIGTERM', () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    kopek.stdout.pipe(log);
-    kopek.stderr.pipe(log);
-    const exited = once(kopek, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    kopek.stdout.pipe(log, { end: false });
+    kopek.stderr.pipe(log, { end: false });
+    // 'close': its log is then complete.
+    const exited = once(kopek, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
     try {
       // Busy: it has started writing recommendations and is far from done.
       await expect
@@ -106,6 +107,10 @@ describe('kopek run on SIGTERM', () => {
       const seconds = (Date.now() - signalled) / 1000;
       expect(ended, logTail(logPath)).toEqual([0, null]);
       expect(seconds * 1000, `exited ${seconds} s after SIGTERM`).toBeLessThan(EXIT_WITHIN_MS);
+      // Every step of the stop ended by itself, none was cut short by its time limit.
+      log.end();
+      await once(log, 'finish');
+      expect(await readFile(logPath, 'utf8')).not.toContain('stopping without waiting any longer');
 
       const holder = await cluster.kubectl([
         'get',
