@@ -21,7 +21,7 @@ import {
 } from '../chart/helm.ts';
 import { operatorCommand, operatorContainer } from '../chart/operator-command.ts';
 import { NODE_OPTIONS } from '../image/spec.ts';
-import { chartScraperToken, getMetricsPath, waitForCrds } from '../support/kopek.ts';
+import { chartScraperToken, getMetricsPath, leaseHolder, waitForCrds } from '../support/kopek.ts';
 
 const FULL_VALUES = fileURLToPath(new URL('../chart/values-full.yaml', import.meta.url));
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -675,16 +675,7 @@ describe('the kopek chart, installed into a real cluster', () => {
       .toEqual(shopDeployments);
 
     // It leads through the Lease the chart's Role allows, and writes the default policy's status.
-    const holder = await cluster.kubectl([
-      'get',
-      'lease',
-      'kopek',
-      '-n',
-      'kopek',
-      '-o',
-      'jsonpath={.spec.holderIdentity}',
-    ]);
-    expect(holder.stdout).toBe('kopek-test-0');
+    expect(await leaseHolder(cluster)).toBe('kopek-test-0');
     await expect
       .poll(
         async () =>

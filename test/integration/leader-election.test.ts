@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../cluster/cluster.ts';
 import { Component, logTail, waitUntil } from '../cluster/process.ts';
-import { KOPEK_CLI, startClusterForKopek, writeCalls } from '../support/kopek.ts';
+import { KOPEK_CLI, leaseHolder, startClusterForKopek, writeCalls } from '../support/kopek.ts';
 import { freePort } from '../support/ports.ts';
 
 const SHOP = fileURLToPath(new URL('../demo/shop.yaml', import.meta.url));
@@ -15,14 +15,6 @@ interface Replica {
   identity: string;
   metricsUrl: string;
   process: Component;
-}
-
-async function leaseHolder(cluster: LocalCluster): Promise<string | undefined> {
-  const result = await cluster.kubectl(
-    ['get', 'lease', 'kopek', '-n', 'kopek', '-o', 'jsonpath={.spec.holderIdentity}'],
-    { allowFailure: true },
-  );
-  return result.exitCode === 0 ? result.stdout : undefined;
 }
 
 interface LeaseSpec {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from '../cluster/cluster.ts';
 import { logTail } from '../cluster/process.ts';
-import { KOPEK_CLI, startClusterForKopek } from '../support/kopek.ts';
+import { KOPEK_CLI, leaseHolder, startClusterForKopek } from '../support/kopek.ts';
 
 /** Far more workloads than one worker reconciles in the time the test gives kopek to stop. */
 const WORKLOADS = 1000;
@@ -112,16 +112,7 @@ describe('kopek run on SIGTERM', () => {
       await once(log, 'finish');
       expect(await readFile(logPath, 'utf8')).not.toContain('stopping without waiting any longer');
 
-      const holder = await cluster.kubectl([
-        'get',
-        'lease',
-        'kopek',
-        '-n',
-        'kopek',
-        '-o',
-        'jsonpath={.spec.holderIdentity}',
-      ]);
-      expect(holder.stdout).toBe('');
+      expect(await leaseHolder(cluster)).toBe('');
     } finally {
       kopek.kill('SIGKILL');
     }

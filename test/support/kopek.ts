@@ -159,6 +159,15 @@ export async function serviceAccountToken(
   ).stdout.trim();
 }
 
+/** Who holds kopek's Lease (kopek/kopek): '' once released, undefined when there is none. */
+export async function leaseHolder(cluster: LocalCluster): Promise<string | undefined> {
+  const result = await cluster.kubectl(
+    ['get', 'lease', 'kopek', '-n', 'kopek', '-o', 'jsonpath={.spec.holderIdentity}'],
+    { allowFailure: true },
+  );
+  return result.exitCode === 0 ? result.stdout : undefined;
+}
+
 /** A local cluster ready for kopek: the EKS-like fleet, kopek's CRDs, and ServiceAccount kopek/kopek with the chart's RBAC (with `apply`: as apply.enabled grants it). */
 export async function startClusterForKopek(
   options: StartOptions & { apply?: boolean } = {},
