@@ -25,14 +25,14 @@ const WORKLOAD_KINDS: Partial<Record<ResourceName, string>> = Object.fromEntries
 );
 
 /**
- * Resources a workload's facts read only from its own namespace, through owner chains or names
- * (PVCs, a Deployment's ReplicaSets, the Namespace's labels): a change to one dirties its
- * namespace. Services, EndpointSlices and PDBs dirty the workloads they select
- * (`Changes.selectors`), an HPA the workload it scales, a Job itself and the CronJobs that may
- * read it: those change all the time (a slice with each pod's readiness, a Job with each run),
- * and a namespace can hold hundreds of workloads.
+ * Resources a workload's facts read only from its own namespace, by name (PVCs, the Namespace's
+ * labels): a change to one dirties its namespace. Services, EndpointSlices and PDBs dirty the
+ * workloads they select (`Changes.selectors`), an HPA the workload it scales, a ReplicaSet or Job
+ * itself and the workloads that may read it through its pods: those change all the time (a slice
+ * with each pod's readiness, a ReplicaSet with each pod of a rollout, a Job with each run), and a
+ * namespace can hold hundreds of workloads.
  */
-const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set(['persistentvolumeclaims', 'replicasets']);
+const BY_NAMESPACE: ReadonlySet<ResourceName> = new Set(['persistentvolumeclaims']);
 
 /** Resources whose objects select workloads (see BY_NAMESPACE). */
 const SELECTING: ReadonlySet<ResourceName> = new Set([
@@ -144,9 +144,14 @@ export class ChangeTracker {
     else if (BY_NAMESPACE.has(resource)) changes.namespaces.add(namespace);
     else if (resource === 'namespaces') changes.namespaces.add(object.metadata.name);
     else if (resource === 'nodes') changes.nodes.add(object.metadata.name);
-    else if (resource === 'jobs')
+    else if (resource === 'replicasets' || resource === 'jobs')
       for (const version of previous === undefined ? [object] : [object, previous])
-        this.markWorkloads(jobReaders(version));
+        this.markWorkloads(
+          intermediateReaders(
+            version,
+            resource === 'jobs' ? ['CronJob'] : ['Deployment', 'Rollout'],
+          ),
+        );
     else if (resource === 'pods') {
       this.markWorkloads(podWorkloads(cache, object));
       if (previous !== undefined) this.markWorkloads(podWorkloads(cache, previous));
@@ -269,17 +274,18 @@ export function podWorkloads(cache: ClusterCache, pod: Projected): string[] {
 }
 
 /**
- * The CronJobs whose facts may read a Job, besides the Job itself: the one its controlling owner
- * names (a CronJob reads the Jobs whose owner has its name) and the one its pods would be given
- * from the Job's name when the Job is gone (see podWorkloads).
+ * The workloads whose facts may read a ReplicaSet or Job (an intermediate between pods and their
+ * workload), besides itself: the one its controlling owner names (its pods are that workload's)
+ * and those (`guessed` kinds) its pods would be given from its name when it is gone (see
+ * podWorkloads).
  */
-function jobReaders(job: Projected): string[] {
-  const namespace = job.metadata.namespace ?? '';
+function intermediateReaders(o: Projected, guessed: readonly string[]): string[] {
+  const namespace = o.metadata.namespace ?? '';
   const keys: string[] = [];
-  const owner = controllerOf(job);
-  if (owner !== undefined) keys.push(workloadKey(namespace, 'CronJob', owner.name));
-  const base = /^(.*)-[^-]+$/.exec(job.metadata.name)?.[1];
-  if (base !== undefined) keys.push(workloadKey(namespace, 'CronJob', base));
+  const owner = controllerOf(o);
+  if (owner !== undefined) keys.push(workloadKey(namespace, owner.kind, owner.name));
+  const base = /^(.*)-[^-]+$/.exec(o.metadata.name)?.[1];
+  if (base !== undefined) for (const kind of guessed) keys.push(workloadKey(namespace, kind, base));
   return keys;
 }
 

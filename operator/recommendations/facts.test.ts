@@ -668,6 +668,19 @@ describe('incremental facts', () => {
     await expectEqualToFull(w);
   });
 
+  it("rebuilds a ReplicaSet's Deployment when the ReplicaSet changes, not every workload of its namespace", async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    const others = [...w.facts.keys()].filter((key) => key.startsWith('wl/a/')).length;
+    expect(others).toBeGreaterThan(2);
+    // A rollout's new ReplicaSet: only the Deployment that owns it can read it.
+    apply(w, { type: 'replicaset', app: 'd2', hash: 'h2', remove: false });
+    const next = await rebuild(w);
+    expect(next).toMatchObject({ full: false, built: 1 });
+    await expectEqualToFull(w);
+  });
+
   it('leaves the client weights of workloads with a Service to a rebuild that asks for them', async () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);
