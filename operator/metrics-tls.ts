@@ -53,9 +53,16 @@ function oid(dotted: string): Buffer {
   return der(0x06, Buffer.from(bytes));
 }
 
-/** A positive INTEGER from unsigned big-endian bytes. */
+/**
+ * A non-negative INTEGER from unsigned big-endian bytes, in DER's minimal form: no leading zero
+ * byte unless the next byte's high bit is set (OpenSSL refuses a certificate whose serial breaks
+ * this with "illegal padding").
+ */
 function unsignedInteger(bytes: Buffer): Buffer {
-  const content = (bytes[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes;
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const minimal = bytes.subarray(start);
+  const content = (minimal[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), minimal]) : minimal;
   return der(0x02, content);
 }
 
