@@ -74,7 +74,6 @@ export interface WatchEvent {
   object: Record<string, unknown>;
 }
 
-/** Counts every request by verb, so tests and metrics can see exactly what kopek writes. */
 /** Told of each response: `seconds` from the request's start to its headers (not for watches). */
 export type RequestObserver = (
   verb: string,
