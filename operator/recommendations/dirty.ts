@@ -268,7 +268,7 @@ export function podWorkloads(cache: ClusterCache, pod: Projected): string[] {
   );
   const top = intermediate === undefined ? undefined : controllerOf(intermediate);
   if (top !== undefined) keys.push(workloadKey(namespace, top.kind, top.name));
-  const base = /^(.*)-[^-]+$/.exec(owner.name)?.[1];
+  const base = nameBase(owner.name);
   if (base !== undefined) for (const kind of parents) keys.push(workloadKey(namespace, kind, base));
   return keys;
 }
@@ -284,9 +284,17 @@ function intermediateReaders(o: Projected, guessed: readonly string[]): string[]
   const keys: string[] = [];
   const owner = controllerOf(o);
   if (owner !== undefined) keys.push(workloadKey(namespace, owner.kind, owner.name));
-  const base = /^(.*)-[^-]+$/.exec(o.metadata.name)?.[1];
+  const base = nameBase(o.metadata.name);
   if (base !== undefined) for (const kind of guessed) keys.push(workloadKey(namespace, kind, base));
   return keys;
+}
+
+/**
+ * A ReplicaSet's or Job's name without its last "-" segment (the pod-template hash, the
+ * scheduled time): the parent the builder may guess. A superset of its guesses (ownerChainKeys).
+ */
+function nameBase(name: string): string | undefined {
+  return /^(.*)-[^-]+$/.exec(name)?.[1];
 }
 
 /** The controlling owner, or the only owner (as the builder reads owner references). */

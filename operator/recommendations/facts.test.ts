@@ -681,6 +681,37 @@ describe('incremental facts', () => {
     await expectEqualToFull(w);
   });
 
+  it('rebuilds the Deployment that adopts a ReplicaSet whose name it does not share', async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    // A pod of ReplicaSet "legacy-h7", which nothing owns yet: the pod is that ReplicaSet's.
+    w.kube.put(
+      RESOURCES.pods,
+      pod('p7', 'a', 'n2', { kind: 'ReplicaSet', name: 'legacy-h7' }, { app: 'legacy' }),
+    );
+    const legacy = (owners: Obj[]): Obj => ({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'legacy-h7', namespace: 'a', ownerReferences: owners },
+      spec: { replicas: 1, template: template('legacy', 'web', IMAGES[0] ?? '') },
+    });
+    w.kube.put(RESOURCES.replicasets, legacy([]));
+    await rebuild(w);
+    const podsOfD2 = (): string[] =>
+      (w.facts.get('wl/a/Deployment/d2')?.pods ?? []).map((p) => p.name);
+    expect(podsOfD2()).not.toContain('p7');
+    // d2 adopts it: only its owner reference (not its name) ties it to d2.
+    w.kube.put(
+      RESOURCES.replicasets,
+      legacy([
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'd2', uid: 'u', controller: true },
+      ]),
+    );
+    expect((await rebuild(w)).full).toBe(false);
+    expect(podsOfD2()).toContain('p7');
+    await expectEqualToFull(w);
+  });
+
   it('leaves the client weights of workloads with a Service to a rebuild that asks for them', async () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);
