@@ -111,6 +111,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
   let exporter: TrafficExporter;
   let dir: string;
   const replicas: { url: string; process: Component }[] = [];
+  const started: { stop(): Promise<unknown> }[] = [];
   let job: string;
   let interval: string;
   let rules: AlertRule[];
@@ -121,6 +122,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
     exporter = await TrafficExporter.start(
       beylaSeries(SHOP_EDGES, ['us-east-1a', 'us-east-1b', 'us-east-1c']),
     );
+    started.push(exporter);
     const prometheusPort = await freePort();
     // The chart as Prometheus Operator users install it, scraping every second for the test.
     const objects = parseManifests(
@@ -159,6 +161,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
     );
 
     cluster = await LocalCluster.start();
+    started.push(cluster);
     await cluster.addFleet(DEFAULT_FLEET);
     await installCrds(cluster);
     await cluster.kubectl(['create', 'namespace', NAMESPACE]);
@@ -215,6 +218,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
         logPath: join(dir, `${name}.log`),
       });
       replica.start();
+      started.push(replica);
       const url = `${endpoint.scheme}://127.0.0.1:${port}`;
       replicas.push({ url, process: replica });
       await waitUntil(
@@ -267,6 +271,7 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
       },
       rules: { groups: (findObject(objects, 'PrometheusRule') as PrometheusRule).spec.groups },
     });
+    started.push(prometheus);
 
     // Ready when both replicas are scraped and the leader has written the recommendations.
     await until(
@@ -327,10 +332,8 @@ describe("Prometheus scraping kopek with the chart's settings; the dashboard's a
   });
 
   afterAll(async () => {
-    for (const replica of replicas) await replica.process.stop();
-    await prometheus.stop();
-    await exporter.stop();
-    await cluster.stop();
+    // Last started, first stopped; only what beforeAll started, should it have failed midway.
+    for (const component of started.reverse()) await component.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
