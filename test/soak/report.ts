@@ -22,6 +22,8 @@ export function formatReport(report: SoakReport): string {
     ...trendLines('external', report.trends.externalBytes, MiB, ' MiB'),
     ...trendLines('open fds', report.trends.fds, 1, ''),
     ...trendLines('API connections', report.trends.apiConnections, 1, ''),
+    // The cluster grows and shrinks with churn: read memory against it.
+    ...trendLines('cached objects', report.trends.cacheObjects, 1, ''),
     `reconcile errors: ${report.reconcileErrors.total} in all, ${report.reconcileErrors.outsideFaults} outside faults (+60 s)`,
     ...Object.entries(report.reconcileErrors.byReason)
       .sort(([, a], [, b]) => b.total - a.total)

@@ -78,6 +78,8 @@ export interface Sample {
   fds: number;
   /** Established connections to the API server (watches and the request pool). */
   apiConnections: number;
+  /** Objects in its watch cache (kopek_cache_objects): the cluster's size as it sees it. */
+  cacheObjects: number;
   reconcileErrors: number;
   /** Reconcile errors so far by reason (kopek_reconcile_errors_total). */
   errorsByReason: Record<string, number>;
@@ -92,7 +94,8 @@ type Trends =
   | 'rssAnonBytes'
   | 'externalBytes'
   | 'fds'
-  | 'apiConnections';
+  | 'apiConnections'
+  | 'cacheObjects';
 
 export interface Trend {
   replica: string;
@@ -849,6 +852,7 @@ class Soak {
           externalBytes: sum('nodejs_external_memory_bytes'),
           fds: facts.fds,
           apiConnections: facts.connections,
+          cacheObjects: sum('kopek_cache_objects'),
           reconcileErrors: sum('controller_runtime_reconcile_errors_total'),
           errorsByReason: byReason(metrics, 'kopek_reconcile_errors_total'),
           queueDepth: sum('workqueue_depth'),
@@ -1093,6 +1097,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         externalBytes: trend(samples, 'externalBytes'),
         fds: trend(samples, 'fds'),
         apiConnections: trend(samples, 'apiConnections'),
+        cacheObjects: trend(samples, 'cacheObjects'),
       },
       reconcileErrors: { total: errors.total, outsideFaults: errors.outsideFaults, byReason },
       queueDepth: {
