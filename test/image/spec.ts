@@ -53,15 +53,23 @@ export const RUNTIME = {
     // it too (`nodeOptions`).
     `NODE_OPTIONS=${NODE_OPTIONS}`,
   ],
-  Entrypoint: ['/nodejs/bin/node', '/app/operator/cli/kopek.ts'],
+  Entrypoint: ['/nodejs/bin/node', '/app/operator/cli/kopek.js'],
   Cmd: ['run'],
   ExposedPorts: { '8080/tcp': {} },
 };
 
-/** What goes into /app from the repository (the Dockerfile's COPYs)… */
+/**
+ * What /app holds besides node_modules (the runtime stage's COPYs): package.json, the CRDs, and
+ * operator/ and recommender/ compiled to JavaScript with COMPILE_CONFIG (what `kopek` loads,
+ * types erased and imports renamed .ts → .js; docs/decisions/0016)…
+ */
 export const APP_PATHS = ['package.json', 'operator', 'recommender', 'crds'] as const;
 /** …less these (what .dockerignore leaves out of them). */
 export const APP_EXCLUDED = ['crds/examples', '*.test.ts', 'node_modules'] as const;
+/** The tsc project that compiles kopek for the image. */
+export const COMPILE_CONFIG = 'tsconfig.build.json';
+/** What the compilation reads besides the sources: its git history dates the image. */
+export const COMPILE_INPUTS = ['tsconfig.json', COMPILE_CONFIG] as const;
 
 interface PackageJson {
   name: string;

@@ -6,6 +6,7 @@ import {
   mkdtemp,
   open,
   readFile,
+  readdir,
   rm,
   symlink,
   writeFile,
@@ -222,7 +223,7 @@ describe("kopek's container image", () => {
     it('has Node and the production dependencies, and no shell, package manager or compiler', async () => {
       expect(await elfMachine(join(image.rootfs, 'nodejs/bin/node'))).toBe(62);
       for (const present of [
-        'app/operator/cli/kopek.ts',
+        'app/operator/cli/kopek.js',
         'app/node_modules/undici',
         'etc/ssl/certs/ca-certificates.crt',
         'usr/share/zoneinfo/Europe/Paris',
@@ -251,6 +252,11 @@ describe("kopek's container image", () => {
       ]) {
         expect(await exists(join(image.rootfs, absent)), absent).toBe(false);
       }
+      // kopek is there compiled (docs/decisions/0016): no TypeScript for Node to strip at start.
+      const appFiles = await readdir(join(image.rootfs, 'app'), { recursive: true });
+      const kopekFiles = appFiles.filter((file) => /^(operator|recommender)\//.test(file));
+      expect(kopekFiles.filter((file) => file.endsWith('.js')).length).toBeGreaterThan(50);
+      expect(kopekFiles.filter((file) => file.endsWith('.ts'))).toEqual([]);
       const passwd = await readFile(join(image.rootfs, 'etc/passwd'), 'utf8');
       expect(passwd).toContain(`nonroot:x:${USER_ID}:${USER_ID}:`);
     });
