@@ -34,6 +34,8 @@ and the import cost of kopek's entry point.
   --no-analyze         skip kopek analyze
   --kopek-node-options FLAGS
                        Node flags for kopek run, space-separated (e.g. "--max-semi-space-size=2")
+  --typescript         run kopek's TypeScript sources (Node's type stripping, as the tests do);
+                       default: kopek compiled as the image runs it
   --profile DIR        profile kopek's cold start instead (CPU profile + heap snapshot into DIR,
                        summarized), then stop
   --cpu-prof DIR       run kopek under Node's --cpu-prof into DIR and print the top frames of
@@ -115,6 +117,9 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         options.kopekNodeFlags = value()
           .split(/\s+/)
           .filter((f) => f !== '');
+        break;
+      case '--typescript':
+        options.typescript = true;
         break;
       case '--profile':
         options.profileDir = value();

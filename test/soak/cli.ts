@@ -1,20 +1,22 @@
 /**
  * `npm run soak [-- --minutes 30] [--rate 20] [--no-chaos] [--seed N] [--kopek-node-options FLAGS]
- * [--json FILE]`: the long soak and chaos run on a local cluster (not part of npm test; a 2-minute
+ * [--typescript] [--json FILE]`: the long soak and chaos run on a local cluster (not part of npm test; a 2-minute
  * chaos run is, in test/integration/chaos.test.ts). Prints the figures; exits 1 when the recommendations do not
  * converge to what a fresh kopek computes.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
+import { compileKopekCli } from '../image/compile.ts';
 import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 import { formatReport } from './report.ts';
 import { runSoak } from './soak.ts';
 
 const USAGE =
   'usage: npm run soak -- [--minutes 30] [--rate 20] [--no-chaos] [--seed N]\n' +
-  '                       [--kopek-node-options FLAGS] [--json FILE]\n' +
-  "  --kopek-node-options  Node flags for kopek (default: the chart's nodeOptions, as shipped)\n";
+  '                       [--kopek-node-options FLAGS] [--typescript] [--json FILE]\n' +
+  "  --kopek-node-options  Node flags for kopek (default: the chart's nodeOptions, as shipped)\n" +
+  '  --typescript          run kopek from its TypeScript sources (default: compiled, as the image runs it)\n';
 const { values } = scriptArgs(USAGE, () =>
   parseArgs({
     options: {
@@ -23,6 +25,7 @@ const { values } = scriptArgs(USAGE, () =>
       'no-chaos': { type: 'boolean', default: false },
       seed: { type: 'string', default: '16' },
       'kopek-node-options': { type: 'string' },
+      typescript: { type: 'boolean', default: false },
       json: { type: 'string' },
       help: HELP_OPTION,
     },
@@ -33,19 +36,21 @@ const rate = Number(values.rate);
 const seed = Number(values.seed);
 if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed))
   usageError('--minutes and --rate must be positive numbers, --seed an integer', USAGE);
-// By default kopek runs as the chart and the image run it.
+// By default kopek runs as the chart and the image run it: compiled, with the chart's Node flags.
 const chartValues = parse(
   await readFile(new URL('../../charts/kopek/values.yaml', import.meta.url), 'utf8'),
 ) as { nodeOptions?: string };
 const nodeOptions = values['kopek-node-options'] ?? chartValues.nodeOptions ?? '';
+const compiled = values.typescript ? undefined : await compileKopekCli();
 const report = await runSoak({
   minutes,
   changesPerSecond: rate,
   chaos: !values['no-chaos'],
   seed,
   kopekNodeFlags: nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
+  ...(compiled ? { kopekCli: compiled.cli } : {}),
   log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
-});
+}).finally(() => (compiled ? rm(compiled.dir, { recursive: true, force: true }) : undefined));
 if (values.json !== undefined) await writeFile(values.json, JSON.stringify(report, null, 2));
 process.stdout.write(`${formatReport(report)}\n`);
 process.exit(report.convergence.equal ? 0 : 1);

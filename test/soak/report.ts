@@ -13,6 +13,7 @@ function trendLines(title: string, trends: Trend[], unit: number, suffix: string
 export function formatReport(report: SoakReport): string {
   const lines = [
     `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min, kopek's Node flags: ${report.kopekNodeFlags.join(' ') || 'none'}`,
+    `kopek: ${report.kopekCli}`,
     `changes: ${report.changes.applied} applied (${report.changes.perSecond.toFixed(1)}/s), ${report.changes.failed} failed, ${report.changes.skipped} skipped (16 in flight)`,
     'per kopek process (replica#start) and role:',
     ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),

@@ -43,6 +43,8 @@ export interface SoakOptions {
   sampleIntervalMs?: number;
   /** Node flags every kopek replica runs with (the CLI passes the chart's `nodeOptions`). */
   kopekNodeFlags?: readonly string[];
+  /** The `kopek` CLI every replica runs (default: the TypeScript sources; the CLI passes kopek compiled as the image runs it). */
+  kopekCli?: string;
 }
 
 export type FaultKind =
@@ -119,6 +121,8 @@ export interface SoakReport {
   seed: number;
   chaos: boolean;
   kopekNodeFlags: readonly string[];
+  /** The `kopek` CLI the replicas ran. */
+  kopekCli: string;
   churnSeconds: number;
   changes: { applied: number; failed: number; skipped: number; perSecond: number };
   faults: Fault[];
@@ -228,6 +232,7 @@ class Replica {
   constructor(
     identity: string,
     port: number,
+    cli: string,
     nodeFlags: readonly string[],
     args: string[],
     logPath: string,
@@ -239,7 +244,7 @@ class Replica {
       command: process.execPath,
       args: [
         ...nodeFlags,
-        KOPEK_CLI,
+        cli,
         'run',
         ...args,
         '--identity',
@@ -732,6 +737,7 @@ class Soak {
     const replica = new Replica(
       identity,
       await freePort(),
+      this.options.kopekCli ?? KOPEK_CLI,
       this.options.kopekNodeFlags ?? [],
       this.kopekArgs,
       join(this.dir, `${identity}.log`),
@@ -1085,6 +1091,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       seed: options.seed,
       chaos: options.chaos,
       kopekNodeFlags: options.kopekNodeFlags ?? [],
+      kopekCli: options.kopekCli ?? KOPEK_CLI,
       churnSeconds,
       changes: { ...soak.changes, perSecond: soak.changes.applied / churnSeconds },
       faults: soak.faults,

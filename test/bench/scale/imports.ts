@@ -3,6 +3,7 @@
  * entry point through the project's Node, its wall time and peak RSS (median of a few runs), beside
  * bare Node and each heavy dependency alone, so the difference says where it comes from.
  */
+import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { timed } from './timed.ts';
 
@@ -16,7 +17,7 @@ export interface ImportCost {
 
 export interface ImportTarget {
   what: string;
-  /** A package, or a file relative to the repository; none: bare Node. */
+  /** A package, or a file (absolute, or relative to the repository); none: bare Node. */
   specifier?: string;
 }
 
@@ -44,8 +45,8 @@ export async function importCosts(
   for (const target of targets) {
     let code = '0';
     if (target.specifier !== undefined) {
-      const resolved = target.specifier.endsWith('.ts')
-        ? pathToFileURL(`${ROOT}${target.specifier}`).href
+      const resolved = /\.[jt]s$/.test(target.specifier)
+        ? pathToFileURL(resolve(ROOT, target.specifier)).href
         : target.specifier;
       code = `await import(${JSON.stringify(resolved)})`;
     }

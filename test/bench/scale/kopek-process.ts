@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Component, waitUntil } from '../../cluster/process.ts';
-import { KOPEK_CLI } from '../../support/kopek.ts';
 import { freePort } from '../../support/ports.ts';
 import { childrenOf } from '../../support/proc.ts';
 
@@ -24,6 +23,8 @@ export interface StartKopekOptions {
   kubeconfig: string;
   registryHost: string;
   dir: string;
+  /** The `kopek` CLI to run: compiled as the image runs it, or the TypeScript sources. */
+  cli: string;
   /** Flags for Node itself, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];
 }
@@ -36,7 +37,7 @@ export async function startKopek(options: StartKopekOptions): Promise<KopekProce
     command: process.execPath,
     args: [
       ...(options.nodeFlags ?? []),
-      KOPEK_CLI,
+      options.cli,
       'run',
       '--kubeconfig',
       options.kubeconfig,

@@ -18,11 +18,12 @@ import { LocalCluster } from '../../cluster/cluster.ts';
 import { fleetNodes, scaledFleet } from '../../cluster/fleet.ts';
 import { LocalRegistry } from '../../registry/registry.ts';
 import { seedFleet, type SeededImage } from '../../registry/seed.ts';
+import { compileKopekCli } from '../../image/compile.ts';
 import { installChartRbac, installCrds, KOPEK_CLI, writeCalls } from '../../support/kopek.ts';
 import { quantile, runChanges, type ChangeRun, type ChangeType } from './changes.ts';
 import type { FloorOptions, FloorResult } from './floor.ts';
 import { BenchApi } from './http.ts';
-import { importCosts, type ImportCost, type ImportTarget } from './imports.ts';
+import { IMPORT_TARGETS, importCosts, type ImportCost, type ImportTarget } from './imports.ts';
 import {
   cpuSeconds,
   MemorySampler,
@@ -77,6 +78,8 @@ export interface ScaleOptions extends ScaleSizes {
   analyzeFormats: readonly ('yaml' | 'json')[];
   /** Node flags for `kopek run` (the image's, or one to compare). */
   kopekNodeFlags?: readonly string[];
+  /** Run kopek's TypeScript sources (type stripping, as the tests do), not kopek compiled as the image runs it. */
+  typescript?: boolean;
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
   profileDir?: string;
   /** Run kopek under --cpu-prof into this directory and summarize the change phase's samples. */
@@ -112,6 +115,8 @@ export interface ScaleResult {
   node: string;
   /** Node flags kopek run was started with (--kopek-node-options). */
   kopekNodeFlags: string[];
+  /** Which kopek ran: compiled as the image runs it, or its TypeScript sources. */
+  kopekBuild: 'compiled' | 'typescript';
   cpus: number;
   load: { start: string; end: string; byPhase: Record<string, number[]> };
   imports: ImportCost[];
@@ -432,6 +437,8 @@ interface Bench {
   result: ScaleResult;
   say: Say;
   workDir: string;
+  /** The `kopek` CLI the bench runs (see ScaleOptions.typescript). */
+  kopekCli: string;
   timeoutMs: number;
   stops: (() => Promise<void>)[];
   /** Records the load and announces a phase. */
@@ -605,6 +612,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
     kubeconfig: built.saKubeconfig,
     registryHost: built.registry.host,
     dir: bench.workDir,
+    cli: bench.kopekCli,
     nodeFlags: [
       ...(options.kopekNodeFlags ?? []),
       ...(options.profileDir
@@ -842,7 +850,7 @@ async function analyzeDump(
   const analyzed = await timed(
     process.execPath,
     [
-      KOPEK_CLI,
+      bench.kopekCli,
       'analyze',
       '-f',
       dumpPath,
@@ -928,6 +936,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     },
     node: process.version,
     kopekNodeFlags: [...(options.kopekNodeFlags ?? [])],
+    kopekBuild: options.typescript === true ? 'typescript' : 'compiled',
     cpus: cpus().length,
     load: { start: uptime(), end: '', byPhase: {} },
     imports: [],
@@ -939,9 +948,18 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
   };
   say(`machine: ${result.load.start}`);
 
+  if (options.typescript !== true) say('compiling kopek, as the image runs it');
+  const compiled = options.typescript === true ? undefined : await compileKopekCli();
+  const kopekCli = compiled?.cli ?? KOPEK_CLI;
   if (options.importRuns > 0) {
     phase('import cost');
-    result.imports = await importCosts(options.importRuns, options.importTargets);
+    const targets = options.importTargets ?? [
+      ...(compiled
+        ? [{ what: 'kopek compiled, as the image runs it', specifier: compiled.cli }]
+        : []),
+      ...IMPORT_TARGETS,
+    ];
+    result.imports = await importCosts(options.importRuns, targets);
     for (const cost of result.imports)
       say(
         `  ${cost.what}: ${cost.seconds.toFixed(2)} s, ${(cost.maxRssBytes / MiB).toFixed(0)} MiB`,
@@ -953,6 +971,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
   // data would stay behind.
   const removeWorkDir = (): void => {
     if (!options.keep) rmSync(workDir, { recursive: true, force: true });
+    if (compiled) rmSync(compiled.dir, { recursive: true, force: true });
   };
   process.on('exit', removeWorkDir);
   const bench: Bench = {
@@ -960,6 +979,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     result,
     say,
     workDir,
+    kopekCli,
     timeoutMs: options.timeoutMinutes * 60_000,
     stops: [],
     phase,
@@ -982,5 +1002,6 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     process.off('exit', removeWorkDir);
     if (!options.keep) await rm(workDir, { recursive: true, force: true });
     else say(`kept ${workDir}`);
+    if (compiled) await rm(compiled.dir, { recursive: true, force: true });
   }
 }

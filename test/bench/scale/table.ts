@@ -176,7 +176,7 @@ export function formatTable(r: ScaleResult): string {
   const width = Math.max(...rows.map(([, what]) => what.length));
   const lines = [
     `kopek scale benchmark: ${n(sizes.nodes)} nodes, ${n(sizes.workloads)} workloads (${n(sizes.analysedWorkloads)} analysed), ${n(sizes.pods)} pods, ${n(sizes.images)} images, ${n(sizes.objects)} objects created`,
-    `node ${r.node}, ${r.cpus} CPUs; kopek run's Node flags: ${r.kopekNodeFlags.join(' ') || 'none'}`,
+    `node ${r.node}, ${r.cpus} CPUs; kopek ${r.kopekBuild === 'compiled' ? 'compiled, as the image runs it' : 'from its TypeScript sources'}; kopek run's Node flags: ${r.kopekNodeFlags.join(' ') || 'none'}`,
     `load at start: ${r.load.start}`,
     `load at end:   ${r.load.end}`,
     '',
