@@ -17,13 +17,16 @@
  *   - the heap the cache and the facts hold per workload: the facts' kept input (an
  *     IncrementalInput over the same cached objects, measured on its own) and the rest of the
  *     WorkloadFactsCache (facts, digests, their indexes), and what keeping each workload's
- *     canonical JSON (as before) instead of its digest would add.
+ *     canonical JSON (as before) instead of its digest would add;
+ *   - the heap of each kind's projections on their own (the same objects projected into a map,
+ *     as the cache keeps them), to see which kind the cache's bytes are.
  *
  *   npm run bench   (node --expose-gc test/bench/incremental-facts.ts [--fleet-workloads N] [--rounds R])
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ClusterCache } from '../../operator/cache.ts';
+import { projectionFor, type Projected } from '../../operator/kube/projections.ts';
 import { canonicalJson } from '../../operator/canonical.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMetrics } from '../../operator/metrics.ts';
@@ -135,6 +138,26 @@ function inputHeapMiB(): number {
 }
 const inputMiB = inputHeapMiB();
 
+/** Each kind's projections alone: the fake's objects projected into a map, as an informer keeps them. */
+function heapByKind(): { resource: ResourceName; objects: number; mib: number }[] {
+  const out: { resource: ResourceName; objects: number; mib: number }[] = [];
+  for (const [resource, type] of Object.entries(RESOURCES) as [ResourceName, ResourceType][]) {
+    const project = projectionFor(type);
+    const before = heapMiB();
+    const objects = kube.objects(type);
+    if (objects.length === 0) continue;
+    const kept = new Map<string, Projected>();
+    for (const object of objects) kept.set(String(kept.size), project(object));
+    objects.length = 0;
+    const mib = heapMiB() - before;
+    // Read it after measuring: V8 frees what nothing reads any more, even mid-function.
+    out.push({ resource, objects: kept.size, mib });
+    kept.clear();
+  }
+  return out;
+}
+const byKind = heapByKind();
+
 // What keeping each workload's canonical JSON (the comparison before digests) would hold.
 const jsonKept = new Map<string, string>();
 const beforeJson = heapMiB();
@@ -231,6 +254,7 @@ process.stdout.write(
     `1 pod deleted:    incremental ${line(podGone)}; full rebuild ${line(podGoneFull)} — moves the client pods per zone, which the workloads with a Service follow in the full rebuild, and in a later batch (the client refresh) otherwise`,
     `memory per 1,000: cache ${perK(cacheMiB)}, facts ${perK(factsMiB)} of heap; keeping canonical JSON instead of digests would add ${perK(jsonMiB)}`,
     `per workload:     cache ${perWorkload(cacheMiB)}; WorkloadFactsCache ${perWorkload(factsMiB)}, of which its kept input ${perWorkload(inputMiB)} (measured alone) (heap after gc)`,
+    `cache by kind:    ${byKind.map((k) => `${k.resource} ${perWorkload(k.mib)} (${k.objects.toLocaleString('en-US')})`).join(', ')} — per workload, each kind projected alone`,
     '',
   ].join('\n'),
 );
