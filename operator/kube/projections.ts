@@ -1,12 +1,15 @@
 import { isRecord, type Obj } from '../../recommender/objects/read.ts';
 import { apiVersionOf, type ResourceType } from './client.ts';
 import type { CachedObject } from './informer.ts';
+import { internString, SharedValues } from './shared-values.ts';
 
 /**
  * Slim projections of what the cache keeps: only what the recommender reads, never
  * managedFields, so that 50,000 pods fit well under 256 MiB. Each projection is a plain object
  * in the shape of the API object (apiVersion, kind, metadata, spec, status), so the same
- * recommender code reads a `kubectl get -o yaml` dump and the cache alike.
+ * recommender code reads a `kubectl get -o yaml` dump and the cache alike. What many pods repeat
+ * (labels, owner, container requests, status, node and namespace names) is kept once and shared,
+ * frozen: readers must not change a cached object.
  */
 
 export interface Projected extends CachedObject {
@@ -41,29 +44,48 @@ function pick(source: unknown, keys: readonly string[]): Obj | undefined {
 /** Annotations that are large and never read: kubectl's copy of the last applied object. */
 const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
 
-function slimMetadata(metadata: unknown): Projected['metadata'] {
+/**
+ * What each resource type's projection shares among its objects; `undefined` for types whose
+ * objects seldom repeat a value, where a shared table would only cost.
+ */
+type Sharing = SharedValues | undefined;
+
+function slimMetadata(metadata: unknown, shared: Sharing): Projected['metadata'] {
   const m = isRecord(metadata) ? metadata : {};
   const out: Projected['metadata'] = { name: typeof m.name === 'string' ? m.name : '' };
-  for (const key of ['namespace', 'uid', 'resourceVersion', 'deletionTimestamp'] as const) {
+  if (typeof m.namespace === 'string') out.namespace = internString(m.namespace);
+  for (const key of ['uid', 'resourceVersion', 'deletionTimestamp'] as const) {
     if (typeof m[key] === 'string') out[key] = m[key];
   }
   if (typeof m.generation === 'number') out.generation = m.generation;
-  if (isRecord(m.labels)) out.labels = m.labels as Record<string, string>;
+  if (isRecord(m.labels)) out.labels = share(shared, m.labels as Record<string, string>);
   if (isRecord(m.annotations)) {
     const kept = Object.entries(m.annotations as Record<string, string>).filter(
       ([key]) => !DROPPED_ANNOTATIONS.has(key),
     );
-    if (kept.length > 0) out.annotations = Object.fromEntries(kept);
+    if (kept.length > 0) out.annotations = share(shared, Object.fromEntries(kept));
   }
   if (Array.isArray(m.ownerReferences)) {
-    out.ownerReferences = (m.ownerReferences as Obj[]).map(
-      (ref) =>
-        pick(ref, ['apiVersion', 'kind', 'name', 'uid', 'controller']) as NonNullable<
-          Projected['metadata']['ownerReferences']
-        >[number],
+    out.ownerReferences = share(
+      shared,
+      (m.ownerReferences as Obj[]).map(
+        (ref) =>
+          pick(ref, ['apiVersion', 'kind', 'name', 'uid', 'controller']) as NonNullable<
+            Projected['metadata']['ownerReferences']
+          >[number],
+      ),
     );
   }
   return out;
+}
+
+function share<T extends object>(shared: Sharing, value: T): T {
+  return shared === undefined ? value : shared.share(value);
+}
+
+/** A string many objects repeat (a node's or a zone's name), as its one shared copy. */
+function internIfString(value: unknown): unknown {
+  return typeof value === 'string' ? internString(value) : value;
 }
 
 /** A running pod's containers: only what its requests are computed from (the template has the rest). */
@@ -79,10 +101,16 @@ function slimContainers(containers: unknown): Obj[] | undefined {
   });
 }
 
-type Projector = (object: Obj) => { spec?: Obj | undefined; status?: Obj | undefined; extra?: Obj };
+type Projector = (
+  object: Obj,
+  shared: Sharing,
+) => { spec?: Obj | undefined; status?: Obj | undefined; extra?: Obj };
+
+/** The kinds whose objects repeat one another's values: pods (by the ten), their endpoints. */
+const SHARING_KINDS = new Set(['Pod', 'EndpointSlice']);
 
 const PROJECTORS: Record<string, Projector> = {
-  Pod: (o) => {
+  Pod: (o, shared) => {
     const spec = isRecord(o.spec) ? o.spec : {};
     const status = isRecord(o.status) ? o.status : {};
     const conditions = Array.isArray(status.conditions)
@@ -90,13 +118,17 @@ const PROJECTORS: Record<string, Projector> = {
           .filter((c) => c.type === 'Ready')
           .map((c) => pick(c, ['type', 'status']))
       : undefined;
+    const containers = slimContainers(spec.containers);
+    const initContainers = slimContainers(spec.initContainers);
+    const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']) ?? {};
+    if (kept.nodeName !== undefined) kept.nodeName = internIfString(kept.nodeName);
     return {
       spec: {
-        ...pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']),
-        containers: slimContainers(spec.containers),
-        initContainers: slimContainers(spec.initContainers),
+        ...kept,
+        containers: containers && share(shared, containers),
+        initContainers: initContainers && share(shared, initContainers),
       },
-      status: { ...pick(status, ['phase']), ...(conditions ? { conditions } : {}) },
+      status: share(shared, { ...pick(status, ['phase']), ...(conditions ? { conditions } : {}) }),
     };
   },
   Node: (o) => {
@@ -119,13 +151,17 @@ const PROJECTORS: Record<string, Projector> = {
       'internalTrafficPolicy',
     ]),
   }),
-  EndpointSlice: (o) => ({
+  EndpointSlice: (o, shared) => ({
     extra: {
       addressType: o.addressType,
       endpoints: Array.isArray(o.endpoints)
-        ? (o.endpoints as Obj[]).map((e) =>
-            pick(e, ['conditions', 'zone', 'nodeName', 'targetRef']),
-          )
+        ? (o.endpoints as Obj[]).map((e) => {
+            const kept = pick(e, ['conditions', 'zone', 'nodeName', 'targetRef']) ?? {};
+            if (isRecord(kept.conditions)) kept.conditions = share(shared, kept.conditions);
+            kept.zone = internIfString(kept.zone);
+            kept.nodeName = internIfString(kept.nodeName);
+            return kept;
+          })
         : [],
     },
   }),
@@ -185,12 +221,13 @@ export function projectionFor(type: ResourceType): (object: Obj) => Projected {
           spec: isRecord(o.spec) ? o.spec : undefined,
           status: pick(o.status, WORKLOAD_STATUS),
         }));
+  const shared = SHARING_KINDS.has(type.kind) ? new SharedValues() : undefined;
   return (object) => {
-    const { spec, status, extra } = projector(object);
+    const { spec, status, extra } = projector(object, shared);
     const projected: Projected = {
       apiVersion,
       kind: type.kind,
-      metadata: slimMetadata(object.metadata),
+      metadata: slimMetadata(object.metadata, shared),
       ...extra,
     };
     if (spec !== undefined) projected.spec = spec;

@@ -1,0 +1,143 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { projectionFor } from './projections.ts';
+import { RESOURCES } from './resources.ts';
+import { internString, SharedValues } from './shared-values.ts';
+
+/** A pod of ReplicaSet web-5d8f as the API server sends it: JSON text, parsed on its own. */
+function podJson(name: string, node: string): Record<string, unknown> {
+  return JSON.parse(
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: 'shop',
+        uid: `uid-${name}`,
+        resourceVersion: '7',
+        labels: { app: 'web', 'pod-template-hash': '5d8f' },
+        annotations: { 'prometheus.io/scrape': 'true' },
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'ReplicaSet',
+            name: 'web-5d8f',
+            uid: 'rs-1',
+            controller: true,
+          },
+        ],
+        managedFields: [{ manager: 'kubelet' }],
+      },
+      spec: {
+        nodeName: node,
+        containers: [
+          { name: 'app', image: 'shop/web:1', resources: { requests: { cpu: '250m' } } },
+        ],
+        initContainers: [{ name: 'migrate', image: 'shop/migrate:1' }],
+      },
+      status: {
+        phase: 'Running',
+        podIP: '10.0.0.1',
+        conditions: [
+          { type: 'Ready', status: 'True', lastTransitionTime: '2026-11-01T10:00:00Z' },
+          { type: 'PodScheduled', status: 'True' },
+        ],
+      },
+    }),
+  ) as Record<string, unknown>;
+}
+
+describe('pod projections', () => {
+  const project = projectionFor(RESOURCES.pods);
+
+  it('keep what the recommender reads, as before', () => {
+    expect(project(podJson('web-5d8f-a', 'node-1'))).toEqual({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-5d8f-a',
+        namespace: 'shop',
+        uid: 'uid-web-5d8f-a',
+        resourceVersion: '7',
+        labels: { app: 'web', 'pod-template-hash': '5d8f' },
+        annotations: { 'prometheus.io/scrape': 'true' },
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'ReplicaSet',
+            name: 'web-5d8f',
+            uid: 'rs-1',
+            controller: true,
+          },
+        ],
+      },
+      spec: {
+        nodeName: 'node-1',
+        containers: [{ name: 'app', resources: { requests: { cpu: '250m' } } }],
+        initContainers: [{ name: 'migrate' }],
+      },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+  });
+
+  it("share one frozen copy of what a ReplicaSet's pods repeat", () => {
+    const a = project(podJson('web-5d8f-a', 'node-1'));
+    const b = project(podJson('web-5d8f-b', 'node-2'));
+    expect(b.metadata.labels).toBe(a.metadata.labels);
+    expect(b.metadata.annotations).toBe(a.metadata.annotations);
+    expect(b.metadata.ownerReferences).toBe(a.metadata.ownerReferences);
+    expect(b.spec?.containers).toBe(a.spec?.containers);
+    expect(b.spec?.initContainers).toBe(a.spec?.initContainers);
+    expect(b.status).toBe(a.status);
+    // What is shared cannot be changed through one pod for all the others.
+    const labels: Record<string, string> = a.metadata.labels ?? {};
+    const [owner] = a.metadata.ownerReferences ?? [];
+    expect(() => {
+      labels.app = 'other';
+    }).toThrow(TypeError);
+    expect(() => {
+      if (owner) owner.name = 'other';
+    }).toThrow(TypeError);
+    expect(b.metadata.labels).toEqual({ app: 'web', 'pod-template-hash': '5d8f' });
+    // Each pod's own fields stay its own.
+    expect(a.spec?.nodeName).toBe('node-1');
+    expect(b.spec?.nodeName).toBe('node-2');
+  });
+
+  it('share nothing between pods whose values differ', () => {
+    const a = project(podJson('web-5d8f-a', 'node-1'));
+    const other = podJson('web-5d8f-c', 'node-1');
+    (other.status as { phase: string }).phase = 'Pending';
+    expect(project(other).status).toEqual({
+      phase: 'Pending',
+      conditions: [{ type: 'Ready', status: 'True' }],
+    });
+    expect(a.status).toEqual({ phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] });
+  });
+});
+
+describe('SharedValues', () => {
+  it('forgets a value once no one holds it any more', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const shared = new SharedValues();
+    const held = shared.share({ app: 'web' });
+    for (let i = 0; i < 100; i++) shared.share({ app: `gone-${i}` });
+    expect(shared.size).toBe(101);
+    // Finalizers run in a later task, after a collection that found the values unreachable.
+    for (let round = 0; round < 20 && shared.size > 1; round++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(shared.size).toBe(1);
+    expect(shared.share({ app: 'web' })).toBe(held);
+  });
+});
+
+describe('internString', () => {
+  it('returns the same text, whatever it looks like', () => {
+    for (const text of ['node-1', '', '0', '42', '4294967295', '-1', '__proto__', 'constructor'])
+      expect(internString(text)).toBe(text);
+  });
+});
