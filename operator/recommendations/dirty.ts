@@ -187,7 +187,9 @@ export class ChangeTracker {
 
   /**
    * Keeps the object's place in the cache's order: the cache appends what is added (new, or
-   * deleted and added again) and replaces an update in place.
+   * deleted and added again) and replaces an update in place. Not while every workload is to be
+   * rebuilt: that build indexes every cached object anew, and at a cold start this list would
+   * hold an entry for each object of the cluster until it runs.
    */
   private recordObject(
     cache: ClusterCache,
@@ -195,6 +197,7 @@ export class ChangeTracker {
     object: Projected,
     previous: Projected | undefined,
   ): void {
+    if (this.changes.all) return;
     const key = objectKey(object);
     const id = `${resource}/${key}`;
     const known = this.changes.objects.get(id);

@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { pod } from '../../recommender/objects/testing.ts';
+import { ClusterCache } from '../cache.ts';
+import { RESOURCES } from '../kube/resources.ts';
+import { createLogger } from '../log.ts';
+import { createMetrics } from '../metrics.ts';
+import { FakeKube } from '../testing/fake-kube.ts';
+import { ManualClock } from '../testing/manual-clock.ts';
+import { ChangeTracker } from './dirty.ts';
+
+let cache: ClusterCache | undefined;
+afterEach(async () => {
+  await cache?.stop();
+  cache = undefined;
+});
+
+describe('ChangeTracker', () => {
+  it('lists the changed objects only when the next build is not a full one', async () => {
+    const kube = new FakeKube();
+    const owner = { kind: 'ReplicaSet', name: 'web-5d8f' };
+    for (const name of ['a', 'b', 'c'])
+      kube.put(RESOURCES.pods, pod(`web-5d8f-${name}`, 'shop', 'n-a', owner, { app: 'web' }));
+    const tracker = new ChangeTracker();
+    const started: ClusterCache = new ClusterCache({
+      client: kube,
+      log: createLogger('error', () => undefined),
+      metrics: createMetrics(),
+      clock: new ManualClock(),
+      onChange: (resource, object, previous) => {
+        tracker.markChanged(started, resource, object, previous);
+      },
+    });
+    cache = started;
+    await started.start();
+    await started.waitForSync();
+    // The first build indexes every cached object: a list of them all would only wait for it.
+    const first = tracker.take();
+    expect(first.all).toBe(true);
+    expect(first.objects.size).toBe(0);
+
+    kube.put(RESOURCES.pods, pod('web-5d8f-d', 'shop', 'n-a', owner, { app: 'web' }));
+    await expect.poll(() => started.get('pods', 'shop/web-5d8f-d')).toBeDefined();
+    const next = tracker.take();
+    expect(next.all).toBe(false);
+    expect([...next.objects.keys()]).toEqual(['pods/shop/web-5d8f-d']);
+  });
+});
