@@ -3,7 +3,16 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { projectionFor } from './projections.ts';
 import { RESOURCES } from './resources.ts';
-import { internString, SharedValues } from './shared-values.ts';
+import { SharedValues } from './shared-values.ts';
+
+/** What a ReplicaSet's pods have alike in their metadata, kept as it is. */
+const OWNED = {
+  labels: { app: 'web', 'pod-template-hash': '5d8f' },
+  annotations: { 'prometheus.io/scrape': 'true' },
+  ownerReferences: [
+    { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs-1', controller: true },
+  ],
+};
 
 /** A pod of ReplicaSet web-5d8f as the API server sends it: JSON text, parsed on its own. */
 function podJson(name: string, node: string): Record<string, unknown> {
@@ -16,17 +25,7 @@ function podJson(name: string, node: string): Record<string, unknown> {
         namespace: 'shop',
         uid: `uid-${name}`,
         resourceVersion: '7',
-        labels: { app: 'web', 'pod-template-hash': '5d8f' },
-        annotations: { 'prometheus.io/scrape': 'true' },
-        ownerReferences: [
-          {
-            apiVersion: 'apps/v1',
-            kind: 'ReplicaSet',
-            name: 'web-5d8f',
-            uid: 'rs-1',
-            controller: true,
-          },
-        ],
+        ...OWNED,
         managedFields: [{ manager: 'kubelet' }],
       },
       spec: {
@@ -52,7 +51,7 @@ describe('pod projections', () => {
   const project = projectionFor(RESOURCES.pods);
 
   it('keep what the recommender reads, as before', () => {
-    expect(project(podJson('web-5d8f-a', 'node-1'))).toEqual({
+    expect(project(podJson('web-5d8f-a', 'node-1'))).toStrictEqual({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
@@ -60,17 +59,7 @@ describe('pod projections', () => {
         namespace: 'shop',
         uid: 'uid-web-5d8f-a',
         resourceVersion: '7',
-        labels: { app: 'web', 'pod-template-hash': '5d8f' },
-        annotations: { 'prometheus.io/scrape': 'true' },
-        ownerReferences: [
-          {
-            apiVersion: 'apps/v1',
-            kind: 'ReplicaSet',
-            name: 'web-5d8f',
-            uid: 'rs-1',
-            controller: true,
-          },
-        ],
+        ...OWNED,
       },
       spec: {
         nodeName: 'node-1',
@@ -117,6 +106,36 @@ describe('pod projections', () => {
   });
 });
 
+describe('EndpointSlice projections', () => {
+  it('keep what each endpoint has, and share its conditions', () => {
+    const project = projectionFor(RESOURCES.endpointslices);
+    const slice = (name: string): Record<string, unknown> => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name, namespace: 'shop' },
+      addressType: 'IPv4',
+      endpoints: [
+        {
+          addresses: ['10.0.0.1'],
+          conditions: { ready: true },
+          zone: 'us-east-1a',
+          nodeName: 'n-1',
+        },
+        { addresses: ['10.0.0.2'], conditions: { ready: true } },
+      ],
+    });
+    const a = project(JSON.parse(JSON.stringify(slice('web-1'))) as Record<string, unknown>);
+    const b = project(JSON.parse(JSON.stringify(slice('web-2'))) as Record<string, unknown>);
+    expect(a.endpoints).toStrictEqual([
+      { conditions: { ready: true }, zone: 'us-east-1a', nodeName: 'n-1' },
+      { conditions: { ready: true } },
+    ]);
+    const conditions = (o: typeof a): unknown[] =>
+      (o.endpoints as { conditions: unknown }[]).map((e) => e.conditions);
+    expect(conditions(b)[0]).toBe(conditions(a)[1]);
+  });
+});
+
 describe('SharedValues', () => {
   it('forgets a value once no one holds it any more', async () => {
     setFlagsFromString('--expose-gc');
@@ -132,12 +151,5 @@ describe('SharedValues', () => {
     }
     expect(shared.size).toBe(1);
     expect(shared.share({ app: 'web' })).toBe(held);
-  });
-});
-
-describe('internString', () => {
-  it('returns the same text, whatever it looks like', () => {
-    for (const text of ['node-1', '', '0', '42', '4294967295', '-1', '__proto__', 'constructor'])
-      expect(internString(text)).toBe(text);
   });
 });

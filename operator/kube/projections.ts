@@ -1,7 +1,7 @@
 import { isRecord, type Obj } from '../../recommender/objects/read.ts';
 import { apiVersionOf, type ResourceType } from './client.ts';
 import type { CachedObject } from './informer.ts';
-import { internString, SharedValues } from './shared-values.ts';
+import { SharedValues } from './shared-values.ts';
 
 /**
  * Slim projections of what the cache keeps: only what the recommender reads, never
@@ -53,7 +53,7 @@ type Sharing = SharedValues | undefined;
 function slimMetadata(metadata: unknown, shared: Sharing): Projected['metadata'] {
   const m = isRecord(metadata) ? metadata : {};
   const out: Projected['metadata'] = { name: typeof m.name === 'string' ? m.name : '' };
-  if (typeof m.namespace === 'string') out.namespace = internString(m.namespace);
+  if (typeof m.namespace === 'string') out.namespace = shareText(shared, m.namespace);
   for (const key of ['uid', 'resourceVersion', 'deletionTimestamp'] as const) {
     if (typeof m[key] === 'string') out[key] = m[key];
   }
@@ -83,9 +83,9 @@ function share<T extends object>(shared: Sharing, value: T): T {
   return shared === undefined ? value : shared.share(value);
 }
 
-/** A string many objects repeat (a node's or a zone's name), as its one shared copy. */
-function internIfString(value: unknown): unknown {
-  return typeof value === 'string' ? internString(value) : value;
+/** A string many objects repeat (a node's, a zone's, a namespace's name), as its one shared copy. */
+function shareText<T>(shared: Sharing, value: T): T {
+  return shared === undefined || typeof value !== 'string' ? value : (shared.text(value) as T);
 }
 
 /** A running pod's containers: only what its requests are computed from (the template has the rest). */
@@ -121,7 +121,7 @@ const PROJECTORS: Record<string, Projector> = {
     const containers = slimContainers(spec.containers);
     const initContainers = slimContainers(spec.initContainers);
     const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']) ?? {};
-    if (kept.nodeName !== undefined) kept.nodeName = internIfString(kept.nodeName);
+    if (kept.nodeName !== undefined) kept.nodeName = shareText(shared, kept.nodeName);
     return {
       spec: {
         ...kept,
@@ -158,8 +158,8 @@ const PROJECTORS: Record<string, Projector> = {
         ? (o.endpoints as Obj[]).map((e) => {
             const kept = pick(e, ['conditions', 'zone', 'nodeName', 'targetRef']) ?? {};
             if (isRecord(kept.conditions)) kept.conditions = share(shared, kept.conditions);
-            kept.zone = internIfString(kept.zone);
-            kept.nodeName = internIfString(kept.nodeName);
+            if (kept.zone !== undefined) kept.zone = shareText(shared, kept.zone);
+            if (kept.nodeName !== undefined) kept.nodeName = shareText(shared, kept.nodeName);
             return kept;
           })
         : [],

@@ -1,3 +1,6 @@
+/** How many distinct strings a table keeps before it starts over. */
+const TEXTS_KEPT = 65_536;
+
 /**
  * One frozen instance for each distinct JSON value a projection keeps many copies of: the pods
  * of a ReplicaSet have the same labels, owner, container requests and (mostly) status, and
@@ -7,6 +10,7 @@
  */
 export class SharedValues {
   private readonly instances = new Map<string, WeakRef<object>>();
+  private readonly texts = new Map<string, string>();
   private readonly forget = new FinalizationRegistry<string>((key) => {
     // A newer instance may have taken the key since this one died.
     if (this.instances.get(key)?.deref() === undefined) this.instances.delete(key);
@@ -23,20 +27,23 @@ export class SharedValues {
     return value;
   }
 
+  /**
+   * One copy of a string many objects repeat (a node's, a zone's, a namespace's name): JSON.parse
+   * gives every object its own. Strings cannot be held weakly, so the table starts over once it
+   * holds TEXTS_KEPT of them (nodes come and go); what it handed out stays shared.
+   */
+  text(value: string): string {
+    const known = this.texts.get(value);
+    if (known !== undefined) return known;
+    if (this.texts.size >= TEXTS_KEPT) this.texts.clear();
+    this.texts.set(value, value);
+    return value;
+  }
+
   /** Distinct values held (some may be collected and not yet forgotten). */
   get size(): number {
     return this.instances.size;
   }
-}
-
-/**
- * The string table's copy of `text`: JSON.parse gives every object its own copy of each string
- * value, while V8 keeps one internalized copy of a property name and drops it once unused, so
- * using the text as a name returns that copy (node and namespace names repeat on every pod).
- */
-export function internString(text: string): string {
-  for (const name in { [text]: 0 }) return name;
-  return text;
 }
 
 function deepFreeze(value: object): void {
