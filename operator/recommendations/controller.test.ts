@@ -280,3 +280,59 @@ describe('the recommendation controller', () => {
     );
   });
 });
+
+describe('kopek_change_to_write_delay_seconds', () => {
+  /** Observations so far by outcome: how many and their sum in seconds. */
+  async function delays(op: FakeOperator): Promise<Record<string, { count: number; sum: number }>> {
+    const out: Record<string, { count: number; sum: number }> = {};
+    for (const value of (await op.metrics.changeToWriteDelay.get()).values) {
+      const outcome = String(value.labels.outcome);
+      const entry = (out[outcome] ??= { count: 0, sum: 0 });
+      if (value.metricName?.endsWith('_count')) entry.count = value.value;
+      if (value.metricName?.endsWith('_sum')) entry.sum = value.value;
+    }
+    return out;
+  }
+
+  it('measures from the watch event that changed a workload to the start of its status write', async () => {
+    const op = await withWeb();
+    const before = (await delays(op)).write ?? { count: 0, sum: 0 };
+    // When the status write starts, in the fake clock's time.
+    let writeStartedAt: number | undefined;
+    const apply = op.kube.apply.bind(op.kube);
+    op.kube.apply = (type, object, options) => {
+      if (options.subresource === 'status') writeStartedAt ??= op.clock.now();
+      return apply(type, object, options);
+    };
+    await op.clock.advance(400);
+    const changedAt = op.clock.now();
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas: 5 }));
+    await op.until(() => writeStartedAt !== undefined);
+    const after = (await delays(op)).write ?? { count: 0, sum: 0 };
+    expect(after.count - before.count).toBe(1);
+    const delay = ((writeStartedAt ?? 0) - changedAt) / 1000;
+    // The rebuild waits for more events (debounce) first: measured from the rebuild or the
+    // queue, the delay would be shorter than this.
+    expect(delay).toBeGreaterThanOrEqual(0.1);
+    expect(after.sum - before.sum).toBeCloseTo(delay, 6);
+  });
+
+  it('measures to "no write needed" when the changed facts give the same recommendation', async () => {
+    const op = await withWeb();
+    const writes = op.kube.count('apply-status');
+    const before = (await delays(op)).none?.count ?? 0;
+    // A label on the pod template: kept in the facts (Services select by it), not shown.
+    const changed = deployment('shop', 'web');
+    const template = (
+      changed.spec as { template: { metadata: { labels: Record<string, string> } } }
+    ).template;
+    template.metadata.labels.tier = 'frontend';
+    op.kube.put(RESOURCES.deployments, changed);
+    await op.until(
+      () => op.controller.pending().queued === 0 && op.controller.pending().changes === 0,
+    );
+    await op.clock.advance(2_000);
+    expect(op.kube.count('apply-status')).toBe(writes);
+    expect((await delays(op)).none?.count ?? 0).toBe(before + 1);
+  });
+});

@@ -12,7 +12,7 @@ import type { PriceSource } from '../prices.ts';
 import { WorkQueue } from '../queue.ts';
 import type { TrafficSource } from '../traffic/telemetry.ts';
 import { runWorkers } from '../workers.ts';
-import { WorkloadFactsCache } from './facts.ts';
+import { WorkloadFactsCache, type RebuildResult } from './facts.ts';
 import { updateClusterGauges } from './gauges.ts';
 import { parseKey, policyKey, targetOf, workloadKey, type WorkloadRef } from './keys.ts';
 import { reconcilePolicy } from './policy.ts';
@@ -79,6 +79,13 @@ export class RecommendationController {
   private leading = false;
   /** The facts were rebuilt since this replica took the lease. */
   private factsBuilt = false;
+  /** When the first watch event that marked something since the last rebuild arrived. */
+  private firstChangeAt: number | undefined;
+  /**
+   * Workloads a rebuild queued for a change of their own, with the time of that rebuild's first
+   * watch event: what kopek_change_to_write_delay_seconds measures from.
+   */
+  private readonly changedSince = new Map<string, number>();
 
   constructor(options: RecommendationControllerOptions) {
     this.options = options;
@@ -116,8 +123,10 @@ export class RecommendationController {
       return;
     }
     if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
-    if (this.facts.changes.markChanged(this.options.cache, resource, object, previous))
+    if (this.facts.changes.markChanged(this.options.cache, resource, object, previous)) {
+      this.firstChangeAt ??= this.clock.now();
       this.requestRebuild();
+    }
   }
 
   /** Recomputes every workload's facts soon (a resync). */
@@ -154,6 +163,7 @@ export class RecommendationController {
     this.queue = this.newQueue();
     this.facts.forgetComparisons();
     this.factsBuilt = false;
+    this.changedSince.clear();
     this.leading = true;
     await untilAborted(cache.waitForSync(), signal);
     // Traffic is read by the leader only, before its first facts, so they start measured.
@@ -239,6 +249,22 @@ export class RecommendationController {
         { client, cache, results: this.results, clock: this.clock },
         parsed.name,
       );
+    const since = this.changedSince.get(key);
+    this.changedSince.delete(key);
+    let observed = since === undefined;
+    const decided = (outcome: 'write' | 'none'): void => {
+      if (observed || since === undefined) return;
+      observed = true;
+      this.options.metrics.changeToWriteDelay.observe(
+        { outcome },
+        (this.clock.now() - since) / 1000,
+      );
+    };
+    const restore = (): void => {
+      // Stopped on stale facts or failed before deciding: the retry still measures from the change.
+      if (!observed && since !== undefined && !this.changedSince.has(key))
+        this.changedSince.set(key, since);
+    };
     return reconcileWorkload(
       {
         client,
@@ -251,28 +277,45 @@ export class RecommendationController {
         enqueuePolicy: (name) => {
           this.queue.add(policyKey(name));
         },
+        decided,
       },
       parsed.workload,
-    );
+    ).finally(restore);
   }
 
   /** Rebuilds the facts and queues the workloads whose facts changed, appeared or went. */
   private async rebuild(): Promise<void> {
     const { cache, imagePlatforms, metrics, log } = this.options;
     const started = performance.now();
-    const { changed, refreshed, lookupFailed, clientsMoved, built, full } =
-      await this.facts.rebuild(cache, {
+    // The rebuild takes the marks at once: later events belong to the next one.
+    const firstChangeAt = this.firstChangeAt;
+    this.firstChangeAt = undefined;
+    let rebuilt: RebuildResult;
+    try {
+      rebuilt = await this.facts.rebuild(cache, {
         imagePlatforms,
         traffic: this.options.traffic?.current(),
         metrics,
         log,
       });
+    } catch (error) {
+      // Its marks are kept (as "everything"), so is when they began (before any event since).
+      if (firstChangeAt !== undefined) this.firstChangeAt = firstChangeAt;
+      throw error;
+    }
+    const { changed, refreshed, lookupFailed, clientsMoved, built, full } = rebuilt;
     const scope = full ? 'all' : 'marked';
     metrics.factsRebuildDuration.observe({ scope }, (performance.now() - started) / 1000);
     metrics.factsRebuildWorkloads.inc({ scope }, built);
     // A workload that changed itself goes before those a shared refresh (client weights, a
     // resync, an image's platforms) touched, which can be many.
-    for (const key of changed) this.queue.add(key, refreshed.has(key) ? 'low' : 'normal');
+    for (const key of changed) {
+      const own = !refreshed.has(key);
+      this.queue.add(key, own ? 'normal' : 'low');
+      // Measured from the earliest change still waiting for this workload's reconcile.
+      if (own && firstChangeAt !== undefined && !this.changedSince.has(key))
+        this.changedSince.set(key, firstChangeAt);
+    }
     this.factsBuilt = true;
     // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
     for (const wrec of cache.list('workloadrecommendations')) {

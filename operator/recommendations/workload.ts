@@ -36,6 +36,12 @@ export interface WorkloadReconcileContext {
   log: Logger;
   /** Queues a SavingsPolicy whose status totals changed. */
   enqueuePolicy: (name: string) => void;
+  /**
+   * Told what the reconcile decided, when it decides: before each write (`write`), or that the
+   * recommendation is current (`none`); the first call is the decision. Not told when it stops on
+   * stale facts.
+   */
+  decided?: (outcome: 'write' | 'none') => void;
 }
 
 /**
@@ -64,14 +70,7 @@ export async function reconcileWorkload(
   const facts = ctx.facts.get(key);
 
   if (!facts) {
-    for (const policy of ctx.results.delete(key)) ctx.enqueuePolicy(policy);
-    if (existing?.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kopek') {
-      await ctx.client.delete(RESOURCES.workloadrecommendations, wrecName, namespace);
-      ctx.log.info('deleted recommendation: its workload is gone or no longer analysed', {
-        namespace,
-        name: wrecName,
-      });
-    }
+    await forgetWorkload(ctx, key, existing);
     return;
   }
 
@@ -102,6 +101,7 @@ export async function reconcileWorkload(
 
   let generation = existing?.metadata.generation;
   if (!existing || canonicalJson(ownedMain(existing)) !== canonicalJson(ownedMain(desired))) {
+    ctx.decided?.('write');
     const applied = await ctx.client.apply<WorkloadRecommendation>(
       RESOURCES.workloadrecommendations,
       mainPart(desired),
@@ -117,8 +117,11 @@ export async function reconcileWorkload(
   if (
     canonicalJson(comparableStatus(existing?.status)) ===
     canonicalJson(comparableStatus(desiredStatus))
-  )
+  ) {
+    ctx.decided?.('none');
     return;
+  }
+  ctx.decided?.('write');
   try {
     await ctx.client.apply(
       RESOURCES.workloadrecommendations,
@@ -139,6 +142,24 @@ export async function reconcileWorkload(
     return;
   }
   ctx.log.debug('wrote recommendation status', { namespace, name: wrecName });
+}
+
+/** Forgets a workload kopek no longer analyses and deletes the recommendation kopek made for it. */
+async function forgetWorkload(
+  ctx: WorkloadReconcileContext,
+  key: string,
+  existing: WorkloadRecommendation | undefined,
+): Promise<void> {
+  for (const policy of ctx.results.delete(key)) ctx.enqueuePolicy(policy);
+  const managed = existing?.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kopek';
+  ctx.decided?.(managed ? 'write' : 'none');
+  if (!existing || !managed) return;
+  const { name, namespace } = existing.metadata;
+  await ctx.client.delete(RESOURCES.workloadrecommendations, name, namespace);
+  ctx.log.info('deleted recommendation: its workload is gone or no longer analysed', {
+    namespace,
+    name,
+  });
 }
 
 /** The object without status: what the main server-side apply sets. */

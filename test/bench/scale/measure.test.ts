@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { quantile } from './changes.ts';
 import { parseMetrics, sum } from './kopek-process.ts';
+import { bucketQuantile } from './run.ts';
 import { cpuFrames, summarizeHeapSnapshot } from './profile.ts';
 import { parseTimeReport } from './timed.ts';
 
@@ -189,5 +190,31 @@ describe('parsers', () => {
     expect(quantile(values, 0.99)).toBe(99);
     expect(quantile(values, 1)).toBe(100);
     expect(quantile([], 0.5)).toBeUndefined();
+  });
+});
+
+describe('bucketQuantile', () => {
+  it('interpolates within the bucket that holds the rank, as histogram_quantile does', () => {
+    // 10 observations: 4 up to 0.1 s, 4 more up to 0.5 s, 2 more up to 1 s, none above.
+    const buckets = [
+      { le: 0.1, count: 4 },
+      { le: 0.5, count: 8 },
+      { le: 1, count: 10 },
+      { le: Infinity, count: 10 },
+    ];
+    expect(bucketQuantile(buckets, 0.5)).toBeCloseTo(0.2, 9);
+    expect(bucketQuantile(buckets, 0.99)).toBeCloseTo(0.975, 9);
+    expect(bucketQuantile([...buckets].reverse(), 0.25)).toBeCloseTo(0.0625, 9);
+    // Above the highest finite bound: that bound, as Prometheus reports it.
+    expect(
+      bucketQuantile(
+        [
+          { le: 1, count: 1 },
+          { le: Infinity, count: 3 },
+        ],
+        0.9,
+      ),
+    ).toBe(1);
+    expect(bucketQuantile([{ le: Infinity, count: 0 }], 0.5)).toBeUndefined();
   });
 });

@@ -103,6 +103,44 @@ export interface Activity {
   reconcileMeanSeconds: number;
   /** kopek's server-side applies (objects and status): how many, and their mean time. */
   applies: { count: number; meanSeconds: number };
+  /**
+   * kopek's own delay from a change's watch event to the start of the write it caused (or to
+   * "no write needed"), by outcome: kopek_change_to_write_delay_seconds, p50/p99 from its buckets.
+   */
+  changeToWrite: Record<string, HistogramQuantiles>;
+}
+
+/** How many observations a histogram took in a phase, and its p50/p99 (interpolated in buckets). */
+export interface HistogramQuantiles {
+  count: number;
+  p50Seconds: number | undefined;
+  p99Seconds: number | undefined;
+}
+
+/**
+ * The q-quantile of a Prometheus histogram's cumulative buckets, as histogram_quantile computes
+ * it: linear within the bucket that holds the rank; the highest finite bound when that is +Inf.
+ */
+export function bucketQuantile(
+  buckets: readonly { le: number; count: number }[],
+  q: number,
+): number | undefined {
+  const sorted = [...buckets].sort((a, b) => a.le - b.le);
+  const total = sorted.at(-1)?.count ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  let lower = { le: 0, count: 0 };
+  for (const bucket of sorted) {
+    if (bucket.count >= rank) {
+      if (bucket.le === Infinity) return lower.le;
+      const inBucket = bucket.count - lower.count;
+      return inBucket <= 0
+        ? bucket.le
+        : lower.le + ((bucket.le - lower.le) * (rank - lower.count)) / inBucket;
+    }
+    lower = bucket;
+  }
+  return lower.le;
 }
 
 export interface Memory {
@@ -183,7 +221,7 @@ export interface ScaleResult {
   profile?: string;
 }
 
-function uptime(): string {
+export function uptime(): string {
   try {
     return execFileSync('uptime', { encoding: 'utf8' }).trim();
   } catch {
@@ -227,12 +265,12 @@ export interface ApiServerActivity {
   recommendationRequests: Record<string, Timing>;
 }
 
-async function apiServerMetrics(api: BenchApi): Promise<Series[]> {
+export async function apiServerMetrics(api: BenchApi): Promise<Series[]> {
   const response = await api.request('GET', '/metrics', { timeoutMs: 60_000 });
   return parseMetrics(response.text);
 }
 
-function apiServerActivity(before: Series[], after: Series[]): ApiServerActivity {
+export function apiServerActivity(before: Series[], after: Series[]): ApiServerActivity {
   const timings = (
     name: string,
     where: (labels: Record<string, string>) => boolean,
@@ -273,7 +311,10 @@ function apiServerActivity(before: Series[], after: Series[]): ApiServerActivity
 }
 
 function activitySince(before: Series[], after: Series[]): Activity {
-  const delta = (name: string, key?: string): Record<string, number> => {
+  const delta = (
+    name: string,
+    key?: string | ((labels: Record<string, string>) => string),
+  ): Record<string, number> => {
     const out: Record<string, number> = {};
     for (const [series, sign] of [
       [after, 1],
@@ -282,7 +323,12 @@ function activitySince(before: Series[], after: Series[]): Activity {
       for (const s of series) {
         // Bookmarks only keep a watch's place.
         if (s.name !== name || s.labels.type === 'BOOKMARK') continue;
-        const k = key === undefined ? '' : (s.labels[key] ?? '');
+        const k =
+          key === undefined
+            ? ''
+            : typeof key === 'function'
+              ? key(s.labels)
+              : (s.labels[key] ?? '');
         out[k] = (out[k] ?? 0) + sign * s.value;
       }
     }
@@ -299,6 +345,18 @@ function activitySince(before: Series[], after: Series[]): Activity {
   const applies = (of: Record<string, number>): number =>
     (of.apply ?? 0) + (of['apply-status'] ?? 0);
   const reconciles = total('controller_runtime_reconcile_total');
+  const delayBuckets = new Map<string, { le: number; count: number }[]>();
+  for (const [key, count] of Object.entries(
+    delta(
+      'kopek_change_to_write_delay_seconds_bucket',
+      (labels) => `${labels.outcome ?? ''} ${labels.le ?? ''}`,
+    ),
+  )) {
+    const [outcome = '', le = ''] = key.split(' ');
+    const list = delayBuckets.get(outcome) ?? [];
+    list.push({ le: le === '+Inf' ? Infinity : Number(le), count });
+    delayBuckets.set(outcome, list);
+  }
   return {
     events: delta('kopek_cache_events_total', 'resource'),
     queueAdds: total('workqueue_adds_total'),
@@ -319,6 +377,16 @@ function activitySince(before: Series[], after: Series[]): Activity {
       count: applies(applyCounts),
       meanSeconds: mean(applies(applySeconds), applies(applyCounts)),
     },
+    changeToWrite: Object.fromEntries(
+      [...delayBuckets].map(([outcome, buckets]) => [
+        outcome,
+        {
+          count: Math.max(...buckets.map((b) => b.count)),
+          p50Seconds: bucketQuantile(buckets, 0.5),
+          p99Seconds: bucketQuantile(buckets, 0.99),
+        },
+      ]),
+    ),
   };
 }
 

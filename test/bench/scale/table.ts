@@ -33,6 +33,20 @@ function work(a: Activity): string {
   return `rebuilds: ${rebuilds || 'none'}; ${wait}; reconcile mean ${ms(a.reconcileMeanSeconds * 1000)}; ${n(a.applies.count)} applies, mean ${ms(a.applies.meanSeconds * 1000)}`;
 }
 
+/** kopek's own delay from a change's event to its write (or to "no write needed"), by outcome. */
+function ownDelay(a: Activity): string {
+  const seconds = (value: number | undefined): string =>
+    ms(value === undefined ? undefined : value * 1000);
+  return (
+    Object.entries(a.changeToWrite)
+      .map(
+        ([outcome, q]) =>
+          `${outcome} ${n(q.count)}: ${seconds(q.p50Seconds)} / ${seconds(q.p99Seconds)}`,
+      )
+      .join('; ') || 'none'
+  );
+}
+
 const timings = (of: Record<string, Timing>): string =>
   Object.entries(of)
     .sort(([, a], [, b]) => b.count - a.count)
@@ -65,6 +79,11 @@ function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
   );
   row('', 'kopek queue adds / reconciles; watch events (change phase)', activity(c.activity));
   row('', "where kopek's time went (change phase)", work(c.activity));
+  row(
+    '',
+    "kopek's own delay, change event → write starts (or none needed), p50 / p99",
+    ownDelay(c.activity),
+  );
   row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
   if (c.apiserver) {
     row(
