@@ -43,6 +43,31 @@ const EXAMPLE = fileURLToPath(
   new URL('../../../crds/examples/workloadrecommendation-checkout.yaml', import.meta.url),
 );
 
+/**
+ * A Deployment's WorkloadRecommendation and then its status, each server-side applied as kopek
+ * applies them (field manager `kopek`).
+ */
+export async function applyRecommendation(
+  api: BenchApi,
+  name: string,
+  namespace: string,
+  status: unknown,
+): Promise<void> {
+  const metadata = { name, namespace };
+  const head = { apiVersion: 'kopek.dev/v1alpha1', kind: 'WorkloadRecommendation' };
+  const path = objectPath(RESOURCES.workloadrecommendations, name, namespace);
+  await api.apply(
+    path,
+    {
+      ...head,
+      metadata: { ...metadata, labels: { 'app.kubernetes.io/managed-by': 'kopek' } },
+      spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name } },
+    },
+    'kopek',
+  );
+  await api.apply(`${path}/status`, { ...head, metadata, status }, 'kopek');
+}
+
 export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   const api = new BenchApi(loadKubeConfig(options.kubeconfig), {
     agentPerRequest: options.agentPerRequest ?? false,
@@ -57,25 +82,12 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   const listSeconds = (performance.now() - listStarted) / 1000;
 
   const example = parse(readFileSync(EXAMPLE, 'utf8')) as { status: Record<string, unknown> };
-  const type = RESOURCES.workloadrecommendations;
   const applyStarted = performance.now();
   await inParallel(
     Array.from({ length: options.count }, (_, i) => `deployment-floor-${i}`),
     options.concurrency,
     async (name) => {
-      const metadata = { name, namespace: options.namespace };
-      const head = { apiVersion: 'kopek.dev/v1alpha1', kind: 'WorkloadRecommendation' };
-      const path = objectPath(type, name, options.namespace);
-      await api.apply(
-        path,
-        {
-          ...head,
-          metadata: { ...metadata, labels: { 'app.kubernetes.io/managed-by': 'kopek' } },
-          spec: { targetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name } },
-        },
-        'kopek',
-      );
-      await api.apply(`${path}/status`, { ...head, metadata, status: example.status }, 'kopek');
+      await applyRecommendation(api, name, options.namespace, example.status);
     },
   );
   const applySeconds = (performance.now() - applyStarted) / 1000;
