@@ -34,6 +34,8 @@ and the import cost of kopek's entry point.
   --no-analyze         skip kopek analyze
   --kopek-node-options FLAGS
                        Node flags for kopek run, space-separated (e.g. "--max-semi-space-size=2")
+  --kopek-env NAME=VALUE
+                       an environment variable for kopek run (repeatable; e.g. MALLOC_ARENA_MAX=2)
   --typescript         run kopek's TypeScript sources (Node's type stripping, as the tests do);
                        default: kopek compiled as the image runs it
   --profile DIR        profile kopek's cold start instead (CPU profile + heap snapshot into DIR,
@@ -118,6 +120,16 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
           .split(/\s+/)
           .filter((f) => f !== '');
         break;
+      case '--kopek-env': {
+        const setting = value();
+        const equals = setting.indexOf('=');
+        if (equals < 1) throw new Error(`--kopek-env wants NAME=VALUE, got "${setting}"`);
+        options.kopekEnv = {
+          ...options.kopekEnv,
+          [setting.slice(0, equals)]: setting.slice(equals + 1),
+        };
+        break;
+      }
       case '--typescript':
         options.typescript = true;
         break;

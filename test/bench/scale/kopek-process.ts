@@ -27,6 +27,8 @@ export interface StartKopekOptions {
   cli: string;
   /** Flags for Node itself, e.g. --cpu-prof. */
   nodeFlags?: readonly string[];
+  /** Added to the environment kopek inherits, e.g. MALLOC_ARENA_MAX. */
+  env?: Readonly<Record<string, string>>;
 }
 
 export async function startKopek(options: StartKopekOptions): Promise<KopekProcess> {
@@ -51,6 +53,7 @@ export async function startKopek(options: StartKopekOptions): Promise<KopekProce
       options.registryHost,
     ],
     logPath,
+    env: { ...process.env, ...options.env },
   });
   const startedAt = Date.now();
   component.start();
@@ -199,4 +202,84 @@ export async function waitReady(kopek: KopekProcess, timeoutMs: number): Promise
     async () => (await fetch(`${kopek.metricsUrl}/readyz`)).ok,
     timeoutMs,
   );
+}
+
+/**
+ * Where a process's resident memory is, from /proc/PID/smaps, in bytes: file-backed pages
+ * (Node's code), glibc malloc's main arena (`[heap]`) and its other arenas, and the remaining
+ * anonymous memory (V8's heap and code, thread stacks, malloc's large mmapped blocks).
+ */
+export interface ResidentByKind {
+  file: number;
+  mallocMainArena: number;
+  mallocOtherArenas: number;
+  otherAnonymous: number;
+}
+
+/**
+ * glibc maps each arena past the main one as a 64 MiB region aligned to its size, readable and
+ * writable as far as it has grown and inaccessible beyond (HEAP_MAX_SIZE on 64-bit systems).
+ */
+const ARENA_BYTES = 64 * 1024 * 1024;
+
+export function residentByKind(smaps: string): ResidentByKind {
+  interface Mapping {
+    start: number;
+    end: number;
+    perms: string;
+    path: string;
+    inode: string;
+    rss: number;
+  }
+  const mappings: Mapping[] = [];
+  for (const line of smaps.split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (header) {
+      mappings.push({
+        start: parseInt(header[1] ?? '0', 16),
+        end: parseInt(header[2] ?? '0', 16),
+        perms: header[3] ?? '',
+        inode: header[4] ?? '0',
+        path: header[5] ?? '',
+        rss: 0,
+      });
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    const last = mappings.at(-1);
+    if (rss && last) last.rss = Number(rss[1]) * 1024;
+  }
+  const kinds: ResidentByKind = {
+    file: 0,
+    mallocMainArena: 0,
+    mallocOtherArenas: 0,
+    otherAnonymous: 0,
+  };
+  mappings.forEach((m, i) => {
+    const next = mappings[i + 1];
+    const arena =
+      m.inode === '0' &&
+      m.path === '' &&
+      m.perms.startsWith('rw') &&
+      m.start % ARENA_BYTES === 0 &&
+      (m.end - m.start === ARENA_BYTES ||
+        (next !== undefined &&
+          next.start === m.end &&
+          next.perms.startsWith('---') &&
+          next.end - m.start === ARENA_BYTES));
+    if (m.inode !== '0') kinds.file += m.rss;
+    else if (m.path === '[heap]') kinds.mallocMainArena += m.rss;
+    else if (arena) kinds.mallocOtherArenas += m.rss;
+    else kinds.otherAnonymous += m.rss;
+  });
+  return kinds;
+}
+
+/** residentByKind of a running process, or undefined once it is gone. */
+export function residentByKindOf(pid: number): ResidentByKind | undefined {
+  try {
+    return residentByKind(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }

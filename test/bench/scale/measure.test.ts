@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { quantile } from './changes.ts';
-import { parseMetrics, sum } from './kopek-process.ts';
+import { readFileSync } from 'node:fs';
+import { parseMetrics, residentByKind, sum } from './kopek-process.ts';
 import { bucketQuantile } from './run.ts';
 import { cpuFrames, summarizeHeapSnapshot } from './profile.ts';
 import { parseTimeReport } from './timed.ts';
@@ -216,5 +217,46 @@ describe('bucketQuantile', () => {
       ),
     ).toBe(1);
     expect(bucketQuantile([{ le: Infinity, count: 0 }], 0.5)).toBeUndefined();
+  });
+});
+
+describe('residentByKind', () => {
+  const mapping = (range: string, perms: string, inode: number, path: string, rssKb: number) =>
+    `${range} ${perms} 00000000 00:00 ${inode}${path ? `   ${path}` : ''}\nSize: 4 kB\nRss: ${rssKb} kB\nPss: 1 kB\n`;
+
+  it('tells malloc arenas from files and other anonymous memory', () => {
+    const smaps = [
+      mapping('55d4a0000000-55d4a4000000', 'r-xp', 1234, '/usr/bin/node', 30_000),
+      mapping('55d4a8000000-55d4a9000000', 'rw-p', 0, '[heap]', 9_000),
+      // an arena: 64 MiB aligned, grown to 16 MiB, the rest reserved
+      mapping('7f0c04000000-7f0c05000000', 'rw-p', 0, '', 12_000),
+      mapping('7f0c05000000-7f0c08000000', '---p', 0, '', 0),
+      // an arena grown to its whole 64 MiB
+      mapping('7f0c08000000-7f0c0c000000', 'rw-p', 0, '', 50_000),
+      // anonymous memory that is not aligned like an arena (V8's pages, a thread's stack)
+      mapping('7f0c0c100000-7f0c0c140000', 'rw-p', 0, '', 256),
+      // aligned, but the reservation after it is not an arena's 64 MiB
+      mapping('7f0c10000000-7f0c10100000', 'rw-p', 0, '', 1_000),
+      mapping('7f0c10100000-7f0c10200000', '---p', 0, '', 0),
+      mapping('7ffd00000000-7ffd00021000', 'rw-p', 0, '[stack]', 100),
+    ].join('');
+    expect(residentByKind(smaps)).toEqual({
+      file: 30_000 * 1024,
+      mallocMainArena: 9_000 * 1024,
+      mallocOtherArenas: 62_000 * 1024,
+      otherAnonymous: 1_356 * 1024,
+    });
+  });
+
+  it('accounts for every resident page of a real process', () => {
+    const smaps = readFileSync('/proc/self/smaps', 'utf8');
+    const total = [...smaps.matchAll(/^Rss:\s+(\d+) kB/gm)].reduce(
+      (sum, m) => sum + Number(m[1]) * 1024,
+      0,
+    );
+    const kinds = residentByKind(smaps);
+    expect(Object.values(kinds).reduce((a, b) => a + b, 0)).toBe(total);
+    expect(kinds.file).toBeGreaterThan(0);
+    expect(kinds.mallocMainArena + kinds.mallocOtherArenas).toBeGreaterThan(0);
   });
 });

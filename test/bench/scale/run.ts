@@ -27,12 +27,14 @@ import { IMPORT_TARGETS, importCosts, type ImportCost, type ImportTarget } from 
 import {
   cpuSeconds,
   MemorySampler,
+  residentByKindOf,
   scrape,
   parseMetrics,
   startKopek,
   sum,
   waitReady,
   type KopekProcess,
+  type ResidentByKind,
   type Series,
 } from './kopek-process.ts';
 import { RecommendationTracker } from './recommendations.ts';
@@ -78,6 +80,8 @@ export interface ScaleOptions extends ScaleSizes {
   analyzeFormats: readonly ('yaml' | 'json')[];
   /** Node flags for `kopek run` (the image's, or one to compare). */
   kopekNodeFlags?: readonly string[];
+  /** Environment variables added to kopek run's (--kopek-env), e.g. MALLOC_ARENA_MAX. */
+  kopekEnv?: Readonly<Record<string, string>>;
   /** Run kopek's TypeScript sources (type stripping, as the tests do), not kopek compiled as the image runs it. */
   typescript?: boolean;
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
@@ -146,6 +150,8 @@ export function bucketQuantile(
 export interface Memory {
   rssBytes: number;
   heapBytes: number;
+  /** Where the resident memory is: smaps, and V8's committed heap and external memory. */
+  byKind?: ResidentByKind & { v8HeapCommitted: number; external: number };
 }
 
 export interface ScaleResult {
@@ -153,6 +159,7 @@ export interface ScaleResult {
   node: string;
   /** Node flags kopek run was started with (--kopek-node-options). */
   kopekNodeFlags: string[];
+  kopekEnv: Record<string, string>;
   /** Which kopek ran: compiled as the image runs it, or its TypeScript sources. */
   kopekBuild: 'compiled' | 'typescript';
   cpus: number;
@@ -173,7 +180,7 @@ export interface ScaleResult {
     recommendations: number;
     activity: Activity;
   };
-  memory?: { peak: Memory; settled: Memory; missedHeapSamples: number };
+  memory?: { peak: Memory; settled: Memory; afterChanges?: Memory; missedHeapSamples: number };
   steady?: {
     seconds: number;
     writes: number;
@@ -681,6 +688,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
     registryHost: built.registry.host,
     dir: bench.workDir,
     cli: bench.kopekCli,
+    env: options.kopekEnv ?? {},
     nodeFlags: [
       ...(options.kopekNodeFlags ?? []),
       ...(options.profileDir
@@ -806,7 +814,25 @@ async function steadyState(bench: Bench, running: Running): Promise<Memory> {
   say(
     `  writes ${steady.writes}, ${steady.requestsPerMinute.toFixed(1)} requests/min, CPU ${steady.cpuPercent.toFixed(1)}%`,
   );
-  return { rssBytes: sampler.overall.rss, heapBytes: sum(after, 'nodejs_heap_size_used_bytes') };
+  return memoryNow(kopek, sampler, after);
+}
+
+/** kopek's memory now, by kind, given a scrape of its /metrics just taken. */
+function memoryNow(kopek: KopekProcess, sampler: MemorySampler, metrics: Series[]): Memory {
+  const resident = residentByKindOf(kopek.pid);
+  return {
+    rssBytes: sampler.overall.rss,
+    heapBytes: sum(metrics, 'nodejs_heap_size_used_bytes'),
+    ...(resident
+      ? {
+          byKind: {
+            ...resident,
+            v8HeapCommitted: sum(metrics, 'nodejs_heap_size_total_bytes'),
+            external: sum(metrics, 'nodejs_external_memory_bytes'),
+          },
+        }
+      : {}),
+  };
 }
 
 /** The change phase's latencies, overall and by type of change. */
@@ -859,7 +885,11 @@ async function summarizeChangeProfile(dir: string, window: TimeWindow): Promise<
 }
 
 /** Workload changes at the given rate, each timed to its recommendation's update. */
-async function changePhase(bench: Bench, built: Built, running: Running): Promise<TimeWindow> {
+async function changePhase(
+  bench: Bench,
+  built: Built,
+  running: Running,
+): Promise<{ window: TimeWindow; memory: Memory }> {
   const { options } = bench;
   const { kopek, tracker } = running;
   bench.phase('changes');
@@ -893,7 +923,10 @@ async function changePhase(bench: Bench, built: Built, running: Running): Promis
     cpuSeconds: cpuSeconds(kopek.pid) - cpuBefore,
     apiserver: apiServerActivity(apiserverBefore, await apiServerMetrics(built.admin)),
   };
-  return window;
+  return {
+    window,
+    memory: memoryNow(kopek, running.sampler, await scrape(kopek.metricsUrl, 60_000)),
+  };
 }
 
 /** One `kopek analyze` over a kubectl dump of the cluster in `format`. */
@@ -963,7 +996,7 @@ async function measure(bench: Bench, built: Built): Promise<void> {
   const manifestGets = async (): Promise<number> => (await built.registry.manifestGets()).length;
   const settled = await steadyState(bench, running);
   const manifestGetsAfterColdStart = await manifestGets();
-  const changeWindow = await changePhase(bench, built, running);
+  const changes = await changePhase(bench, built, running);
   result.registry = {
     distinctImages: built.generated.images.length,
     manifestGetsAfterColdStart,
@@ -976,13 +1009,14 @@ async function measure(bench: Bench, built: Built): Promise<void> {
       heapBytes: Math.max(peak.peakHeap, sampler.overall.peakHeap),
     },
     settled,
+    afterChanges: changes.memory,
     missedHeapSamples: sampler.missedHeapSamples,
   };
   // Under --cpu-prof, kopek writes its profile (minutes of samples) as it exits: allow for it.
   await running.kopek.component.stop(options.cpuProfileDir ? 300_000 : 60_000);
   sampler.stop();
   if (options.cpuProfileDir)
-    result.profile = await summarizeChangeProfile(options.cpuProfileDir, changeWindow);
+    result.profile = await summarizeChangeProfile(options.cpuProfileDir, changes.window);
   if (options.analyzeFormats.length > 0) {
     bench.phase('kopek analyze');
     result.analyze = [];
@@ -1004,6 +1038,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     },
     node: process.version,
     kopekNodeFlags: [...(options.kopekNodeFlags ?? [])],
+    kopekEnv: { ...options.kopekEnv },
     kopekBuild: options.typescript === true ? 'typescript' : 'compiled',
     cpus: cpus().length,
     load: { start: uptime(), end: '', byPhase: {} },

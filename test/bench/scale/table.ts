@@ -1,5 +1,5 @@
 /** The scale benchmark's results as the table it prints. */
-import type { Activity, ScaleResult, Timing } from './run.ts';
+import type { Activity, Memory, ScaleResult, Timing } from './run.ts';
 
 const MiB = 2 ** 20;
 const n = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -168,6 +168,17 @@ export function formatTable(r: ScaleResult): string {
         'kopek settled RSS / heap used (end of steady state)',
         `${mib(r.memory.settled.rssBytes)} / ${mib(r.memory.settled.heapBytes)}`,
       );
+    const byKind = (when: string, memory: Memory | undefined): void => {
+      const k = memory?.byKind;
+      if (!memory || !k) return;
+      row(
+        '',
+        `kopek RSS ${when}, by mapping (V8's heap is anonymous; external memory is malloc's or anonymous)`,
+        `${mib(memory.rssBytes)}: malloc arenas ${mib(k.mallocMainArena)} main + ${mib(k.mallocOtherArenas)} others, other anonymous ${mib(k.otherAnonymous)} (V8 heap committed ${mib(k.v8HeapCommitted)}), files ${mib(k.file)}; external ${mib(k.external)}`,
+      );
+    };
+    byKind('settled', r.memory.settled);
+    byKind('after the changes', r.memory.afterChanges);
     row(
       '',
       'heap samples missed (/metrics did not answer within 5 s)',
@@ -195,7 +206,13 @@ export function formatTable(r: ScaleResult): string {
   const width = Math.max(...rows.map(([, what]) => what.length));
   const lines = [
     `kopek scale benchmark: ${n(sizes.nodes)} nodes, ${n(sizes.workloads)} workloads (${n(sizes.analysedWorkloads)} analysed), ${n(sizes.pods)} pods, ${n(sizes.images)} images, ${n(sizes.objects)} objects created`,
-    `node ${r.node}, ${r.cpus} CPUs; kopek ${r.kopekBuild === 'compiled' ? 'compiled, as the image runs it' : 'from its TypeScript sources'}; kopek run's Node flags: ${r.kopekNodeFlags.join(' ') || 'none'}`,
+    `node ${r.node}, ${r.cpus} CPUs; kopek ${r.kopekBuild === 'compiled' ? 'compiled, as the image runs it' : 'from its TypeScript sources'}; kopek run's Node flags: ${r.kopekNodeFlags.join(' ') || 'none'}${
+      Object.keys(r.kopekEnv).length > 0
+        ? `; environment: ${Object.entries(r.kopekEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`
+        : ''
+    }`,
     `load at start: ${r.load.start}`,
     `load at end:   ${r.load.end}`,
     '',
