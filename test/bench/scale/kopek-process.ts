@@ -263,8 +263,7 @@ export function residentByKind(smaps: string): ResidentByKind {
       m.perms.startsWith('rw') &&
       m.start % ARENA_BYTES === 0 &&
       (m.end - m.start === ARENA_BYTES ||
-        (next !== undefined &&
-          next.start === m.end &&
+        (next?.start === m.end &&
           next.perms.startsWith('---') &&
           next.end - m.start === ARENA_BYTES));
     if (m.inode !== '0') kinds.file += m.rss;
