@@ -6,6 +6,8 @@
 import { writeFile } from 'node:fs/promises';
 import { runScaleBench, ScaleBenchFailure, type ScaleOptions } from './scale/run.ts';
 import { formatTable } from './scale/table.ts';
+import { parseMemoryQuantity } from './scale/memory-limit.ts';
+import { chartDefaults } from '../support/chart-values.ts';
 
 const USAGE = `Usage: npm run bench:scale -- [flags]
 
@@ -33,7 +35,11 @@ and the import cost of kopek's entry point.
   --import-runs N      runs per import measurement, 0 to skip (default 5)
   --no-analyze         skip kopek analyze
   --kopek-node-options FLAGS
-                       Node flags for kopek run, space-separated (e.g. "--max-semi-space-size=2")
+                       Node flags for kopek run, space-separated (default: the chart's nodeOptions;
+                       '' for Node's defaults)
+  --memory-limit Q|chart|none
+                       run kopek in a memory cgroup with this limit (e.g. 512Mi), as its pod; default
+                       chart: the chart's limit, or none with a warning where no cgroup can be made
   --kopek-env NAME=VALUE
                        an environment variable for kopek run (repeatable; e.g. MALLOC_ARENA_MAX=2)
   --typescript         run kopek's TypeScript sources (Node's type stripping, as the tests do);
@@ -61,6 +67,8 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
     analyzeFormats: ['yaml', 'json'],
     timeoutMinutes: 90,
     keep: false,
+    // As the chart runs it (--kopek-node-options '' for Node's defaults).
+    kopekNodeFlags: chartDefaults().nodeFlags,
     say: (line) => {
       process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
     },
@@ -128,6 +136,12 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
           ...options.kopekEnv,
           [setting.slice(0, equals)]: setting.slice(equals + 1),
         };
+        break;
+      }
+      case '--memory-limit': {
+        const limit = value();
+        options.memoryLimit =
+          limit === 'none' || limit === 'chart' ? limit : parseMemoryQuantity(limit);
         break;
       }
       case '--typescript':

@@ -84,6 +84,19 @@ describe('the scale benchmark at a tiny size', () => {
     expect(lines.some((line) => line.includes('== kopek cold start'))).toBe(true);
   }, 300_000);
 
+  it("says where kopek's memory is, and ran it under the chart's memory limit", () => {
+    // By mapping: V8's heap is part of the anonymous memory.
+    const byKind = result.memory?.settled.byKind;
+    expect(byKind?.file).toBeGreaterThan(0);
+    expect(byKind?.mallocMainArena).toBeGreaterThan(0);
+    expect(byKind?.otherAnonymous).toBeGreaterThan(0);
+    expect(byKind?.v8HeapCommitted).toBeGreaterThan(result.memory?.settled.heapBytes ?? Infinity);
+    expect(result.memory?.afterChanges?.byKind?.file).toBeGreaterThan(0);
+    // As root, kopek runs in a memory cgroup with the chart's limit, and was not OOM-killed.
+    if (process.getuid?.() === 0)
+      expect(result.memoryLimit).toMatchObject({ bytes: 512 * 2 ** 20, oomKills: 0 });
+  });
+
   it("says where kopek's time went: rebuilds, queue waits, applies", () => {
     const cold = result.cold?.activity;
     // The cold start's first rebuild computes every workload; its applies are timed.
@@ -102,6 +115,7 @@ describe('the scale benchmark at a tiny size', () => {
       /^1 floor: LIST/m,
       /^2 kopek run cold start → all 8 recommendations written\s+\d/m,
       /^3 kopek peak RSS/m,
+      /^ {2}kopek RSS settled, by mapping .* malloc arenas \d+ MiB main/m,
       /^4 change → recommendation updated/m,
       /where kopek's time went \(change phase\)\s+rebuilds: \d+ marked/m,
       /^5 kopek writes at steady state/m,

@@ -4,10 +4,10 @@
  * chaos run is, in test/integration/chaos.test.ts). Prints the figures; exits 1 when the recommendations do not
  * converge to what a fresh kopek computes.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { parse } from 'yaml';
 import { compileKopekCli } from '../image/compile.ts';
+import { chartDefaults } from '../support/chart-values.ts';
 import { HELP_OPTION, scriptArgs, usageError } from '../support/script-args.ts';
 import { formatReport } from './report.ts';
 import { runSoak } from './soak.ts';
@@ -37,17 +37,17 @@ const seed = Number(values.seed);
 if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed))
   usageError('--minutes and --rate must be positive numbers, --seed an integer', USAGE);
 // By default kopek runs as the chart and the image run it: compiled, with the chart's Node flags.
-const chartValues = parse(
-  await readFile(new URL('../../charts/kopek/values.yaml', import.meta.url), 'utf8'),
-) as { nodeOptions?: string };
-const nodeOptions = values['kopek-node-options'] ?? chartValues.nodeOptions ?? '';
+const nodeOptions = values['kopek-node-options'];
 const compiled = values.typescript ? undefined : await compileKopekCli();
 const report = await runSoak({
   minutes,
   changesPerSecond: rate,
   chaos: !values['no-chaos'],
   seed,
-  kopekNodeFlags: nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
+  kopekNodeFlags:
+    nodeOptions === undefined
+      ? chartDefaults().nodeFlags
+      : nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
   ...(compiled ? { kopekCli: compiled.cli } : {}),
   log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
 }).finally(() => (compiled ? rm(compiled.dir, { recursive: true, force: true }) : undefined));

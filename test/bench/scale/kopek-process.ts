@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Component, waitUntil } from '../../cluster/process.ts';
 import { freePort } from '../../support/ports.ts';
 import { childrenOf } from '../../support/proc.ts';
+import type { MemoryCgroup } from './memory-limit.ts';
 
 export interface KopekProcess {
   component: Component;
@@ -29,13 +30,14 @@ export interface StartKopekOptions {
   nodeFlags?: readonly string[];
   /** Added to the environment kopek inherits, e.g. MALLOC_ARENA_MAX. */
   env?: Readonly<Record<string, string>>;
+  /** The memory cgroup to start kopek in, as its pod's limit would. */
+  memoryCgroup?: MemoryCgroup;
 }
 
 export async function startKopek(options: StartKopekOptions): Promise<KopekProcess> {
   const port = await freePort();
   const logPath = join(options.dir, 'kopek.log');
-  const component = new Component({
-    name: 'kopek',
+  const node = {
     command: process.execPath,
     args: [
       ...(options.nodeFlags ?? []),
@@ -52,6 +54,10 @@ export async function startKopek(options: StartKopekOptions): Promise<KopekProce
       '--insecure-registries',
       options.registryHost,
     ],
+  };
+  const component = new Component({
+    name: 'kopek',
+    ...(options.memoryCgroup ? options.memoryCgroup.wrap(node.command, node.args) : node),
     logPath,
     env: { ...process.env, ...options.env },
   });

@@ -37,6 +37,7 @@ import {
   type ResidentByKind,
   type Series,
 } from './kopek-process.ts';
+import { chartMemoryLimit, MemoryCgroup } from './memory-limit.ts';
 import { RecommendationTracker } from './recommendations.ts';
 import {
   benchComponentArgs,
@@ -82,6 +83,11 @@ export interface ScaleOptions extends ScaleSizes {
   kopekNodeFlags?: readonly string[];
   /** Environment variables added to kopek run's (--kopek-env), e.g. MALLOC_ARENA_MAX. */
   kopekEnv?: Readonly<Record<string, string>>;
+  /**
+   * Run kopek in a memory cgroup with this limit: 'chart' (the default) is the chart's limit,
+   * skipped with a warning where no cgroup can be made; 'none' runs it without one.
+   */
+  memoryLimit?: number | 'chart' | 'none';
   /** Run kopek's TypeScript sources (type stripping, as the tests do), not kopek compiled as the image runs it. */
   typescript?: boolean;
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
@@ -160,6 +166,8 @@ export interface ScaleResult {
   /** Node flags kopek run was started with (--kopek-node-options). */
   kopekNodeFlags: string[];
   kopekEnv: Record<string, string>;
+  /** The memory limit kopek ran under, or why it ran without one. */
+  memoryLimit: { bytes: number; cgroup: string; oomKills?: number } | { none: string };
   /** Which kopek ran: compiled as the image runs it, or its TypeScript sources. */
   kopekBuild: 'compiled' | 'typescript';
   cpus: number;
@@ -673,6 +681,31 @@ async function measureFloor(bench: Bench, built: Built): Promise<void> {
   };
 }
 
+/** The memory cgroup kopek runs in (see ScaleOptions.memoryLimit), recorded in the result. */
+function kopekMemoryCgroup(bench: Bench): MemoryCgroup | undefined {
+  const { options, result, say } = bench;
+  const asked = options.memoryLimit ?? 'chart';
+  if (asked === 'none') {
+    result.memoryLimit = { none: '--memory-limit none' };
+    return undefined;
+  }
+  const bytes = asked === 'chart' ? chartMemoryLimit() : asked;
+  try {
+    const cgroup = MemoryCgroup.create(`kopek-bench-${process.pid}`, bytes);
+    result.memoryLimit = { bytes, cgroup: cgroup.dir };
+    say(
+      `  kopek runs in the memory cgroup ${cgroup.dir}, limited to ${(bytes / MiB).toFixed(0)} MiB`,
+    );
+    return cgroup;
+  } catch (error) {
+    if (asked !== 'chart') throw error;
+    const why = error instanceof Error ? error.message : String(error);
+    result.memoryLimit = { none: why };
+    say(`  warning: kopek runs without the chart's memory limit: ${why}`);
+    return undefined;
+  }
+}
+
 /** Starts kopek run and waits until it has written every recommendation. */
 async function coldStart(bench: Bench, built: Built): Promise<Running> {
   const { options, result, say, stops, timeoutMs } = bench;
@@ -683,12 +716,20 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   stops.push(() => tracker.stop());
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   if (options.cpuProfileDir) await mkdir(options.cpuProfileDir, { recursive: true });
+  const memoryCgroup = kopekMemoryCgroup(bench);
+  if (memoryCgroup)
+    stops.push(() => {
+      if ('bytes' in result.memoryLimit) result.memoryLimit.oomKills = memoryCgroup.oomKills();
+      memoryCgroup.remove();
+      return Promise.resolve();
+    });
   const kopek = await startKopek({
     kubeconfig: built.saKubeconfig,
     registryHost: built.registry.host,
     dir: bench.workDir,
     cli: bench.kopekCli,
     env: options.kopekEnv ?? {},
+    ...(memoryCgroup ? { memoryCgroup } : {}),
     nodeFlags: [
       ...(options.kopekNodeFlags ?? []),
       ...(options.profileDir
@@ -721,6 +762,12 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   }, 10_000);
   const allWrittenAt = await Promise.race([
     tracker.waitAllWritten(expected),
+    kopek.component.waitForExit().then(() => {
+      const oomKills = memoryCgroup?.oomKills() ?? 0;
+      throw new Error(
+        `kopek exited (${String(kopek.component.exitStatus)}${oomKills > 0 ? `, killed by the OOM killer at its ${((memoryCgroup?.limitBytes ?? 0) / MiB).toFixed(0)} MiB limit` : ''}) after writing ${tracker.writtenCount} of ${expected.length} recommendations; see ${kopek.logPath}`,
+      );
+    }),
     sleep(timeoutMs).then(() => {
       throw new Error(
         `kopek wrote ${tracker.writtenCount} of ${expected.length} recommendations in ${options.timeoutMinutes} min; see ${kopek.logPath}`,
@@ -1039,6 +1086,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<ScaleResult>
     node: process.version,
     kopekNodeFlags: [...(options.kopekNodeFlags ?? [])],
     kopekEnv: { ...options.kopekEnv },
+    memoryLimit: { none: 'not started yet' },
     kopekBuild: options.typescript === true ? 'typescript' : 'compiled',
     cpus: cpus().length,
     load: { start: uptime(), end: '', byPhase: {} },

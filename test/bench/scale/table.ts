@@ -213,6 +213,9 @@ export function formatTable(r: ScaleResult): string {
             .join(' ')}`
         : ''
     }`,
+    'bytes' in r.memoryLimit
+      ? `kopek run in a memory cgroup limited to ${mib(r.memoryLimit.bytes)}${r.memoryLimit.oomKills ? `: OOM-killed ${r.memoryLimit.oomKills} time(s)` : ''}`
+      : `kopek run without a memory limit: ${r.memoryLimit.none}`,
     `load at start: ${r.load.start}`,
     `load at end:   ${r.load.end}`,
     '',
