@@ -142,12 +142,6 @@ export function createMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    heapRelease: new Histogram({
-      name: 'kopek_heap_release_seconds',
-      help: "Seconds each memory-reducing garbage collection took that kopek started to give back heap pages V8 had freed but kept (needs Node's --expose-gc).",
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
     changeToWriteDelay: new Histogram({
       name: 'kopek_change_to_write_delay_seconds',
       help: "Seconds from the first watch event of a facts rebuild to the start of the write of a recommendation it changed (outcome write), or to the reconcile finding the recommendation current (outcome none): kopek's own delay (batching, rebuild, queue), not the API server's time for the write.",

@@ -1,6 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
@@ -8,7 +6,6 @@ import { LivePrices } from './aws/live-prices.ts';
 import { ClusterCache } from './cache.ts';
 import { systemClock, untilAborted, type Clock, type Timer } from './clock.ts';
 import { ConfigError, parseRunConfig, RUN_USAGE, type OperatorConfig } from './config.ts';
-import { startHeapRelease } from './heap-release.ts';
 import { RegistryImageSource, type ImagePlatformSource } from './images.ts';
 import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
 import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
@@ -45,8 +42,6 @@ export interface StartOptions {
   client?: KubeApi;
   metrics?: Metrics;
   clock?: Clock;
-  /** Node's gc() for heap releases; default: the global one, present under --expose-gc. */
-  gc?: NodeJS.GCFunction;
 }
 
 function podNamespace(): string | undefined {
@@ -55,17 +50,6 @@ function podNamespace(): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A reader of the event loop's utilization since its previous call. */
-function eventLoopBusy(): () => number {
-  let last = performance.eventLoopUtilization();
-  return () => {
-    const now = performance.eventLoopUtilization();
-    const { utilization } = performance.eventLoopUtilization(now, last);
-    last = now;
-    return utilization;
-  };
 }
 
 /** The API server and credentials: --kubeconfig's current context, or the pod's ServiceAccount. */
@@ -298,18 +282,6 @@ export async function startOperator(
     leaderElection: config.leaderElect,
   });
 
-  const heapRelease = startHeapRelease({
-    gc: options.gc ?? globalThis.gc,
-    clock,
-    heapCommitted: () => getHeapStatistics().total_heap_size,
-    busy: eventLoopBusy(),
-    released: ({ heapBefore, heapAfter, seconds }) => {
-      metrics.heapRelease.observe(seconds);
-      log.debug('gave back freed heap pages', { heapBefore, heapAfter, seconds });
-    },
-  });
-  if (!heapRelease) log.debug('heap pages V8 frees stay resident: Node runs without --expose-gc');
-
   const stopping = new AbortController();
   const done = (async (): Promise<number> => {
     let code = 0;
@@ -342,7 +314,6 @@ export async function startOperator(
       code = 3;
     }
     apply.stop();
-    heapRelease?.cancel();
     certificateWatch?.cancel();
     const serverClosed = new Promise<void>((resolve) =>
       server.close(() => {
