@@ -1,7 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { projectionFor } from './projections.ts';
+import { canonicalDigest } from '../canonical.ts';
+import { comparableStatus, projectionFor, storedStatusDigest } from './projections.ts';
 import { RESOURCES } from './resources.ts';
 import { SharedValues } from './shared-values.ts';
 
@@ -133,6 +134,80 @@ describe('EndpointSlice projections', () => {
     const conditions = (o: typeof a): unknown[] =>
       (o.endpoints as { conditions: unknown }[]).map((e) => e.conditions);
     expect(conditions(b)[0]).toBe(conditions(a)[1]);
+  });
+});
+
+describe('ReplicaSet projections', () => {
+  const project = projectionFor(RESOURCES.replicasets);
+  const replicaSet = (ownerKind?: string): Record<string, unknown> => ({
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: 'web-5d8f',
+      namespace: 'shop',
+      ...(ownerKind
+        ? {
+            ownerReferences: [
+              { apiVersion: 'apps/v1', kind: ownerKind, name: 'web', uid: 'u', controller: true },
+            ],
+          }
+        : {}),
+    },
+    spec: {
+      replicas: 3,
+      template: { spec: { containers: [{ name: 'app', image: 'shop/web:1' }] } },
+    },
+    status: { replicas: 3, readyReplicas: 3, fullyLabeledReplicas: 3 },
+  });
+
+  it("keep only the metadata of a Deployment's or Rollout's ReplicaSets: they lead pods to it", () => {
+    for (const owner of ['Deployment', 'Rollout']) {
+      const projected = project(replicaSet(owner));
+      expect(projected.metadata.ownerReferences?.[0]?.kind).toBe(owner);
+      expect(projected.spec).toBeUndefined();
+      expect(projected.status).toBeUndefined();
+    }
+  });
+
+  it('keep the pod template of a ReplicaSet that is a workload itself', () => {
+    for (const owner of [undefined, 'SomeOperatorKind']) {
+      const projected = project(replicaSet(owner));
+      expect(projected.spec).toEqual(replicaSet().spec);
+      expect(projected.status).toEqual({ replicas: 3, readyReplicas: 3 });
+    }
+  });
+});
+
+describe('WorkloadRecommendation projections', () => {
+  const project = projectionFor(RESOURCES.workloadrecommendations);
+  const ready = { type: 'Ready', status: 'True', lastTransitionTime: '2026-11-01T10:00:00Z' };
+  const applied = { outcome: 'Succeeded', actions: ['Spot'] };
+  const wrec = (reason: string, appliedNow: unknown = applied): Record<string, unknown> => ({
+    apiVersion: 'kopek.dev/v1alpha1',
+    kind: 'WorkloadRecommendation',
+    metadata: { name: 'deployment-web', namespace: 'shop' },
+    spec: { targetRef: { kind: 'Deployment', name: 'web' }, approve: ['Spot'] },
+    status: {
+      monthlyCostUSD: '12.00',
+      spot: { verdict: 'Recommended', reasons: [reason], patch: { a: 1 } },
+      conditions: [ready],
+      applied: appliedNow,
+    },
+  });
+
+  it('keep spec, conditions and what Apply wrote, and a digest of the rest of the status', () => {
+    const projected = project(wrec('3 replicas'));
+    expect(projected.spec).toEqual(wrec('').spec);
+    expect(projected.status).toEqual({ applied, conditions: [ready] });
+    expect(storedStatusDigest(projected)).toBe(
+      canonicalDigest(comparableStatus(wrec('3 replicas').status)),
+    );
+  });
+
+  it('give a new digest when the recommendation changes, and the same when only Apply wrote', () => {
+    const before = storedStatusDigest(project(wrec('3 replicas')));
+    expect(storedStatusDigest(project(wrec('4 replicas')))).not.toBe(before);
+    expect(storedStatusDigest(project(wrec('3 replicas', { outcome: 'InProgress' })))).toBe(before);
   });
 });
 

@@ -1,4 +1,5 @@
 import { isRecord, type Obj } from '../../recommender/objects/read.ts';
+import { canonicalDigest } from '../canonical.ts';
 import { apiVersionOf, type ResourceType } from './client.ts';
 import type { CachedObject } from './informer.ts';
 import { SharedValues } from './shared-values.ts';
@@ -104,7 +105,55 @@ function slimContainers(containers: unknown): Obj[] | undefined {
 type Projector = (
   object: Obj,
   shared: Sharing,
+  metadata: Projected['metadata'],
 ) => { spec?: Obj | undefined; status?: Obj | undefined; extra?: Obj };
+
+/** The controlling owner, or the only owner (as the builder reads owner references). */
+export function controllerOf(o: {
+  metadata: Projected['metadata'];
+}): { kind: string; name: string } | undefined {
+  const refs = o.metadata.ownerReferences ?? [];
+  return refs.find((ref) => ref.controller === true) ?? (refs.length === 1 ? refs[0] : undefined);
+}
+
+/**
+ * A recommendation's status without what Apply writes (status.applied): what the recommendation
+ * controller sets, and compares to tell whether to write.
+ */
+export function comparableStatus(status: unknown): Obj {
+  if (!isRecord(status)) return {};
+  const { applied: _, ...rest } = status;
+  return rest;
+}
+
+/**
+ * The digest of a cached recommendation's comparable status. The cache keeps it instead of the
+ * status (a few KB of reasons and patches for each workload), which no reader needs but to
+ * compare it.
+ */
+export function storedStatusDigest(wrec: Projected | undefined): string | undefined {
+  return typeof wrec?.statusDigest === 'string' ? wrec.statusDigest : undefined;
+}
+
+const WORKLOAD_STATUS = [
+  'replicas',
+  'readyReplicas',
+  'availableReplicas',
+  'desiredNumberScheduled',
+  'numberReady',
+  'startTime',
+  'completionTime',
+  'active',
+  'succeeded',
+  'failed',
+  'lastScheduleTime',
+  'observedGeneration',
+];
+
+/** Workload controllers keep their whole spec (the pod template is what kopek judges) and a few status counts. */
+function workloadProjection(o: Obj): { spec?: Obj | undefined; status?: Obj | undefined } {
+  return { spec: isRecord(o.spec) ? o.spec : undefined, status: pick(o.status, WORKLOAD_STATUS) };
+}
 
 /** The kinds whose objects repeat one another's values: pods (by the ten), their endpoints. */
 const SHARING_KINDS = new Set(['Pod', 'EndpointSlice']);
@@ -189,23 +238,20 @@ const PROJECTORS: Record<string, Projector> = {
     spec: pick(o.spec, ['scaleTargetRef', 'minReplicas', 'maxReplicas']),
     status: pick(o.status, ['currentReplicas', 'desiredReplicas']),
   }),
+  // A Deployment's or Rollout's ReplicaSets (the current one and up to revisionHistoryLimit old
+  // ones, each with its pod template) only lead pods to their workload: their metadata is enough.
+  ReplicaSet: (o, _shared, metadata) => {
+    const owner = controllerOf({ metadata })?.kind;
+    return owner === 'Deployment' || owner === 'Rollout' ? {} : workloadProjection(o);
+  },
+  // What the reconciles read: spec (targetRef, approvals), the conditions (their transition
+  // times), what Apply wrote, and the digest of the rest.
+  WorkloadRecommendation: (o) => ({
+    spec: isRecord(o.spec) ? o.spec : undefined,
+    status: pick(o.status, ['applied', 'conditions']),
+    extra: { statusDigest: canonicalDigest(comparableStatus(o.status)) },
+  }),
 };
-
-/** Workload controllers keep their whole spec (the pod template is what kopek judges) and a few status counts. */
-const WORKLOAD_STATUS = [
-  'replicas',
-  'readyReplicas',
-  'availableReplicas',
-  'desiredNumberScheduled',
-  'numberReady',
-  'startTime',
-  'completionTime',
-  'active',
-  'succeeded',
-  'failed',
-  'lastScheduleTime',
-  'observedGeneration',
-];
 
 /** The projection function for a resource type. */
 export function projectionFor(type: ResourceType): (object: Obj) => Projected {
@@ -217,19 +263,12 @@ export function projectionFor(type: ResourceType): (object: Obj) => Projected {
           spec: isRecord(o.spec) ? o.spec : undefined,
           status: isRecord(o.status) ? o.status : undefined,
         })
-      : (o) => ({
-          spec: isRecord(o.spec) ? o.spec : undefined,
-          status: pick(o.status, WORKLOAD_STATUS),
-        }));
+      : workloadProjection);
   const shared = SHARING_KINDS.has(type.kind) ? new SharedValues() : undefined;
   return (object) => {
-    const { spec, status, extra } = projector(object, shared);
-    const projected: Projected = {
-      apiVersion,
-      kind: type.kind,
-      metadata: slimMetadata(object.metadata, shared),
-      ...extra,
-    };
+    const metadata = slimMetadata(object.metadata, shared);
+    const { spec, status, extra } = projector(object, shared, metadata);
+    const projected: Projected = { apiVersion, kind: type.kind, metadata, ...extra };
     if (spec !== undefined) projected.spec = spec;
     if (status !== undefined) projected.status = status;
     return projected;

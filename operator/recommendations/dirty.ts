@@ -4,7 +4,7 @@ import { SERVICE_NAME_LABEL, serviceSelector } from '../../recommender/objects/s
 import type { ClusterCache } from '../cache.ts';
 import { canonicalJson } from '../canonical.ts';
 import { objectKey } from '../kube/informer.ts';
-import type { Projected } from '../kube/projections.ts';
+import { controllerOf, type Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
 import { workloadKey } from './keys.ts';
 
@@ -298,10 +298,4 @@ function intermediateReaders(o: Projected, guessed: readonly string[]): string[]
  */
 function nameBase(name: string): string | undefined {
   return /^(.*)-[^-]+$/.exec(name)?.[1];
-}
-
-/** The controlling owner, or the only owner (as the builder reads owner references). */
-function controllerOf(o: Projected): { kind: string; name: string } | undefined {
-  const refs = o.metadata.ownerReferences ?? [];
-  return refs.find((ref) => ref.controller === true) ?? (refs.length === 1 ? refs[0] : undefined);
 }

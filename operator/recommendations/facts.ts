@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { IncrementalInput } from '../../recommender/facts-incremental.ts';
 import { objectKey } from '../../recommender/objects/read.ts';
 import type { ImagePlatformsFact, WorkloadFacts } from '../../recommender/facts.ts';
 import { matchesSelector } from '../../recommender/policy.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
 import type { ClusterCache } from '../cache.ts';
-import { canonicalJson } from '../canonical.ts';
+import { canonicalDigest } from '../canonical.ts';
 import { imageRequests, type ImagePlatformSource } from '../images.ts';
 import type { Projected } from '../kube/projections.ts';
 import { RESOURCES, type ResourceName } from '../kube/resources.ts';
@@ -33,11 +32,6 @@ export interface RebuildResult {
    * up to date with it: a later rebuild with `changes.markClients()` does that.
    */
   clientsMoved: boolean;
-}
-
-/** A short digest of a value's canonical JSON: what is kept to tell whether facts changed. */
-function digest(value: unknown): string {
-  return createHash('sha1').update(canonicalJson(value)).digest('base64');
 }
 
 /** The workload a `wl/<namespace>/<kind>/<name>` key names. */
@@ -144,8 +138,10 @@ export class WorkloadFactsCache {
     full ||= objects !== undefined;
     const prepared = input.prepare();
     const shared = {
-      cluster: digest(prepared.shared.cluster),
-      clients: digest([...prepared.shared.clientZones].sort(([a], [b]) => a.localeCompare(b))),
+      cluster: canonicalDigest(prepared.shared.cluster),
+      clients: canonicalDigest(
+        [...prepared.shared.clientZones].sort(([a], [b]) => a.localeCompare(b)),
+      ),
     };
     // Any pod that starts, stops or moves anywhere moves the client pods per zone, which every
     // workload with a Service reads (its client weights): refreshing them all at each such batch
@@ -178,7 +174,7 @@ export class WorkloadFactsCache {
       for (const [image, fact] of Object.entries(found)) {
         images[image] = fact;
         if ('error' in fact) lookupFailed = true;
-        const d = digest(fact);
+        const d = canonicalDigest(fact);
         if (this.imageDigests.get(image) !== d) moved.push(image);
         this.imageDigests.set(image, d);
       }
@@ -219,7 +215,7 @@ export class WorkloadFactsCache {
         this.forget(key);
         continue;
       }
-      const d = digest(facts);
+      const d = canonicalDigest(facts);
       if (this.digests.get(key) !== d) changed.push(key);
       this.remember(key, facts, d);
     }

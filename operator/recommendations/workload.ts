@@ -1,17 +1,15 @@
-import type {
-  WorkloadRecommendation,
-  WorkloadRecommendationStatus,
-} from '../../recommender/api/v1alpha1.ts';
+import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import {
   recommend,
   recommendationName,
   toWorkloadRecommendation,
 } from '../../recommender/recommend.ts';
 import type { ClusterCache } from '../cache.ts';
-import { canonicalJson } from '../canonical.ts';
+import { canonicalDigest, canonicalJson } from '../canonical.ts';
 import type { Clock } from '../clock.ts';
 import { withStableTransitions } from '../conditions.ts';
 import type { KubeApi } from '../kube/client.ts';
+import { comparableStatus, storedStatusDigest } from '../kube/projections.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import type { PriceSource } from '../prices.ts';
@@ -65,8 +63,9 @@ export async function reconcileWorkload(
   const { namespace, kind, name } = workload;
   const key = workloadKey(namespace, kind, name);
   const wrecName = recommendationName(kind, name);
-  const existing = ctx.cache.get('workloadrecommendations', `${namespace}/${wrecName}`) as
-    WorkloadRecommendation | undefined;
+  const stored = ctx.cache.get('workloadrecommendations', `${namespace}/${wrecName}`);
+  // Its status as cached: the conditions and what Apply wrote; a digest of the rest.
+  const existing = stored as WorkloadRecommendation | undefined;
   const facts = ctx.facts.get(key);
 
   if (!facts) {
@@ -114,10 +113,7 @@ export async function reconcileWorkload(
     });
   }
   const desiredStatus = withStableTransitions(desired.status ?? {}, existing?.status, generation);
-  if (
-    canonicalJson(comparableStatus(existing?.status)) ===
-    canonicalJson(comparableStatus(desiredStatus))
-  ) {
+  if (storedStatusDigest(stored) === canonicalDigest(comparableStatus(desiredStatus))) {
     ctx.decided?.('none');
     return;
   }
@@ -179,11 +175,4 @@ function ownedMain(wrec: WorkloadRecommendation): unknown {
     ),
     targetRef: wrec.spec.targetRef,
   };
-}
-
-/** A status as this reconcile owns it: without what Apply writes (applied), for change detection. */
-function comparableStatus(status: WorkloadRecommendationStatus | undefined): unknown {
-  if (!status) return {};
-  const { applied: _, ...rest } = status;
-  return rest;
 }
