@@ -170,7 +170,7 @@ const PROJECTORS: Record<string, Projector> = {
     const containers = slimContainers(spec.containers);
     const initContainers = slimContainers(spec.initContainers);
     const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']) ?? {};
-    if (kept.nodeName !== undefined) kept.nodeName = shareText(shared, kept.nodeName);
+    for (const key of Object.keys(kept)) kept[key] = shareText(shared, kept[key]);
     return {
       spec: {
         ...kept,
