@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { runScaleBench, ScaleBenchFailure, type ScaleOptions } from './scale/run.ts';
 import { formatTable } from './scale/table.ts';
-import { parseMemoryQuantity } from './scale/memory-limit.ts';
+import { parseMemoryLimitOption } from './scale/memory-limit.ts';
 import { chartDefaults } from '../support/chart-values.ts';
 
 const USAGE = `Usage: npm run bench:scale -- [flags]
@@ -139,9 +139,7 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         break;
       }
       case '--memory-limit': {
-        const limit = value();
-        options.memoryLimit =
-          limit === 'none' || limit === 'chart' ? limit : parseMemoryQuantity(limit);
+        options.memoryLimit = parseMemoryLimitOption(value());
         break;
       }
       case '--typescript':

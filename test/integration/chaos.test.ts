@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { chartMemoryLimit } from '../bench/scale/memory-limit.ts';
 import { formatReport } from '../soak/report.ts';
 import { runSoak, type SoakReport } from '../soak/soak.ts';
 
@@ -19,6 +20,8 @@ describe('kopek under churn and repeated faults', () => {
         process.stdout.write(`chaos: ${line}\n`);
       },
       sampleIntervalMs: 5000,
+      // Each replica under the chart's memory limit, as its pod (where cgroups can be made).
+      memoryLimit: 'chart',
     });
     process.stdout.write(`${formatReport(report)}\n`);
   }, 20 * 60_000);
@@ -51,4 +54,15 @@ describe('kopek under churn and repeated faults', () => {
     );
     expect(report.queueDepth.atEnd).toBe(0);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "ran each replica in a memory cgroup of its own with the chart's limit, never OOM-killed",
+    () => {
+      expect(report.memoryLimit).toEqual({
+        bytes: chartMemoryLimit(),
+        // kopek-fresh: the kopek started at the end to compute the recommendations afresh.
+        oomKills: { 'kopek-a': 0, 'kopek-b': 0, 'kopek-fresh': 0 },
+      });
+    },
+  );
 });

@@ -14,6 +14,13 @@ export function formatReport(report: SoakReport): string {
   const lines = [
     `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min, kopek's Node flags: ${report.kopekNodeFlags.join(' ') || 'none'}`,
     `kopek: ${report.kopekCli}`,
+    'bytes' in report.memoryLimit
+      ? `memory limit: ${(report.memoryLimit.bytes / MiB).toFixed(0)} MiB a replica (a memory cgroup each); OOM kills: ${Object.entries(
+          report.memoryLimit.oomKills,
+        )
+          .map(([replica, kills]) => `${replica} ${kills}`)
+          .join(', ')}`
+      : `memory limit: none (${report.memoryLimit.none})`,
     `changes: ${report.changes.applied} applied (${report.changes.perSecond.toFixed(1)}/s), ${report.changes.failed} failed, ${report.changes.skipped} skipped (16 in flight)`,
     'per kopek process (replica#start) and role:',
     ...trendLines('heap used', report.trends.heapBytes, MiB, ' MiB'),

@@ -30,6 +30,11 @@ import { freePort } from '../support/ports.ts';
 import { FreezableProxy } from '../support/tcp-proxy.ts';
 import { childrenOf } from '../support/proc.ts';
 import { processFacts } from './processes.ts';
+import {
+  kopekMemoryCgroup,
+  type MemoryCgroup,
+  type MemoryLimitOption,
+} from '../bench/scale/memory-limit.ts';
 
 export interface SoakOptions {
   /** Minutes of churn (faults run within them; a short run extends until each fault ran once). */
@@ -45,6 +50,8 @@ export interface SoakOptions {
   kopekNodeFlags?: readonly string[];
   /** The `kopek` CLI every replica runs (default: the TypeScript sources; the CLI passes kopek compiled as the image runs it). */
   kopekCli?: string;
+  /** Each replica runs in a memory cgroup of its own with this limit, as its pod (default none). */
+  memoryLimit?: MemoryLimitOption;
 }
 
 export type FaultKind =
@@ -123,6 +130,8 @@ export interface SoakReport {
   kopekNodeFlags: readonly string[];
   /** The `kopek` CLI the replicas ran. */
   kopekCli: string;
+  /** Each replica's memory limit and how often the OOM killer killed it, or why there was none. */
+  memoryLimit: { bytes: number; oomKills: Record<string, number> } | { none: string };
   churnSeconds: number;
   changes: { applied: number; failed: number; skipped: number; perSecond: number };
   faults: Fault[];
@@ -232,26 +241,28 @@ class Replica {
   constructor(
     identity: string,
     port: number,
-    cli: string,
-    nodeFlags: readonly string[],
-    args: string[],
+    kopek: { cli: string; nodeFlags: readonly string[]; args: string[] },
     logPath: string,
+    memoryCgroup: MemoryCgroup | undefined,
   ) {
     this.identity = identity;
     this.url = `http://127.0.0.1:${port}`;
-    this.component = new Component({
-      name: identity,
+    const node = {
       command: process.execPath,
       args: [
-        ...nodeFlags,
-        cli,
+        ...kopek.nodeFlags,
+        kopek.cli,
         'run',
-        ...args,
+        ...kopek.args,
         '--identity',
         identity,
         '--metrics-bind-address',
         `127.0.0.1:${port}`,
       ],
+    };
+    this.component = new Component({
+      name: identity,
+      ...(memoryCgroup ? memoryCgroup.wrap(node.command, node.args) : node),
       logPath,
     });
   }
@@ -624,6 +635,8 @@ class Soak {
   private readonly extraNodes: number[] = [];
   private inFlight = 0;
   private readonly churnStop = new AbortController();
+  memoryLimit: SoakReport['memoryLimit'] = { none: 'no replica started' };
+  private readonly oomKillCounters = new Map<string, () => number>();
   // Set by setUp.
   registry!: LocalRegistry;
   registryProxy!: FaultProxy;
@@ -734,14 +747,22 @@ class Soak {
   }
 
   async startReplica(identity: string): Promise<Replica> {
+    const memoryCgroup = this.memoryCgroup(identity);
     const replica = new Replica(
       identity,
       await freePort(),
-      this.options.kopekCli ?? KOPEK_CLI,
-      this.options.kopekNodeFlags ?? [],
-      this.kopekArgs,
+      {
+        cli: this.options.kopekCli ?? KOPEK_CLI,
+        nodeFlags: this.options.kopekNodeFlags ?? [],
+        args: this.kopekArgs,
+      },
       join(this.dir, `${identity}.log`),
+      memoryCgroup,
     );
+    this.stops.push(() => {
+      memoryCgroup?.remove();
+      return Promise.resolve();
+    });
     this.stops.push(() => replica.stop());
     await replica.start();
     return replica;
@@ -1046,6 +1067,31 @@ class Soak {
     };
   }
 
+  /** The replica's memory cgroup (its own, as each pod has its own limit), if it runs in one. */
+  private memoryCgroup(identity: string): MemoryCgroup | undefined {
+    const made = kopekMemoryCgroup(
+      `kopek-soak-${process.pid}-${identity}`,
+      this.options.memoryLimit ?? 'none',
+    );
+    if ('none' in made) {
+      this.memoryLimit = made;
+      return undefined;
+    }
+    const { cgroup } = made;
+    if (!('bytes' in this.memoryLimit))
+      this.memoryLimit = { bytes: cgroup.limitBytes, oomKills: {} };
+    this.memoryLimit.oomKills[identity] = 0;
+    this.oomKillCounters.set(identity, () => cgroup.oomKills());
+    return cgroup;
+  }
+
+  /** Each replica's OOM kills so far (read before its cgroup goes). */
+  countOomKills(): void {
+    if (!('bytes' in this.memoryLimit)) return;
+    for (const [identity, count] of this.oomKillCounters)
+      this.memoryLimit.oomKills[identity] = count();
+  }
+
   async tearDown(): Promise<void> {
     for (const stop of this.stops.reverse()) await stop().catch(() => undefined);
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
@@ -1083,6 +1129,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     sampling.abort();
     await sampler;
     const convergence = await soak.converge(churnSeconds);
+    soak.countOomKills();
     load.end = uptime();
     const samples = soak.samples;
     const { '': errors = { total: 0, outsideFaults: 0, byFault: {} }, ...byReason } =
@@ -1092,6 +1139,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       chaos: options.chaos,
       kopekNodeFlags: options.kopekNodeFlags ?? [],
       kopekCli: options.kopekCli ?? KOPEK_CLI,
+      memoryLimit: soak.memoryLimit,
       churnSeconds,
       changes: { ...soak.changes, perSecond: soak.changes.applied / churnSeconds },
       faults: soak.faults,

@@ -34,6 +34,32 @@ export function chartMemoryLimit(valuesYaml?: string): number {
   return parseMemoryQuantity(limit);
 }
 
+/** A `--memory-limit` flag's value: a quantity (512Mi), `chart` (the chart's limit) or `none`. */
+export type MemoryLimitOption = number | 'chart' | 'none';
+
+export function parseMemoryLimitOption(text: string): MemoryLimitOption {
+  return text === 'none' || text === 'chart' ? text : parseMemoryQuantity(text);
+}
+
+/**
+ * The memory cgroup a kopek process runs in for `asked`, or why it runs without one: `none`
+ * asked for none, and `chart` runs without one where no cgroup can be made (not root); a limit
+ * asked for by size must be had.
+ */
+export function kopekMemoryCgroup(
+  name: string,
+  asked: MemoryLimitOption,
+): { cgroup: MemoryCgroup } | { none: string } {
+  if (asked === 'none') return { none: '--memory-limit none' };
+  const bytes = asked === 'chart' ? chartMemoryLimit() : asked;
+  try {
+    return { cgroup: MemoryCgroup.create(name, bytes) };
+  } catch (error) {
+    if (asked !== 'chart') throw error;
+    return { none: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /** A memory cgroup holding one process, cgroup v2 or v1, whichever this machine mounts. */
 export class MemoryCgroup {
   readonly dir: string;

@@ -37,7 +37,7 @@ import {
   type ResidentByKind,
   type Series,
 } from './kopek-process.ts';
-import { chartMemoryLimit, MemoryCgroup } from './memory-limit.ts';
+import { kopekMemoryCgroup, type MemoryCgroup, type MemoryLimitOption } from './memory-limit.ts';
 import { RecommendationTracker } from './recommendations.ts';
 import {
   benchComponentArgs,
@@ -87,7 +87,7 @@ export interface ScaleOptions extends ScaleSizes {
    * Run kopek in a memory cgroup with this limit: 'chart' (the default) is the chart's limit,
    * skipped with a warning where no cgroup can be made; 'none' runs it without one.
    */
-  memoryLimit?: number | 'chart' | 'none';
+  memoryLimit?: MemoryLimitOption;
   /** Run kopek's TypeScript sources (type stripping, as the tests do), not kopek compiled as the image runs it. */
   typescript?: boolean;
   /** Profile kopek's cold start (CPU profile, heap snapshot) into this directory, and stop there. */
@@ -682,28 +682,21 @@ async function measureFloor(bench: Bench, built: Built): Promise<void> {
 }
 
 /** The memory cgroup kopek runs in (see ScaleOptions.memoryLimit), recorded in the result. */
-function kopekMemoryCgroup(bench: Bench): MemoryCgroup | undefined {
+function benchMemoryCgroup(bench: Bench): MemoryCgroup | undefined {
   const { options, result, say } = bench;
-  const asked = options.memoryLimit ?? 'chart';
-  if (asked === 'none') {
-    result.memoryLimit = { none: '--memory-limit none' };
+  const made = kopekMemoryCgroup(`kopek-bench-${process.pid}`, options.memoryLimit ?? 'chart');
+  if ('none' in made) {
+    result.memoryLimit = made;
+    if (options.memoryLimit !== 'none')
+      say(`  warning: kopek runs without the chart's memory limit: ${made.none}`);
     return undefined;
   }
-  const bytes = asked === 'chart' ? chartMemoryLimit() : asked;
-  try {
-    const cgroup = MemoryCgroup.create(`kopek-bench-${process.pid}`, bytes);
-    result.memoryLimit = { bytes, cgroup: cgroup.dir };
-    say(
-      `  kopek runs in the memory cgroup ${cgroup.dir}, limited to ${(bytes / MiB).toFixed(0)} MiB`,
-    );
-    return cgroup;
-  } catch (error) {
-    if (asked !== 'chart') throw error;
-    const why = error instanceof Error ? error.message : String(error);
-    result.memoryLimit = { none: why };
-    say(`  warning: kopek runs without the chart's memory limit: ${why}`);
-    return undefined;
-  }
+  const { cgroup } = made;
+  result.memoryLimit = { bytes: cgroup.limitBytes, cgroup: cgroup.dir };
+  say(
+    `  kopek runs in the memory cgroup ${cgroup.dir}, limited to ${(cgroup.limitBytes / MiB).toFixed(0)} MiB`,
+  );
+  return cgroup;
 }
 
 /** Starts kopek run and waits until it has written every recommendation. */
@@ -716,7 +709,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   stops.push(() => tracker.stop());
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   if (options.cpuProfileDir) await mkdir(options.cpuProfileDir, { recursive: true });
-  const memoryCgroup = kopekMemoryCgroup(bench);
+  const memoryCgroup = benchMemoryCgroup(bench);
   if (memoryCgroup)
     stops.push(() => {
       if ('bytes' in result.memoryLimit) result.memoryLimit.oomKills = memoryCgroup.oomKills();
