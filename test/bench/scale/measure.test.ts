@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { quantile } from './changes.ts';
 import { readFileSync } from 'node:fs';
 import { parseMetrics, residentByKind, sum } from './kopek-process.ts';
-import { bucketQuantile } from './run.ts';
+import { bucketQuantile, changeLatencies } from './run.ts';
 import { cpuFrames, summarizeHeapSnapshot } from './profile.ts';
 import { parseTimeReport } from './timed.ts';
 
@@ -183,6 +183,23 @@ describe('parsers', () => {
     expect(sum(series, 'kopek_kube_requests_total')).toBe(15);
     expect(sum(series, 'kopek_kube_requests_total', (s) => s.labels.verb === 'apply')).toBe(12);
     expect(sum(series, 'nodejs_heap_size_used_bytes')).toBe(15_000_000);
+  });
+
+  it('counts a change whose recommendation was never updated as slower than any', () => {
+    const timings = [
+      { type: 'scale' as const, workload: 'a', latencyMs: 100 },
+      { type: 'scale' as const, workload: 'b', latencyMs: undefined },
+      { type: 'image' as const, workload: 'c', latencyMs: undefined },
+    ];
+    const latencies = changeLatencies({ timings, failed: 0, skipped: 0, achievedRate: 1 });
+    // Two of three never updated: the median is one of them, not the one that was.
+    expect(latencies.p50Ms).toBe(Number.POSITIVE_INFINITY);
+    expect(latencies.byType.scale).toEqual({
+      count: 2,
+      p50Ms: 100,
+      p99Ms: Number.POSITIVE_INFINITY,
+      notUpdated: 1,
+    });
   });
 
   it('takes nearest-rank quantiles', () => {

@@ -203,6 +203,10 @@ export interface ScaleResult {
     achievedRate: number;
     failed: number;
     skipped: number;
+    /**
+     * Over every change: one whose recommendation was not updated in the drain time counts as
+     * slower than any (Infinity here, null in --out's JSON), so a backlog cannot hide.
+     */
     p50Ms: number | undefined;
     p99Ms: number | undefined;
     maxMs: number | undefined;
@@ -876,13 +880,13 @@ function memoryNow(kopek: KopekProcess, sampler: MemorySampler, metrics: Series[
 }
 
 /** The change phase's latencies, overall and by type of change. */
-function changeLatencies(
+export function changeLatencies(
   run: ChangeRun,
 ): Pick<NonNullable<ScaleResult['changes']>, 'p50Ms' | 'p99Ms' | 'maxMs' | 'byType'> {
   const latencies = (type?: ChangeType): number[] =>
     run.timings
       .filter((t) => type === undefined || t.type === type)
-      .flatMap((t) => (t.latencyMs === undefined ? [] : [t.latencyMs]));
+      .map((t) => t.latencyMs ?? Number.POSITIVE_INFINITY);
   const byType = Object.fromEntries(
     (['scale', 'image', 'annotation'] as const).map((type) => {
       const values = latencies(type);

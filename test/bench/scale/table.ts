@@ -8,9 +8,11 @@ const s = (seconds: number | undefined): string =>
 const ms = (value: number | undefined): string =>
   value === undefined
     ? '–'
-    : value >= 1000
-      ? `${(value / 1000).toFixed(2)} s`
-      : `${Math.round(value)} ms`;
+    : value === Number.POSITIVE_INFINITY
+      ? 'not updated'
+      : value >= 1000
+        ? `${(value / 1000).toFixed(2)} s`
+        : `${Math.round(value)} ms`;
 const mib = (bytes: number): string => `${n(bytes / MiB)} MiB`;
 
 function activity(a: Activity): string {
@@ -58,7 +60,7 @@ type Row = (id: string, what: string, value: string) => void;
 function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
   row(
     '4',
-    `change → recommendation updated, p50 / p99 / max (${n(c.count)} changes at ${c.achievedRate.toFixed(1)}/s)`,
+    `change → recommendation updated, p50 / p99 / max (${n(c.count)} changes at ${c.achievedRate.toFixed(1)}/s; not updated in the drain time counts as slowest)`,
     `${ms(c.p50Ms)} / ${ms(c.p99Ms)} / ${ms(c.maxMs)}`,
   );
   for (const [type, t] of Object.entries(c.byType))
