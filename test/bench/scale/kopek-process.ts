@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Component, waitUntil } from '../../cluster/process.ts';
 import { freePort } from '../../support/ports.ts';
 import { childrenOf } from '../../support/proc.ts';
+import { processCpu } from './machine-cpu.ts';
 import type { MemoryCgroup } from './memory-limit.ts';
 
 export interface KopekProcess {
@@ -94,17 +95,9 @@ export function residentMemory(pid: number): { rss: number; peak: number } {
   }
 }
 
-/** CPU seconds (user + system) the process has used so far. */
+/** CPU seconds (user + system) the process has used so far (0 once it is gone). */
 export function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at state; utime, stime are 14, 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticksPerSecond = 100;
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-  } catch {
-    return 0;
-  }
+  return processCpu(pid)?.seconds ?? 0;
 }
 
 export interface Series {

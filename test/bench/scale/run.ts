@@ -37,6 +37,7 @@ import {
   type ResidentByKind,
   type Series,
 } from './kopek-process.ts';
+import { cpuSnapshot, cpuSplit, type CpuSplit, type ProcessNames } from './machine-cpu.ts';
 import { kopekMemoryCgroup, type MemoryCgroup, type MemoryLimitOption } from './memory-limit.ts';
 import { RecommendationTracker } from './recommendations.ts';
 import {
@@ -187,6 +188,7 @@ export interface ScaleResult {
     requests: number;
     recommendations: number;
     activity: Activity;
+    machineCpu: CpuSplit;
   };
   memory?: { peak: Memory; settled: Memory; afterChanges?: Memory; missedHeapSamples: number };
   steady?: {
@@ -219,6 +221,7 @@ export interface ScaleResult {
     recommendationEvents: number;
     activity: Activity;
     cpuSeconds: number;
+    machineCpu: CpuSplit;
     /** The API server's view of the phase, from its own metrics. */
     apiserver?: ApiServerActivity;
   };
@@ -714,6 +717,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   if (options.cpuProfileDir) await mkdir(options.cpuProfileDir, { recursive: true });
   const memoryCgroup = benchMemoryCgroup(bench);
+  const machineBefore = cpuSnapshot();
   if (memoryCgroup)
     stops.push(() => {
       if ('bytes' in result.memoryLimit) result.memoryLimit.oomKills = memoryCgroup.oomKills();
@@ -784,6 +788,7 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
     requests: sum(coldMetrics, 'kopek_kube_requests_total'),
     recommendations: tracker.size,
     activity: activitySince([], coldMetrics),
+    machineCpu: cpuSplit(machineBefore, cpuSnapshot(processNames(kopek))),
   };
   result.cold = cold;
   say(
@@ -912,6 +917,14 @@ export function changeLatencies(
   };
 }
 
+/** kopek and the benchmark both run as `node`: names them by role in the machine's CPU split. */
+function processNames(kopek: KopekProcess): ProcessNames {
+  return new Map([
+    [kopek.pid, 'kopek'],
+    [process.pid, 'bench'],
+  ]);
+}
+
 /** The monotonic clock in µs, as V8's CPU profiles time their samples. */
 function monotonicMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
@@ -942,6 +955,7 @@ async function changePhase(
   const metricsBefore = await scrape(kopek.metricsUrl, 60_000);
   const apiserverBefore = await apiServerMetrics(built.admin);
   const cpuBefore = cpuSeconds(kopek.pid);
+  const machineBefore = cpuSnapshot(processNames(kopek));
   const startUs = monotonicMicros();
   const run = await runChanges({
     api: built.admin,
@@ -965,6 +979,7 @@ async function changePhase(
     recommendationEvents: tracker.events - eventsBefore,
     activity: activitySince(metricsBefore, await scrape(kopek.metricsUrl, 60_000)),
     cpuSeconds: cpuSeconds(kopek.pid) - cpuBefore,
+    machineCpu: cpuSplit(machineBefore, cpuSnapshot(processNames(kopek))),
     apiserver: apiServerActivity(apiserverBefore, await apiServerMetrics(built.admin)),
   };
   return {

@@ -1,5 +1,6 @@
 /** The scale benchmark's results as the table it prints. */
 import type { Activity, Memory, ScaleResult, Timing } from './run.ts';
+import { formatCpuSplit } from './machine-cpu.ts';
 
 const MiB = 2 ** 20;
 const n = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -87,6 +88,7 @@ function changeRows(c: NonNullable<ScaleResult['changes']>, row: Row): void {
     ownDelay(c.activity),
   );
   row('', 'kopek CPU time during the change phase', s(c.cpuSeconds));
+  row('', "the machine's CPU during the change phase, by process", formatCpuSplit(c.machineCpu));
   if (c.apiserver) {
     row(
       '',
@@ -150,6 +152,11 @@ export function formatTable(r: ScaleResult): string {
     );
     row('', 'kopek ready (/readyz: caches synced)', s(r.cold.readySeconds));
     row('', 'kopek CPU time during the cold start', s(r.cold.cpuSeconds));
+    row(
+      '',
+      "the machine's CPU during the cold start, by process",
+      formatCpuSplit(r.cold.machineCpu),
+    );
     row(
       '',
       'kopek requests / writes during the cold start',
