@@ -42,6 +42,31 @@ describe('WorkQueue', () => {
     expect(order).toEqual(['change', 'refresh-3', 'refresh-1', 'refresh-2']);
   });
 
+  it('hands out high-priority keys first, and moves a key up a lane but never down', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('pods-moved');
+    queue.add('refresh', 'low');
+    queue.add('edited', 'high');
+    queue.add('refresh', 'high');
+    queue.add('edited', 'low');
+    queue.add('pods-moved-too');
+    const order: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i++) order.push(await queue.get());
+    expect(order).toEqual(['edited', 'refresh', 'pods-moved', 'pods-moved-too']);
+  });
+
+  it('requeues a key raised while it is worked on in its higher lane', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    queue.add('a', 'low');
+    const key = await queue.get();
+    queue.add('a', 'low');
+    queue.add('a', 'high');
+    queue.add('b');
+    queue.done(key ?? '');
+    expect(await queue.get()).toBe('a');
+    expect(await queue.get()).toBe('b');
+  });
+
   it('requeues a key added during its work in the lane it was added with', async () => {
     const queue = new WorkQueue({ name: 'test' });
     queue.add('a');

@@ -5,10 +5,16 @@ import type { QueueMetrics } from './metrics.ts';
  * A work queue of keys with the guarantees controller-runtime's gives Go controllers:
  * a key is never queued twice, never handed to two workers at once (a key added while it is
  * being processed is queued again when the worker is done), per-key exponential backoff for
- * retries (5 ms → 1000 s), and a global token bucket over all rate-limited adds. Keys added
- * with `low` priority (bulk refreshes) are handed out only when no other key waits, as in
- * controller-runtime's priority queue, so a burst of them does not delay a change behind it.
+ * retries (5 ms → 1000 s), and a global token bucket over all rate-limited adds. Keys wait in
+ * three lanes, as in controller-runtime's priority queue: `high` ones are handed out first,
+ * `low` ones (bulk refreshes) only when no other key waits, so a burst of them does not delay a
+ * change behind it. A key added again with a higher priority moves up.
  */
+export type Priority = 'high' | 'normal' | 'low';
+
+/** The lanes in the order keys are handed out. */
+const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+
 export interface WorkQueueOptions {
   name: string;
   baseDelayMs?: number;
@@ -22,12 +28,9 @@ export interface WorkQueueOptions {
 
 export class WorkQueue {
   readonly name: string;
-  private readonly queue: string[] = [];
-  /** Low-priority keys, handed out when `queue` is empty. */
-  private readonly lowQueue: string[] = [];
-  private readonly dirty = new Set<string>();
-  /** Dirty keys added only with low priority. */
-  private readonly low = new Set<string>();
+  private readonly lanes: Record<Priority, string[]> = { high: [], normal: [], low: [] };
+  /** Dirty keys (queued, or to be queued when their worker is done) and their priority. */
+  private readonly dirty = new Map<string, Priority>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
@@ -56,7 +59,7 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length + this.lowQueue.length;
+    return this.lanes.high.length + this.lanes.normal.length + this.lanes.low.length;
   }
 
   /** Keys currently handed to workers. */
@@ -74,16 +77,16 @@ export class WorkQueue {
     return this.delayed.keys();
   }
 
-  /** Queues the key; `low` puts it behind every key added without it. */
-  add(key: string, priority: 'normal' | 'low' = 'normal'): void {
+  /** Queues the key in the lane of its priority (see the class). */
+  add(key: string, priority: Priority = 'normal'): void {
     if (this.shuttingDown) return;
-    if (this.dirty.has(key)) {
-      if (priority === 'normal' && this.low.delete(key)) this.promote(key);
+    const queued = this.dirty.get(key);
+    if (queued !== undefined) {
+      if (PRIORITIES.indexOf(priority) < PRIORITIES.indexOf(queued)) this.promote(key, priority);
       return;
     }
     this.metrics?.adds.inc({ name: this.name });
-    this.dirty.add(key);
-    if (priority === 'low') this.low.add(key);
+    this.dirty.set(key, priority);
     this.addedAt.set(key, this.clock.now());
     if (this.processing.has(key)) return;
     this.push(key);
@@ -125,7 +128,7 @@ export class WorkQueue {
     // Keys still queued are dropped, not worked off: shutting down (a SIGTERM, a lost lease)
     // must not wait for a backlog, nor write without the lease; the next leader recomputes all.
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift() ?? this.lowQueue.shift();
+    const key = this.lanes.high.shift() ?? this.lanes.normal.shift() ?? this.lanes.low.shift();
     if (key !== undefined) return Promise.resolve(this.take(key));
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -165,21 +168,22 @@ export class WorkQueue {
       waiter(this.take(key));
       return;
     }
-    (this.low.has(key) ? this.lowQueue : this.queue).push(key);
+    this.lanes[this.dirty.get(key) ?? 'normal'].push(key);
     this.metrics?.depth.set({ name: this.name }, this.length);
   }
 
-  /** A low-priority key added again with normal priority moves to the normal lane. */
-  private promote(key: string): void {
-    const at = this.lowQueue.indexOf(key);
-    if (at < 0) return; // being processed: it comes back at normal priority when done
-    this.lowQueue.splice(at, 1);
-    this.queue.push(key);
+  /** A key added again with a higher priority moves to the end of that lane. */
+  private promote(key: string, priority: Priority): void {
+    const lane = this.lanes[this.dirty.get(key) ?? 'normal'];
+    this.dirty.set(key, priority);
+    const at = lane.indexOf(key);
+    if (at < 0) return; // being processed: it comes back in its new lane when done
+    lane.splice(at, 1);
+    this.lanes[priority].push(key);
   }
 
   private take(key: string): string {
     this.dirty.delete(key);
-    this.low.delete(key);
     const now = this.clock.now();
     this.processing.set(key, now);
     const added = this.addedAt.get(key);

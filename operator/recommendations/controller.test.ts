@@ -335,4 +335,37 @@ describe('kopek_change_to_write_delay_seconds', () => {
     expect(op.kube.count('apply-status')).toBe(writes);
     expect((await delays(op)).none?.count ?? 0).toBe(before + 1);
   });
+
+  it('writes the workload someone edited before those only an HPA change touched', async () => {
+    operator = await startFakeOperator();
+    const op = operator;
+    const others = ['d1', 'd2', 'd3', 'd4'];
+    for (const name of [...others, 'web'])
+      op.kube.put(RESOURCES.deployments, deployment('shop', name));
+    await op.until(() =>
+      [...others, 'web'].every((name) => recommendationOf(op.kube, 'shop', name)?.status),
+    );
+    const order: string[] = [];
+    const apply = op.kube.apply.bind(op.kube);
+    op.kube.apply = (type, object, options) => {
+      if (options.subresource === 'status') order.push(object.metadata.name);
+      return apply(type, object, options);
+    };
+    // In one batch: an HPA for each of the others (their costs move), then web is scaled.
+    for (const name of others)
+      op.kube.put(RESOURCES.horizontalpodautoscalers, {
+        apiVersion: 'autoscaling/v2',
+        kind: 'HorizontalPodAutoscaler',
+        metadata: { name, namespace: 'shop' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+          minReplicas: 2,
+          maxReplicas: 10,
+        },
+      });
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas: 5 }));
+    await op.until(() => order.length === 5);
+    // Two idle workers take the first two at once; web goes before the rest of the queue.
+    expect(order.indexOf('deployment-web')).toBeLessThan(3);
+  });
 });

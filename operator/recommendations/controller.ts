@@ -303,15 +303,16 @@ export class RecommendationController {
       if (firstChangeAt !== undefined) this.firstChangeAt = firstChangeAt;
       throw error;
     }
-    const { changed, refreshed, lookupFailed, clientsMoved, built, full } = rebuilt;
+    const { changed, refreshed, edited, lookupFailed, clientsMoved, built, full } = rebuilt;
     const scope = full ? 'all' : 'marked';
     metrics.factsRebuildDuration.observe({ scope }, (performance.now() - started) / 1000);
     metrics.factsRebuildWorkloads.inc({ scope }, built);
-    // A workload that changed itself goes before those a shared refresh (client weights, a
-    // resync, an image's platforms) touched, which can be many.
+    // A workload someone edited goes first; then those whose pods, ReplicaSets or Services
+    // moved (a rollout's churn); last those a shared refresh (client weights, a resync, an
+    // image's platforms) touched, which can be many.
     for (const key of changed) {
       const own = !refreshed.has(key);
-      this.queue.add(key, own ? 'normal' : 'low');
+      this.queue.add(key, edited.has(key) ? 'high' : own ? 'normal' : 'low');
       // Measured from the earliest change still waiting for this workload's reconcile.
       if (own && firstChangeAt !== undefined && !this.changedSince.has(key))
         this.changedSince.set(key, firstChangeAt);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { pod } from '../../recommender/objects/testing.ts';
+import { deployment, pod } from '../../recommender/objects/testing.ts';
 import { ClusterCache } from '../cache.ts';
+import type { KubeObject } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
@@ -43,5 +44,48 @@ describe('ChangeTracker', () => {
     const next = tracker.take();
     expect(next.all).toBe(false);
     expect([...next.objects.keys()]).toEqual(['pods/shop/web-5d8f-d']);
+  });
+
+  it("tells a workload someone edited from one whose rollout's status moved", async () => {
+    const kube = new FakeKube();
+    const tracker = new ChangeTracker();
+    const started: ClusterCache = new ClusterCache({
+      client: kube,
+      log: createLogger('error', () => undefined),
+      metrics: createMetrics(),
+      clock: new ManualClock(),
+      onChange: (resource, object, previous) => {
+        tracker.markChanged(started, resource, object, previous);
+      },
+    });
+    cache = started;
+    await started.start();
+    await started.waitForSync();
+    tracker.take();
+    const key = 'wl/shop/Deployment/web';
+    const web = deployment('web') as unknown as KubeObject;
+    const put = async (object: KubeObject): Promise<Set<string>> => {
+      const stored = kube.put(RESOURCES.deployments, object) as unknown as KubeObject;
+      await expect
+        .poll(() => started.get('deployments', 'shop/web')?.metadata.resourceVersion)
+        .toBe(stored.metadata.resourceVersion);
+      const taken = tracker.take();
+      expect(taken.workloads).toEqual(new Set([key]));
+      return taken.edited;
+    };
+    expect(await put(web)).toEqual(new Set([key])); // created
+    // The Deployment controller's status of a rollout: not an edit.
+    expect(await put({ ...web, status: { replicas: 3, readyReplicas: 2 } })).toEqual(new Set());
+    const scaled = { ...web, spec: { ...(web.spec as object), replicas: 4 } };
+    expect(await put(scaled)).toEqual(new Set([key])); // a new generation
+    const annotated = {
+      ...scaled,
+      metadata: { ...scaled.metadata, annotations: { 'kopek.dev/spot': 'never' } },
+    };
+    expect(await put(annotated)).toEqual(new Set([key]));
+
+    kube.remove(RESOURCES.deployments, 'web', 'shop');
+    await expect.poll(() => started.get('deployments', 'shop/web')).toBeUndefined();
+    expect(tracker.take().edited).toEqual(new Set([key]));
   });
 });

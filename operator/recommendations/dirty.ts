@@ -48,6 +48,11 @@ export interface Changes {
   all: boolean;
   /** Workload keys (`wl/<namespace>/<kind>/<name>`). */
   workloads: Set<string>;
+  /**
+   * The workloads among them whose own object was created, deleted or edited (its spec, labels
+   * or annotations): a person's or a pipeline's change, not the churn of a rollout's status.
+   */
+  edited: Set<string>;
   /** Every workload of these namespaces. */
   namespaces: Set<string>;
   /** Every workload with a pod on these nodes. */
@@ -127,17 +132,17 @@ export class ChangeTracker {
     if (resource === 'workloadrecommendations') return false;
     this.recordObject(cache, resource, object, previous);
     // A delete carries the last version too: only an update still in the cache can be a no-op.
-    if (
-      previous !== undefined &&
-      cache.get(resource, objectKey(object)) !== undefined &&
-      sameForFacts(resource, previous, object)
-    )
+    const deleted = cache.get(resource, objectKey(object)) === undefined;
+    if (previous !== undefined && !deleted && sameForFacts(resource, previous, object))
       return false;
     const namespace = object.metadata.namespace ?? '';
     const kind = WORKLOAD_KINDS[resource];
     const { changes } = this;
-    if (kind !== undefined)
-      changes.workloads.add(workloadKey(namespace, kind, object.metadata.name));
+    if (kind !== undefined) {
+      const key = workloadKey(namespace, kind, object.metadata.name);
+      changes.workloads.add(key);
+      if (previous === undefined || deleted || edited(previous, object)) changes.edited.add(key);
+    }
     if (SELECTING.has(resource))
       for (const version of previous === undefined ? [object] : [object, previous])
         this.markSelected(cache, resource, version);
@@ -229,12 +234,24 @@ function fresh(all: boolean): Changes {
   return {
     all,
     workloads: new Set(),
+    edited: new Set(),
     namespaces: new Set(),
     nodes: new Set(),
     selectors: [],
     clients: false,
     objects: new Map(),
   };
+}
+
+/** A workload's spec (its generation), labels or annotations moved, or its deletion began. */
+function edited(previous: Projected, object: Projected): boolean {
+  const a = previous.metadata;
+  const b = object.metadata;
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    canonicalJson([a.labels, a.annotations]) !== canonicalJson([b.labels, b.annotations])
+  );
 }
 
 /** Two versions of an object that give the same facts: equal but for what the facts never read. */

@@ -651,9 +651,23 @@ describe('incremental facts', () => {
     });
     const next = await rebuild(w);
     expect(next).toMatchObject({ full: false, built: 1, changed: ['wl/b/Deployment/d1'] });
+    expect(next.edited.size).toBe(0); // its pod moved; no one edited it
     // An update that changes nothing the facts read builds nothing.
     w.kube.put(RESOURCES.nodes, { ...nodeObj('n1', ZONES[1] ?? '', { spot: true }) });
     expect((await rebuild(w)).built).toBe(0);
+    // Scaling it is an edit: it goes before workloads whose pods merely moved.
+    apply(w, {
+      type: 'deployment',
+      app: 'd1',
+      replicas: 3,
+      tier: 'web',
+      image: IMAGES[0] ?? '',
+      ignore: false,
+      remove: false,
+    });
+    const scaled = await rebuild(w);
+    expect(scaled.changed).toEqual(['wl/b/Deployment/d1']);
+    expect([...scaled.edited]).toEqual(['wl/b/Deployment/d1']);
     await expectEqualToFull(w);
   });
 

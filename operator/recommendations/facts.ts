@@ -21,6 +21,11 @@ export interface RebuildResult {
    * workloads share (client weights, an image's platforms, a resync) and can wait behind the rest.
    */
   refreshed: Set<string>;
+  /**
+   * Those of `changed` whose own object was created, deleted or edited (spec, labels,
+   * annotations): they go before those only their pods, ReplicaSets or Services moved.
+   */
+  edited: Set<string>;
   /** Some image's platforms could not be read: rebuild again later to retry. */
   lookupFailed: boolean;
   /** How many workloads' facts this rebuild computed (all of them on a full rebuild). */
@@ -221,7 +226,15 @@ export class WorkloadFactsCache {
     }
     for (const warning of built.warnings) sources.log.debug('facts', { warning });
     const refreshed = new Set(changed.filter((key) => !marked.has(key)));
-    return { changed, refreshed, lookupFailed, built: built.facts.length, full, clientsMoved };
+    return {
+      changed,
+      refreshed,
+      edited: new Set(changed.filter((key) => taken.edited.has(key))),
+      lookupFailed,
+      built: built.facts.length,
+      full,
+      clientsMoved,
+    };
   }
 
   /**
