@@ -41,7 +41,8 @@ and the import cost of kopek's entry point.
                        run kopek in a memory cgroup with this limit (e.g. 512Mi), as its pod; default
                        chart: the chart's limit, or none with a warning where no cgroup can be made
   --kopek-env NAME=VALUE
-                       an environment variable for kopek run (repeatable; e.g. MALLOC_ARENA_MAX=2)
+                       an environment variable for kopek run (repeatable; default: the chart's
+                       mallocEnv; NAME= leaves NAME out, e.g. MALLOC_ARENA_MAX= for glibc's default)
   --typescript         run kopek's TypeScript sources (Node's type stripping, as the tests do);
                        default: kopek compiled as the image runs it
   --profile DIR        profile kopek's cold start instead (CPU profile + heap snapshot into DIR,
@@ -67,8 +68,10 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
     analyzeFormats: ['yaml', 'json'],
     timeoutMinutes: 90,
     keep: false,
-    // As the chart runs it (--kopek-node-options '' for Node's defaults).
+    // As the chart runs it (--kopek-node-options '' for Node's defaults; --kopek-env adds to or
+    // replaces the chart's malloc settings).
     kopekNodeFlags: chartDefaults().nodeFlags,
+    kopekEnv: chartDefaults().mallocEnv,
     say: (line) => {
       process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
     },
@@ -132,10 +135,12 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         const setting = value();
         const equals = setting.indexOf('=');
         if (equals < 1) throw new Error(`--kopek-env wants NAME=VALUE, got "${setting}"`);
-        options.kopekEnv = {
-          ...options.kopekEnv,
-          [setting.slice(0, equals)]: setting.slice(equals + 1),
-        };
+        // NAME= leaves the variable out (e.g. one of the chart's malloc settings).
+        const { [setting.slice(0, equals)]: _, ...others } = options.kopekEnv ?? {};
+        options.kopekEnv =
+          equals === setting.length - 1
+            ? others
+            : { ...others, [setting.slice(0, equals)]: setting.slice(equals + 1) };
         break;
       }
       case '--memory-limit': {

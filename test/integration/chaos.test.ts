@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { chartMemoryLimit } from '../bench/scale/memory-limit.ts';
 import { formatReport } from '../soak/report.ts';
 import { runSoak, type SoakReport } from '../soak/soak.ts';
+import { chartDefaults } from '../support/chart-values.ts';
 
 /**
  * Two minutes of the soak with every fault (npm run soak runs it for 30): kopek must end with
@@ -20,8 +21,10 @@ describe('kopek under churn and repeated faults', () => {
         process.stdout.write(`chaos: ${line}\n`);
       },
       sampleIntervalMs: 5000,
-      // Each replica under the chart's memory limit, as its pod (where cgroups can be made).
+      // Each replica under the chart's memory limit and malloc settings, as its pod (where
+      // cgroups can be made).
       memoryLimit: 'chart',
+      kopekEnv: chartDefaults().mallocEnv,
     });
     process.stdout.write(`${formatReport(report)}\n`);
   }, 20 * 60_000);

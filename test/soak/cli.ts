@@ -59,6 +59,7 @@ const report = await runSoak({
     nodeOptions === undefined
       ? chartDefaults().nodeFlags
       : nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
+  kopekEnv: chartDefaults().mallocEnv,
   ...(compiled ? { kopekCli: compiled.cli } : {}),
   memoryLimit,
   log: (line) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),

@@ -12,7 +12,11 @@ function trendLines(title: string, trends: Trend[], unit: number, suffix: string
 /** The soak's figures as text for a person (and the closing note). */
 export function formatReport(report: SoakReport): string {
   const lines = [
-    `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min, kopek's Node flags: ${report.kopekNodeFlags.join(' ') || 'none'}`,
+    `seed ${report.seed}, chaos ${report.chaos ? 'on' : 'off'}, churn ${(report.churnSeconds / 60).toFixed(1)} min, kopek's Node flags: ${report.kopekNodeFlags.join(' ') || 'none'}, environment: ${
+      Object.entries(report.kopekEnv)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' ') || 'none'
+    }`,
     `kopek: ${report.kopekCli}`,
     'bytes' in report.memoryLimit
       ? `memory limit: ${(report.memoryLimit.bytes / MiB).toFixed(0)} MiB a replica (a memory cgroup each); OOM kills: ${Object.entries(

@@ -48,6 +48,8 @@ export interface SoakOptions {
   sampleIntervalMs?: number;
   /** Node flags every kopek replica runs with (the CLI passes the chart's `nodeOptions`). */
   kopekNodeFlags?: readonly string[];
+  /** Environment variables every replica runs with (the CLI passes the chart's `mallocEnv`). */
+  kopekEnv?: Readonly<Record<string, string>>;
   /** The `kopek` CLI every replica runs (default: the TypeScript sources; the CLI passes kopek compiled as the image runs it). */
   kopekCli?: string;
   /** Each replica runs in a memory cgroup of its own with this limit, as its pod (default none). */
@@ -128,6 +130,7 @@ export interface SoakReport {
   seed: number;
   chaos: boolean;
   kopekNodeFlags: readonly string[];
+  kopekEnv: Readonly<Record<string, string>>;
   /** The `kopek` CLI the replicas ran. */
   kopekCli: string;
   /** Each replica's memory limit and how often the OOM killer killed it, or why there was none. */
@@ -241,7 +244,12 @@ class Replica {
   constructor(
     identity: string,
     port: number,
-    kopek: { cli: string; nodeFlags: readonly string[]; args: string[] },
+    kopek: {
+      cli: string;
+      nodeFlags: readonly string[];
+      env: Readonly<Record<string, string>>;
+      args: string[];
+    },
     logPath: string,
     memoryCgroup: MemoryCgroup | undefined,
   ) {
@@ -264,6 +272,7 @@ class Replica {
       name: identity,
       ...(memoryCgroup ? memoryCgroup.wrap(node.command, node.args) : node),
       logPath,
+      env: { ...process.env, ...kopek.env },
     });
   }
 
@@ -754,6 +763,7 @@ class Soak {
       {
         cli: this.options.kopekCli ?? KOPEK_CLI,
         nodeFlags: this.options.kopekNodeFlags ?? [],
+        env: this.options.kopekEnv ?? {},
         args: this.kopekArgs,
       },
       join(this.dir, `${identity}.log`),
@@ -1138,6 +1148,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       seed: options.seed,
       chaos: options.chaos,
       kopekNodeFlags: options.kopekNodeFlags ?? [],
+      kopekEnv: options.kopekEnv ?? {},
       kopekCli: options.kopekCli ?? KOPEK_CLI,
       memoryLimit: soak.memoryLimit,
       churnSeconds,

@@ -5,6 +5,8 @@ import { parse } from 'yaml';
 export interface ChartDefaults {
   /** NODE_OPTIONS of the kopek container, split into flags. */
   nodeFlags: string[];
+  /** mallocEnv: glibc malloc's environment variables for the kopek container. */
+  mallocEnv: Record<string, string>;
   /** resources.limits.memory of the kopek container (a Kubernetes quantity), if set. */
   memoryLimit: string | undefined;
 }
@@ -14,12 +16,16 @@ export function chartDefaults(
 ): ChartDefaults {
   const values = parse(valuesYaml) as {
     nodeOptions?: unknown;
+    mallocEnv?: Record<string, unknown>;
     resources?: { limits?: { memory?: unknown } };
   };
   const nodeOptions = typeof values.nodeOptions === 'string' ? values.nodeOptions : '';
   const memory = values.resources?.limits?.memory;
   return {
     nodeFlags: nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
+    mallocEnv: Object.fromEntries(
+      Object.entries(values.mallocEnv ?? {}).map(([name, value]) => [name, String(value)]),
+    ),
     memoryLimit: typeof memory === 'string' ? memory : undefined,
   };
 }

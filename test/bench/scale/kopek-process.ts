@@ -212,6 +212,8 @@ export interface ResidentByKind {
   file: number;
   mallocMainArena: number;
   mallocOtherArenas: number;
+  /** How many arenas besides the main one (MALLOC_ARENA_MAX bounds it). */
+  mallocOtherArenaCount: number;
   otherAnonymous: number;
 }
 
@@ -252,6 +254,7 @@ export function residentByKind(smaps: string): ResidentByKind {
     file: 0,
     mallocMainArena: 0,
     mallocOtherArenas: 0,
+    mallocOtherArenaCount: 0,
     otherAnonymous: 0,
   };
   mappings.forEach((m, i) => {
@@ -267,8 +270,10 @@ export function residentByKind(smaps: string): ResidentByKind {
           next.end - m.start === ARENA_BYTES));
     if (m.inode !== '0') kinds.file += m.rss;
     else if (m.path === '[heap]') kinds.mallocMainArena += m.rss;
-    else if (arena) kinds.mallocOtherArenas += m.rss;
-    else kinds.otherAnonymous += m.rss;
+    else if (arena) {
+      kinds.mallocOtherArenas += m.rss;
+      kinds.mallocOtherArenaCount++;
+    } else kinds.otherAnonymous += m.rss;
   });
   return kinds;
 }

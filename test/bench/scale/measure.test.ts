@@ -261,6 +261,7 @@ describe('residentByKind', () => {
       file: 30_000 * 1024,
       mallocMainArena: 9_000 * 1024,
       mallocOtherArenas: 62_000 * 1024,
+      mallocOtherArenaCount: 2,
       otherAnonymous: 1_356 * 1024,
     });
   });
