@@ -15,25 +15,33 @@ afterEach(async () => {
   cache = undefined;
 });
 
+/** A cache of `kube` that tells a ChangeTracker each change, started and synced. */
+async function startTracked(
+  kube: FakeKube,
+): Promise<{ tracker: ChangeTracker; started: ClusterCache }> {
+  const tracker = new ChangeTracker();
+  const started: ClusterCache = new ClusterCache({
+    client: kube,
+    log: createLogger('error', () => undefined),
+    metrics: createMetrics(),
+    clock: new ManualClock(),
+    onChange: (resource, object, previous) => {
+      tracker.markChanged(started, resource, object, previous);
+    },
+  });
+  cache = started;
+  await started.start();
+  await started.waitForSync();
+  return { tracker, started };
+}
+
 describe('ChangeTracker', () => {
   it('lists the changed objects only when the next build is not a full one', async () => {
     const kube = new FakeKube();
     const owner = { kind: 'ReplicaSet', name: 'web-5d8f' };
     for (const name of ['a', 'b', 'c'])
       kube.put(RESOURCES.pods, pod(`web-5d8f-${name}`, 'shop', 'n-a', owner, { app: 'web' }));
-    const tracker = new ChangeTracker();
-    const started: ClusterCache = new ClusterCache({
-      client: kube,
-      log: createLogger('error', () => undefined),
-      metrics: createMetrics(),
-      clock: new ManualClock(),
-      onChange: (resource, object, previous) => {
-        tracker.markChanged(started, resource, object, previous);
-      },
-    });
-    cache = started;
-    await started.start();
-    await started.waitForSync();
+    const { tracker, started } = await startTracked(kube);
     // The first build indexes every cached object: a list of them all would only wait for it.
     const first = tracker.take();
     expect(first.all).toBe(true);
@@ -48,19 +56,7 @@ describe('ChangeTracker', () => {
 
   it("tells a workload someone edited from one whose rollout's status moved", async () => {
     const kube = new FakeKube();
-    const tracker = new ChangeTracker();
-    const started: ClusterCache = new ClusterCache({
-      client: kube,
-      log: createLogger('error', () => undefined),
-      metrics: createMetrics(),
-      clock: new ManualClock(),
-      onChange: (resource, object, previous) => {
-        tracker.markChanged(started, resource, object, previous);
-      },
-    });
-    cache = started;
-    await started.start();
-    await started.waitForSync();
+    const { tracker, started } = await startTracked(kube);
     tracker.take();
     const key = 'wl/shop/Deployment/web';
     const web = deployment('web') as unknown as KubeObject;
