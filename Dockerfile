@@ -35,9 +35,6 @@ WORKDIR /app
 ENV NODE_ENV=production
 # A small young generation keeps resident memory near the heap (docs/decisions/0015-small-young-generation.md).
 ENV NODE_OPTIONS=--max-semi-space-size=2
-# Fewer malloc arenas, and large blocks returned when freed (docs/decisions/0020-malloc-settings.md).
-ENV MALLOC_ARENA_MAX=2
-ENV MALLOC_MMAP_THRESHOLD_=131072
 COPY --from=compile /app/package.json /app/package.json
 COPY --from=deps /app/node_modules /app/node_modules
 COPY --from=compile /app/operator /app/operator

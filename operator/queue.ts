@@ -13,7 +13,7 @@ import type { QueueMetrics } from './metrics.ts';
 export type Priority = 'high' | 'normal' | 'low';
 
 /** The lanes in the order keys are handed out. */
-const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+export const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
 
 export interface WorkQueueOptions {
   name: string;

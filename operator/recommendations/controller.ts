@@ -9,7 +9,7 @@ import type { ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import { setPendingWork, type Metrics } from '../metrics.ts';
 import type { PriceSource } from '../prices.ts';
-import { WorkQueue } from '../queue.ts';
+import { PRIORITIES, WorkQueue, type Priority } from '../queue.ts';
 import type { TrafficSource } from '../traffic/telemetry.ts';
 import { runWorkers } from '../workers.ts';
 import { WorkloadFactsCache, type RebuildResult } from './facts.ts';
@@ -309,10 +309,15 @@ export class RecommendationController {
     metrics.factsRebuildWorkloads.inc({ scope }, built);
     // A workload someone edited goes first; then those whose pods, ReplicaSets or Services
     // moved (a rollout's churn); last those a shared refresh (client weights, a resync, an
-    // image's platforms) touched, which can be many.
-    for (const key of changed) {
+    // image's platforms) touched, which can be many. Added in that order too: an idle worker
+    // takes a key as it is added, before any lane.
+    const lane = (key: string): Priority =>
+      edited.has(key) ? 'high' : refreshed.has(key) ? 'low' : 'normal';
+    const byLane = (a: string, b: string): number =>
+      PRIORITIES.indexOf(lane(a)) - PRIORITIES.indexOf(lane(b));
+    for (const key of [...changed].sort(byLane)) {
       const own = !refreshed.has(key);
-      this.queue.add(key, edited.has(key) ? 'high' : own ? 'normal' : 'low');
+      this.queue.add(key, lane(key));
       // Measured from the earliest change still waiting for this workload's reconcile.
       if (own && firstChangeAt !== undefined && !this.changedSince.has(key))
         this.changedSince.set(key, firstChangeAt);

@@ -50,7 +50,8 @@ export interface Changes {
   workloads: Set<string>;
   /**
    * The workloads among them whose own object was created, deleted or edited (its spec, labels
-   * or annotations): a person's or a pipeline's change, not the churn of a rollout's status.
+   * or annotations): a change by a person, a pipeline or an autoscaler, not the churn of a
+   * rollout's status.
    */
   edited: Set<string>;
   /** Every workload of these namespaces. */

@@ -40,13 +40,6 @@ export const USER_ID = 65532;
 /** Node's options in the image and the chart's default (`nodeOptions`). */
 export const NODE_OPTIONS = '--max-semi-space-size=2';
 
-/**
- * glibc malloc's settings in the image and the chart's default (`mallocEnv`): at most one arena
- * besides the main one, and blocks over 128 KiB mapped apart, returned when freed
- * (docs/decisions/0020-malloc-settings.md).
- */
-export const MALLOC_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
-
 /** The image's runtime configuration (an OCI image config's `config`). */
 export const RUNTIME = {
   User: `${USER_ID}:${USER_ID}`,
@@ -59,7 +52,6 @@ export const RUNTIME = {
     // shows as resident memory (docs/decisions/0015-small-young-generation.md). The chart sets
     // it too (`nodeOptions`).
     `NODE_OPTIONS=${NODE_OPTIONS}`,
-    ...Object.entries(MALLOC_ENV).map(([name, value]) => `${name}=${value}`),
   ],
   Entrypoint: ['/nodejs/bin/node', '/app/operator/cli/kopek.js'],
   Cmd: ['run'],

@@ -23,8 +23,11 @@ export function chartDefaults(
   const memory = values.resources?.limits?.memory;
   return {
     nodeFlags: nodeOptions.split(/\s+/).filter((flag) => flag !== ''),
+    // A variable set to null is left out, as the chart's template does.
     mallocEnv: Object.fromEntries(
-      Object.entries(values.mallocEnv ?? {}).map(([name, value]) => [name, String(value)]),
+      Object.entries(values.mallocEnv ?? {}).flatMap(([name, value]) =>
+        typeof value === 'string' || typeof value === 'number' ? [[name, String(value)]] : [],
+      ),
     ),
     memoryLimit: typeof memory === 'string' ? memory : undefined,
   };

@@ -8,11 +8,14 @@ import { availableParallelism } from 'node:os';
 
 const TICKS_PER_SECOND = 100;
 
-/** CPU seconds by process name at one moment, and the machine's idle seconds since boot. */
+/**
+ * CPU seconds of each process at one moment, by `pid/start time` (a pid reused during a phase is
+ * another process), and the machine's idle seconds since boot.
+ */
 export interface CpuSnapshot {
   at: number;
   idleSeconds: number;
-  byProcess: Map<number, { name: string; seconds: number }>;
+  byProcess: Map<string, { name: string; seconds: number }>;
 }
 
 /** The phase's CPU: seconds by process name (biggest first), idle seconds, wall time × cores. */
@@ -28,7 +31,9 @@ export interface CpuSplit {
 export type ProcessNames = ReadonlyMap<number, string>;
 
 /** A process's command name and CPU seconds (user + system) so far; undefined once it is gone. */
-export function processCpu(pid: number): { name: string; seconds: number } | undefined {
+export function processCpu(
+  pid: number,
+): { name: string; seconds: number; startTicks: number } | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -37,18 +42,26 @@ export function processCpu(pid: number): { name: string; seconds: number } | und
   }
   // The command name may hold spaces: it is what stands between the first ( and the last ).
   const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-  // Fields after the name start at state; utime and stime are the 12th and 13th of them.
+  // Fields after the name start at state; utime, stime and starttime are its 12th, 13th, 20th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { name, seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+  return {
+    name,
+    seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND,
+    startTicks: Number(fields[19]),
+  };
 }
 
 export function cpuSnapshot(names: ProcessNames = new Map()): CpuSnapshot {
-  const byProcess = new Map<number, { name: string; seconds: number }>();
+  const byProcess: CpuSnapshot['byProcess'] = new Map();
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     const used = processCpu(pid);
-    if (used) byProcess.set(pid, { name: names.get(pid) ?? used.name, seconds: used.seconds });
+    if (used)
+      byProcess.set(`${pid}/${used.startTicks}`, {
+        name: names.get(pid) ?? used.name,
+        seconds: used.seconds,
+      });
   }
   // The first line of /proc/stat: user nice system idle iowait … in ticks, over all cores.
   const total = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/) ?? [];
@@ -59,9 +72,9 @@ export function cpuSnapshot(names: ProcessNames = new Map()): CpuSnapshot {
 /** The CPU each process name used between two snapshots. */
 export function cpuSplit(before: CpuSnapshot, after: CpuSnapshot): CpuSplit {
   const byName = new Map<string, number>();
-  for (const [pid, now] of after.byProcess) {
+  for (const [process, now] of after.byProcess) {
     // A process started during the phase counts from zero.
-    const used = now.seconds - (before.byProcess.get(pid)?.seconds ?? 0);
+    const used = now.seconds - (before.byProcess.get(process)?.seconds ?? 0);
     if (used > 0) byName.set(now.name, (byName.get(now.name) ?? 0) + used);
   }
   return {
