@@ -65,7 +65,11 @@ interface Derived {
 
 export class IncrementalInput {
   private readonly options: BuildOptions;
-  /** Per kind, key → object, in the order they came: a replaced object keeps its place. */
+  /**
+   * Per kind, key → object, in the order they came: a replaced object keeps its place. Pods are
+   * not kept here: a running pod is kept in its entry, and a pod that is not running reads
+   * nothing, so only a change to itself (which brings it) can change its entry.
+   */
   private readonly kinds = new Map<string, Map<string, K8s>>();
   private readonly index: Index = {
     nodes: new Map(),
@@ -104,6 +108,8 @@ export class IncrementalInput {
   private readonly readers = new Map<string, string[]>();
   /** Pods whose running entry is computed again at the next prepare. */
   private readonly stalePods = new Set<string>();
+  /** Pods set (the object) or removed (undefined) since the last prepare. */
+  private readonly changedPods = new Map<string, K8s | undefined>();
 
   /** Each object of ORDERED_KINDS by key → its place in its kind's order (what "first" means). */
   private readonly positions = new Map<string, number>();
@@ -144,6 +150,11 @@ export class IncrementalInput {
     if (meta === undefined) return;
     const o: K8s = { kind, meta, raw };
     const key = objectKey(kind, meta.namespace, meta.name);
+    if (kind === 'Pod') {
+      this.changedPods.set(key, o);
+      this.changed(kind, key);
+      return;
+    }
     let ofKind = this.kinds.get(kind);
     if (ofKind === undefined) this.kinds.set(kind, (ofKind = new Map<string, K8s>()));
     const previous = ofKind.get(key);
@@ -165,6 +176,11 @@ export class IncrementalInput {
   /** Removes one object, if it is there. */
   remove(kind: string, namespace: string, name: string): void {
     const key = objectKey(kind, namespace, name);
+    if (kind === 'Pod') {
+      this.changedPods.set(key, undefined);
+      this.changed(kind, key);
+      return;
+    }
     const previous = this.kinds.get(kind)?.get(key);
     if (previous === undefined) return;
     this.kinds.get(kind)?.delete(key);
@@ -184,8 +200,13 @@ export class IncrementalInput {
    * `remove`.
    */
   prepare(): PreparedFacts {
-    for (const key of this.stalePods) this.refreshPod(key);
+    for (const key of this.stalePods)
+      this.refreshPod(
+        key,
+        this.changedPods.has(key) ? this.changedPods.get(key) : this.running.get(key)?.pod,
+      );
     this.stalePods.clear();
+    this.changedPods.clear();
     const changed = this.changedKinds;
     // Pods are read through their running entries only, never as a list; PER_ENTRY_KINDS
     // through their lookups; Nodes through the index's nodes and the tally; Jobs of a CronJob
@@ -371,9 +392,8 @@ export class IncrementalInput {
   }
 
   /** Computes one pod's running entry again (or drops it: the pod is gone, finished, unscheduled). */
-  private refreshPod(key: string): void {
+  private refreshPod(key: string, pod: K8s | undefined): void {
     this.forgetPod(key);
-    const pod = this.kinds.get('Pod')?.get(key);
     if (pod === undefined) return;
     const warnings: string[] = [];
     const entry = runningPod(pod, { ...this.index, warnings });

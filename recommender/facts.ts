@@ -136,8 +136,8 @@ export interface PodTemplateFacts {
 
 export interface PodFacts {
   name: string;
-  /** Where it runs; absent while the pod is not scheduled. */
-  node?: NodeFacts;
+  /** Where it runs; absent while the pod is not scheduled (or its node is not known). */
+  node?: NodeFacts | undefined;
   ready: boolean;
   /** The pod's effective requests (init containers and overhead considered). */
   cpuRequestCores: number;

@@ -10,11 +10,12 @@ import { workloadOfPod } from './owners.ts';
 import { describe, obj, objs, str, type K8s, type Obj } from './read.ts';
 import { resourceOf } from './templates.ts';
 
+/** Every field always set (undefined when absent): one block per pod, not two. */
 export interface RunningPod {
   pod: K8s;
-  node?: NodeInfo;
+  node: NodeInfo | undefined;
   ready: boolean;
-  workload?: string;
+  workload: string | undefined;
 }
 
 export function runningPods(index: Index): RunningPod[] {
@@ -35,15 +36,11 @@ export function runningPod(pod: K8s, index: Index): RunningPod | undefined {
   if (nodeName === undefined) return undefined;
   const node = index.nodes.get(nodeName);
   const ready = objs(status.conditions).some((c) => c.type === 'Ready' && c.status === 'True');
-  const entry: RunningPod = { pod, ready };
-  if (node !== undefined) entry.node = node;
-  else
+  if (node === undefined)
     index.warnings.push(
       `${describe(pod)} runs on node ${nodeName}, which is not in the input; it is not priced`,
     );
-  const wl = workloadOfPod(pod, index);
-  if (wl !== undefined) entry.workload = wl;
-  return entry;
+  return { pod, node, ready, workload: workloadOfPod(pod, index) };
 }
 
 /** A pod's effective requests: max(Σ main + sidecars, each init + sidecars started before it) + overhead. */
@@ -77,14 +74,11 @@ function podRequests(spec: Obj, where: string, warnings: string[]): { cpu: numbe
 
 export function podFacts(p: RunningPod, warnings: string[]): PodFacts {
   const req = podRequests(obj(p.pod.raw.spec), describe(p.pod), warnings);
-  const out: PodFacts = {
+  return {
     name: p.pod.meta.name,
+    node: p.node?.facts,
     ready: p.ready,
     cpuRequestCores: req.cpu,
     memoryRequestBytes: req.mem,
   };
-  if (p.node !== undefined) {
-    out.node = p.node.facts;
-  }
-  return out;
 }
