@@ -2,6 +2,7 @@ import { sleep, systemClock, type Clock, type Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../log.ts';
 import { KubeApiError, type KubeApi, type ResourceType, type WatchEvent } from './client.ts';
+import { sharedPrefix } from '../../recommender/objects/read.ts';
 
 /**
  * A list-watch cache of one resource type, rebuilt for TypeScript because client-node's informer
@@ -15,7 +16,12 @@ import { KubeApiError, type KubeApi, type ResourceType, type WatchEvent } from '
 
 /** The fields every cached projection keeps. */
 export interface CachedObject {
-  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
+  metadata: {
+    name: string;
+    namespace?: string | undefined;
+    uid?: string | undefined;
+    resourceVersion?: string | undefined;
+  };
 }
 
 export type ChangeType = 'add' | 'update' | 'delete';
@@ -51,7 +57,7 @@ export interface InformerOptions<T extends CachedObject> {
 
 export function objectKey(object: CachedObject): string {
   return object.metadata.namespace
-    ? `${object.metadata.namespace}/${object.metadata.name}`
+    ? sharedPrefix(`${object.metadata.namespace}/`) + object.metadata.name
     : object.metadata.name;
 }
 

@@ -28,7 +28,7 @@ export function parseKey(key: string): ParsedKey {
 
 /** The workload a WorkloadRecommendation is about, from its spec.targetRef. */
 export function targetOf(wrec: {
-  metadata: { namespace?: string };
+  metadata: { namespace?: string | undefined };
   spec?: unknown;
 }): WorkloadRef | undefined {
   const target = (wrec.spec as { targetRef?: { kind?: unknown; name?: unknown } } | undefined)

@@ -91,7 +91,8 @@ export class WorkloadResults {
     this.metrics.workloadMonthlyCost.set(labels, Number(status.monthlyCostUSD ?? 0));
     for (const optimization of OPTIMIZATIONS)
       this.metrics.workloadPotentialSavings.set(
-        { ...labels, optimization },
+        // prom-client keeps this object for the series: a literal is one block, a spread two.
+        { namespace: labels.namespace, kind: labels.kind, name: labels.name, optimization },
         Number(savings[optimization] ?? 0),
       );
     this.metrics.workloadCrossZoneCost.set(labels, Number(status.crossZone?.monthlyCostUSD ?? 0));
