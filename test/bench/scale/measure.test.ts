@@ -157,6 +157,72 @@ describe('summarizeHeapSnapshot', () => {
     );
     expect(retainers).not.toContain('Other');
   });
+
+  it('counts objects by shape, with the property blocks of fields added after they were made', () => {
+    const MiB = 2 ** 20;
+    const strings = [
+      '',
+      '(GC roots)',
+      'Object',
+      'system / PropertyArray',
+      'kind',
+      'meta',
+      'properties',
+      'x',
+    ];
+    const s = (text: string): number => strings.indexOf(text);
+    const F = 7;
+    // type, name, id, self_size, edge_count, trace_node_id, detachedness (0 = hidden, 3 = object).
+    const nodes = [
+      [3, s('(GC roots)'), 0, 0, 2, 0, 0],
+      [3, s('Object'), 0, MiB, 3, 0, 0], // Object{kind,meta}, with a property block
+      [0, s('system / PropertyArray'), 0, 2 * MiB, 0, 0, 0],
+      [3, s('Object'), 0, MiB / 2, 1, 0, 0], // Object{x}, without one
+    ].flat();
+    // type (2 = property, 3 = internal), name, to_node.
+    const edges = [
+      [2, s('x'), 1 * F],
+      [2, s('x'), 3 * F],
+      [2, s('kind'), 3 * F],
+      [2, s('meta'), 3 * F],
+      [3, s('properties'), 2 * F],
+      [2, s('x'), 3 * F],
+    ].flat();
+    const path = join(dir, 'shapes.heapsnapshot');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        snapshot: {
+          meta: {
+            node_fields: [
+              'type',
+              'name',
+              'id',
+              'self_size',
+              'edge_count',
+              'trace_node_id',
+              'detachedness',
+            ],
+            node_types: [['hidden', 'array', 'string', 'object']],
+            edge_fields: ['type', 'name_or_index', 'to_node'],
+            edge_types: [
+              ['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak'],
+            ],
+          },
+        },
+        nodes,
+        edges,
+        strings,
+      }),
+    );
+    const summary = summarizeHeapSnapshot(path);
+    const shapes = summary.slice(
+      summary.indexOf('Top objects by shape'),
+      summary.indexOf('Top retainers'),
+    );
+    expect(shapes).toMatch(/3\.0 MiB\s+1 × Object\{kind,meta\} \(property blocks 2\.0 MiB\)/);
+    expect(shapes).toMatch(/0\.5 MiB\s+1 × Object\{x\}\n/);
+  });
 });
 
 describe('parsers', () => {

@@ -268,6 +268,16 @@ interface HeapGraph extends Graph {
   label: (n: number) => string;
   /** The name of an edge from `from` to `to`, if there is one. */
   edgeName: (from: number, to: number) => string | undefined;
+  /**
+   * An object's constructor and its first property names (`Object{kind,meta,raw}`); undefined
+   * for what is not an object.
+   */
+  shape: (n: number) => string | undefined;
+  /**
+   * The size of an object's out-of-object property block: properties added after the object was
+   * made (beyond its in-object slots) live there, a second allocation for every such object.
+   */
+  propertyBlockSize: (n: number) => number;
 }
 
 function heapGraph(snapshot: HeapSnapshot): HeapGraph {
@@ -295,6 +305,17 @@ function heapGraph(snapshot: HeapSnapshot): HeapGraph {
   const shortcut = edgeTypes.indexOf('shortcut');
   const typeOf = (n: number): string => nodeTypes[nodes[n * nodeFields + fType] ?? 0] ?? '?';
   const nameOf = (n: number): string => strings[nodes[n * nodeFields + fName] ?? 0] ?? '';
+  const property = edgeTypes.indexOf('property');
+  const internal = edgeTypes.indexOf('internal');
+  const edgesOf = function* (n: number): Generator<{ type: number; name: string; to: number }> {
+    for (let e = firstEdge[n] ?? 0; e < (firstEdge[n + 1] ?? 0); e++)
+      yield {
+        type: edges[e * edgeFields + eType] ?? 0,
+        name: strings[edges[e * edgeFields + eName] ?? 0] ?? '',
+        to: targets[e] ?? 0,
+      };
+  };
+  const selfSize = (n: number): number => nodes[n * nodeFields + fSize] ?? 0;
   return {
     count,
     firstEdge,
@@ -303,7 +324,7 @@ function heapGraph(snapshot: HeapSnapshot): HeapGraph {
       const type = edges[edge * edgeFields + eType];
       return type !== weak && type !== shortcut;
     },
-    selfSize: (n) => nodes[n * nodeFields + fSize] ?? 0,
+    selfSize,
     label: (n) => {
       const type = typeOf(n);
       if (type === 'object' || type === 'closure' || type === 'synthetic' || type === 'native')
@@ -318,6 +339,24 @@ function heapGraph(snapshot: HeapSnapshot): HeapGraph {
         return type === 'element' || type === 'hidden' ? `[${name}]` : (strings[name] ?? '');
       }
       return undefined;
+    },
+    shape: (n) => {
+      if (typeOf(n) !== 'object') return undefined;
+      const names: string[] = [];
+      for (const edge of edgesOf(n))
+        if (edge.type === property && edge.name !== '__proto__' && names.length < 6)
+          names.push(edge.name);
+      return `${nameOf(n).slice(0, 30)}{${names.join(',')}}`;
+    },
+    propertyBlockSize: (n) => {
+      for (const edge of edgesOf(n))
+        if (
+          edge.type === internal &&
+          edge.name === 'properties' &&
+          nameOf(edge.to) === 'system / PropertyArray'
+        )
+          return selfSize(edge.to);
+      return 0;
     },
   };
 }
@@ -369,9 +408,10 @@ export function summarizeHeapSnapshot(
   const graph = heapGraph(JSON.parse(readFileSync(path, 'utf8')) as HeapSnapshot);
   const { count, firstEdge, label } = graph;
 
-  // Self size by constructor.
+  // Self size by constructor, and of objects by shape with their property blocks.
   let totalSize = 0;
   const byClass = new Map<string, { size: number; count: number }>();
+  const byShape = new Map<string, { size: number; count: number; blocks: number }>();
   for (let n = 0; n < count; n++) {
     const size = graph.selfSize(n);
     totalSize += size;
@@ -380,6 +420,14 @@ export function summarizeHeapSnapshot(
     entry.size += size;
     entry.count++;
     byClass.set(key, entry);
+    const shape = graph.shape(n);
+    if (shape === undefined) continue;
+    const blocks = graph.propertyBlockSize(n);
+    const ofShape = byShape.get(shape) ?? { size: 0, count: 0, blocks: 0 };
+    ofShape.size += size + blocks;
+    ofShape.blocks += blocks;
+    ofShape.count++;
+    byShape.set(shape, ofShape);
   }
 
   const { retained, children } = retainedSizes(graph);
@@ -408,6 +456,14 @@ export function summarizeHeapSnapshot(
       .map(
         ([name, { size, count: n }]) =>
           `  ${(size / MiB).toFixed(1).padStart(8)} MiB ${n.toLocaleString('en-US').padStart(10)} × ${name}`,
+      ),
+    'Top objects by shape (constructor and first properties; size with their property blocks, which properties added after an object was made take):',
+    ...[...byShape]
+      .sort(([, a], [, b]) => b.size - a.size)
+      .slice(0, top)
+      .map(
+        ([shape, { size, count: n, blocks }]) =>
+          `  ${(size / MiB).toFixed(1).padStart(8)} MiB ${n.toLocaleString('en-US').padStart(10)} × ${shape}${blocks > 0 ? ` (property blocks ${(blocks / MiB).toFixed(1)} MiB)` : ''}`,
       ),
     `Top retainers (dominator tree, objects retaining ≥ ${(threshold / MiB).toFixed(1)} MiB; "a → b": field a of the dominator holds b):`,
     ...lines,
