@@ -478,9 +478,27 @@ describe('parseDump on real-world input', () => {
     expect(() => {
       checkDumpSize(400 * 2 ** 20, 1 * gb, 'huge.json');
     }).toThrow(/huge\.json: .* needs about .* of memory .* NODE_OPTIONS=--max-old-space-size=\d+/);
+    // Longer than one string can be is no reason to refuse: JSON is read item by item.
     expect(() => {
       checkDumpSize(600 * 2 ** 20, 64 * gb, 'long.json');
-    }).toThrow(/more than kopek can read as one file/);
+    }).not.toThrow();
+  });
+
+  it('reads a JSON dump longer than one text item by item, and says what to do with other long ones', () => {
+    const text = readFileSync(DUMP, 'utf8');
+    const whole = parseDump(text, DUMP);
+    const json = Buffer.from(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: whole }));
+    const limit = json.byteLength - 1;
+    expect(parseDump(json, 'long.json', limit)).toEqual(whole);
+    expect(parseDump(Buffer.from(JSON.stringify(whole)), 'long.json', limit)).toEqual(whole);
+    const yaml = Buffer.from(text);
+    expect(() => parseDump(yaml, 'long.yaml', yaml.byteLength - 1)).toThrow(
+      /long\.yaml: .* MB is more than kopek can read as one text .* only as a JSON list in UTF-8/,
+    );
+    const broken = Buffer.from(json.toString().replace('"Deployment"', 'Deployment'));
+    expect(() => parseDump(broken, 'broken.json', broken.byteLength - 1)).toThrow(
+      /^broken\.json: not valid JSON at byte \d+: /,
+    );
   });
 
   it('the CLI exits 2 on an alias bomb and reads a UTF-16 dump', async () => {

@@ -18,6 +18,7 @@ import { SNAPSHOT_PRICES, sumUSD } from '../../recommender/pricing.ts';
 import { fixedPrices, type PriceSource } from '../prices.ts';
 import { recommend, toWorkloadRecommendation } from '../../recommender/recommend.ts';
 import { applyTraffic, type TrafficInput } from '../../recommender/traffic.ts';
+import { jsonItems } from './json-items.ts';
 import { parseKubectlYaml } from './kubectl-yaml.ts';
 
 /** An input that cannot be used at all (exit code 2). */
@@ -30,19 +31,17 @@ export class InputError extends Error {
  * 50,000-pod dump of test/bench/kubectl-dump.ts (docs/decisions/0012-kubectl-yaml-fast-path.md).
  */
 export const HEAP_PER_DUMP_BYTE = 4;
-/** The longest string V8 makes (2^29 − 24 characters): kopek holds a dump as one string. */
+/**
+ * The longest string V8 makes (2^29 − 24 characters). A dump up to this size is read as one
+ * text; a longer one only as JSON, item by item (json-items.ts).
+ */
 const MAX_TEXT_BYTES = 2 ** 29 - 24;
+
+const mb = (n: number): string => `${Math.ceil(n / 2 ** 20).toLocaleString('en-US')} MB`;
 
 /** Refuses a dump too large for this process before it is read. Throws InputError. */
 export function checkDumpSize(bytes: number, heapLimit: number, source: string): void {
-  const mb = (n: number) => `${Math.ceil(n / 2 ** 20).toLocaleString('en-US')} MB`;
   const needed = bytes * HEAP_PER_DUMP_BYTE;
-  if (bytes > MAX_TEXT_BYTES)
-    throw new InputError(
-      `${source}: ${mb(bytes)} is more than kopek can read as one file (${mb(MAX_TEXT_BYTES)}); ` +
-        'dump fewer objects per file (only the kinds kopek reads, or a few namespaces at a time with ' +
-        'kubectl get ... -n NS, each with the nodes) or as YAML, which is about half the size of JSON',
-    );
   if (needed > heapLimit)
     throw new InputError(
       `${source}: ${mb(bytes)} needs about ${mb(needed)} of memory to analyse and this process may ` +
@@ -81,7 +80,13 @@ export function decodeDump(input: string | Uint8Array): { text: string; bytes: U
  * through the fast reader of kubectl-yaml.ts; anything else through a general YAML parser,
  * whose aliases may not expand beyond reason. Throws InputError.
  */
-export function parseDump(input: string | Uint8Array, source: string): unknown[] {
+export function parseDump(
+  input: string | Uint8Array,
+  source: string,
+  maxTextBytes = MAX_TEXT_BYTES,
+): unknown[] {
+  if (typeof input !== 'string' && input.byteLength > maxTextBytes)
+    return parseLongDump(input, source, maxTextBytes);
   const { text, bytes } = decodeDump(input);
   const trimmed = text.trimStart();
   if (trimmed === '') throw new InputError(`${source}: the file is empty`);
@@ -110,6 +115,31 @@ export function parseDump(input: string | Uint8Array, source: string): unknown[]
     out.push(doc);
   }
   return out;
+}
+
+/**
+ * A dump longer than one string can be: JSON in UTF-8 (what kubectl writes), read item by item.
+ * Throws InputError for anything else.
+ */
+function parseLongDump(bytes: Uint8Array, source: string, maxTextBytes: number): unknown[] {
+  const [b0, b1, b2] = bytes;
+  const utf8 = b0 === 0xef && b1 === 0xbb && b2 === 0xbf ? bytes.subarray(3) : bytes;
+  let items: unknown[] | undefined;
+  try {
+    items = jsonItems(utf8);
+  } catch (error) {
+    // YAML, UTF-16, or JSON broken somewhere: say what to do with a file this long.
+    const at = utf8.findIndex((byte) => byte > 0x20);
+    if (utf8[at] === 0x7b || utf8[at] === 0x5b)
+      throw new InputError(`${source}: ${(error as Error).message}`);
+  }
+  if (items !== undefined) return items;
+  throw new InputError(
+    `${source}: ${mb(bytes.byteLength)} is more than kopek can read as one text (${mb(maxTextBytes)}); ` +
+      'a longer dump is read only as a JSON list in UTF-8 (kubectl get ... -o json), or dump fewer ' +
+      'objects per file (only the kinds kopek reads, or a few namespaces at a time with ' +
+      'kubectl get ... -n NS, each with the nodes) and give each with -f',
+  );
 }
 
 /**
