@@ -34,6 +34,7 @@ and the import cost of kopek's entry point.
   --drain-seconds S    how long a change may wait for its recommendation (default 60)
   --import-runs N      runs per import measurement, 0 to skip (default 5)
   --no-analyze         skip kopek analyze
+  --analyze-formats F  the dumps kopek analyze reads: yaml, json or yaml,json (default)
   --kopek-node-options FLAGS
                        Node flags for kopek run, space-separated (default: the chart's nodeOptions;
                        '' for Node's defaults)
@@ -126,6 +127,13 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
       case '--no-analyze':
         options.analyzeFormats = [];
         break;
+      case '--analyze-formats': {
+        const formats = value().split(',');
+        if (!formats.every((f): f is 'yaml' | 'json' => f === 'yaml' || f === 'json'))
+          throw new Error('--analyze-formats takes yaml, json or yaml,json');
+        options.analyzeFormats = formats;
+        break;
+      }
       case '--kopek-node-options':
         options.kopekNodeFlags = value()
           .split(/\s+/)
