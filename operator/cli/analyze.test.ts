@@ -497,7 +497,7 @@ describe('parseDump on real-world input', () => {
     );
     const broken = Buffer.from(json.toString().replace('"Deployment"', 'Deployment'));
     expect(() => parseDump(broken, 'broken.json', broken.byteLength - 1)).toThrow(
-      /^broken\.json: not valid JSON at byte \d+: /,
+      /^broken\.json: not valid JSON in the value at byte \d+: /,
     );
   });
 

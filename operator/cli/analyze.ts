@@ -123,10 +123,11 @@ export function parseDump(
  */
 function parseLongDump(bytes: Uint8Array, source: string, maxTextBytes: number): unknown[] {
   const [b0, b1, b2] = bytes;
-  const utf8 = b0 === 0xef && b1 === 0xbb && b2 === 0xbf ? bytes.subarray(3) : bytes;
+  const bom = b0 === 0xef && b1 === 0xbb && b2 === 0xbf ? 3 : 0;
+  const utf8 = bytes.subarray(bom);
   let items: unknown[] | undefined;
   try {
-    items = jsonItems(utf8);
+    items = jsonItems(utf8, bom);
   } catch (error) {
     // YAML, UTF-16, or JSON broken somewhere: say what to do with a file this long.
     const at = utf8.findIndex((byte) => byte > 0x20);

@@ -17,13 +17,18 @@ function isSpace(byte: number | undefined): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 }
 
-/** Reads through a UTF-8 JSON text's bytes; every method throws SyntaxError where it is not JSON. */
+/**
+ * Reads through a UTF-8 JSON text's bytes; throws SyntaxError where it is not JSON, saying at
+ * which byte of the file (`offset`: where the text starts in it).
+ */
 class Scanner {
   private readonly bytes: Buffer;
+  private readonly offset: number;
   at = 0;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, offset: number) {
     this.bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.offset = offset;
   }
 
   /** The next byte that is not white space (undefined at the end), without taking it. */
@@ -94,13 +99,17 @@ class Scanner {
     try {
       return JSON.parse(this.bytes.toString('utf8', start, this.at));
     } catch (error) {
-      this.at = start;
-      return this.fail((error as Error).message);
+      if (!(error instanceof SyntaxError)) throw error;
+      // JSON.parse counts from the value's start: say which value, by where it is in the file.
+      throw new SyntaxError(
+        `not valid JSON in the value at byte ${this.offset + start}: ${error.message}`,
+        { cause: error },
+      );
     }
   }
 
   fail(why: string): never {
-    throw new SyntaxError(`not valid JSON at byte ${this.at}: ${why}`);
+    throw new SyntaxError(`not valid JSON at byte ${this.offset + this.at}: ${why}`);
   }
 
   private skipString(): void {
@@ -114,41 +123,52 @@ class Scanner {
   }
 }
 
-/**
- * The items of a JSON array, or of the `items` array of a JSON object (a List), each parsed on
- * its own; undefined when the text is an object without `items` (one object: there is nothing
- * to split). Throws SyntaxError where the text is not JSON.
- */
-export function jsonItems(bytes: Uint8Array): unknown[] | undefined {
-  const scanner = new Scanner(bytes);
+/** The elements of the array the scanner is at, each parsed on its own. */
+function readArray(scanner: Scanner): unknown[] {
   const items: unknown[] = [];
-  const readArray = (): void => {
-    scanner.expect(OPEN_ARRAY);
-    if (scanner.peek() === CLOSE_ARRAY) {
-      scanner.at++;
-      return;
-    }
-    do items.push(scanner.parse(scanner.skipValue()));
-    while (scanner.more(CLOSE_ARRAY));
-  };
-  let found = false;
-  if (scanner.peek() === OPEN_ARRAY) {
-    readArray();
-    found = true;
-  } else {
-    scanner.expect(OPEN_OBJECT);
-    if (scanner.peek() === CLOSE_OBJECT) scanner.at++;
-    else
-      do {
-        if (scanner.peek() !== QUOTE) scanner.fail('expected a key');
-        const key = scanner.string();
-        scanner.expect(COLON);
-        if (key === 'items' && !found && scanner.peek() === OPEN_ARRAY) {
-          readArray();
-          found = true;
-        } else scanner.skipValue();
-      } while (scanner.more(CLOSE_OBJECT));
+  scanner.expect(OPEN_ARRAY);
+  if (scanner.peek() === CLOSE_ARRAY) {
+    scanner.at++;
+    return items;
   }
+  do items.push(scanner.parse(scanner.skipValue()));
+  while (scanner.more(CLOSE_ARRAY));
+  return items;
+}
+
+/** The items of the List object the scanner is at; undefined if it is not a List. */
+function readList(scanner: Scanner): unknown[] | undefined {
+  let items: unknown[] | undefined;
+  let kind: unknown;
+  scanner.expect(OPEN_OBJECT);
+  if (scanner.peek() === CLOSE_OBJECT) {
+    scanner.at++;
+    return undefined;
+  }
+  do {
+    if (scanner.peek() !== QUOTE) scanner.fail('expected a key');
+    const key = scanner.string();
+    scanner.expect(COLON);
+    if (key === 'items' && scanner.peek() === OPEN_ARRAY) items = readArray(scanner);
+    else {
+      const value = scanner.parse(scanner.skipValue());
+      if (key === 'items') items = undefined;
+      if (key === 'kind') kind = value;
+    }
+  } while (scanner.more(CLOSE_OBJECT));
+  return typeof kind === 'string' && kind.endsWith('List') ? items : undefined;
+}
+
+/**
+ * The items of a JSON array, or of the `items` array of a JSON object whose kind ends in List
+ * (as kubectl prints a List), each parsed on its own, as JSON.parse would read them (of a key
+ * given twice, the last); undefined for any other object: there is nothing to split. The
+ * object's other fields are parsed too (they are small), so any text that is not JSON throws
+ * SyntaxError, saying at which byte of the file (`offset`: where `bytes` start in it).
+ */
+export function jsonItems(bytes: Uint8Array, offset = 0): unknown[] | undefined {
+  const scanner = new Scanner(bytes, offset);
+  const items = scanner.peek() === OPEN_ARRAY ? readArray(scanner) : readList(scanner);
   if (scanner.peek() !== undefined) scanner.fail('more text after the end');
-  return found ? items : undefined;
+  return items;
 }
