@@ -136,7 +136,7 @@ export interface PodTemplateFacts {
 
 export interface PodFacts {
   name: string;
-  /** Where it runs; absent while the pod is not scheduled (or its node is not known). */
+  /** Where it runs; absent when that is not known (its node is not in the input, or it is not scheduled). */
   node?: NodeFacts | undefined;
   ready: boolean;
   /** The pod's effective requests (init containers and overhead considered). */

@@ -284,7 +284,9 @@ export function projectionFor(type: ResourceType): (object: Obj) => Projected {
   return (object) => {
     const metadata = slimMetadata(object.metadata, shared);
     const { spec, status, extra } = projector(object, shared, metadata);
-    // One literal with spec and status (undefined when absent): one block per object.
+    // One literal with spec and status (undefined when absent): one block per object, but for
+    // the fields of `extra` past the first (an EndpointSlice's second takes a block of its own).
+    // No projector puts spec or status in `extra`.
     return { apiVersion, kind: type.kind, metadata, spec, status, ...extra };
   };
 }

@@ -145,15 +145,18 @@ export function ownerOf(meta: Meta): OwnerRef | undefined {
   );
 }
 
-/** How many distinct key prefixes `sharedPrefix` keeps before it starts over. */
-const PREFIXES_KEPT = 4096;
+/**
+ * How many distinct key prefixes `sharedPrefix` keeps before it starts over: every kind's and
+ * the cache's for each namespace, a dozen per namespace, so thousands of namespaces fit.
+ */
+const PREFIXES_KEPT = 65_536;
 const prefixes = new Map<string, string>();
 
 /**
  * One shared copy of a key's prefix (`kind/namespace/`). A key made of a shared prefix and a
  * name is a rope of the two (32 bytes); made as one template, each key has its own copy of the
- * prefix as well: at 50,000 pods and the keys of every map they are in, megabytes of the same
- * few hundred strings. The table starts over when it is full (namespaces come and go).
+ * prefix as well: at 50,000 pods and the keys of every map they are in, megabytes of copies of a
+ * few thousand strings. The table starts over when it is full (namespaces come and go).
  */
 export function sharedPrefix(prefix: string): string {
   const known = prefixes.get(prefix);

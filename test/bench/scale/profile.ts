@@ -275,7 +275,8 @@ interface HeapGraph extends Graph {
   shape: (n: number) => string | undefined;
   /**
    * The size of an object's out-of-object property block: properties added after the object was
-   * made (beyond its in-object slots) live there, a second allocation for every such object.
+   * made (beyond its in-object slots) live there, a second allocation for every such object (or
+   * in a dictionary, for an object V8 turned slow).
    */
   propertyBlockSize: (n: number) => number;
 }
@@ -350,10 +351,12 @@ function heapGraph(snapshot: HeapSnapshot): HeapGraph {
     },
     propertyBlockSize: (n) => {
       for (const edge of edgesOf(n))
+        // A property block, or the dictionary of an object whose properties went slow.
         if (
           edge.type === internal &&
           edge.name === 'properties' &&
-          nameOf(edge.to) === 'system / PropertyArray'
+          (nameOf(edge.to) === 'system / PropertyArray' ||
+            nameOf(edge.to) === '(object properties)')
         )
           return selfSize(edge.to);
       return 0;
