@@ -92,9 +92,10 @@ export interface ChangedObject {
 export class ChangeTracker {
   private changes: Changes = fresh(true);
 
-  /** Rebuild everything next time. */
-  markAll(): void {
+  /** Rebuild everything next time, keeping these workloads marked as edited (they go first). */
+  markAll(edited: Iterable<string> = []): void {
     this.changes.all = true;
+    for (const key of edited) this.changes.edited.add(key);
   }
 
   /** Next time, rebuild the workloads with a Service if the cluster's client pods moved. */

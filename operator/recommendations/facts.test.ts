@@ -671,6 +671,35 @@ describe('incremental facts', () => {
     await expectEqualToFull(w);
   });
 
+  it('rebuilds everything after a failed rebuild, with the edits it had taken still first', async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    apply(w, {
+      type: 'deployment',
+      app: 'd1',
+      replicas: 3,
+      tier: 'web',
+      image: IMAGES[0] ?? '',
+      ignore: false,
+      remove: false,
+    });
+    // A cache that fails whatever is asked of it (an informer's store cannot, but a bug could).
+    const failing = new Proxy(w.cache, {
+      get: () => () => {
+        throw new Error('broken cache');
+      },
+    });
+    await expect(
+      w.facts.rebuild(failing, { imagePlatforms: w.registry, metrics: w.metrics, log: w.log }),
+    ).rejects.toThrow('broken cache');
+    const next = await rebuild(w);
+    expect(next.full).toBe(true);
+    expect(next.changed).toContain('wl/b/Deployment/d1');
+    expect([...next.edited]).toEqual(['wl/b/Deployment/d1']);
+    await expectEqualToFull(w);
+  });
+
   it("rebuilds a Job's CronJob when the Job changes, not every workload of its namespace", async () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);

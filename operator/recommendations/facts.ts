@@ -124,8 +124,8 @@ export class WorkloadFactsCache {
     try {
       return await this.rebuildMarked(cache, sources, taken);
     } catch (error) {
-      // What was taken is not lost: the next rebuild does everything.
-      this.changes.markAll();
+      // What was taken is not lost: the next rebuild does everything, edits still first.
+      this.changes.markAll(taken.edited);
       throw error;
     }
   }
