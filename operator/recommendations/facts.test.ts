@@ -607,6 +607,17 @@ const BASELINE: Change[] = [
   { type: 'pdb', name: 'b0', app: 'd2', maxUnavailable: 1, remove: false },
 ];
 
+/** d1 scaled to 3 replicas: an edit of its own object. */
+const SCALE_D1: Change = {
+  type: 'deployment',
+  app: 'd1',
+  replicas: 3,
+  tier: 'web',
+  image: IMAGES[0] ?? '',
+  ignore: false,
+  remove: false,
+};
+
 describe('incremental facts', () => {
   it('equal a full rebuild after any sequence of changes (random, seeded)', async () => {
     let partial = 0;
@@ -656,15 +667,7 @@ describe('incremental facts', () => {
     w.kube.put(RESOURCES.nodes, { ...nodeObj('n1', ZONES[1] ?? '', { spot: true }) });
     expect((await rebuild(w)).built).toBe(0);
     // Scaling it is an edit: it goes before workloads whose pods merely moved.
-    apply(w, {
-      type: 'deployment',
-      app: 'd1',
-      replicas: 3,
-      tier: 'web',
-      image: IMAGES[0] ?? '',
-      ignore: false,
-      remove: false,
-    });
+    apply(w, SCALE_D1);
     const scaled = await rebuild(w);
     expect(scaled.changed).toEqual(['wl/b/Deployment/d1']);
     expect([...scaled.edited]).toEqual(['wl/b/Deployment/d1']);
@@ -675,15 +678,7 @@ describe('incremental facts', () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);
     await rebuild(w);
-    apply(w, {
-      type: 'deployment',
-      app: 'd1',
-      replicas: 3,
-      tier: 'web',
-      image: IMAGES[0] ?? '',
-      ignore: false,
-      remove: false,
-    });
+    apply(w, SCALE_D1);
     // A cache that fails whatever is asked of it (an informer's store cannot, but a bug could).
     const failing = new Proxy(w.cache, {
       get: () => () => {

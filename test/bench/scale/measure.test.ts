@@ -62,6 +62,44 @@ describe('cpuFrames in a window', () => {
 });
 
 describe('summarizeHeapSnapshot', () => {
+  /** A heap snapshot file with V8's field layout around these nodes, edges and strings. */
+  const writeSnapshot = (
+    name: string,
+    graph: { nodes: number[]; edges: number[]; strings: string[] },
+  ): string => {
+    const path = join(dir, name);
+    const snapshot = {
+      meta: {
+        node_fields: [
+          'type',
+          'name',
+          'id',
+          'self_size',
+          'edge_count',
+          'trace_node_id',
+          'detachedness',
+        ],
+        node_types: [
+          [
+            'hidden',
+            'array',
+            'string',
+            'object',
+            'code',
+            'closure',
+            'regexp',
+            'number',
+            'native',
+            'synthetic',
+          ],
+        ],
+        edge_fields: ['type', 'name_or_index', 'to_node'],
+        edge_types: [['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak']],
+      },
+    };
+    writeFileSync(path, JSON.stringify({ snapshot, ...graph }));
+    return path;
+  };
   it('finds what retains the memory through the dominator tree, ignoring weak references', () => {
     const MiB = 2 ** 20;
     const strings = [
@@ -107,46 +145,7 @@ describe('summarizeHeapSnapshot', () => {
       [2, s('next'), 4 * F],
       [2, s('next'), 4 * F],
     ].flat();
-    const path = join(dir, 'test.heapsnapshot');
-    writeFileSync(
-      path,
-      JSON.stringify({
-        snapshot: {
-          meta: {
-            node_fields: [
-              'type',
-              'name',
-              'id',
-              'self_size',
-              'edge_count',
-              'trace_node_id',
-              'detachedness',
-            ],
-            node_types: [
-              [
-                'hidden',
-                'array',
-                'string',
-                'object',
-                'code',
-                'closure',
-                'regexp',
-                'number',
-                'native',
-                'synthetic',
-              ],
-            ],
-            edge_fields: ['type', 'name_or_index', 'to_node'],
-            edge_types: [
-              ['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak'],
-            ],
-          },
-        },
-        nodes,
-        edges,
-        strings,
-      }),
-    );
+    const path = writeSnapshot('test.heapsnapshot', { nodes, edges, strings });
     const summary = summarizeHeapSnapshot(path);
     expect(summary).toContain('Heap snapshot');
     expect(summary).toMatch(/3\.0 MiB\s+1 × Big/);
@@ -188,33 +187,7 @@ describe('summarizeHeapSnapshot', () => {
       [3, s('properties'), 2 * F],
       [2, s('x'), 3 * F],
     ].flat();
-    const path = join(dir, 'shapes.heapsnapshot');
-    writeFileSync(
-      path,
-      JSON.stringify({
-        snapshot: {
-          meta: {
-            node_fields: [
-              'type',
-              'name',
-              'id',
-              'self_size',
-              'edge_count',
-              'trace_node_id',
-              'detachedness',
-            ],
-            node_types: [['hidden', 'array', 'string', 'object']],
-            edge_fields: ['type', 'name_or_index', 'to_node'],
-            edge_types: [
-              ['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak'],
-            ],
-          },
-        },
-        nodes,
-        edges,
-        strings,
-      }),
-    );
+    const path = writeSnapshot('shapes.heapsnapshot', { nodes, edges, strings });
     const summary = summarizeHeapSnapshot(path);
     const shapes = summary.slice(
       summary.indexOf('Top objects by shape'),
