@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RESOURCES } from '../kube/resources.ts';
-import { apiError } from '../testing/fake-kube.ts';
+import { apiError, FakeKube } from '../testing/fake-kube.ts';
 import {
   deployment,
   recommendationOf,
@@ -260,6 +260,64 @@ describe('the recommendation controller', () => {
     await op.until(() => matched() === 2);
     op.kube.remove(RESOURCES.deployments, 'api', 'shop');
     await op.until(() => matched() === 1);
+  });
+
+  it('writes nothing from caches still listing: the first status already counts every pod', async () => {
+    const kube = new FakeKube();
+    kube.put(RESOURCES.nodes, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': 'us-east-1a' } },
+    });
+    const web = kube.put(RESOURCES.deployments, deployment('shop', 'web', { replicas: 2 })) as {
+      metadata: { uid: string };
+    };
+    const owner = (kind: string, name: string, uid: string) => [
+      { apiVersion: 'apps/v1', kind, name, uid, controller: true },
+    ];
+    const rs = kube.put(RESOURCES.replicasets, {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        ownerReferences: owner('Deployment', 'web', web.metadata.uid),
+      },
+    }) as { metadata: { uid: string } };
+    for (const name of ['web-1-a', 'web-1-b'])
+      kube.put(RESOURCES.pods, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name,
+          namespace: 'shop',
+          labels: { app: 'web' },
+          ownerReferences: owner('ReplicaSet', 'web-1', rs.metadata.uid),
+        },
+        spec: { nodeName: 'n1', containers: [{ name: 'web' }] },
+        status: { phase: 'Running' },
+      });
+    // The pods' LIST fails once: every other cache has synced while they wait to list again.
+    kube.failNext({ verb: 'list', resource: 'pods' }, apiError(500, 'InternalError'));
+    const replicasWritten: unknown[] = [];
+    const apply = kube.apply.bind(kube);
+    kube.apply = (type, object, options) => {
+      if (options.subresource === 'status')
+        replicasWritten.push(
+          (object as { status?: { placement?: { replicas?: number } } }).status?.placement
+            ?.replicas,
+        );
+      return apply(type, object, options);
+    };
+    operator = await startFakeOperator({ kube });
+    await operator.until(() => replicasWritten.length > 0);
+    await operator.until(() =>
+      Object.values(operator?.controller.pending() ?? {}).every((n) => n === 0),
+    );
+    expect(replicasWritten).toEqual([2]);
+    // One rebuild, of everything, once the caches were complete.
+    const built = await operator.metrics.factsRebuildWorkloads.get();
+    expect(built.values.map((v) => [v.labels.scope, v.value])).toEqual([['all', 1]]);
   });
 
   it('keeps a recommendation a person changes while a new leader has no facts yet', async () => {

@@ -77,6 +77,12 @@ export class RecommendationController {
   private imageRetry: Timer | undefined;
   private clientRefresh: Timer | undefined;
   private leading = false;
+  /**
+   * Every cache has synced (and traffic was read) since this replica took the lease. Before
+   * that, a rebuild would compute facts from part of the cluster (the pods not listed yet, say)
+   * and the workers would write recommendations from them; the first rebuild after it reads all.
+   */
+  private synced = false;
   /** The facts were rebuilt since this replica took the lease. */
   private factsBuilt = false;
   /** When the first watch event that marked something since the last rebuild arrived. */
@@ -123,6 +129,7 @@ export class RecommendationController {
       return;
     }
     if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
+    if (!this.synced) return;
     if (this.facts.changes.markChanged(this.options.cache, resource, object, previous)) {
       this.firstChangeAt ??= this.clock.now();
       this.requestRebuild();
@@ -164,6 +171,7 @@ export class RecommendationController {
     this.facts.forgetComparisons();
     this.factsBuilt = false;
     this.changedSince.clear();
+    this.synced = false;
     this.leading = true;
     await untilAborted(cache.waitForSync(), signal);
     // Traffic is read by the leader only, before its first facts, so they start measured.
@@ -171,6 +179,7 @@ export class RecommendationController {
       await this.options.traffic?.start(() => {
         this.requestFullRebuild();
       });
+    this.synced = true;
     this.requestFullRebuild();
     const resync = this.clock.setInterval(() => {
       this.requestFullRebuild();
