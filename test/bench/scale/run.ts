@@ -105,13 +105,14 @@ export interface ScaleOptions extends ScaleSizes {
 export interface Activity {
   /** Watch events received, by resource. */
   events: Record<string, number>;
-  queueAdds: number;
-  reconciles: number;
   /** Facts rebuilds by scope (marked, all): how many, their seconds in all, workloads computed. */
   rebuilds: Record<string, { count: number; seconds: number; workloads: number }>;
-  /** Keys taken from the queue: their mean wait, and how many waited over 10 s. */
-  queueWait: { count: number; meanSeconds: number; over10s: number };
-  reconcileMeanSeconds: number;
+  /**
+   * Each controller's queue (workloadrecommendation, apply): keys added, reconciles, and of the
+   * keys taken, their mean wait and how many waited over 10 s. Apart, because the apply
+   * controller's many quick reconciles (one per workload event) would hide the other's wait.
+   */
+  queues: Record<string, QueueActivity>;
   /** kopek's server-side applies (objects and status): how many, and their mean time. */
   applies: { count: number; meanSeconds: number };
   /**
@@ -119,6 +120,15 @@ export interface Activity {
    * "no write needed"), by outcome: kopek_change_to_write_delay_seconds, p50/p99 from its buckets.
    */
   changeToWrite: Record<string, HistogramQuantiles>;
+}
+
+export interface QueueActivity {
+  adds: number;
+  reconciles: number;
+  waited: number;
+  meanWaitSeconds: number;
+  waitedOver10s: number;
+  reconcileMeanSeconds: number;
 }
 
 /** How many observations a histogram took in a phase, and its p50/p99 (interpolated in buckets). */
@@ -356,17 +366,26 @@ function activitySince(before: Series[], after: Series[]): Activity {
     }
     return Object.fromEntries(Object.entries(out).filter(([, v]) => v > 0));
   };
-  const total = (name: string): number => delta(name)[''] ?? 0;
   const mean = (seconds: number, count: number): number => (count > 0 ? seconds / count : 0);
   const rebuildCounts = delta('kopek_facts_rebuild_duration_seconds_count', 'scope');
   const rebuildSeconds = delta('kopek_facts_rebuild_duration_seconds_sum', 'scope');
   const rebuildWorkloads = delta('kopek_facts_rebuild_workloads_total', 'scope');
-  const waited = total('workqueue_queue_duration_seconds_count');
   const applyCounts = delta('kopek_kube_request_duration_seconds_count', 'verb');
   const applySeconds = delta('kopek_kube_request_duration_seconds_sum', 'verb');
   const applies = (of: Record<string, number>): number =>
     (of.apply ?? 0) + (of['apply-status'] ?? 0);
-  const reconciles = total('controller_runtime_reconcile_total');
+  // workqueue_* name the controller `name`, controller_runtime_* name it `controller`.
+  const byQueue = (name: string): Record<string, number> => delta(name, 'name');
+  const byController = (name: string): Record<string, number> => delta(name, 'controller');
+  const adds = byQueue('workqueue_adds_total');
+  const waited = byQueue('workqueue_queue_duration_seconds_count');
+  const waitSeconds = byQueue('workqueue_queue_duration_seconds_sum');
+  const waitedUnder10s = delta('workqueue_queue_duration_seconds_bucket', (labels) =>
+    labels.le === '10' ? (labels.name ?? '') : '',
+  );
+  const reconciles = byController('controller_runtime_reconcile_total');
+  const reconcileSeconds = byController('controller_runtime_reconcile_time_seconds_sum');
+  const controllers = new Set([...Object.keys(adds), ...Object.keys(reconciles)]);
   const delayBuckets = new Map<string, { le: number; count: number }[]>();
   for (const [key, count] of Object.entries(
     delta(
@@ -381,20 +400,29 @@ function activitySince(before: Series[], after: Series[]): Activity {
   }
   return {
     events: delta('kopek_cache_events_total', 'resource'),
-    queueAdds: total('workqueue_adds_total'),
-    reconciles,
     rebuilds: Object.fromEntries(
       Object.entries(rebuildCounts).map(([scope, count]) => [
         scope,
         { count, seconds: rebuildSeconds[scope] ?? 0, workloads: rebuildWorkloads[scope] ?? 0 },
       ]),
     ),
-    queueWait: {
-      count: waited,
-      meanSeconds: mean(total('workqueue_queue_duration_seconds_sum'), waited),
-      over10s: waited - (delta('workqueue_queue_duration_seconds_bucket', 'le')['10'] ?? 0),
-    },
-    reconcileMeanSeconds: mean(total('controller_runtime_reconcile_time_seconds_sum'), reconciles),
+    queues: Object.fromEntries(
+      [...controllers].map((controller) => {
+        const taken = waited[controller] ?? 0;
+        const done = reconciles[controller] ?? 0;
+        return [
+          controller,
+          {
+            adds: adds[controller] ?? 0,
+            reconciles: done,
+            waited: taken,
+            meanWaitSeconds: mean(waitSeconds[controller] ?? 0, taken),
+            waitedOver10s: taken - (waitedUnder10s[controller] ?? 0),
+            reconcileMeanSeconds: mean(reconcileSeconds[controller] ?? 0, done),
+          },
+        ];
+      }),
+    ),
     applies: {
       count: applies(applyCounts),
       meanSeconds: mean(applies(applySeconds), applies(applyCounts)),

@@ -21,7 +21,10 @@ function activity(a: Activity): string {
     .sort(([, x], [, y]) => y - x)
     .map(([resource, count]) => `${resource} ${n(count)}`)
     .join(', ');
-  return `${n(a.queueAdds)} / ${n(a.reconciles)}; events: ${events || 'none'}`;
+  const queues = Object.values(a.queues);
+  const adds = queues.reduce((sum, q) => sum + q.adds, 0);
+  const reconciles = queues.reduce((sum, q) => sum + q.reconciles, 0);
+  return `${n(adds)} / ${n(reconciles)}; events: ${events || 'none'}`;
 }
 
 /** Where kopek's time went in a phase: rebuilds, waits in the queue, reconciles, its writes. */
@@ -32,8 +35,14 @@ function work(a: Activity): string {
         `${n(r.count)} ${scope} (${s(r.seconds)}, ${n(r.workloads / Math.max(1, r.count))} workloads each)`,
     )
     .join(', ');
-  const wait = `queue wait mean ${ms(a.queueWait.meanSeconds * 1000)}, ${n(a.queueWait.over10s)} of ${n(a.queueWait.count)} over 10 s`;
-  return `rebuilds: ${rebuilds || 'none'}; ${wait}; reconcile mean ${ms(a.reconcileMeanSeconds * 1000)}; ${n(a.applies.count)} applies, mean ${ms(a.applies.meanSeconds * 1000)}`;
+  const queues = Object.entries(a.queues)
+    .sort(([, x], [, y]) => y.waited - x.waited)
+    .map(
+      ([controller, q]) =>
+        `${controller}: queue wait mean ${ms(q.meanWaitSeconds * 1000)}, ${n(q.waitedOver10s)} of ${n(q.waited)} over 10 s, reconcile mean ${ms(q.reconcileMeanSeconds * 1000)}`,
+    )
+    .join('; ');
+  return `rebuilds: ${rebuilds || 'none'}; ${queues || 'no reconciles'}; ${n(a.applies.count)} applies, mean ${ms(a.applies.meanSeconds * 1000)}`;
 }
 
 /** kopek's own delay from a change's event to its write (or to "no write needed"), by outcome. */
