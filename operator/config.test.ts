@@ -17,6 +17,7 @@ describe('kopek run configuration', () => {
       metricsSecure: true,
       metricsAuthCacheTtlMs: 60_000,
       clientRefreshIntervalMs: 60_000,
+      memorySaver: false,
     });
     expect(config.kubeconfig).toBeUndefined();
     expect(config.metricsCertDir).toBeUndefined();
@@ -25,9 +26,15 @@ describe('kopek run configuration', () => {
   it('reads flags before the environment', () => {
     const config = parseRunConfig(
       ['--workers=8', '--metrics-bind-address', ':9090', '--leader-elect', 'false'],
-      { KOPEK_WORKERS: '2', KOPEK_LOG_LEVEL: 'debug', KUBECONFIG: '/a:/b' },
+      {
+        KOPEK_WORKERS: '2',
+        KOPEK_LOG_LEVEL: 'debug',
+        KUBECONFIG: '/a:/b',
+        KOPEK_MEMORY_SAVER: 'true',
+      },
     );
     expect(config).toMatchObject({
+      memorySaver: true,
       workers: 8,
       metricsPort: 9090,
       leaderElect: false,

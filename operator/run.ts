@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
@@ -381,6 +382,8 @@ export async function runCommand(
   }
   const log = createLogger(config.logLevel);
   if (check) return checkAwsCommand(config, log, output);
+  // A V8 flag, which NODE_OPTIONS refuses; V8 reads it at each collection, so it holds from here.
+  if (config.memorySaver) setFlagsFromString('--memory-saver-mode');
   let operator: RunningOperator;
   try {
     operator = await startOperator(config, { log });
