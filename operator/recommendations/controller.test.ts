@@ -262,6 +262,33 @@ describe('the recommendation controller', () => {
     await op.until(() => matched() === 1);
   });
 
+  it("writes a policy's status once at a cold start: after its workloads, with all of them", async () => {
+    const kube = new FakeKube();
+    kube.put(RESOURCES.savingspolicies, {
+      apiVersion: 'kopek.dev/v1alpha1',
+      kind: 'SavingsPolicy',
+      metadata: { name: 'all' },
+      spec: {},
+    });
+    const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+    for (const name of names) kube.put(RESOURCES.deployments, deployment('shop', name));
+    const matchedWritten: unknown[] = [];
+    const apply = kube.apply.bind(kube);
+    kube.apply = (type, object, options) => {
+      if (type.plural === 'savingspolicies')
+        matchedWritten.push(
+          (object as { status?: { matchedWorkloads?: number } }).status?.matchedWorkloads,
+        );
+      return apply(type, object, options);
+    };
+    operator = await startFakeOperator({ kube });
+    await operator.until(() => matchedWritten.length > 0);
+    await operator.until(() =>
+      Object.values(operator?.controller.pending() ?? {}).every((n) => n === 0),
+    );
+    expect(matchedWritten).toEqual([names.length]);
+  });
+
   it('writes nothing from caches still listing: the first status already counts every pod', async () => {
     const kube = new FakeKube();
     kube.put(RESOURCES.nodes, {

@@ -128,7 +128,10 @@ export class RecommendationController {
       if (target) this.queue.add(workloadKey(target.namespace, target.kind, target.name), 'low');
       return;
     }
-    if (resource === 'savingspolicies') this.queue.add(policyKey(object.metadata.name));
+    // A policy's status sums its workloads' results: none before the first rebuild, which
+    // queues every policy itself.
+    if (resource === 'savingspolicies' && this.factsBuilt)
+      this.queue.add(policyKey(object.metadata.name));
     if (!this.synced) return;
     if (this.facts.changes.markChanged(this.options.cache, resource, object, previous)) {
       this.firstChangeAt ??= this.clock.now();
@@ -283,8 +286,9 @@ export class RecommendationController {
         prices: this.options.prices,
         clock: this.clock,
         log,
+        // Behind the workloads queued before it, so a burst of them writes the totals once.
         enqueuePolicy: (name) => {
-          this.queue.add(policyKey(name));
+          this.queue.add(policyKey(name), 'low');
         },
         decided,
       },
@@ -331,6 +335,9 @@ export class RecommendationController {
       if (own && firstChangeAt !== undefined && !this.changedSince.has(key))
         this.changedSince.set(key, firstChangeAt);
     }
+    if (!this.factsBuilt)
+      for (const policy of cache.list('savingspolicies'))
+        this.queue.add(policyKey(policy.metadata.name), 'low');
     this.factsBuilt = true;
     // Recommendations whose workload kopek no longer analyses (ignored, system namespace, gone).
     for (const wrec of cache.list('workloadrecommendations')) {
