@@ -182,8 +182,11 @@ export class RecommendationController {
       await this.options.traffic?.start(() => {
         this.requestFullRebuild();
       });
-    this.synced = true;
-    this.requestFullRebuild();
+    // A replica that lost the lease meanwhile builds nothing from caches that may still be listing.
+    if (!signal.aborted) {
+      this.synced = true;
+      this.requestFullRebuild();
+    }
     const resync = this.clock.setInterval(() => {
       this.requestFullRebuild();
     }, this.options.resyncIntervalMs ?? 600_000);
