@@ -382,7 +382,8 @@ export async function runCommand(
   }
   const log = createLogger(config.logLevel);
   if (check) return checkAwsCommand(config, log, output);
-  // A V8 flag, which NODE_OPTIONS refuses; V8 reads it at each collection, so it holds from here.
+  // A V8 flag, which NODE_OPTIONS refuses. Set after start, it still takes effect (measured with
+  // bench:scale, ADR 0022).
   if (config.memorySaver) setFlagsFromString('--memory-saver-mode');
   let operator: RunningOperator;
   try {
