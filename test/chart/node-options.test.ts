@@ -44,7 +44,10 @@ describe("kopek's Node options", () => {
   it('are accepted by Node 24 in NODE_OPTIONS and keep the young generation small', () => {
     const capped = youngGenerationMiB(NODE_OPTIONS);
     const defaults = youngGenerationMiB('');
-    expect(capped).toBeLessThanOrEqual(8);
-    expect(defaults).toBeGreaterThan(capped * 4);
+    // Two 2 MiB semi-spaces, plus pages V8 keeps in the new space a while after a scavenge, one
+    // 256 KiB page at a time: 4–6.25 MiB seen on an idle machine, 8.5 in a loaded CI run.
+    // Uncapped it reaches 64 MiB.
+    expect(capped).toBeLessThanOrEqual(16);
+    expect(defaults).toBeGreaterThanOrEqual(32);
   });
 });
