@@ -110,7 +110,8 @@ export interface Activity {
   /**
    * Each controller's queue (workloadrecommendation, apply): keys added, reconciles, and of the
    * keys taken, their mean wait and how many waited over 10 s. Apart, because the apply
-   * controller's many quick reconciles (one per workload event) would hide the other's wait.
+   * controller's many quick reconciles (one per workload or recommendation event) would hide the
+   * other's wait.
    */
   queues: Record<string, QueueActivity>;
   /** kopek's server-side applies (objects and status): how many, and their mean time. */
