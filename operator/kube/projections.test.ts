@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
+import { groupOf } from '../../recommender/objects/index.ts';
 import { canonicalDigest } from '../canonical.ts';
 import { comparableStatus, projectionFor, storedStatusDigest } from './projections.ts';
 import { RESOURCES } from './resources.ts';
@@ -228,5 +232,29 @@ describe('SharedValues', () => {
     }
     expect(shared.size).toBe(1);
     expect(shared.share({ app: 'web' })).toBe(held);
+  });
+});
+
+describe('projections of a whole cluster', () => {
+  it('give the facts the whole objects give (the commerce dump: every kind kopek caches)', () => {
+    const dump = parse(
+      readFileSync(new URL('../../test/fixtures/commerce/dump.yaml', import.meta.url), 'utf8'),
+    ) as { items: Record<string, unknown>[] };
+    const cached = dump.items.flatMap((object) => {
+      const type = Object.values(RESOURCES).find(
+        (t) => t.kind === object.kind && t.group === groupOf(String(object.apiVersion)),
+      );
+      return type === undefined ? [] : [{ object, project: projectionFor(type) }];
+    });
+    // Every kind the dump has but ConfigMap, which kopek does not cache.
+    expect(new Set(cached.map(({ object }) => object.kind)).size).toBe(17);
+    const whole = factsFromObjects(cached.map(({ object }) => object));
+    const projected = factsFromObjects(
+      cached.map(({ object, project }) => project(structuredClone(object))),
+    );
+    expect(whole.facts.length).toBeGreaterThan(40);
+    expect(projected.facts).toStrictEqual(whole.facts);
+    expect(projected.warnings).toStrictEqual(whole.warnings);
+    expect(projected.skipped).toStrictEqual(whole.skipped);
   });
 });

@@ -210,6 +210,7 @@ const PROJECTORS: Record<string, Projector> = {
   Service: (o) => ({
     spec: pick(o.spec, [
       'selector',
+      'clusterIP',
       'type',
       'trafficDistribution',
       'ports',
