@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
 import { groupOf } from '../../recommender/objects/index.ts';
 import { canonicalDigest } from '../canonical.ts';
+import { imageRequests } from '../images.ts';
 import { comparableStatus, projectionFor, storedStatusDigest } from './projections.ts';
 import { RESOURCES } from './resources.ts';
 import { SharedValues } from './shared-values.ts';
@@ -64,7 +65,6 @@ describe('pod projections', () => {
       metadata: {
         name: 'web-5d8f-a',
         namespace: 'shop',
-        uid: 'uid-web-5d8f-a',
         resourceVersion: '7',
         ...OWNED,
       },
@@ -235,6 +235,101 @@ describe('SharedValues', () => {
   });
 });
 
+describe('workload projections', () => {
+  const container = {
+    name: 'app',
+    image: 'shop/web:1',
+    command: ['/web'],
+    env: [{ name: 'LOG_LEVEL', value: 'info' }],
+    resources: { requests: { cpu: '250m' } },
+    readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+    livenessProbe: { httpGet: { path: '/live', port: 8080 } },
+    lifecycle: { preStop: { sleep: { seconds: 5 } } },
+    ports: [{ containerPort: 8080, protocol: 'TCP' }],
+    volumeMounts: [{ name: 'cache', mountPath: '/cache' }],
+    securityContext: { runAsNonRoot: true },
+    imagePullPolicy: 'IfNotPresent',
+    terminationMessagePath: '/dev/termination-log',
+  };
+  const template = {
+    metadata: { labels: { app: 'web' }, annotations: { a: 'b' }, creationTimestamp: null },
+    spec: {
+      containers: [container],
+      initContainers: [{ ...container, name: 'sidecar', restartPolicy: 'Always' }],
+      volumes: [
+        { name: 'cache', emptyDir: { sizeLimit: '1Gi' } },
+        { name: 'config', configMap: { name: 'web', items: [{ key: 'k', path: 'p' }] } },
+        { name: 'data', persistentVolumeClaim: { claimName: 'web-data' } },
+      ],
+      imagePullSecrets: [{ name: 'registry' }],
+      nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      terminationGracePeriodSeconds: 30,
+      dnsPolicy: 'ClusterFirst',
+      serviceAccountName: 'web',
+      securityContext: {},
+    },
+  };
+  const kept = {
+    name: 'app',
+    image: 'shop/web:1',
+    resources: { requests: { cpu: '250m' } },
+    readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+    lifecycle: { preStop: { sleep: { seconds: 5 } } },
+    ports: [{ containerPort: 8080, protocol: 'TCP' }],
+  };
+  const slimTemplate = {
+    metadata: { labels: { app: 'web' }, annotations: { a: 'b' } },
+    spec: {
+      containers: [kept],
+      initContainers: [{ ...kept, name: 'sidecar', restartPolicy: 'Always' }],
+      volumes: [
+        { name: 'cache', emptyDir: { sizeLimit: '1Gi' } },
+        { name: 'config' },
+        { name: 'data', persistentVolumeClaim: { claimName: 'web-data' } },
+      ],
+      imagePullSecrets: [{ name: 'registry' }],
+      nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      terminationGracePeriodSeconds: 30,
+    },
+  };
+
+  it("keep of a pod template what it is judged by and its images' pull secrets, not env or commands", () => {
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: 'shop', uid: 'u-web' },
+      spec: { replicas: 3, selector: { matchLabels: { app: 'web' } }, template },
+    };
+    const projected = projectionFor(RESOURCES.deployments)(structuredClone(deployment));
+    expect(projected.metadata.uid).toBe('u-web');
+    expect(projected.spec).toStrictEqual({
+      replicas: 3,
+      selector: { matchLabels: { app: 'web' } },
+      template: slimTemplate,
+    });
+    expect(factsFromObjects([projected]).facts).toStrictEqual(factsFromObjects([deployment]).facts);
+    expect(imageRequests([projected])).toStrictEqual(imageRequests([deployment]));
+  });
+
+  it("keep a CronJob's Job template whole but for its pod template, slimmed alike", () => {
+    const cronJob = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'report', namespace: 'shop' },
+      spec: {
+        schedule: '0 * * * *',
+        jobTemplate: { spec: { backoffLimit: 2, template } },
+      },
+    };
+    const projected = projectionFor(RESOURCES.cronjobs)(structuredClone(cronJob));
+    expect(projected.spec).toStrictEqual({
+      schedule: '0 * * * *',
+      jobTemplate: { spec: { backoffLimit: 2, template: slimTemplate } },
+    });
+    expect(factsFromObjects([projected]).facts).toStrictEqual(factsFromObjects([cronJob]).facts);
+  });
+});
+
 describe('projections of a whole cluster', () => {
   it('give the facts the whole objects give (the commerce dump: every kind kopek caches)', () => {
     const dump = parse(
@@ -256,5 +351,12 @@ describe('projections of a whole cluster', () => {
     expect(projected.facts).toStrictEqual(whole.facts);
     expect(projected.warnings).toStrictEqual(whole.warnings);
     expect(projected.skipped).toStrictEqual(whole.skipped);
+    // And the registry is asked for the same images, with the same pull secrets (a
+    // Deployment's ReplicaSets, whose templates are not kept, repeat its own).
+    const images = (objects: unknown[]) =>
+      new Set(imageRequests(objects).map((request) => JSON.stringify(request)));
+    const asked = images(cached.map(({ object, project }) => project(structuredClone(object))));
+    expect(asked.size).toBeGreaterThan(20);
+    expect(asked).toStrictEqual(images(cached.map(({ object }) => object)));
   });
 });

@@ -61,9 +61,10 @@ function text(v: unknown): string | undefined {
 /**
  * The metadata kept, every field but the rare deletionTimestamp always set (undefined when
  * absent): fields added one by one would cost each object a second block, tens of bytes for
- * each of 50,000 pods.
+ * each of 50,000 pods. A pod's uid is not kept (`keepUid` false): nothing reads it, and it is
+ * 56 bytes of each pod.
  */
-function slimMetadata(metadata: unknown, shared: Sharing): Projected['metadata'] {
+function slimMetadata(metadata: unknown, shared: Sharing, keepUid: boolean): Projected['metadata'] {
   const m = isRecord(metadata) ? metadata : {};
   const annotations = isRecord(m.annotations)
     ? Object.entries(m.annotations as Record<string, string>).filter(
@@ -73,7 +74,7 @@ function slimMetadata(metadata: unknown, shared: Sharing): Projected['metadata']
   const out: Projected['metadata'] = {
     name: text(m.name) ?? '',
     namespace: shareText(shared, text(m.namespace)),
-    uid: text(m.uid),
+    uid: keepUid ? text(m.uid) : undefined,
     resourceVersion: text(m.resourceVersion),
     generation: typeof m.generation === 'number' ? m.generation : undefined,
     labels: isRecord(m.labels) ? share(shared, m.labels as Record<string, string>) : undefined,
@@ -166,9 +167,60 @@ const WORKLOAD_STATUS = [
   'observedGeneration',
 ];
 
-/** Workload controllers keep their whole spec (the pod template is what kopek judges) and a few status counts. */
+/**
+ * What the facts (recommender/objects/templates.ts) and the image look-ups read of a pod
+ * template's spec and of its containers; the rest (env, commands, mounts, security contexts,
+ * the API server's defaults) is most of a template and is never read. A reader of another field
+ * adds it here: the commerce dump's test compares the facts of projections and whole objects.
+ */
+const TEMPLATE_SPEC_FIELDS = [
+  'containers',
+  'initContainers',
+  'volumes',
+  'nodeSelector',
+  'affinity',
+  'tolerations',
+  'topologySpreadConstraints',
+  'terminationGracePeriodSeconds',
+  'priorityClassName',
+  'imagePullSecrets',
+];
+const TEMPLATE_CONTAINER_FIELDS = [
+  'name',
+  'image',
+  'resources',
+  'readinessProbe',
+  'lifecycle',
+  'ports',
+  'restartPolicy',
+];
+/** A volume's name and what tells its kind (the facts call any other source `other`). */
+const TEMPLATE_VOLUME_FIELDS = ['name', 'hostPath', 'emptyDir', 'persistentVolumeClaim'];
+
+function slimTemplate(template: Obj): Obj {
+  const spec = pick(template.spec, TEMPLATE_SPEC_FIELDS) ?? {};
+  for (const field of ['containers', 'initContainers'])
+    if (Array.isArray(spec[field]))
+      spec[field] = (spec[field] as unknown[]).map((c) => pick(c, TEMPLATE_CONTAINER_FIELDS) ?? c);
+  if (Array.isArray(spec.volumes))
+    spec.volumes = (spec.volumes as unknown[]).map((v) => pick(v, TEMPLATE_VOLUME_FIELDS) ?? v);
+  return { metadata: pick(template.metadata, ['labels', 'annotations']), spec };
+}
+
+/** A workload's spec with its pod template (a CronJob's, in its Job template) slimmed. */
+function workloadSpec(spec: unknown): Obj | undefined {
+  if (!isRecord(spec)) return undefined;
+  const out: Obj = { ...spec };
+  if (isRecord(spec.template)) out.template = slimTemplate(spec.template);
+  const job = isRecord(spec.jobTemplate) ? spec.jobTemplate : undefined;
+  if (job !== undefined && isRecord(job.spec) && isRecord(job.spec.template))
+    out.jobTemplate = { ...job, spec: { ...job.spec, template: slimTemplate(job.spec.template) } };
+  return out;
+}
+
+/** Workload controllers keep their spec (the pod template is what kopek judges) and a few status counts. */
 function workloadProjection(o: Obj): { spec?: Obj | undefined; status?: Obj | undefined } {
-  return { spec: isRecord(o.spec) ? o.spec : undefined, status: pick(o.status, WORKLOAD_STATUS) };
+  return { spec: workloadSpec(o.spec), status: pick(o.status, WORKLOAD_STATUS) };
 }
 
 /** The kinds whose objects repeat one another's values: pods (by the ten), their endpoints. */
@@ -283,7 +335,7 @@ export function projectionFor(type: ResourceType): (object: Obj) => Projected {
       : workloadProjection);
   const shared = SHARING_KINDS.has(type.kind) ? new SharedValues() : undefined;
   return (object) => {
-    const metadata = slimMetadata(object.metadata, shared);
+    const metadata = slimMetadata(object.metadata, shared, type.kind !== 'Pod');
     const { spec, status, extra } = projector(object, shared, metadata);
     // One literal with spec and status (undefined when absent): one block per object, but for
     // the fields of `extra` past the first (an EndpointSlice's second takes a block of its own).
