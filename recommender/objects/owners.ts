@@ -10,9 +10,10 @@ import { objectKey, ownerOf, type K8s, type Meta } from './read.ts';
 
 /** The workload (kind/namespace/name key) a pod belongs to, or undefined for bare pods. */
 export function workloadOfPod(pod: K8s, index: Index): string | undefined {
-  const owner = ownerOf(pod.meta);
+  const meta = pod.meta; // once: a running pod's metadata is read again at each access
+  const owner = ownerOf(meta);
   if (owner === undefined) return undefined;
-  const ns = pod.meta.namespace;
+  const ns = meta.namespace;
   if (owner.kind === 'ReplicaSet') {
     const rs = index.byKey.get(objectKey('ReplicaSet', ns, owner.name));
     if (rs !== undefined) {
@@ -22,8 +23,7 @@ export function workloadOfPod(pod: K8s, index: Index): string | undefined {
       return objectKey('ReplicaSet', ns, owner.name);
     }
     // No ReplicaSet in the dump: its name is the Deployment's plus "-<pod-template-hash>".
-    const hash =
-      pod.meta.labels['pod-template-hash'] ?? pod.meta.labels['rollouts-pod-template-hash'];
+    const hash = meta.labels['pod-template-hash'] ?? meta.labels['rollouts-pod-template-hash'];
     if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
       const base = owner.name.slice(0, -hash.length - 1);
       for (const kind of ['Deployment', 'Rollout'])
@@ -52,13 +52,13 @@ export function workloadOfPod(pod: K8s, index: Index): string | undefined {
  * changes or goes, the pod's workload may change.
  */
 export function ownerChainKeys(pod: K8s): string[] {
-  const owner = ownerOf(pod.meta);
+  const meta = pod.meta; // once: a running pod's metadata is read again at each access
+  const owner = ownerOf(meta);
   if (owner === undefined) return [];
-  const ns = pod.meta.namespace;
+  const ns = meta.namespace;
   if (owner.kind === 'ReplicaSet') {
     const keys = [objectKey('ReplicaSet', ns, owner.name)];
-    const hash =
-      pod.meta.labels['pod-template-hash'] ?? pod.meta.labels['rollouts-pod-template-hash'];
+    const hash = meta.labels['pod-template-hash'] ?? meta.labels['rollouts-pod-template-hash'];
     if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
       const base = owner.name.slice(0, -hash.length - 1);
       keys.push(objectKey('Deployment', ns, base), objectKey('Rollout', ns, base));
