@@ -674,6 +674,38 @@ describe('incremental facts', () => {
     await expectEqualToFull(w);
   });
 
+  it("follows a pod to the parent its owner's name guesses, when that comes back", async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    const d0 = (remove: boolean): Change => ({
+      type: 'deployment',
+      app: 'd0',
+      replicas: 2,
+      tier: 'web',
+      image: 'img/x:1',
+      ignore: false,
+      remove,
+    });
+    // p0 (of ReplicaSet d0-h1) and p6 (of Job cron-100) lose their parent, then their owner: by
+    // the owners' names they would be d0's and cron's, which are gone. When d0 and cron come
+    // back, the pods are theirs again, though neither the pods nor their owners changed.
+    const steps: Change[] = [
+      d0(true),
+      { type: 'cronjob', remove: true },
+      { type: 'replicaset', app: 'd0', hash: 'h1', remove: true },
+      { type: 'job', name: 'cron-100', owner: 'cron', seconds: 60, remove: true },
+      d0(false),
+      { type: 'cronjob', remove: false },
+    ];
+    for (const step of steps) {
+      apply(w, step);
+      await rebuild(w);
+      await expectEqualToFull(w);
+    }
+    expect(w.facts.get('wl/a/Deployment/d0')?.pods.map((p) => p.name)).toContain('p0');
+  });
+
   it('rebuilds everything after a failed rebuild, with the edits it had taken still first', async () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);
