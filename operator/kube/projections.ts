@@ -237,8 +237,12 @@ const PROJECTORS: Record<string, Projector> = {
       : undefined;
     const containers = slimContainers(spec.containers);
     const initContainers = slimContainers(spec.initContainers);
-    const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName']) ?? {};
-    for (const key of Object.keys(kept)) kept[key] = shareText(shared, kept[key]);
+    // overhead: a RuntimeClass's (Kata, gVisor), which the pod's requests count.
+    const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName', 'overhead']) ?? {};
+    for (const key of Object.keys(kept)) {
+      const value = kept[key];
+      kept[key] = isRecord(value) ? share(shared, value) : shareText(shared, value);
+    }
     return {
       spec: {
         ...kept,
