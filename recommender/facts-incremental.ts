@@ -102,8 +102,9 @@ export class IncrementalInput {
   /** Running pods of no workload outside system namespaces, by pod key. */
   private readonly orphans = new Map<string, K8s>();
   /**
-   * Object key → the running pods whose entry read it (their node, their owner chain). Arrays,
-   * not Sets: one per node and per owner, a few entries each, kept for every running pod.
+   * Object key → the running pods whose entry read it (their node, their owner chain as far as
+   * it was read: see readsOf). Arrays, not Sets: one per node and per owner, a few entries each,
+   * kept for every running pod.
    */
   private readonly readers = new Map<string, string[]>();
   /** Pods whose running entry is computed again at the next prepare. */
@@ -139,7 +140,11 @@ export class IncrementalInput {
     this.options = options;
   }
 
-  /** Adds or replaces one object; one of a kind the builder does not read is ignored. */
+  /**
+   * Adds or replaces one object; one of a kind the builder does not read is ignored. The object
+   * is kept, not copied, and must not change afterwards: a running pod's metadata is read from it
+   * at each use (KeptPod). Replace it with `set` instead.
+   */
   set(raw: unknown): void {
     if (!isRecord(raw)) return;
     const kind = str(raw.kind);
