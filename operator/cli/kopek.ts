@@ -39,8 +39,8 @@ kopek analyze
   a byte-order mark as PowerShell writes it) holding nodes, pods,
   workloads (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Argo Rollouts),
   PodDisruptionBudgets, HorizontalPodAutoscalers, Services and EndpointSlices (SavingsPolicies,
-  Namespaces, PersistentVolumeClaims and PersistentVolumes are used when present), and prints one
-  WorkloadRecommendation per workload, as the operator would write it. For example:
+  Namespaces, PersistentVolumeClaims, PersistentVolumes and StorageClasses are used when present),
+  and prints one WorkloadRecommendation per workload, as the operator would write it. For example:
 
     kubectl get nodes,pods,deploy,sts,ds,rs,jobs,cronjobs,pdb,hpa,svc,endpointslices -A -o yaml > dump.yaml
     kopek analyze -f dump.yaml --image-platforms platforms.json

@@ -335,13 +335,31 @@ describe('projections of a whole cluster', () => {
     const dump = parse(
       readFileSync(new URL('../../test/fixtures/commerce/dump.yaml', import.meta.url), 'utf8'),
     ) as { items: Record<string, unknown>[] };
-    // What the dump lacks: a RuntimeClass's overhead on the pods of one namespace.
-    for (const item of dump.items)
-      if (
-        item.kind === 'Pod' &&
-        (item.metadata as { namespace?: string }).namespace === 'storefront'
-      )
-        (item.spec as Record<string, unknown>).overhead = { cpu: '250m', memory: '160Mi' };
+    // What the dump lacks: a RuntimeClass's overhead on the pods of one namespace, and a
+    // claim (grafana's) that only the default StorageClass tells is EBS.
+    for (const item of dump.items) {
+      const metadata = item.metadata as { name: string; namespace?: string };
+      const spec = item.spec as Record<string, unknown>;
+      if (item.kind === 'Pod' && metadata.namespace === 'storefront')
+        spec.overhead = { cpu: '250m', memory: '160Mi' };
+      if (item.kind === 'PersistentVolumeClaim' && metadata.name === 'grafana')
+        delete spec.storageClassName;
+      if (item.kind === 'PersistentVolume' && spec.csi !== undefined) {
+        delete spec.csi;
+        delete spec.storageClassName;
+      }
+    }
+    dump.items.push({
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: {
+        name: 'gp3',
+        annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' },
+      },
+      provisioner: 'ebs.csi.aws.com',
+      parameters: { type: 'gp3' },
+      volumeBindingMode: 'WaitForFirstConsumer',
+    });
     const cached = dump.items.flatMap((object) => {
       const type = Object.values(RESOURCES).find(
         (t) => t.kind === object.kind && t.group === groupOf(String(object.apiVersion)),
@@ -349,13 +367,17 @@ describe('projections of a whole cluster', () => {
       return type === undefined ? [] : [{ object, project: projectionFor(type) }];
     });
     // Every kind the dump has but ConfigMap, which kopek does not cache.
-    expect(new Set(cached.map(({ object }) => object.kind)).size).toBe(17);
+    expect(new Set(cached.map(({ object }) => object.kind)).size).toBe(18);
     const whole = factsFromObjects(cached.map(({ object }) => object));
     const projected = factsFromObjects(
       cached.map(({ object, project }) => project(structuredClone(object))),
     );
     expect(whole.facts.length).toBeGreaterThan(40);
     expect(projected.facts).toStrictEqual(whole.facts);
+    const grafana = projected.facts.find((f) => f.name === 'grafana');
+    expect(grafana?.template.volumes.map((v) => v.zonalVolume)).toContain(
+      'StorageClass gp3 provisions EBS volumes (ebs.csi.aws.com), which live in one zone',
+    );
     expect(projected.warnings).toStrictEqual(whole.warnings);
     expect(projected.skipped).toStrictEqual(whole.skipped);
     // And the registry is asked for the same images, with the same pull secrets (a

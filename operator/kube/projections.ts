@@ -303,6 +303,9 @@ const PROJECTORS: Record<string, Projector> = {
     const driver = isRecord(o.spec) && isRecord(o.spec.csi) ? o.spec.csi.driver : undefined;
     return { spec: driver === undefined ? spec : { ...spec, csi: { driver } } };
   },
+  // Its provisioner tells an EBS volume of a claim whose PersistentVolume does not say; the
+  // default-class annotation stays in the metadata.
+  StorageClass: (o) => ({ extra: { provisioner: o.provisioner } }),
   PodDisruptionBudget: (o) => ({
     spec: pick(o.spec, ['selector', 'minAvailable', 'maxUnavailable']),
     status: pick(o.status, ['disruptionsAllowed', 'currentHealthy', 'expectedPods']),

@@ -69,6 +69,13 @@ export const RESOURCES = {
     kind: 'PersistentVolume',
     namespaced: false,
   },
+  storageclasses: {
+    group: 'storage.k8s.io',
+    version: 'v1',
+    plural: 'storageclasses',
+    kind: 'StorageClass',
+    namespaced: false,
+  },
   endpointslices: {
     group: 'discovery.k8s.io',
     version: 'v1',

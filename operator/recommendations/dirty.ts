@@ -44,7 +44,10 @@ const SELECTING: ReadonlySet<ResourceName> = new Set([
 
 /** What changed since the last build, in the terms the facts cache resolves to workloads. */
 export interface Changes {
-  /** Rebuild every workload (first build, resync, a SavingsPolicy or PersistentVolume changed). */
+  /**
+   * Rebuild every workload (first build, resync, a SavingsPolicy, PersistentVolume or
+   * StorageClass changed).
+   */
   all: boolean;
   /** Workload keys (`wl/<namespace>/<kind>/<name>`). */
   workloads: Set<string>;
@@ -162,7 +165,7 @@ export class ChangeTracker {
     else if (resource === 'pods') {
       this.markWorkloads(podWorkloads(cache, object));
       if (previous !== undefined) this.markWorkloads(podWorkloads(cache, previous));
-    } else if (kind === undefined) changes.all = true; // SavingsPolicies, PersistentVolumes
+    } else if (kind === undefined) changes.all = true; // SavingsPolicies, PersistentVolumes, StorageClasses
     return true;
   }
 

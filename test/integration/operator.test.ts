@@ -77,6 +77,18 @@ function workloads(registry: string): string {
         ],
       },
     },
+    // A claim that names no StorageClass and is not bound: only the default class can say
+    // where its volume will live (the test adds one later).
+    {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'uploads', namespace: 'shop' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } },
+    },
+    deployment('uploads', 2, {
+      containers: [container('uploads', `${registry}/shop/web:1`)],
+      volumes: [{ name: 'files', persistentVolumeClaim: { claimName: 'uploads' } }],
+    }),
     {
       apiVersion: 'apps/v1',
       kind: 'DaemonSet',
@@ -217,6 +229,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
         'workloadrecommendation.kopek.dev/cronjob-report',
         'workloadrecommendation.kopek.dev/daemonset-agent',
         'workloadrecommendation.kopek.dev/deployment-api',
+        'workloadrecommendation.kopek.dev/deployment-uploads',
         'workloadrecommendation.kopek.dev/deployment-web',
         'workloadrecommendation.kopek.dev/statefulset-db',
       ]);
@@ -226,6 +239,32 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     const db = await wrec('statefulset-db');
     expect(db?.status?.spot?.verdict).toBe('NotRecommended');
     expect(codes(db?.status?.spot?.reasons)).toContain('StatefulWithVolumeClaims');
+  });
+
+  it('watches StorageClasses: a default EBS class created later keeps a claim off Spot', async () => {
+    const spotReasons = async (): Promise<string[]> =>
+      codes((await wrec('deployment-uploads'))?.status?.spot?.reasons);
+    expect(await spotReasons()).toContain('UsesPersistentVolumeClaim');
+    expect(await spotReasons()).not.toContain('ZonalVolumeClaim');
+
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'StorageClass',
+        metadata: {
+          name: 'gp3',
+          annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' },
+        },
+        provisioner: 'ebs.csi.aws.com',
+        volumeBindingMode: 'WaitForFirstConsumer',
+      }),
+    });
+    await expect.poll(spotReasons, { timeout: 30_000 }).toContain('ZonalVolumeClaim');
+    const spot = (await wrec('deployment-uploads'))?.status?.spot;
+    expect(spot?.verdict).toBe('NotRecommended');
+    expect(spot?.reasons?.find((reason) => reason.code === 'ZonalVolumeClaim')?.message).toContain(
+      'StorageClass gp3 provisions EBS volumes (ebs.csi.aws.com)',
+    );
   });
 
   it('does not ask a DaemonSet to move to Spot', async () => {
@@ -334,7 +373,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       )
       .toMatchObject({
         status: {
-          matchedWorkloads: 4,
+          matchedWorkloads: 5,
           topWorkloads: expect.arrayContaining([
             expect.objectContaining({ name: 'api' }),
           ]) as unknown,
