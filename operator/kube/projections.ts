@@ -237,8 +237,9 @@ const PROJECTORS: Record<string, Projector> = {
       : undefined;
     const containers = slimContainers(spec.containers);
     const initContainers = slimContainers(spec.initContainers);
-    // overhead: a RuntimeClass's (Kata, gVisor), which the pod's requests count.
-    const kept = pick(spec, ['nodeName', 'schedulerName', 'priorityClassName', 'overhead']) ?? {};
+    // overhead: a RuntimeClass's (Kata, gVisor), which the pod's requests count. The scheduling
+    // fields the facts read come from the workload's template, not from its pods.
+    const kept = pick(spec, ['nodeName', 'overhead']) ?? {};
     for (const key of Object.keys(kept)) {
       const value = kept[key];
       kept[key] = isRecord(value) ? share(shared, value) : shareText(shared, value);
