@@ -1,9 +1,10 @@
 import type {
+  CrossZoneResult,
   OptimizationResult,
   WorkloadRecommendationStatus,
 } from '../../recommender/api/v1alpha1.ts';
-import type { Metrics } from '../metrics.ts';
-import { CrossZoneSeries } from '../traffic/series.ts';
+import { BYTES_PER_GB } from '../../recommender/cross-zone.ts';
+import type { GaugeSample, Metrics } from '../metrics.ts';
 
 /** The latest recommendation of one workload, as it is computed. */
 export interface WorkloadResult {
@@ -16,6 +17,10 @@ export interface WorkloadResult {
 
 type OptimizationSummary = Pick<OptimizationResult, 'verdict' | 'monthlySavingsUSD'>;
 
+/** Cross-zone: also the money, the bytes and the largest measured edges its series show. */
+type CrossZoneSummary = OptimizationSummary &
+  Pick<CrossZoneResult, 'monthlyCostUSD' | 'monthlyCrossZoneGB' | 'edges'>;
+
 /**
  * What is kept of a status: the money and the verdicts that the policy status and the gauges
  * read. The whole status (reasons, images, placement, patch: several KiB a workload) is written
@@ -26,7 +31,7 @@ export interface StatusSummary {
   potentialMonthlySavingsUSD?: string;
   spot?: OptimizationSummary;
   arm64?: OptimizationSummary;
-  crossZone?: OptimizationSummary;
+  crossZone?: CrossZoneSummary;
 }
 
 /** A workload's latest result as kept: its summary only. */
@@ -35,34 +40,72 @@ export interface KeptResult extends Omit<WorkloadResult, 'status'> {
 }
 
 function summary(status: WorkloadRecommendationStatus): StatusSummary {
-  const part = (result: OptimizationResult | undefined): OptimizationSummary | undefined =>
-    result && { verdict: result.verdict, monthlySavingsUSD: result.monthlySavingsUSD };
   const kept: StatusSummary = {};
   if (status.monthlyCostUSD !== undefined) kept.monthlyCostUSD = status.monthlyCostUSD;
   if (status.potentialMonthlySavingsUSD !== undefined)
     kept.potentialMonthlySavingsUSD = status.potentialMonthlySavingsUSD;
-  for (const optimization of ['spot', 'arm64', 'crossZone'] as const) {
-    const result = part(status[optimization]);
-    if (result) kept[optimization] = result;
+  for (const optimization of ['spot', 'arm64'] as const) {
+    const result = status[optimization];
+    if (result)
+      kept[optimization] = { verdict: result.verdict, monthlySavingsUSD: result.monthlySavingsUSD };
+  }
+  const crossZone = status.crossZone;
+  if (crossZone) {
+    const { verdict, monthlySavingsUSD, monthlyCostUSD, monthlyCrossZoneGB, edges } = crossZone;
+    const keptCrossZone: CrossZoneSummary = { verdict, monthlySavingsUSD };
+    if (monthlyCostUSD !== undefined) keptCrossZone.monthlyCostUSD = monthlyCostUSD;
+    if (monthlyCrossZoneGB !== undefined) keptCrossZone.monthlyCrossZoneGB = monthlyCrossZoneGB;
+    if (edges !== undefined && edges.length > 0) keptCrossZone.edges = edges;
+    kept.crossZone = keptCrossZone;
   }
   return kept;
 }
 
-const OPTIMIZATIONS = ['combined', 'spot', 'arm64', 'cross_zone'] as const;
-
 /**
- * The latest result per workload and its Prometheus series. A workload's series exist exactly
- * while it has a result: forgetting a workload removes them, so dashboards never show the money
- * of workloads that are gone.
+ * The latest result per workload, and the per-workload Prometheus series computed from them at
+ * each scrape: a workload's series exist exactly while it has a result, so dashboards never show
+ * the money of workloads that are gone.
  */
 export class WorkloadResults {
-  private readonly metrics: Metrics;
   private readonly results = new Map<string, KeptResult>();
-  private readonly crossZone: CrossZoneSeries;
 
   constructor(metrics: Metrics) {
-    this.metrics = metrics;
-    this.crossZone = new CrossZoneSeries(metrics);
+    const usd = (value: string | undefined): number => Number(value ?? 0);
+    metrics.workloadMonthlyCost.samples = () =>
+      this.samples((status) => [{ value: usd(status.monthlyCostUSD) }]);
+    metrics.workloadPotentialSavings.samples = () =>
+      this.samples((status) =>
+        (
+          [
+            ['combined', status.potentialMonthlySavingsUSD],
+            ['spot', status.spot?.monthlySavingsUSD],
+            ['arm64', status.arm64?.monthlySavingsUSD],
+            ['cross_zone', status.crossZone?.monthlySavingsUSD],
+          ] as const
+        ).map(([optimization, savings]) => ({ labels: { optimization }, value: usd(savings) })),
+      );
+    metrics.workloadCrossZoneCost.samples = () =>
+      this.samples((status) => [{ value: usd(status.crossZone?.monthlyCostUSD) }]);
+    metrics.workloadCrossZoneBytes.samples = () =>
+      this.samples((status) => {
+        const gb = status.crossZone?.monthlyCrossZoneGB;
+        return gb === undefined ? [] : [{ value: Number(gb) * BYTES_PER_GB }];
+      });
+    const edges = (value: (edge: NonNullable<CrossZoneSummary['edges']>[number]) => number) => () =>
+      this.samples((status) =>
+        (status.crossZone?.edges ?? []).map((edge) => ({
+          labels: {
+            peer_namespace: edge.peer.namespace ?? '',
+            peer_kind: edge.peer.kind ?? '',
+            peer_name: edge.peer.name,
+          },
+          value: value(edge),
+        })),
+      );
+    metrics.workloadCrossZoneEdgeBytes.samples = edges(
+      (edge) => Number(edge.monthlyCrossZoneGB) * BYTES_PER_GB,
+    );
+    metrics.workloadCrossZoneEdgeCost.samples = edges((edge) => Number(edge.monthlyCostUSD));
   }
 
   values(): IterableIterator<KeptResult> {
@@ -74,29 +117,13 @@ export class WorkloadResults {
   }
 
   /**
-   * Records a workload's result and exports its series. Returns the policies whose totals
-   * changed with it (the one it was under before, and the one now), to update their status.
+   * Records a workload's result. Returns the policies whose totals changed with it (the one it
+   * was under before, and the one now), to update their status.
    */
   set(key: string, result: WorkloadResult): string[] {
     const previous = this.results.get(key);
     const { status } = result;
     this.results.set(key, { ...result, status: summary(status) });
-    const labels = { namespace: result.namespace, kind: result.kind, name: result.name };
-    const savings: Record<(typeof OPTIMIZATIONS)[number], string | undefined> = {
-      combined: status.potentialMonthlySavingsUSD,
-      spot: status.spot?.monthlySavingsUSD,
-      arm64: status.arm64?.monthlySavingsUSD,
-      cross_zone: status.crossZone?.monthlySavingsUSD,
-    };
-    this.metrics.workloadMonthlyCost.set(labels, Number(status.monthlyCostUSD ?? 0));
-    for (const optimization of OPTIMIZATIONS)
-      this.metrics.workloadPotentialSavings.set(
-        // prom-client keeps this object for the series: a literal is one block, a spread two.
-        { namespace: labels.namespace, kind: labels.kind, name: labels.name, optimization },
-        Number(savings[optimization] ?? 0),
-      );
-    this.metrics.workloadCrossZoneCost.set(labels, Number(status.crossZone?.monthlyCostUSD ?? 0));
-    this.crossZone.record(labels, status.crossZone);
     const summaryChanged =
       !previous ||
       previous.policy !== result.policy ||
@@ -106,17 +133,26 @@ export class WorkloadResults {
     return [previous?.policy, result.policy].filter((policy) => policy !== undefined);
   }
 
-  /** Forgets a workload and removes its series; returns the policy it counted under. */
+  /** Forgets a workload (and so its series); returns the policy it counted under. */
   delete(key: string): string[] {
     const previous = this.results.get(key);
     if (!previous) return [];
     this.results.delete(key);
-    const labels = { namespace: previous.namespace, kind: previous.kind, name: previous.name };
-    this.metrics.workloadMonthlyCost.remove(labels);
-    this.metrics.workloadCrossZoneCost.remove(labels);
-    this.crossZone.forget(labels);
-    for (const optimization of OPTIMIZATIONS)
-      this.metrics.workloadPotentialSavings.remove({ ...labels, optimization });
     return previous.policy === undefined ? [] : [previous.policy];
+  }
+
+  /** One gauge's series: each result's, labelled with its workload and `series`' own labels. */
+  private samples(
+    series: (status: StatusSummary) => { labels?: Record<string, string>; value: number }[],
+  ): GaugeSample[] {
+    const out: GaugeSample[] = [];
+    for (const { namespace, kind, name, status } of this.results.values())
+      for (const { labels, value } of series(status))
+        out.push({
+          labels:
+            labels === undefined ? { namespace, kind, name } : { namespace, kind, name, ...labels },
+          value,
+        });
+    return out;
   }
 }
