@@ -336,17 +336,16 @@ describe('projections of a whole cluster', () => {
       readFileSync(new URL('../../test/fixtures/commerce/dump.yaml', import.meta.url), 'utf8'),
     ) as { items: Record<string, unknown>[] };
     // What the dump lacks: a RuntimeClass's overhead on the pods of one namespace, and a
-    // claim (grafana's) that only the default StorageClass tells is EBS.
+    // claim (grafana's, made unbound and classless) that only the default StorageClass tells
+    // is EBS.
     for (const item of dump.items) {
       const metadata = item.metadata as { name: string; namespace?: string };
       const spec = item.spec as Record<string, unknown>;
       if (item.kind === 'Pod' && metadata.namespace === 'storefront')
         spec.overhead = { cpu: '250m', memory: '160Mi' };
-      if (item.kind === 'PersistentVolumeClaim' && metadata.name === 'grafana')
+      if (item.kind === 'PersistentVolumeClaim' && metadata.name === 'grafana') {
         delete spec.storageClassName;
-      if (item.kind === 'PersistentVolume' && spec.csi !== undefined) {
-        delete spec.csi;
-        delete spec.storageClassName;
+        delete spec.volumeName;
       }
     }
     dump.items.push({

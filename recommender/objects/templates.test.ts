@@ -181,6 +181,15 @@ describe('pod templates', () => {
       zonal: /StorageClass gp2 provisions EBS/,
     },
     {
+      name: 'a bound claim naming no class is not given the default class',
+      objects: [
+        claim({ volumeName: 'pv-1', accessModes: ['ReadWriteOnce'] }),
+        volume({ nfs: { server: 'files.internal', path: '/exports/data' } }),
+        storageClass('gp3', 'ebs.csi.aws.com', true),
+      ],
+      zonal: undefined,
+    },
+    {
       name: 'a ReadWriteMany claim (EFS) is not tied to a node',
       objects: [
         claim({ volumeName: 'pv-1', accessModes: ['ReadWriteMany'] }),

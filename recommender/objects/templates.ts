@@ -113,10 +113,15 @@ const EBS_PROVISIONERS = new Set(['ebs.csi.aws.com', 'kubernetes.io/aws-ebs']);
 const SINGLE_NODE_MODES = new Set(['ReadWriteOnce', 'ReadWriteOncePod']);
 const ANNOTATION_DEFAULT_CLASS = 'storageclass.kubernetes.io/is-default-class';
 
-/** The StorageClass a claim names, or the cluster's default one when it names none. */
+/**
+ * The StorageClass a claim names, or the cluster's default one when it names none and is not
+ * bound yet (Kubernetes gives the default only to claims waiting for a volume; a bound claim
+ * without a class has a volume made by hand, which the default says nothing about).
+ */
 function storageClassOf(claimSpec: Obj, pvSpec: Obj, index: Index): K8s | undefined {
   const name = str(claimSpec.storageClassName) ?? str(pvSpec.storageClassName);
   if (name !== undefined) return index.byKey.get(objectKey('StorageClass', '', name));
+  if (str(claimSpec.volumeName) !== undefined) return undefined;
   return index.byKind
     .get('StorageClass')
     ?.find((c) => c.meta.annotations[ANNOTATION_DEFAULT_CLASS] === 'true');
