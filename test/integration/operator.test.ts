@@ -241,7 +241,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     expect(codes(db?.status?.spot?.reasons)).toContain('StatefulWithVolumeClaims');
   });
 
-  it('watches StorageClasses: a default EBS class created later keeps a claim off Spot', async () => {
+  it('watches StorageClasses: a default EBS class created later keeps a claim off Spot, until it goes', async () => {
     const spotReasons = async (): Promise<string[]> =>
       codes((await wrec('deployment-uploads'))?.status?.spot?.reasons);
     expect(await spotReasons()).toContain('UsesPersistentVolumeClaim');
@@ -265,6 +265,11 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     expect(spot?.reasons?.find((reason) => reason.code === 'ZonalVolumeClaim')?.message).toContain(
       'StorageClass gp3 provisions EBS volumes (ebs.csi.aws.com)',
     );
+
+    // Only the class's own event says it is gone (the claim may have been given its name).
+    await cluster.kubectl(['delete', 'storageclass', 'gp3']);
+    await expect.poll(spotReasons, { timeout: 30_000 }).not.toContain('ZonalVolumeClaim');
+    expect(await spotReasons()).toContain('UsesPersistentVolumeClaim');
   });
 
   it('does not ask a DaemonSet to move to Spot', async () => {
