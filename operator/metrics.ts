@@ -1,6 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  type GaugeConfiguration,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
 
 /** One series of a ComputedGauge: its labels and value. */
 export interface GaugeSample {
@@ -15,10 +22,109 @@ export interface GaugeSample {
  */
 export class ComputedGauge extends Gauge {
   samples: () => Iterable<GaugeSample> = () => [];
+  private readonly metricName: string;
+  private readonly header: string;
+
+  constructor(configuration: GaugeConfiguration<string>) {
+    super(configuration);
+    this.metricName = configuration.name;
+    this.header = `# HELP ${this.metricName} ${escapeText(configuration.help)}\n# TYPE ${this.metricName} gauge`;
+  }
 
   override async get(): ReturnType<Gauge['get']> {
     return { ...(await super.get()), values: [...this.samples()] };
   }
+
+  /**
+   * Its exposition text as prom-client formats it (without default labels: kopek sets none), in
+   * chunks of about `chunkLength` characters, each made as it is asked for: at 5,000 workloads
+   * one gauge's text is megabytes, which V8 would allocate in the old generation at once.
+   */
+  *text(chunkLength: number): Generator<string> {
+    let chunk = this.header;
+    for (const { labels, value } of this.samples()) {
+      let labelText = '';
+      for (const [name, labelValue] of Object.entries(labels))
+        labelText += `${labelText === '' ? '' : ','}${name}="${escapeLabelValue(labelValue)}"`;
+      chunk += `\n${this.metricName}${labelText === '' ? '' : `{${labelText}}`} ${valueText(value)}`;
+      if (chunk.length >= chunkLength) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    if (chunk !== '') yield chunk;
+  }
+}
+
+/** Escapes HELP text as the exposition format requires (and prom-client does). */
+function escapeText(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeLabelValue(value: string): string {
+  return escapeText(value).replace(/"/g, '\\"');
+}
+
+/** A sample's value as prom-client writes it. */
+function valueText(value: number): string {
+  if (Number.isNaN(value)) return 'Nan';
+  if (!Number.isFinite(value)) return value < 0 ? '-Inf' : '+Inf';
+  return `${value}`;
+}
+
+/** Characters per chunk of a computed gauge's text: small enough for V8's young generation. */
+const EXPOSITION_CHUNK_LENGTH = 32 * 1024;
+
+/**
+ * The registry's exposition text, the same as `registry.metrics()` returns, in chunks: ordinary
+ * metrics whole (a few lines each), computed gauges in chunks made as they are asked for.
+ */
+export async function* expositionChunks(registry: Registry): AsyncGenerator<string> {
+  let separator = '';
+  for (const metric of registry.getMetricsAsArray()) {
+    if (metric instanceof ComputedGauge) {
+      for (const chunk of metric.text(EXPOSITION_CHUNK_LENGTH)) {
+        yield separator + chunk;
+        separator = '';
+      }
+    } else {
+      yield separator + (await registry.getSingleMetricAsString(metric.name));
+    }
+    separator = '\n\n';
+  }
+  yield '\n';
+}
+
+/**
+ * Answers a scrape with the exposition text, writing each chunk as it is made and waiting for
+ * the socket between them, so the text is never held whole (3.8 MB at 5,000 workloads).
+ */
+async function writeExposition(registry: Registry, response: ServerResponse): Promise<void> {
+  const chunks = expositionChunks(registry);
+  // Made before the status line: a failure here still answers 500.
+  let next = await chunks.next();
+  response.writeHead(200, { 'content-type': registry.contentType });
+  while (next.done !== true) {
+    if (!response.write(next.value)) await drainedOrClosed(response);
+    if (response.destroyed) {
+      await chunks.return(undefined);
+      return;
+    }
+    next = await chunks.next();
+  }
+  response.end();
+}
+
+function drainedOrClosed(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
 
 /**
@@ -352,16 +458,15 @@ export async function startMetricsServer(
 ): Promise<Server | HttpsServer> {
   const serveMetrics = (response: ServerResponse): void => {
     beforeScrape();
-    metrics.registry.metrics().then(
-      (body) => {
-        response.writeHead(200, { 'content-type': metrics.registry.contentType });
-        response.end(body);
-      },
-      (error: unknown) => {
-        response.writeHead(500, { 'content-type': 'text/plain' });
-        response.end(String(error));
-      },
-    );
+    writeExposition(metrics.registry, response).catch((error: unknown) => {
+      // Once the text has begun, a cut connection is how the scraper learns it failed.
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end(String(error));
+    });
   };
   const handle = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0];

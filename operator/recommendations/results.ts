@@ -142,17 +142,17 @@ export class WorkloadResults {
   }
 
   /** One gauge's series: each result's, labelled with its workload and `series`' own labels. */
-  private samples(
+  private *samples(
     series: (status: StatusSummary) => { labels?: Record<string, string>; value: number }[],
-  ): GaugeSample[] {
-    const out: GaugeSample[] = [];
-    for (const { namespace, kind, name, status } of this.results.values())
+  ): Generator<GaugeSample> {
+    // Over a copy of the list: a scrape waits for its socket between chunks while results change,
+    // and a workload set again meanwhile would be met twice, its series repeated.
+    for (const { namespace, kind, name, status } of [...this.results.values()])
       for (const { labels, value } of series(status))
-        out.push({
+        yield {
           labels:
             labels === undefined ? { namespace, kind, name } : { namespace, kind, name, ...labels },
           value,
-        });
-    return out;
+        };
   }
 }
