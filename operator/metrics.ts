@@ -105,7 +105,8 @@ async function writeExposition(registry: Registry, response: ServerResponse): Pr
   let next = await chunks.next();
   response.writeHead(200, { 'content-type': registry.contentType });
   while (next.done !== true) {
-    if (!response.write(next.value)) await drainedOrClosed(response);
+    // As bytes: a string waiting in the socket's queue would stay on V8's heap meanwhile.
+    if (!response.write(Buffer.from(next.value))) await drainedOrClosed(response);
     if (response.destroyed) {
       await chunks.return(undefined);
       return;

@@ -1,5 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,10 +25,10 @@ afterEach(async () => {
 });
 
 /**
- * An HTTPS server that answers every GET with an empty Namespace, and counts the TLS connections
+ * An HTTPS server that answers every GET with an empty Namespace (a watch as `watch` says), and counts the TLS connections
  * opened to it and the Authorization headers it was sent.
  */
-async function apiServer(): Promise<{
+async function apiServer(watch?: (response: ServerResponse) => void): Promise<{
   /** A connection from a kubeconfig file whose user is `user` (kubeconfig fields). */
   config: (user: Record<string, unknown>) => KubeConnection;
   connections: () => number;
@@ -39,6 +40,10 @@ async function apiServer(): Promise<{
   server = createServer({ cert: pair.cert, key: pair.key }, (request, response) => {
     authorizations.push(request.headers.authorization ?? '');
     response.setHeader('content-type', 'application/json');
+    if (watch && request.url?.includes('watch=true')) {
+      watch(response);
+      return;
+    }
     response.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' } }));
   });
   server.on('secureConnection', () => connections++);
@@ -100,6 +105,38 @@ describe('KubeClient', () => {
     for (let i = 0; i < 20; i++) await client.get(RESOURCES.namespaces, 'a');
     // The connections the burst opened are reused afterwards: none more.
     expect(api.connections()).toBeLessThanOrEqual(20);
+  });
+
+  it('reads watch events cut anywhere, inside a line or a character, and several in one chunk', async () => {
+    const sent = ['café', 'ünïcödé-€', '🚀-rocket', 'plain'].map((name, i) => ({
+      type: 'MODIFIED',
+      object: { kind: 'Namespace', metadata: { name, resourceVersion: String(i) } },
+    }));
+    const stream = Buffer.from(sent.map((event) => `${JSON.stringify(event)}\n`).join('\n'));
+    const api = await apiServer((response) => {
+      // 7 bytes at a time cuts lines and multi-byte characters; the last pieces go at once.
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < stream.length - 120; at += 7) pieces.push(stream.subarray(at, at + 7));
+      pieces.push(stream.subarray(pieces.length * 7));
+      const writeNext = (): void => {
+        const piece = pieces.shift();
+        if (piece === undefined) {
+          response.end();
+          return;
+        }
+        response.write(piece);
+        setTimeout(writeNext, 1);
+      };
+      writeNext();
+    });
+    const client = new KubeClient(api.config({ token: 'the-token' }));
+    const received: unknown[] = [];
+    await client.watch(
+      RESOURCES.namespaces,
+      { resourceVersion: '0', timeoutSeconds: 30, signal: new AbortController().signal },
+      (event) => received.push(event),
+    );
+    expect(received).toEqual(sent);
   });
 
   it('makes a new pool when the client certificate is rotated', async () => {

@@ -4,6 +4,9 @@ import type { KubeConnection, TlsMaterial } from './kubeconfig.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
+/** The byte that ends each event of a watch stream. */
+const NEWLINE = 0x0a;
+
 /**
  * A small JSON client for the Kubernetes API, authenticated as its KubeConnection says (TLS,
  * tokens, exec plugins, impersonation). kopek needs exact control over paging, watches and
@@ -264,17 +267,32 @@ export class KubeClient implements KubeApi {
     this.observe('watch', type.plural, response.status);
     if (!response.ok || !response.body) throw toApiError(response.status, await response.text());
     // Read the stream of JSON lines directly: an abort or a broken connection rejects this loop
-    // (node:readline over the same stream would neither end nor report it).
+    // (node:readline over the same stream would neither end nor report it). Lines are cut from
+    // the bytes and decoded one by one: a busy watch sends chunks of hundreds of KB, which
+    // decoded whole would be strings V8 allocates in its old generation.
     const decoder = new TextDecoder();
-    let buffered = '';
+    let unfinished: Buffer | undefined;
     for await (const chunk of response.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-      let newline = buffered.indexOf('\n');
-      while (newline >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line !== '') onEvent(JSON.parse(line) as WatchEvent);
-        newline = buffered.indexOf('\n');
+      const bytes = chunk as Uint8Array;
+      let start = 0;
+      // A newline byte is never part of a multi-byte UTF-8 character.
+      for (
+        let newline = bytes.indexOf(NEWLINE);
+        newline >= 0;
+        newline = bytes.indexOf(NEWLINE, start)
+      ) {
+        let line = bytes.subarray(start, newline);
+        if (unfinished) {
+          line = Buffer.concat([unfinished, line]);
+          unfinished = undefined;
+        }
+        const text = decoder.decode(line).trim();
+        if (text !== '') onEvent(JSON.parse(text) as WatchEvent);
+        start = newline + 1;
+      }
+      if (start < bytes.length) {
+        const rest = bytes.subarray(start);
+        unfinished = Buffer.concat(unfinished ? [unfinished, rest] : [rest]);
       }
     }
   }
