@@ -142,6 +142,39 @@ describe('the metrics server', () => {
     }
   });
 
+  it('stops making the text when the scraper goes away', async () => {
+    const { metrics } = metricsWith(20_000);
+    let finished = false;
+    let made = 0;
+    const samples = metrics.workloadPotentialSavings.samples;
+    metrics.workloadPotentialSavings.samples = function* () {
+      try {
+        for (const sample of samples()) {
+          made++;
+          yield sample;
+        }
+      } finally {
+        finished = true;
+      }
+    };
+    const server = await serve(metrics);
+    try {
+      const scraper = new AbortController();
+      const response = await fetch(
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`,
+        { signal: scraper.signal },
+      );
+      const reader = response.body?.getReader();
+      await reader?.read();
+      scraper.abort();
+      // ~10 MB of text, of which the socket took a little: the rest is never made.
+      await expect.poll(() => finished, { timeout: 10_000 }).toBe(true);
+      expect(made).toBeLessThan(4 * 20_000);
+    } finally {
+      await close(server);
+    }
+  });
+
   it('answers 500 with the error when the text fails before it begins', async () => {
     const { metrics } = metricsWith(10);
     metrics.workloadMonthlyCost.samples = () => {

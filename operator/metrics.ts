@@ -105,12 +105,13 @@ async function writeExposition(registry: Registry, response: ServerResponse): Pr
   let next = await chunks.next();
   response.writeHead(200, { 'content-type': registry.contentType });
   while (next.done !== true) {
-    // As bytes: a string waiting in the socket's queue would stay on V8's heap meanwhile.
-    if (!response.write(Buffer.from(next.value))) await drainedOrClosed(response);
+    // The scraper went away (while a chunk was made, or the socket drained): stop making them.
     if (response.destroyed) {
       await chunks.return(undefined);
       return;
     }
+    // As bytes: a string waiting in the socket's queue would stay on V8's heap meanwhile.
+    if (!response.write(Buffer.from(next.value))) await drainedOrClosed(response);
     next = await chunks.next();
   }
   response.end();
@@ -125,6 +126,8 @@ function drainedOrClosed(response: ServerResponse): Promise<void> {
     };
     response.on('drain', done);
     response.on('close', done);
+    // Closed before the listeners were added: no event is coming.
+    if (response.destroyed) done();
   });
 }
 
