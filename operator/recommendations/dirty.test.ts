@@ -54,6 +54,34 @@ describe('ChangeTracker', () => {
     expect([...next.objects.keys()]).toEqual(['pods/shop/web-5d8f-d']);
   });
 
+  it('lets an update that changes nothing the facts read go, whatever the order of its keys', async () => {
+    const kube = new FakeKube();
+    const owner = { kind: 'ReplicaSet', name: 'web-5d8f' };
+    kube.put(
+      RESOURCES.pods,
+      pod('web-5d8f-a', 'shop', 'n-a', owner, { app: 'web', tier: 'front' }),
+    );
+    const { tracker, started } = await startTracked(kube);
+    tracker.take();
+    const cached = started.get('pods', 'shop/web-5d8f-a');
+    if (!cached) throw new Error('the pod is not cached');
+    const { labels, resourceVersion: _, ...metadata } = cached.metadata;
+    const reordered = {
+      ...cached,
+      metadata: {
+        resourceVersion: '999',
+        labels: Object.fromEntries(Object.entries(labels ?? {}).reverse()),
+        ...metadata,
+      },
+    };
+    expect(tracker.markChanged(started, 'pods', reordered, cached)).toBe(false);
+    const relabelled = {
+      ...reordered,
+      metadata: { ...reordered.metadata, labels: { app: 'api' } },
+    };
+    expect(tracker.markChanged(started, 'pods', relabelled, cached)).toBe(true);
+  });
+
   it("tells a workload someone edited from one whose rollout's status moved", async () => {
     const kube = new FakeKube();
     const { tracker, started } = await startTracked(kube);

@@ -1,8 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { LabelSelector } from '../../recommender/api/v1alpha1.ts';
 import { labelSelectorOf } from '../../recommender/objects/selectors.ts';
 import { SERVICE_NAME_LABEL, serviceSelector } from '../../recommender/objects/services.ts';
 import type { ClusterCache } from '../cache.ts';
-import { canonicalJson } from '../canonical.ts';
 import { objectKey } from '../kube/informer.ts';
 import { controllerOf, type Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
@@ -255,11 +255,16 @@ function edited(previous: Projected, object: Projected): boolean {
   return (
     a.generation !== b.generation ||
     a.deletionTimestamp !== b.deletionTimestamp ||
-    canonicalJson([a.labels, a.annotations]) !== canonicalJson([b.labels, b.annotations])
+    !isDeepStrictEqual(a.labels, b.labels) ||
+    !isDeepStrictEqual(a.annotations, b.annotations)
   );
 }
 
-/** Two versions of an object that give the same facts: equal but for what the facts never read. */
+/**
+ * Two versions of an object that give the same facts: equal but for what the facts never read.
+ * Compared in place, whatever the order of keys: on every update event, where canonical JSON
+ * of both versions cost sorted copies of each and two strings.
+ */
 function sameForFacts(resource: ResourceName, a: Projected, b: Projected): boolean {
   const comparable = (o: Projected): unknown => {
     const { resourceVersion: _, ...metadata } = o.metadata;
@@ -267,7 +272,7 @@ function sameForFacts(resource: ResourceName, a: Projected, b: Projected): boole
     const { status, ...rest } = o;
     return { ...rest, metadata, ...(resource === 'savingspolicies' ? {} : { status }) };
   };
-  return canonicalJson(comparable(a)) === canonicalJson(comparable(b));
+  return isDeepStrictEqual(comparable(a), comparable(b));
 }
 
 /**
