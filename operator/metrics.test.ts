@@ -81,7 +81,7 @@ describe('the exposition text', () => {
     expect(Math.max(...chunks.map((chunk) => chunk.length))).toBeLessThan(34 * 1024);
   });
 
-  it('shows each workload once while results change during a scrape', async () => {
+  it('shows every gauge as the scrape began, each workload once, while results change', async () => {
     const { metrics, results } = metricsWith(1000);
     const chunks: string[] = [];
     let changed = false;
@@ -105,10 +105,11 @@ describe('the exposition text', () => {
     const lines = chunks.join('').split('\n');
     const savings = lines.filter((line) => line.startsWith('kopek_workload_potential'));
     expect(new Set(savings.map((line) => line.split(' ')[0])).size).toBe(savings.length);
-    // The gauge being written keeps its first view; the ones after it see the change.
+    // Every gauge shows the results as the scrape began, the ones after it included.
     const cost = lines.filter((line) => line.startsWith('kopek_workload_cross_zone_monthly_cost'));
-    expect(cost.some((line) => line.includes('name="web-1000"'))).toBe(true);
-    expect(cost.some((line) => line.includes('name="web-2"'))).toBe(false);
+    expect(cost).toHaveLength(1000);
+    expect(cost.some((line) => line.includes('name="web-1000"'))).toBe(false);
+    expect(cost.some((line) => line.includes('name="web-2"'))).toBe(true);
   });
 });
 
@@ -194,7 +195,8 @@ describe('the metrics server', () => {
 
   it('cuts the connection when a computed gauge fails after the text has begun', async () => {
     const { metrics } = metricsWith(10);
-    metrics.workloadCrossZoneCost.samples = () => {
+    metrics.workloadCrossZoneCost.samples = function* () {
+      yield { labels: { namespace: 'shop', kind: 'Deployment', name: 'web-0' }, value: 1 };
       throw new Error('results unreadable');
     };
     const server = await serve(metrics);

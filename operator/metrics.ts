@@ -19,6 +19,7 @@ export interface GaugeSample {
  * A gauge whose series are computed when it is scraped, by `samples`, from what kopek keeps
  * anyway. Set series would each hold a labels object and a hash string between scrapes (the
  * per-workload gauges: ~30,000 series at 5,000 workloads) and allocate both at every set.
+ * `samples` fixes the series when it is called; they may be read later.
  */
 export class ComputedGauge extends Gauge {
   samples: () => Iterable<GaugeSample> = () => [];
@@ -38,11 +39,16 @@ export class ComputedGauge extends Gauge {
   /**
    * Its exposition text as prom-client formats it (without default labels: kopek sets none), in
    * chunks of about `chunkLength` characters, each made as it is asked for: at 5,000 workloads
-   * one gauge's text is megabytes, which V8 would allocate in the old generation at once.
+   * one gauge's text is megabytes, which V8 would allocate in the old generation at once. The
+   * series are those of the moment this is called.
    */
-  *text(chunkLength: number): Generator<string> {
+  text(chunkLength: number): Iterable<string> {
+    return this.chunks(this.samples(), chunkLength);
+  }
+
+  private *chunks(samples: Iterable<GaugeSample>, chunkLength: number): Generator<string> {
     let chunk = this.header;
-    for (const { labels, value } of this.samples()) {
+    for (const { labels, value } of samples) {
       let labelText = '';
       for (const [name, labelValue] of Object.entries(labels))
         labelText += `${labelText === '' ? '' : ','}${name}="${escapeLabelValue(labelValue)}"`;
@@ -72,6 +78,9 @@ function valueText(value: number): string {
   return `${value}`;
 }
 
+/** How long a scrape may wait for its scraper to read before it is dropped. */
+const STALLED_SCRAPE_MS = 60_000;
+
 /** Characters per chunk of a computed gauge's text: small enough for V8's young generation. */
 const EXPOSITION_CHUNK_LENGTH = 32 * 1024;
 
@@ -80,10 +89,17 @@ const EXPOSITION_CHUNK_LENGTH = 32 * 1024;
  * metrics whole (a few lines each), computed gauges in chunks made as they are asked for.
  */
 export async function* expositionChunks(registry: Registry): AsyncGenerator<string> {
+  const metrics = registry.getMetricsAsArray();
+  // Every computed gauge's series as of now, the turn the scrape began in (with the cluster
+  // gauges computed just before it): the chunks are made over several turns.
+  const computed = new Map<unknown, Iterable<string>>();
+  for (const metric of metrics)
+    if (metric instanceof ComputedGauge) computed.set(metric, metric.text(EXPOSITION_CHUNK_LENGTH));
   let separator = '';
-  for (const metric of registry.getMetricsAsArray()) {
-    if (metric instanceof ComputedGauge) {
-      for (const chunk of metric.text(EXPOSITION_CHUNK_LENGTH)) {
+  for (const metric of metrics) {
+    const text = computed.get(metric);
+    if (text) {
+      for (const chunk of text) {
         yield separator + chunk;
         separator = '';
       }
@@ -104,6 +120,8 @@ async function writeExposition(registry: Registry, response: ServerResponse): Pr
   // Made before the status line: a failure here still answers 500.
   let next = await chunks.next();
   response.writeHead(200, { 'content-type': registry.contentType });
+  // A scraper that stops reading would keep this scrape's series forever.
+  response.setTimeout(STALLED_SCRAPE_MS, () => response.destroy());
   while (next.done !== true) {
     // The scraper went away (while a chunk was made, or the socket drained): stop making them.
     if (response.destroyed) {

@@ -271,7 +271,8 @@ export class KubeClient implements KubeApi {
     // the bytes and decoded one by one: a busy watch sends chunks of hundreds of KB, which
     // decoded whole would be strings V8 allocates in its old generation.
     const decoder = new TextDecoder();
-    let unfinished: Buffer | undefined;
+    // The start of a line not ended yet, in pieces: a large object comes in many chunks.
+    let unfinished: Uint8Array[] = [];
     for await (const chunk of response.body) {
       const bytes = chunk as Uint8Array;
       let start = 0;
@@ -282,18 +283,16 @@ export class KubeClient implements KubeApi {
         newline = bytes.indexOf(NEWLINE, start)
       ) {
         let line = bytes.subarray(start, newline);
-        if (unfinished) {
-          line = Buffer.concat([unfinished, line]);
-          unfinished = undefined;
+        if (unfinished.length > 0) {
+          line = Buffer.concat([...unfinished, line]);
+          unfinished = [];
         }
         const text = decoder.decode(line).trim();
         if (text !== '') onEvent(JSON.parse(text) as WatchEvent);
         start = newline + 1;
       }
-      if (start < bytes.length) {
-        const rest = bytes.subarray(start);
-        unfinished = Buffer.concat(unfinished ? [unfinished, rest] : [rest]);
-      }
+      // Copied: the stream may reuse the chunk's memory.
+      if (start < bytes.length) unfinished.push(bytes.slice(start));
     }
   }
 

@@ -141,18 +141,28 @@ export class WorkloadResults {
     return previous.policy === undefined ? [] : [previous.policy];
   }
 
-  /** One gauge's series: each result's, labelled with its workload and `series`' own labels. */
-  private *samples(
+  /**
+   * One gauge's series: each result's, labelled with its workload and `series`' own labels. The
+   * list of results is copied when this is called, as a scrape begins (expositionChunks): the
+   * series are made over several turns of the event loop while results change, and a scrape must
+   * show every gauge as of one moment, each workload once.
+   */
+  private samples(
     series: (status: StatusSummary) => { labels?: Record<string, string>; value: number }[],
-  ): Generator<GaugeSample> {
-    // Over a copy of the list: a scrape waits for its socket between chunks while results change,
-    // and a workload set again meanwhile would be met twice, its series repeated.
-    for (const { namespace, kind, name, status } of [...this.results.values()])
-      for (const { labels, value } of series(status))
-        yield {
-          labels:
-            labels === undefined ? { namespace, kind, name } : { namespace, kind, name, ...labels },
-          value,
-        };
+  ): Iterable<GaugeSample> {
+    return samplesOf([...this.results.values()], series);
   }
+}
+
+function* samplesOf(
+  results: readonly KeptResult[],
+  series: (status: StatusSummary) => { labels?: Record<string, string>; value: number }[],
+): Generator<GaugeSample> {
+  for (const { namespace, kind, name, status } of results)
+    for (const { labels, value } of series(status))
+      yield {
+        labels:
+          labels === undefined ? { namespace, kind, name } : { namespace, kind, name, ...labels },
+        value,
+      };
 }
