@@ -68,8 +68,12 @@ function escapeText(text: string): string {
 }
 
 function escapeLabelValue(value: string): string {
+  // Label values (names of namespaces and workloads) almost never need it: test once.
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return escapeText(value).replace(/"/g, '\\"');
 }
+
+const NEEDS_ESCAPE = /[\\\n"]/;
 
 /** A sample's value as prom-client writes it. */
 function valueText(value: number): string {
