@@ -55,6 +55,32 @@ describe('facts from a kubectl dump', () => {
         status: { phase: 'Running' },
       },
       nodeObj('n-a', 'us-east-1a'),
+      {
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        metadata: {
+          name: 'bad-cpu-5d8f',
+          namespace: 'shop',
+          ownerReferences: [{ kind: 'Deployment', name: 'bad-cpu', controller: true }],
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name: 'bad-cpu-5d8f-a',
+          namespace: 'shop',
+          ownerReferences: [{ kind: 'ReplicaSet', name: 'bad-cpu-5d8f', controller: true }],
+        },
+        spec: {
+          nodeName: 'n-a',
+          initContainers: [
+            { name: 'setup', image: 'x', resources: { requests: { memory: '1Gb' } } },
+          ],
+          containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: 'lots' } } }],
+        },
+        status: { phase: 'Running' },
+      },
     ];
     const { facts, warnings } = factsFromObjects(objects);
     expect(facts.map((f) => f.name)).toEqual(['bad-cpu']);
@@ -65,6 +91,8 @@ describe('facts from a kubectl dump', () => {
         'a Deployment without metadata.name; skipped',
         'Deployment x/no-template: it has no pod template (spec.template); skipped',
         'Deployment shop/bad-cpu container app: cpu request "lots" is not a quantity; counted as 0',
+        'Pod shop/bad-cpu-5d8f-a init container setup: memory request "1Gb" is not a quantity; counted as 0',
+        'Pod shop/bad-cpu-5d8f-a container app: cpu request "lots" is not a quantity; counted as 0',
         'Pod shop/stray runs on node nowhere, which is not in the input; it is not priced',
         'ignored 2 ConfigMap objects: kopek does not read that kind',
         expect.stringMatching(/^1 pod has no owning workload .*Pod shop\/bare/),

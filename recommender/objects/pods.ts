@@ -44,12 +44,16 @@ export function runningPod(pod: K8s, index: Index): RunningPod | undefined {
 }
 
 /** A pod's effective requests: max(Σ main + sidecars, each init + sidecars started before it) + overhead. */
-function podRequests(spec: Obj, where: string, warnings: string[]): { cpu: number; mem: number } {
+function podRequests(
+  spec: Obj,
+  where: () => string,
+  warnings: string[],
+): { cpu: number; mem: number } {
   const sum = { cpu: 0, mem: 0 };
   const sidecars = { cpu: 0, mem: 0 };
   const initPeak = { cpu: 0, mem: 0 };
   for (const c of objs(spec.initContainers)) {
-    const cw = `${where} init container ${str(c.name) ?? ''}`;
+    const cw = (): string => `${where()} init container ${str(c.name) ?? ''}`;
     const cpu = resourceOf(c, 'cpu', cw, warnings) ?? 0;
     const mem = resourceOf(c, 'memory', cw, warnings) ?? 0;
     if (c.restartPolicy === 'Always') {
@@ -61,7 +65,7 @@ function podRequests(spec: Obj, where: string, warnings: string[]): { cpu: numbe
     }
   }
   for (const c of objs(spec.containers)) {
-    const cw = `${where} container ${str(c.name) ?? ''}`;
+    const cw = (): string => `${where()} container ${str(c.name) ?? ''}`;
     sum.cpu += resourceOf(c, 'cpu', cw, warnings) ?? 0;
     sum.mem += resourceOf(c, 'memory', cw, warnings) ?? 0;
   }
@@ -73,7 +77,8 @@ function podRequests(spec: Obj, where: string, warnings: string[]): { cpu: numbe
 }
 
 export function podFacts(p: RunningPod, warnings: string[]): PodFacts {
-  const req = podRequests(obj(p.pod.raw.spec), describe(p.pod), warnings);
+  // Described only for a warning: a kept pod's metadata is read anew at each use.
+  const req = podRequests(obj(p.pod.raw.spec), () => describe(p.pod), warnings);
   return {
     name: p.pod.meta.name,
     node: p.node?.facts,

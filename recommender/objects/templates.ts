@@ -42,11 +42,14 @@ export function templateSource(w: K8s): { template: Obj; jobSpec?: Obj } | undef
     : { template: spec.template };
 }
 
-/** A container's request for one resource (the limit when no request is set). */
+/**
+ * A container's request for one resource (the limit when no request is set). `where` names the
+ * container for a warning: made only then (it is asked for every container of every pod).
+ */
 export function resourceOf(
   c: Obj,
   resource: 'cpu' | 'memory',
-  where: string,
+  where: () => string,
   warnings: string[],
 ): number | undefined {
   const resources = obj(c.resources);
@@ -56,7 +59,7 @@ export function resourceOf(
   const q = parseQuantity(raw);
   if (q === undefined || q < 0) {
     warnings.push(
-      `${where}: ${resource} request ${JSON.stringify(raw)} is not a quantity; counted as 0`,
+      `${where()}: ${resource} request ${JSON.stringify(raw)} is not a quantity; counted as 0`,
     );
     return undefined;
   }
@@ -81,7 +84,7 @@ function containersOf(spec: Obj, where: string, warnings: string[]): ContainerFa
       warnings.push(`${where}: container ${name} has no image; skipped`);
       return;
     }
-    const cw = `${where} container ${name}`;
+    const cw = (): string => `${where} container ${name}`;
     const fact: ContainerFacts = { name, image, role, readinessProbe: isRecord(c.readinessProbe) };
     const cpu = resourceOf(c, 'cpu', cw, warnings);
     const mem = resourceOf(c, 'memory', cw, warnings);
