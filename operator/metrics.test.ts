@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { WorkloadRecommendationStatus } from '../recommender/api/v1alpha1.ts';
-import { createMetrics, expositionChunks, startMetricsServer, type Metrics } from './metrics.ts';
+import { expositionChunks } from './exposition.ts';
+import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { WorkloadResults } from './recommendations/results.ts';
 
 /** A status whose series cover every per-workload gauge; `i` varies the money. */

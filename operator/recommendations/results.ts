@@ -4,7 +4,8 @@ import type {
   WorkloadRecommendationStatus,
 } from '../../recommender/api/v1alpha1.ts';
 import { BYTES_PER_GB } from '../../recommender/cross-zone.ts';
-import type { GaugeSample, Metrics } from '../metrics.ts';
+import type { GaugeSample } from '../exposition.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** The latest recommendation of one workload, as it is computed. */
 export interface WorkloadResult {
