@@ -114,7 +114,7 @@ describe('pod projections', () => {
 });
 
 describe('EndpointSlice projections', () => {
-  it('keep what each endpoint has, and share its conditions', () => {
+  it('keep the zone and conditions of each endpoint, each distinct endpoint once', () => {
     const project = projectionFor(RESOURCES.endpointslices);
     const slice = (name: string): Record<string, unknown> => ({
       apiVersion: 'discovery.k8s.io/v1',
@@ -127,6 +127,7 @@ describe('EndpointSlice projections', () => {
           conditions: { ready: true },
           zone: 'us-east-1a',
           nodeName: 'n-1',
+          targetRef: { kind: 'Pod', namespace: 'shop', name: `${name}-pod`, uid: `${name}-uid` },
         },
         { addresses: ['10.0.0.2'], conditions: { ready: true } },
       ],
@@ -134,12 +135,13 @@ describe('EndpointSlice projections', () => {
     const a = project(JSON.parse(JSON.stringify(slice('web-1'))) as Record<string, unknown>);
     const b = project(JSON.parse(JSON.stringify(slice('web-2'))) as Record<string, unknown>);
     expect(a.endpoints).toStrictEqual([
-      { conditions: { ready: true }, zone: 'us-east-1a', nodeName: 'n-1' },
+      { conditions: { ready: true }, zone: 'us-east-1a' },
       { conditions: { ready: true } },
     ]);
-    const conditions = (o: typeof a): unknown[] =>
-      (o.endpoints as { conditions: unknown }[]).map((e) => e.conditions);
-    expect(conditions(b)[0]).toBe(conditions(a)[1]);
+    const endpoints = (o: typeof a): unknown[] => o.endpoints as unknown[];
+    expect(endpoints(b)[0]).toBe(endpoints(a)[0]);
+    expect(endpoints(b)[1]).toBe(endpoints(a)[1]);
+    expect(endpoints(a)[1]).not.toBe(endpoints(a)[0]);
   });
 });
 

@@ -274,17 +274,14 @@ const PROJECTORS: Record<string, Projector> = {
       'internalTrafficPolicy',
     ]),
   }),
+  // Of an endpoint, the facts read its zone and whether it is ready (recommender/objects/
+  // services.ts): that leaves a handful of distinct endpoints, each kept once. Its pod (targetRef,
+  // with a uid) and node made an endpoint a few hundred bytes of its own.
   EndpointSlice: (o, shared) => ({
     extra: {
       addressType: o.addressType,
       endpoints: Array.isArray(o.endpoints)
-        ? (o.endpoints as Obj[]).map((e) => {
-            const kept = pick(e, ['conditions', 'zone', 'nodeName', 'targetRef']) ?? {};
-            if (isRecord(kept.conditions)) kept.conditions = share(shared, kept.conditions);
-            if (kept.zone !== undefined) kept.zone = shareText(shared, kept.zone);
-            if (kept.nodeName !== undefined) kept.nodeName = shareText(shared, kept.nodeName);
-            return kept;
-          })
+        ? (o.endpoints as Obj[]).map((e) => share(shared, pick(e, ['conditions', 'zone']) ?? {}))
         : [],
     },
   }),
