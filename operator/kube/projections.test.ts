@@ -9,7 +9,7 @@ import { canonicalDigest } from '../canonical.ts';
 import { imageRequests } from '../images.ts';
 import { comparableStatus, projectionFor, storedStatusDigest } from './projections.ts';
 import { RESOURCES } from './resources.ts';
-import { SharedValues } from './shared-values.ts';
+import { SharedValues, valueHash } from './shared-values.ts';
 
 /** What a ReplicaSet's pods have alike in their metadata, kept as it is. */
 const OWNED = {
@@ -234,6 +234,25 @@ describe('SharedValues', () => {
     }
     expect(shared.size).toBe(1);
     expect(shared.share({ app: 'web' })).toBe(held);
+  });
+
+  it('keep apart two values of the same hash', () => {
+    // Two small values whose JSON hashes alike: a 30-bit hash repeats within ~10^5 of them.
+    const seen = new Map<number, number>();
+    let pair: [number, number] | undefined;
+    for (let n = 0; pair === undefined; n++) {
+      const hash = valueHash(JSON.stringify({ n }));
+      const before = seen.get(hash);
+      if (before !== undefined) pair = [before, n];
+      seen.set(hash, n);
+    }
+    const shared = new SharedValues();
+    const first = shared.share({ n: pair[0] });
+    const second = shared.share({ n: pair[1] });
+    expect(second).toStrictEqual({ n: pair[1] });
+    expect(Object.isFrozen(second)).toBe(true);
+    expect(shared.share({ n: pair[0] })).toBe(first);
+    expect(shared.share({ n: pair[1] })).not.toBe(first);
   });
 });
 
