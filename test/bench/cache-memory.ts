@@ -1,10 +1,14 @@
 /**
  * How much memory the list-watch cache needs for 50,000 pods: the heap taken by slim projections
  * (what kopek keeps) against the whole objects as the API server sends them (what client-node's
- * informer would keep), measured in the same run. Run: npm run bench:cache
+ * informer would keep), measured in the same run; then the projections of a fleet of every kind
+ * the synthetic dump has (5,000 workloads), where what the pods share varies as in a cluster.
+ * Run: npm run bench:cache
  */
 import { projectionFor, type Projected } from '../../operator/kube/projections.ts';
+import type { ResourceType } from '../../operator/kube/client.ts';
 import { RESOURCES } from '../../operator/kube/resources.ts';
+import { syntheticDump } from './synthetic-dump.ts';
 
 const PODS = 50_000;
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -215,4 +219,30 @@ console.log(`slim / whole:           ${(slimMiB / fullMiB).toFixed(3)}`);
 // Read both maps after measuring: V8 frees a variable nothing reads any more, even mid-run.
 console.log(
   `process RSS at the end: ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (holding ${slim.size + full.size} objects)`,
+);
+
+slim.clear();
+full.clear();
+
+// The fleet: each object parsed from its own JSON text, as it arrives, and projected by its kind.
+const FLEET_WORKLOADS = 5_000;
+const typeOfKind = new Map<string, ResourceType>(Object.values(RESOURCES).map((r) => [r.kind, r]));
+const projectors = new Map<string, (object: Record<string, unknown>) => Projected>();
+const beforeFleet = heapMiB();
+// Dropped once read, so that the heap after holds only the projections (and what they share).
+const fleetTexts = syntheticDump(FLEET_WORKLOADS, 10, 250).map((o) => JSON.stringify(o));
+const fleet: Projected[] = [];
+for (const text of fleetTexts) {
+  const object = JSON.parse(text) as Record<string, unknown>;
+  const kind = String(object.kind);
+  let project = projectors.get(kind);
+  const type = typeOfKind.get(kind);
+  if (project === undefined && type !== undefined)
+    projectors.set(kind, (project = projectionFor(type)));
+  if (project !== undefined) fleet.push(project(object));
+}
+fleetTexts.length = 0;
+const fleetMiB = heapMiB() - beforeFleet;
+console.log(
+  `fleet projections:      ${fleetMiB.toFixed(1)} MiB heap for ${fleet.length.toLocaleString('en-US')} objects of ${projectors.size} kinds (${FLEET_WORKLOADS.toLocaleString('en-US')} workloads, with their pods, Services, EndpointSlices, PDBs, HPAs, nodes)`,
 );
