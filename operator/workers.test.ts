@@ -25,4 +25,33 @@ describe('runWorkers', () => {
     });
     expect(reconciled).toEqual([]);
   });
+
+  it('tells when it is done with every key, not while a key waits or is reconciled', async () => {
+    const queue = new WorkQueue({ name: 'test' });
+    const stop = new AbortController();
+    const events: string[] = [];
+    queue.add('a');
+    queue.add('b');
+    queue.add('c');
+    const running = runWorkers({
+      controller: 'test',
+      queue,
+      count: 2,
+      reconcile: async (key) => {
+        events.push(key);
+        await new Promise((resolve) => setTimeout(resolve, key === 'a' ? 20 : 1));
+      },
+      metrics: createMetrics(),
+      log: silentLogger,
+      signal: stop.signal,
+      onIdle: () => {
+        events.push('idle');
+        if (events.length === 4) queue.add('d');
+        else stop.abort();
+      },
+    });
+    await running;
+    // b and c end while a is reconciled; a's end leaves nothing: idle. Then d, and idle again.
+    expect(events).toEqual(['a', 'b', 'c', 'idle', 'd', 'idle']);
+  });
 });

@@ -13,6 +13,8 @@ export interface WorkersOptions {
   log: Logger;
   /** Shuts the queue down when it aborts: the workers finish their keys and return. */
   signal: AbortSignal;
+  /** Called when a worker is done with a key and no key is queued or being reconciled. */
+  onIdle?: () => void;
 }
 
 /**
@@ -60,6 +62,7 @@ async function worker(options: WorkersOptions): Promise<void> {
       metrics.reconcileTime.observe({ controller }, (performance.now() - started) / 1000);
       queue.done(key);
       metrics.activeWorkers.set({ controller }, queue.active);
+      if (queue.length === 0 && queue.active === 0) options.onIdle?.();
     }
   }
 }

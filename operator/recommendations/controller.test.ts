@@ -215,6 +215,27 @@ describe('the recommendation controller', () => {
     expect(writes()).toBe(before);
   });
 
+  it("returns V8's freed heap pages when a full rebuild's work is done, at most every ten minutes", async () => {
+    const op = await withWeb();
+    await op.until(() => op.memoryReleases === 1);
+    // A change rebuilds what it marks only: its work does not release again.
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'api'));
+    await op.until(() => recommendationOf(op.kube, 'shop', 'api')?.status !== undefined);
+    await op.clock.advance(5_000);
+    expect(op.memoryReleases).toBe(1);
+    // A full rebuild within ten minutes of the last release: its work done, still not released.
+    op.controller.requestFullRebuild();
+    await op.clock.advance(5_000);
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'api', { replicas: 5 }));
+    await op.until(() => op.kube.count('apply-status') >= 3);
+    await op.clock.advance(5_000);
+    expect(op.memoryReleases).toBe(1);
+    // Past ten minutes (the resync rebuilt all meanwhile), the next time the workers are done.
+    await op.clock.advance(10 * 60_000);
+    op.kube.put(RESOURCES.deployments, deployment('shop', 'api', { replicas: 6 }));
+    await op.until(() => op.memoryReleases === 2);
+  });
+
   it("keeps the Ready condition's lastTransitionTime while its status holds, and updates the rest", async () => {
     const op = await withWeb(1);
     const first = stored(op);

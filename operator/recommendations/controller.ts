@@ -7,6 +7,7 @@ import type { KubeApi } from '../kube/client.ts';
 import type { Projected } from '../kube/projections.ts';
 import type { ResourceName } from '../kube/resources.ts';
 import { errorMessage, type Logger } from '../log.ts';
+import { releaseFreedPages } from '../memory.ts';
 import { setPendingWork, type Metrics } from '../metrics.ts';
 import type { PriceSource } from '../prices.ts';
 import { PRIORITIES, WorkQueue, type Priority } from '../queue.ts';
@@ -44,7 +45,19 @@ export interface RecommendationControllerOptions {
    * a Service (their cross-zone client weights) up to date after this long, not at once.
    */
   clientRefreshIntervalMs?: number;
+  /**
+   * Returns the heap pages V8 freed to the system (releaseFreedPages): run once the work of a
+   * full rebuild is done, at most every RELEASE_INTERVAL_MS.
+   */
+  releaseMemory?: () => void;
 }
+
+/**
+ * Least time between two releases of V8's freed pages. A full rebuild (the cold start, each
+ * resync) allocates most; while every build is full (traffic measured), one release in ten
+ * minutes is enough.
+ */
+const RELEASE_INTERVAL_MS = 600_000;
 
 /** What kopek_pending_work reports, by kind (see its help). */
 export type PendingWork = Record<
@@ -92,6 +105,13 @@ export class RecommendationController {
    * watch event: what kopek_change_to_write_delay_seconds measures from.
    */
   private readonly changedSince = new Map<string, number>();
+  /**
+   * A full rebuild queued its work since the last release of V8's freed pages: release them once
+   * that work is done. The pool of pages V8 keeps stays as large as the heap was at its largest,
+   * and the cold start's is the largest (docs/decisions/0022).
+   */
+  private releaseWhenIdle = false;
+  private lastReleaseAt: number | undefined;
 
   constructor(options: RecommendationControllerOptions) {
     this.options = options;
@@ -198,6 +218,9 @@ export class RecommendationController {
       metrics,
       log,
       signal,
+      onIdle: () => {
+        this.idle();
+      },
     });
     resync.cancel();
     this.options.traffic?.stop();
@@ -246,6 +269,24 @@ export class RecommendationController {
       client_refresh: Number(this.clientRefresh !== undefined),
       watch_retry: this.options.cache.retrying,
     };
+  }
+
+  /** The workers are done with every queued key. */
+  private idle(): void {
+    if (!this.releaseWhenIdle) return;
+    const now = this.clock.now();
+    if (this.lastReleaseAt !== undefined && now - this.lastReleaseAt < RELEASE_INTERVAL_MS) return;
+    this.releaseWhenIdle = false;
+    this.lastReleaseAt = now;
+    const started = performance.now();
+    try {
+      (this.options.releaseMemory ?? releaseFreedPages)();
+      this.options.log.debug('returned the heap pages V8 freed to the system', {
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (error) {
+      this.options.log.warn('could not return freed heap pages', { error: errorMessage(error) });
+    }
   }
 
   private newQueue(): WorkQueue {
@@ -321,6 +362,7 @@ export class RecommendationController {
     }
     const { changed, refreshed, edited, lookupFailed, clientsMoved, built, full } = rebuilt;
     const scope = full ? 'all' : 'marked';
+    if (full) this.releaseWhenIdle = true;
     metrics.factsRebuildDuration.observe({ scope }, (performance.now() - started) / 1000);
     metrics.factsRebuildWorkloads.inc({ scope }, built);
     // A workload someone edited goes first; then those whose pods, ReplicaSets or Services

@@ -31,6 +31,8 @@ export interface FakeOperator {
   controller: RecommendationController;
   /** Apply mode's controller, when started with `apply`. */
   apply?: ApplyController;
+  /** How many times the controller returned V8's freed pages (counted, not done, here). */
+  readonly memoryReleases: number;
   /** Takes the lease (runs the controllers) when started as a standby. */
   lead(): void;
   /** Steps the clock in small steps until `done` holds (or fails after `maxMs` of fake time). */
@@ -72,6 +74,7 @@ export async function startFakeOperator(
       apply?.onChange(resource, object);
     },
   });
+  let memoryReleases = 0;
   const controller = new RecommendationController({
     client: kube,
     cache,
@@ -80,6 +83,9 @@ export async function startFakeOperator(
     clock,
     prices,
     workers: 2,
+    releaseMemory: () => {
+      memoryReleases++;
+    },
     ...(options.traffic ? { traffic: options.traffic } : {}),
     ...(options.imagePlatforms ? { imagePlatforms: options.imagePlatforms } : {}),
   });
@@ -116,6 +122,9 @@ export async function startFakeOperator(
     cache,
     controller,
     ...(apply ? { apply } : {}),
+    get memoryReleases() {
+      return memoryReleases;
+    },
     lead,
     until,
     stop: async () => {
