@@ -30,6 +30,10 @@ describe('runWorkers', () => {
     const queue = new WorkQueue({ name: 'test' });
     const stop = new AbortController();
     const events: string[] = [];
+    let finishA = (): void => undefined;
+    const aDone = new Promise<void>((resolve) => {
+      finishA = resolve;
+    });
     queue.add('a');
     queue.add('b');
     queue.add('c');
@@ -39,7 +43,9 @@ describe('runWorkers', () => {
       count: 2,
       reconcile: async (key) => {
         events.push(key);
-        await new Promise((resolve) => setTimeout(resolve, key === 'a' ? 20 : 1));
+        if (key === 'a') await aDone;
+        // b is the last key queued: a is reconciled still when c is done.
+        if (key === 'c') finishA();
       },
       metrics: createMetrics(),
       log: silentLogger,
@@ -51,7 +57,6 @@ describe('runWorkers', () => {
       },
     });
     await running;
-    // b and c end while a is reconciled; a's end leaves nothing: idle. Then d, and idle again.
     expect(events).toEqual(['a', 'b', 'c', 'idle', 'd', 'idle']);
   });
 });

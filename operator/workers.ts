@@ -13,7 +13,10 @@ export interface WorkersOptions {
   log: Logger;
   /** Shuts the queue down when it aborts: the workers finish their keys and return. */
   signal: AbortSignal;
-  /** Called when a worker is done with a key and no key is queued or being reconciled. */
+  /**
+   * Called when a worker is done with a key and no key is queued or being reconciled (keys
+   * waiting out a retry's backoff do not count), until the signal aborts. Must not throw.
+   */
   onIdle?: () => void;
 }
 
@@ -62,7 +65,7 @@ async function worker(options: WorkersOptions): Promise<void> {
       metrics.reconcileTime.observe({ controller }, (performance.now() - started) / 1000);
       queue.done(key);
       metrics.activeWorkers.set({ controller }, queue.active);
-      if (queue.length === 0 && queue.active === 0) options.onIdle?.();
+      if (queue.length === 0 && queue.active === 0 && !options.signal.aborted) options.onIdle?.();
     }
   }
 }

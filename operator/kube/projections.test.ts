@@ -253,6 +253,8 @@ describe('SharedValues', () => {
     expect(Object.isFrozen(second)).toBe(true);
     expect(shared.share({ n: pair[0] })).toBe(first);
     expect(shared.share({ n: pair[1] })).not.toBe(first);
+    expect(shared.share({ n: pair[1] })).not.toBe(second);
+    expect(shared.size).toBe(1);
   });
 });
 

@@ -271,7 +271,7 @@ export class RecommendationController {
     };
   }
 
-  /** The workers are done with every queued key. */
+  /** The workers are done with every queued key (or a rebuild queued none). */
   private idle(): void {
     if (!this.releaseWhenIdle) return;
     const now = this.clock.now();
@@ -391,6 +391,8 @@ export class RecommendationController {
       const key = workloadKey(target.namespace, target.kind, target.name);
       if (!this.facts.has(key)) this.queue.add(key);
     }
+    // A rebuild that changed nothing (a quiet resync) leaves no work for the workers to finish.
+    if (this.queue.length === 0 && this.queue.active === 0) this.idle();
     // Every pod event moves the client pods per zone a little: the workloads with a Service
     // follow in one batch a while later, so a stream of pod events does not rewrite them all
     // each second and the workloads that changed themselves are not queued behind them.
