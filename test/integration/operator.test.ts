@@ -43,6 +43,21 @@ function workloads(registry: string): string {
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
     deployment('web', 1, {
       nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      // On the on-demand pool, whatever the scheduler picks: on the fleet's Spot nodes its
+      // verdicts below would be AlreadyOptimized. Neither verdict reads the pool's label.
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: [
+                  { key: 'karpenter.sh/nodepool', operator: 'In', values: ['general'] },
+                ],
+              },
+            ],
+          },
+        },
+      },
       containers: [container('web', `${registry}/shop/web:1`)],
     }),
     deployment('api', 3, {
