@@ -6,7 +6,7 @@ import { canonicalJson } from './canonical.ts';
 function sortedCopy(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortedCopy);
   if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
+  const out = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value).sort())
     out[key] = sortedCopy((value as Record<string, unknown>)[key]);
   return out;
@@ -14,7 +14,7 @@ function sortedCopy(value: unknown): unknown {
 
 /** Keys that sort differently by code unit than by locale: case, accents, digits, astral. */
 const keys = fc.oneof(
-  fc.constantFrom('a', 'B', 'b', 'é', 'z', 'Z', '10', '9', '_', '😀', 'ﬀ', 'aa', ''),
+  fc.constantFrom('a', 'B', 'b', 'é', 'z', 'Z', '10', '9', '_', '😀', 'ﬀ', 'aa', '', '__proto__'),
   fc.string({ maxLength: 4 }),
 );
 const json = fc.letrec((tie) => ({
@@ -56,10 +56,14 @@ describe('canonicalJson', () => {
     );
   });
 
-  it('sorts by UTF-16 code units, not by locale, and keeps sorted objects as they are', () => {
+  it('sorts by UTF-16 code units, not by locale, in any key order', () => {
     expect(canonicalJson({ b: 1, a: { z: [{ y: 1, x: 2 }], é: 3, Z: 4 } })).toBe(
       '{"a":{"Z":4,"z":[{"x":2,"y":1}],"é":3},"b":1}',
     );
     expect(canonicalJson({ a: 1, b: undefined, c: [undefined] })).toBe('{"a":1,"c":[null]}');
+    // A key named __proto__ (JSON.parse makes one) is kept whether or not the object was sorted.
+    const proto = '{"__proto__":1,"a":2}';
+    expect(canonicalJson(JSON.parse(proto))).toBe(proto);
+    expect(canonicalJson(JSON.parse('{"a":2,"__proto__":1}'))).toBe(proto);
   });
 });

@@ -3,19 +3,31 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
     const keys = Object.keys(v);
-    if (!sortKeys(keys)) return v;
+    // Not moved: serialized as it is. Others (a boxed primitive, say) are copied, as before.
+    if (!sortKeys(keys) && isPlain(v)) return v;
     const sorted: Record<string, unknown> = {};
-    for (const key of keys) sorted[key] = (v as Record<string, unknown>)[key];
+    for (const key of keys) {
+      const value = (v as Record<string, unknown>)[key];
+      // An own key named __proto__ (JSON.parse makes one) is kept, as when not copied.
+      if (key === '__proto__')
+        Object.defineProperty(sorted, key, { value, enumerable: true, writable: true });
+      else sorted[key] = value;
+    }
     return sorted;
   });
+}
+
+function isPlain(v: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 /** Objects with more keys than this are sorted by Array.prototype.sort (n log n). */
 const INSERTION_SORT_MAX = 32;
 
 /**
- * Sorts keys in place, as Array.prototype.sort does (by UTF-16 code units); whether any moved
- * (always true past INSERTION_SORT_MAX). An insertion sort allocates nothing; V8's sort allocates
+ * Sorts keys in place, as Array.prototype.sort does (by UTF-16 code units), and returns whether
+ * any key moved (always true past INSERTION_SORT_MAX). An insertion sort allocates nothing; V8's sort allocates
  * work arrays at each call, and digesting a full rebuild's facts allocated three times as much.
  */
 function sortKeys(keys: string[]): boolean {

@@ -43,8 +43,8 @@ function workloads(registry: string): string {
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
     deployment('web', 1, {
       nodeSelector: { 'kubernetes.io/arch': 'amd64' },
-      // On the on-demand pool, whatever the scheduler picks: on the fleet's Spot nodes its
-      // verdicts below would be AlreadyOptimized. Neither verdict reads the pool's label.
+      // On the on-demand pool, whatever the scheduler picks: on the fleet's Spot nodes its Spot
+      // verdict below would be AlreadyOptimized. Neither verdict reads the pool's label.
       affinity: {
         nodeAffinity: {
           requiredDuringSchedulingIgnoredDuringExecution: {
