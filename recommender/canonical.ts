@@ -1,10 +1,12 @@
+import { isPlainObject } from './objects/read.ts';
+
 /** JSON with object keys sorted at every level, so equal content compares equal whatever the key order. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
     const keys = Object.keys(v);
     // Not moved: serialized as it is. Others (a boxed primitive, say) are copied, as before.
-    if (!sortKeys(keys) && isPlain(v)) return v;
+    if (!sortKeys(keys) && isPlainObject(v)) return v;
     const sorted: Record<string, unknown> = {};
     for (const key of keys) {
       const value = (v as Record<string, unknown>)[key];
@@ -17,18 +19,14 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-function isPlain(v: object): boolean {
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
 /** Objects with more keys than this are sorted by Array.prototype.sort (n log n). */
 const INSERTION_SORT_MAX = 32;
 
 /**
  * Sorts keys in place, as Array.prototype.sort does (by UTF-16 code units), and returns whether
- * any key moved (always true past INSERTION_SORT_MAX). An insertion sort allocates nothing; V8's sort allocates
- * work arrays at each call, and digesting a full rebuild's facts allocated three times as much.
+ * any key moved (always true past INSERTION_SORT_MAX). An insertion sort allocates nothing; V8's
+ * sort allocates work arrays at each call, and digesting a full rebuild's facts allocated three
+ * times as much with it.
  */
 function sortKeys(keys: string[]): boolean {
   if (keys.length > INSERTION_SORT_MAX) {

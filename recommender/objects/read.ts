@@ -47,7 +47,8 @@ function onlyStrings(v: Obj): boolean {
   for (const k in v) if (Object.hasOwn(v, k) && typeof v[k] !== 'string') return false;
   return true;
 }
-function isPlainObject(v: unknown): v is Obj {
+/** A record whose prototype is Object's or none: not a class instance, Map or boxed primitive. */
+export function isPlainObject(v: unknown): v is Obj {
   if (!isRecord(v)) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
