@@ -532,11 +532,7 @@ function serviceKey(namespaceAndName: string): string {
  */
 function readsOf(pod: K8s, index?: Index): string[] {
   const node = str(isRecord(pod.raw.spec) ? pod.raw.spec.nodeName : undefined);
-  const owners = ownerChainKeys(pod);
-  const [owner] = owners;
-  const ownerKnown = index !== undefined && owner !== undefined && index.byKey.has(owner);
-  return [
-    ...(node === undefined ? [] : [objectKey('Node', '', node)]),
-    ...(ownerKnown ? [owner] : owners),
-  ];
+  const reads = ownerChainKeys(pod, index);
+  if (node !== undefined) reads.push(objectKey('Node', '', node));
+  return reads;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { factsFromObjects } from '../facts-from-objects.ts';
+import { indexObjects } from './index.ts';
+import { ownerChainKeys } from './owners.ts';
 import { deployment, NODES, pod, podSpec } from './testing.ts';
 
 describe('owner chains', () => {
@@ -48,6 +50,45 @@ describe('owner chains', () => {
       },
     });
     expect(web?.pods[1]?.node?.capacityType).toBe('spot');
+  });
+
+  it('names the keys a pod’s workload may read: its owner, and the parents guessed from its name only while the owner is missing', () => {
+    const replicaSet = {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: {
+        name: 'web-abc',
+        namespace: 'shop',
+        ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
+      },
+    };
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'report-29000', namespace: 'shop' },
+    };
+    const webPod = pod(
+      'web-abc-1',
+      'shop',
+      'n-a',
+      { kind: 'ReplicaSet', name: 'web-abc' },
+      { 'pod-template-hash': 'abc' },
+    );
+    const jobPod = pod('report-29000-x', 'shop', 'n-a', { kind: 'Job', name: 'report-29000' });
+    const without = indexObjects([webPod, jobPod]);
+    const withOwners = indexObjects([webPod, jobPod, replicaSet, job]);
+    const web = without.byKey.get('Pod/shop/web-abc-1');
+    const report = without.byKey.get('Pod/shop/report-29000-x');
+    if (web === undefined || report === undefined) throw new Error('pods not indexed');
+    const guessed = ['ReplicaSet/shop/web-abc', 'Deployment/shop/web', 'Rollout/shop/web'];
+    expect(ownerChainKeys(web)).toEqual(guessed);
+    expect(ownerChainKeys(web, without)).toEqual(guessed);
+    expect(ownerChainKeys(web, withOwners)).toEqual(['ReplicaSet/shop/web-abc']);
+    expect(ownerChainKeys(report, without)).toEqual([
+      'Job/shop/report-29000',
+      'CronJob/shop/report',
+    ]);
+    expect(ownerChainKeys(report, withOwners)).toEqual(['Job/shop/report-29000']);
   });
 
   it('ties pods to CronJobs through their Job, with or without the Job in the dump', () => {

@@ -49,15 +49,18 @@ export function workloadOfPod(pod: K8s, index: Index): string | undefined {
 /**
  * The keys of every object `workloadOfPod` may read for this pod (its ReplicaSet or Job, and the
  * Deployment, Rollout or CronJob it would guess from the owner's name): when one of them appears,
- * changes or goes, the pod's workload may change.
+ * changes or goes, the pod's workload may change. With an index that holds the owner, only the
+ * owner's key: the guesses are read only while the owner is missing.
  */
-export function ownerChainKeys(pod: K8s): string[] {
+export function ownerChainKeys(pod: K8s, index?: Index): string[] {
   const meta = pod.meta; // once: a running pod's metadata is read again at each access
   const owner = ownerOf(meta);
   if (owner === undefined) return [];
   const ns = meta.namespace;
   if (owner.kind === 'ReplicaSet') {
-    const keys = [objectKey('ReplicaSet', ns, owner.name)];
+    const ownerKey = objectKey('ReplicaSet', ns, owner.name);
+    const keys = [ownerKey];
+    if (index?.byKey.has(ownerKey) === true) return keys;
     const hash = meta.labels['pod-template-hash'] ?? meta.labels['rollouts-pod-template-hash'];
     if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
       const base = owner.name.slice(0, -hash.length - 1);
@@ -66,7 +69,9 @@ export function ownerChainKeys(pod: K8s): string[] {
     return keys;
   }
   if (owner.kind === 'Job') {
-    const keys = [objectKey('Job', ns, owner.name)];
+    const ownerKey = objectKey('Job', ns, owner.name);
+    const keys = [ownerKey];
+    if (index?.byKey.has(ownerKey) === true) return keys;
     const m = /^(.*)-\d+$/.exec(owner.name);
     if (m?.[1] !== undefined) keys.push(objectKey('CronJob', ns, m[1]));
     return keys;
