@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metaOf, strMap } from './read.ts';
+import { metaOf, objs, strMap } from './read.ts';
 
 describe('strMap', () => {
   it('returns labels that are all strings as they are: a cached object’s metadata is not copied', () => {
@@ -20,6 +20,18 @@ describe('strMap', () => {
     expect(strMap(undefined)).toEqual({});
     expect(strMap(['a'])).toEqual({});
     expect(strMap(new Map([['a', 'b']]))).toEqual({});
+  });
+});
+
+describe('objs', () => {
+  it('returns a list of only objects as it is, and a copy of the objects of any other list', () => {
+    const containers = [{ name: 'a' }, { name: 'b' }];
+    expect(objs(containers)).toBe(containers);
+    const mixed = [{ name: 'a' }, 'b', null, ['c'], { name: 'd' }];
+    expect(objs(mixed)).toEqual([{ name: 'a' }, { name: 'd' }]);
+    expect(mixed).toHaveLength(5);
+    expect(objs(undefined)).toEqual([]);
+    expect(objs({ name: 'a' })).toEqual([]);
   });
 });
 

@@ -19,8 +19,13 @@ export function obj(v: unknown): Obj {
 export function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
-export function objs(v: unknown): Obj[] {
-  return arr(v).filter(isRecord);
+/**
+ * The objects in a list. Read-only: a list of only objects (what the API server sends) is
+ * returned as it is, not copied (pods' containers are read at every build of their workload).
+ */
+export function objs(v: unknown): readonly Obj[] {
+  const list = arr(v);
+  return list.every(isRecord) ? list : list.filter(isRecord);
 }
 export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
