@@ -20,4 +20,13 @@ describe('quantities', () => {
   it.each(['lots', '', '1Gb', '--1', '1.2.3', 'Mi'])('%s is not a quantity', (q) => {
     expect(parseQuantity(q)).toBeUndefined();
   });
+
+  it('gives the same answers from its table of parsed strings, also after the table starts over', () => {
+    // More distinct strings than the table keeps, twice over: each read is parsed or looked up.
+    for (let round = 0; round < 2; round++)
+      for (let i = 0; i < 10_000; i++) {
+        expect(parseQuantity(`${i}m`)).toBeCloseTo(i / 1000, 12);
+        expect(parseQuantity(`${i}x`)).toBeUndefined();
+      }
+  });
 });
