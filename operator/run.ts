@@ -12,6 +12,7 @@ import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
 import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
 import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
+import { collectYoungDuringMarking } from './memory.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { MetricsAuthorizer } from './metrics-auth.ts';
@@ -385,6 +386,7 @@ export async function runCommand(
   // A V8 flag, which NODE_OPTIONS refuses. Set after start, it still takes effect (measured with
   // bench:scale, ADR 0022).
   if (config.memorySaver) setFlagsFromString('--memory-saver-mode');
+  collectYoungDuringMarking();
   let operator: RunningOperator;
   try {
     operator = await startOperator(config, { log });
