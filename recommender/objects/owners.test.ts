@@ -4,22 +4,25 @@ import { indexObjects } from './index.ts';
 import { ownerChainKeys } from './owners.ts';
 import { deployment, NODES, pod, podSpec } from './testing.ts';
 
+/** web's ReplicaSet, which its Deployment owns. */
+const WEB_REPLICA_SET = {
+  apiVersion: 'apps/v1',
+  kind: 'ReplicaSet',
+  metadata: {
+    name: 'web-abc',
+    namespace: 'shop',
+    ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
+  },
+  spec: { template: {} },
+};
+
 describe('owner chains', () => {
   it('ties pods to Deployments through their ReplicaSet, with or without the ReplicaSet in the dump', () => {
     const objects = [
       ...NODES,
       deployment('web'),
       deployment('api'),
-      {
-        apiVersion: 'apps/v1',
-        kind: 'ReplicaSet',
-        metadata: {
-          name: 'web-abc',
-          namespace: 'shop',
-          ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
-        },
-        spec: { template: {} },
-      },
+      WEB_REPLICA_SET,
       pod('web-abc-1', 'shop', 'n-a', { kind: 'ReplicaSet', name: 'web-abc' }),
       pod('web-abc-2', 'shop', 'n-b', { kind: 'ReplicaSet', name: 'web-abc' }),
       pod(
@@ -53,15 +56,6 @@ describe('owner chains', () => {
   });
 
   it('names the keys a pod’s workload may read: its owner, and the parents guessed from its name only while the owner is missing', () => {
-    const replicaSet = {
-      apiVersion: 'apps/v1',
-      kind: 'ReplicaSet',
-      metadata: {
-        name: 'web-abc',
-        namespace: 'shop',
-        ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
-      },
-    };
     const job = {
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -76,7 +70,7 @@ describe('owner chains', () => {
     );
     const jobPod = pod('report-29000-x', 'shop', 'n-a', { kind: 'Job', name: 'report-29000' });
     const without = indexObjects([webPod, jobPod]);
-    const withOwners = indexObjects([webPod, jobPod, replicaSet, job]);
+    const withOwners = indexObjects([webPod, jobPod, WEB_REPLICA_SET, job]);
     const web = without.byKey.get('Pod/shop/web-abc-1');
     const report = without.byKey.get('Pod/shop/report-29000-x');
     if (web === undefined || report === undefined) throw new Error('pods not indexed');
