@@ -26,7 +26,7 @@ export function releaseFreedPages(): void {
  * (`--separate-gc-phases`) Node 24's V8 runs no scavenge until the marking is done, and what
  * kopek allocates meanwhile stays in a young generation that grows past its semi-space: 12–59
  * MiB in the 100–200 ms of a marking at 5,000 workloads, on top of the old generation at its
- * limit — the largest part of the peak (docs/decisions/0025). Set after start, it takes effect.
+ * limit: what put the peak over 256 MiB (docs/decisions/0025). Set after start, it takes effect.
  */
 export function collectYoungDuringMarking(): void {
   setFlagsFromString('--no-separate-gc-phases');

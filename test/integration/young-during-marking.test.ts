@@ -35,10 +35,13 @@ function mostYoung(collectYoung: boolean): number {
 describe('collectYoungDuringMarking', () => {
   it('keeps the young generation within its semi-space while full collections mark', () => {
     const MiB = 2 ** 20;
-    // Without it the young generation outgrows its semi-space while each marking runs (1.2–11
-    // MiB here, the least on a busy machine); with it, set after start as kopek run sets it,
-    // scavenges run meanwhile.
-    expect(mostYoung(false)).toBeGreaterThan(MiB);
-    expect(mostYoung(true)).toBeLessThanOrEqual(MiB);
+    // Without it the young generation outgrows its semi-space while a marking runs: 1.4–11 MiB
+    // here, but on a busy machine one run in eight did not, so this asks up to five runs.
+    let mostWithout = 0;
+    for (let run = 0; run < 5 && mostWithout <= MiB; run++)
+      mostWithout = Math.max(mostWithout, mostYoung(false));
+    expect(mostWithout).toBeGreaterThan(MiB);
+    // With it, set after start as kopek run sets it, scavenges run meanwhile: never past it.
+    for (let run = 0; run < 3; run++) expect(mostYoung(true)).toBeLessThanOrEqual(MiB);
   });
 });
