@@ -18,6 +18,7 @@ describe('kopek run configuration', () => {
       metricsAuthCacheTtlMs: 60_000,
       clientRefreshIntervalMs: 60_000,
       memorySaver: false,
+      heapGrowingPercent: 20,
     });
     expect(config.kubeconfig).toBeUndefined();
     expect(config.metricsCertDir).toBeUndefined();
@@ -31,10 +32,12 @@ describe('kopek run configuration', () => {
         KOPEK_LOG_LEVEL: 'debug',
         KUBECONFIG: '/a:/b',
         KOPEK_MEMORY_SAVER: 'true',
+        KOPEK_HEAP_GROWING_PERCENT: '0',
       },
     );
     expect(config).toMatchObject({
       memorySaver: true,
+      heapGrowingPercent: 0,
       workers: 8,
       metricsPort: 9090,
       leaderElect: false,
@@ -77,6 +80,16 @@ describe('kopek run configuration', () => {
     [['--metrics-bind-address', '8080'], {}, '--metrics-bind-address must be host:port'],
     [['--leader-elect', 'yes'], {}, '--leader-elect must be true or false, got "yes"'],
     [[], { KOPEK_METRICS_SECURE: 'off' }, 'KOPEK_METRICS_SECURE must be true or false, got "off"'],
+    [
+      ['--heap-growing-percent', '150'],
+      {},
+      '--heap-growing-percent must be a whole number from 0 to 100, got "150"',
+    ],
+    [
+      [],
+      { KOPEK_HEAP_GROWING_PERCENT: '12.5' },
+      'KOPEK_HEAP_GROWING_PERCENT must be a whole number from 0 to 100, got "12.5"',
+    ],
     [['--log-level', 'loud'], {}, '--log-level must be debug, info, warn or error, got "loud"'],
     [
       ['--batch-interval', 'soon'],

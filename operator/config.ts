@@ -51,6 +51,8 @@ export interface OperatorConfig {
   metricsAuthCacheTtlMs: number;
   /** V8's memory saver mode: less resident memory for more CPU (runCommand sets it). */
   memorySaver: boolean;
+  /** How far V8's heap may grow past what a full collection kept, in percent; 0: V8 decides. */
+  heapGrowingPercent: number;
 }
 
 export const RUN_USAGE = `Usage: kopek run [flags]
@@ -71,6 +73,7 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --workers N                     concurrent reconciles, 1-64 [KOPEK_WORKERS] (default 4)
   --log-level LEVEL               debug, info, warn or error [KOPEK_LOG_LEVEL] (default info)
   --memory-saver BOOL             run V8's garbage collector in its memory saver mode: it collects more often and returns freed pages to the system, for less resident memory and more CPU [KOPEK_MEMORY_SAVER] (default false)
+  --heap-growing-percent N        let V8's heap grow at most this many percent past what its last full collection kept before it collects again, 0-100; lower: less resident memory for more CPU; 0: V8's own factor (it chose 30 under a 512 MiB limit) [KOPEK_HEAP_GROWING_PERCENT] (default 20)
   --batch-interval DURATION       least time between two recomputations of all facts [KOPEK_BATCH_INTERVAL] (default 1s)
   --watch-idle-timeout DURATION   reconnect a watch silent for this long [KOPEK_WATCH_IDLE_TIMEOUT] (default 150s)
   --relist-interval DURATION      full relist of every cache this often [KOPEK_RELIST_INTERVAL] (default 1h)
@@ -110,6 +113,7 @@ const FLAGS: Record<string, string> = {
   workers: 'KOPEK_WORKERS',
   'log-level': 'KOPEK_LOG_LEVEL',
   'memory-saver': 'KOPEK_MEMORY_SAVER',
+  'heap-growing-percent': 'KOPEK_HEAP_GROWING_PERCENT',
   'batch-interval': 'KOPEK_BATCH_INTERVAL',
   'watch-idle-timeout': 'KOPEK_WATCH_IDLE_TIMEOUT',
   'relist-interval': 'KOPEK_RELIST_INTERVAL',
@@ -193,6 +197,13 @@ export function parseRunConfig(
       `${source('workers')} must be a whole number from 1 to 64, got "${workersText}"`,
     );
 
+  const heapGrowingText = get('heap-growing-percent') ?? '20';
+  const heapGrowingPercent = Number(heapGrowingText);
+  if (!/^\d+$/.test(heapGrowingText) || heapGrowingPercent > 100)
+    throw new ConfigError(
+      `${source('heap-growing-percent')} must be a whole number from 0 to 100, got "${heapGrowingText}"`,
+    );
+
   const logLevel = get('log-level') ?? 'info';
   if (!isLogLevel(logLevel))
     throw new ConfigError(
@@ -232,6 +243,7 @@ export function parseRunConfig(
     metricsSecure: boolean('metrics-secure', true),
     metricsAuthCacheTtlMs: duration('metrics-auth-cache-ttl', 60_000),
     memorySaver: boolean('memory-saver', false),
+    heapGrowingPercent,
   };
   if (region !== undefined) config.region = region;
   const certDir = get('metrics-cert-dir');

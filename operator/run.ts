@@ -12,7 +12,7 @@ import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
 import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
 import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
-import { collectYoungDuringMarking } from './memory.ts';
+import { collectYoungDuringMarking, limitHeapGrowth } from './memory.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { MetricsAuthorizer } from './metrics-auth.ts';
@@ -387,6 +387,7 @@ export async function runCommand(
   // bench:scale, ADR 0022).
   if (config.memorySaver) setFlagsFromString('--memory-saver-mode');
   collectYoungDuringMarking();
+  limitHeapGrowth(config.heapGrowingPercent);
   let operator: RunningOperator;
   try {
     operator = await startOperator(config, { log });
