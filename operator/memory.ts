@@ -36,8 +36,8 @@ export function collectYoungDuringMarking(): void {
  * Lets V8's heap grow at most `percent` past what its last full collection kept before it starts
  * the next (0: V8's own factor, 30% under a 512 MiB limit). The old generation fills up to that
  * limit with what kopek made since, garbage by then for the most part, so the committed heap
- * follows the factor times the live heap, and resident memory with it (docs/decisions/0026). Set after start,
- * it takes effect at the next full collection.
+ * follows the factor times the live heap, and resident memory with it (docs/decisions/0026). Set
+ * after start, it takes effect at the next full collection.
  */
 export function limitHeapGrowth(percent: number): void {
   setFlagsFromString(`--heap-growing-percent=${percent}`);
