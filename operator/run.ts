@@ -12,7 +12,7 @@ import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
 import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
 import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
-import { collectYoungDuringMarking, limitHeapGrowth } from './memory.ts';
+import { collectYoungDuringMarking, limitHeapGrowth, releaseWhenFragmented } from './memory.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { MetricsAuthorizer } from './metrics-auth.ts';
@@ -395,13 +395,14 @@ export async function runCommand(
     log.error('kopek could not start', { error: errorMessage(error) });
     return 2;
   }
+  const stopReleasing = releaseWhenFragmented({ log });
   const onSignal = (signal: string): void => {
     log.info('stopping', { signal });
     void operator.stop();
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  return operator.done;
+  return operator.done.finally(stopReleasing);
 }
 
 /** `kopek run --check-aws`: each AWS call once; 0 when all are OK, 2 when one failed. */

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { fragmented, type HeapAfterCollection } from '../../operator/memory.ts';
 
 /**
  * A Node process that fills ~250 MiB of heap with small objects and drops them; a full collection
@@ -28,5 +29,76 @@ describe('releaseFreedPages', () => {
     // The collection freed the objects, and the process stays near its peak until released.
     expect(before).toBeGreaterThan(200 * MiB);
     expect(after).toBeLessThan(before / 3);
+  });
+});
+
+/**
+ * A Node process that fills ~60 MiB of old generation with small objects, then drops every other
+ * one: a full collection leaves its pages half used, which V8 does not compact on its own.
+ * With `watch`, releaseWhenFragmented runs meanwhile.
+ */
+const FRAGMENTING_SCRIPT = `
+import { getHeapStatistics } from 'node:v8';
+const { releaseWhenFragmented } = await import(${JSON.stringify(new URL('../../operator/memory.ts', import.meta.url).href)});
+const logged = [];
+const record = (msg) => logged.push(msg);
+const log = { debug: record, info: record, warn: record, error: record };
+const stop = process.argv.includes('watch') ? releaseWhenFragmented({ log }) : () => {};
+const heap = () => {
+  const stats = getHeapStatistics();
+  return { committedBytes: stats.total_heap_size, usedBytes: stats.used_heap_size };
+};
+// Global, so that V8 cannot find the array dead before the end.
+globalThis.objects = [];
+for (let i = 0; i < 400_000; i++) objects.push({ i, name: 'pod-' + i, ports: [i] });
+gc();
+gc();
+for (let i = 0; i < objects.length; i += 2) objects[i] = null;
+gc();
+const afterCollection = heap();
+// Node delivers gc entries to observers just after the collection, in a later task.
+await new Promise((resolve) => setTimeout(resolve, 200));
+console.log(JSON.stringify({ afterCollection, later: heap(), logged }));
+stop();
+`;
+
+interface FragmentingRun {
+  afterCollection: HeapAfterCollection;
+  later: HeapAfterCollection;
+  logged: string[];
+}
+
+function runFragmenting(...args: string[]): FragmentingRun {
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--max-semi-space-size=2',
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      FRAGMENTING_SCRIPT,
+      '--',
+      ...args,
+    ],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(out) as FragmentingRun;
+}
+
+describe('releaseWhenFragmented', () => {
+  it('compacts a heap that a full collection left half used, which V8 alone keeps', () => {
+    const alone = runFragmenting();
+    expect(fragmented(alone.afterCollection)).toBe(true);
+    expect(fragmented(alone.later)).toBe(true);
+    expect(alone.logged).toEqual([]);
+
+    const watched = runFragmenting('watch');
+    expect(fragmented(watched.afterCollection)).toBe(true);
+    expect(watched.logged).toEqual([
+      'compacted the heap and returned its unused pages to the system',
+    ]);
+    expect(fragmented(watched.later)).toBe(false);
+    const MiB = 2 ** 20;
+    expect(watched.later.committedBytes).toBeLessThan(alone.later.committedBytes - 16 * MiB);
   });
 });
