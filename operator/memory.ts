@@ -4,7 +4,7 @@ import {
   type NodeGCPerformanceDetail,
   type PerformanceEntry,
 } from 'node:perf_hooks';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { errorMessage, type Logger } from './log.ts';
 
@@ -16,8 +16,8 @@ let collect: Collect | undefined;
 /**
  * Gives back to the system the heap pages V8 keeps for reuse after full collections
  * (docs/decisions/0022): a last-resort collection, which reduces memory as the memory reducer
- * would and empties that pool. It stops the process for a few hundred milliseconds at 5,000
- * workloads, so it is for when the work is done.
+ * would and empties that pool. It stops the process for about half a second at 5,000 workloads,
+ * so it is for when the work is done, or the heap fragmented (releaseWhenFragmented).
  */
 export function releaseFreedPages(): void {
   if (collect === undefined) {
@@ -52,45 +52,52 @@ export function limitHeapGrowth(percent: number): void {
 
 const MiB = 2 ** 20;
 
-/** V8's heap right after a full collection. */
-export interface HeapAfterCollection {
-  /** What V8 has committed for its heap (getHeapStatistics' total_heap_size). */
+/** V8's old generation, where objects that lived through two young collections are kept. */
+export interface OldGeneration {
+  /** The pages V8 has committed for it (space_size). */
   committedBytes: number;
-  /** What its objects take (used_heap_size): the live heap, just after a full collection. */
+  /** What its objects take (space_used_size): the live ones, soon after a full collection. */
   usedBytes: number;
 }
 
 /**
- * Whether a full collection left more of the committed heap unused than it should: over a fifth
- * of the live heap, and over 16 MiB, which the young generation's semi-spaces and V8's own slack
- * take even in a compact heap. V8 compacts only pages mostly free, a few MiB per collection, so
- * objects replaced one by one in the old generation leave pages half used (docs/decisions/0027).
+ * Whether a full collection left more of the old generation's pages unused than it should: over
+ * a fifth of its live objects, and over 16 MiB. Objects replaced one by one leave pages part used;
+ * V8 compacts only pages mostly free, and a few MiB of them per collection (docs/decisions/0027).
  */
-export function fragmented(heap: HeapAfterCollection): boolean {
-  const unused = heap.committedBytes - heap.usedBytes;
-  return unused > Math.max(16 * MiB, heap.usedBytes / 5);
+export function fragmented(old: OldGeneration): boolean {
+  const unused = old.committedBytes - old.usedBytes;
+  return unused > Math.max(16 * MiB, old.usedBytes / 5);
 }
 
-/** Least time between two releases for fragmentation: one costs ~300 ms at 5,000 workloads. */
+/**
+ * Least time between two releases for fragmentation. One stops kopek for about half a second at
+ * 5,000 workloads (two full collections), and it flushes the functions' bytecode, to compile again.
+ */
 export const FRAGMENTATION_RELEASE_INTERVAL_MS = 30_000;
+/** After a release that gave back less than this, the next waits twice as long. */
+const LEAST_RETURNED_BYTES = 8 * MiB;
+const LONGEST_RELEASE_INTERVAL_MS = 600_000;
 
 export interface FragmentationReleaseOptions {
   log: Logger;
-  /** Default: releaseFreedPages, whose collection compacts as the memory reducer's does. */
+  /** Default: releaseFreedPages: its collection compacts as the memory reducer's does. */
   release?: () => void;
-  /** Default: V8's heap statistics. */
-  heap?: () => HeapAfterCollection;
-  /** Milliseconds on a monotonic clock. */
+  /** Default: V8's heap space statistics. */
+  oldGeneration?: () => OldGeneration;
+  /** Milliseconds on a monotonic clock; default performance.now. */
   now?: () => number;
 }
 
 /**
- * Releases V8's heap when a full collection left it fragmented (see fragmented), at most every
- * FRAGMENTATION_RELEASE_INTERVAL_MS.
+ * Releases V8's heap when a full collection left its old generation fragmented (see fragmented),
+ * at most every FRAGMENTATION_RELEASE_INTERVAL_MS; less often while releases give back little, as
+ * when the unused space is spread over pages too full for V8 to move.
  */
 export class FragmentationRelease {
   private readonly options: FragmentationReleaseOptions;
   private lastReleaseAt = -Infinity;
+  private intervalMs = FRAGMENTATION_RELEASE_INTERVAL_MS;
 
   constructor(options: FragmentationReleaseOptions) {
     this.options = options;
@@ -98,12 +105,16 @@ export class FragmentationRelease {
 
   /** Called after each full collection; true when it released. */
   afterFullCollection(): boolean {
-    const { log, release = releaseFreedPages, heap = heapStatistics } = this.options;
-    const now = this.options.now ?? ((): number => performance.now());
-    const before = heap();
-    if (!fragmented(before)) return false;
+    const {
+      log,
+      release = releaseFreedPages,
+      oldGeneration = oldGenerationStatistics,
+      now = (): number => performance.now(),
+    } = this.options;
     const started = now();
-    if (started - this.lastReleaseAt < FRAGMENTATION_RELEASE_INTERVAL_MS) return false;
+    if (started - this.lastReleaseAt < this.intervalMs) return false;
+    const before = oldGeneration();
+    if (!fragmented(before)) return false;
     this.lastReleaseAt = started;
     try {
       release();
@@ -111,7 +122,12 @@ export class FragmentationRelease {
       log.warn('could not compact the heap', { error: errorMessage(error) });
       return false;
     }
-    const after = heap();
+    const after = oldGeneration();
+    const returned = before.committedBytes - after.committedBytes;
+    this.intervalMs =
+      returned < LEAST_RETURNED_BYTES
+        ? Math.min(this.intervalMs * 2, LONGEST_RELEASE_INTERVAL_MS)
+        : FRAGMENTATION_RELEASE_INTERVAL_MS;
     log.debug('compacted the heap and returned its unused pages to the system', {
       ms: Math.round(now() - started),
       liveMiB: Math.round(after.usedBytes / MiB),
@@ -122,9 +138,9 @@ export class FragmentationRelease {
   }
 }
 
-function heapStatistics(): HeapAfterCollection {
-  const stats = getHeapStatistics();
-  return { committedBytes: stats.total_heap_size, usedBytes: stats.used_heap_size };
+function oldGenerationStatistics(): OldGeneration {
+  const old = getHeapSpaceStatistics().find((space) => space.space_name === 'old_space');
+  return { committedBytes: old?.space_size ?? 0, usedBytes: old?.space_used_size ?? 0 };
 }
 
 function isFullCollection(entry: PerformanceEntry): boolean {
@@ -134,8 +150,9 @@ function isFullCollection(entry: PerformanceEntry): boolean {
 }
 
 /**
- * Watches V8's full collections (Node's `gc` performance entries, delivered just after each) and
- * releases the heap when one left it fragmented. Returns a function that stops watching.
+ * Watches V8's full collections (Node's `gc` performance entries, which reach an observer in a
+ * later turn of the event loop) and releases the heap when one left it fragmented. Returns a
+ * function that stops watching.
  */
 export function releaseWhenFragmented(options: FragmentationReleaseOptions): () => void {
   const fragmentation = new FragmentationRelease(options);

@@ -398,6 +398,7 @@ export async function runCommand(
   const stopReleasing = releaseWhenFragmented({ log });
   const onSignal = (signal: string): void => {
     log.info('stopping', { signal });
+    stopReleasing();
     void operator.stop();
   };
   process.once('SIGTERM', onSignal);
