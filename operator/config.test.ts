@@ -19,6 +19,7 @@ describe('kopek run configuration', () => {
       clientRefreshIntervalMs: 60_000,
       memorySaver: false,
       heapGrowingPercent: 20,
+      compactFragmentedHeap: true,
     });
     expect(config.kubeconfig).toBeUndefined();
     expect(config.metricsCertDir).toBeUndefined();
@@ -33,11 +34,13 @@ describe('kopek run configuration', () => {
         KUBECONFIG: '/a:/b',
         KOPEK_MEMORY_SAVER: 'true',
         KOPEK_HEAP_GROWING_PERCENT: '0',
+        KOPEK_COMPACT_FRAGMENTED_HEAP: 'false',
       },
     );
     expect(config).toMatchObject({
       memorySaver: true,
       heapGrowingPercent: 0,
+      compactFragmentedHeap: false,
       workers: 8,
       metricsPort: 9090,
       leaderElect: false,

@@ -395,7 +395,9 @@ export async function runCommand(
     log.error('kopek could not start', { error: errorMessage(error) });
     return 2;
   }
-  const stopReleasing = releaseWhenFragmented({ log });
+  const stopReleasing = config.compactFragmentedHeap
+    ? releaseWhenFragmented({ log })
+    : (): void => undefined;
   const onSignal = (signal: string): void => {
     log.info('stopping', { signal });
     stopReleasing();
