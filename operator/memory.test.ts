@@ -12,7 +12,7 @@ const INTERVAL = FRAGMENTATION_RELEASE_INTERVAL_MS;
 
 describe('fragmented', () => {
   it('counts unused old generation over a fifth of its live objects, and over 16 MiB', () => {
-    // The change phase at 5,000 workloads: 130 MB live, 186 committed.
+    // The whole heap in 0026's change phase at 5,000 workloads: 130 MB live, 186 committed.
     expect(fragmented({ usedBytes: 130 * MiB, committedBytes: 186 * MiB })).toBe(true);
     expect(fragmented({ usedBytes: 130 * MiB, committedBytes: 155 * MiB })).toBe(false);
     // A small heap: a fifth would be 4 MiB.
@@ -69,7 +69,7 @@ describe('FragmentationRelease', () => {
         { ms: 0, liveMiB: 130, committedMiBBefore: 186, committedMiBAfter: 135 },
       ],
     ]);
-    // Compact now: a collection after the interval releases nothing.
+    // The heap is compact now: a collection after the interval releases nothing.
     fixture.advance(INTERVAL);
     expect(fixture.fragmentation.afterFullCollection()).toBe(false);
   });

@@ -16,8 +16,8 @@ let collect: Collect | undefined;
 /**
  * Gives back to the system the heap pages V8 keeps for reuse after full collections
  * (docs/decisions/0022): a last-resort collection, which reduces memory as the memory reducer
- * would and empties that pool. It stops the process for about half a second at 5,000 workloads,
- * so it is for when the work is done, or the heap fragmented (releaseWhenFragmented).
+ * would and empties that pool. It stops the process for 0.3–0.5 s at 5,000 workloads, so it is
+ * for when the work is done, or the heap fragmented (releaseWhenFragmented).
  */
 export function releaseFreedPages(): void {
   if (collect === undefined) {
@@ -52,7 +52,7 @@ export function limitHeapGrowth(percent: number): void {
 
 const MiB = 2 ** 20;
 
-/** V8's old generation, where objects that lived through two young collections are kept. */
+/** V8's old generation: objects that lived through young collections, or pretenured. */
 export interface OldGeneration {
   /** The pages V8 has committed for it (space_size). */
   committedBytes: number;
