@@ -76,7 +76,7 @@ Prometheus metrics. Each flag can also be set by the environment variable in bra
   --log-level LEVEL               debug, info, warn or error [KOPEK_LOG_LEVEL] (default info)
   --memory-saver BOOL             run V8's garbage collector in its memory saver mode: it collects more often and returns freed pages to the system, for less resident memory and more CPU [KOPEK_MEMORY_SAVER] (default false)
   --heap-growing-percent N        let V8's heap grow at most this many percent past what its last full collection kept before it collects again, 0-100; lower: less resident memory for more CPU; 0: V8's own factor (it chose 30 under a 512 MiB limit) [KOPEK_HEAP_GROWING_PERCENT] (default 20)
-  --compact-fragmented-heap BOOL  when a full collection leaves V8's old generation fragmented, compact it and return the unused pages to the system, at most every 30 s; less resident memory for a pause of 0.3-0.5 s at 5,000 workloads (1-1.6 s on two busy cores) [KOPEK_COMPACT_FRAGMENTED_HEAP] (default true)
+  --compact-fragmented-heap BOOL  when a full collection leaves V8's old generation fragmented, compact it and return the unused pages to the system, at most every 30 s; less resident memory for a pause of 0.3-0.5 s at 5,000 workloads (up to 2.1 s on two busy cores) [KOPEK_COMPACT_FRAGMENTED_HEAP] (default true)
   --batch-interval DURATION       least time between two recomputations of all facts [KOPEK_BATCH_INTERVAL] (default 1s)
   --watch-idle-timeout DURATION   reconnect a watch silent for this long [KOPEK_WATCH_IDLE_TIMEOUT] (default 150s)
   --relist-interval DURATION      full relist of every cache this often [KOPEK_RELIST_INTERVAL] (default 1h)

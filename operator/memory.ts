@@ -72,7 +72,7 @@ export function fragmented(old: OldGeneration): boolean {
 
 /**
  * Least time between two releases for fragmentation: one stops kopek for two full collections,
- * 0.3–0.5 s at 5,000 workloads, 1–1.6 s when the API server shares two busy cores (0027).
+ * 0.3–0.5 s at 5,000 workloads, up to 2.1 s when the API server shares two busy cores (0027).
  */
 export const FRAGMENTATION_RELEASE_INTERVAL_MS = 30_000;
 /** After a release that gave back less than this, the next waits twice as long. */
