@@ -1,9 +1,12 @@
 /**
  * The scale benchmark (npm run bench:scale) at a tiny size, so its pieces keep working: the
  * cluster it builds, the floor, kopek's cold start, memory, steady state, changes, registry
- * lookups, kopek analyze over the dumps, the import cost and the table. It checks what each
- * piece measured, not how fast anything was.
+ * lookups, kopek analyze over the dumps, the import cost and the table; and --profile. It checks
+ * what each piece measured, not how fast anything was.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IMPORT_TARGETS } from '../bench/scale/imports.ts';
 import { runScaleBench, type ScaleResult } from '../bench/scale/run.ts';
@@ -134,4 +137,39 @@ describe('the scale benchmark at a tiny size', () => {
     ])
       expect(table).toMatch(row);
   });
+});
+
+describe('the scale benchmark profiling the cold start at a tiny size', () => {
+  it('writes and summarizes a CPU profile and a heap snapshot, kopek without a memory limit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kopek-scale-profile-'));
+    try {
+      const result = await runScaleBench({
+        nodes: 3,
+        workloads: 4,
+        pods: 10,
+        // Unused: --profile stops after the cold start.
+        steadySeconds: 0,
+        changeRate: 0,
+        changeSeconds: 0,
+        drainSeconds: 0,
+        settleQuietSeconds: 0,
+        analyzeFormats: [],
+        importRuns: 0,
+        timeoutMinutes: 2,
+        keep: false,
+        profileDir: dir,
+        say: () => undefined,
+      });
+      expect(result.cold?.recommendations).toBe(4);
+      // A full-size heap snapshot took kopek past the chart's limit: --profile runs it without.
+      expect(result.memoryLimit).toHaveProperty('none');
+      expect(result.profile).toMatch(/^CPU profile .*\.cpuprofile: /m);
+      expect(result.profile).toMatch(
+        /^Heap snapshot .*\.heapsnapshot: [\d.]+ MiB in [\d,]+ objects/m,
+      );
+      expect(result.profile).toContain('Top retainers');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
