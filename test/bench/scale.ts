@@ -41,7 +41,7 @@ and the import cost of kopek's entry point.
   --memory-limit Q|chart|none
                        run kopek in a memory cgroup with this limit (e.g. 512Mi), as its pod; default
                        chart: the chart's limit, or none with a warning where no cgroup can be made;
-                       none with --profile (writing a heap snapshot takes more than the limit)
+                       none with --profile (a heap snapshot can take more than the limit)
   --kopek-env NAME=VALUE
                        an environment variable for kopek run (repeatable; default: the chart's
                        mallocEnv; NAME= leaves NAME out, e.g. MALLOC_ARENA_MAX= for glibc's default)

@@ -65,6 +65,9 @@ const PROFILE_SCRIPT = fileURLToPath(new URL('./profile.ts', import.meta.url));
 /** kopek run's default number of workers: the floor applies as many at once. */
 const KOPEK_WORKERS = 4;
 const MiB = 2 ** 20;
+/** Why --profile runs kopek without a memory limit unless --memory-limit gives one. */
+export const PROFILE_WITHOUT_LIMIT =
+  "--profile (a heap snapshot can take more than the chart's limit)";
 
 export interface ScaleOptions extends ScaleSizes {
   images?: number;
@@ -86,8 +89,8 @@ export interface ScaleOptions extends ScaleSizes {
   kopekEnv?: Readonly<Record<string, string>>;
   /**
    * Run kopek in a memory cgroup with this limit: 'chart' (the default) is the chart's limit,
-   * skipped with a warning where no cgroup can be made; 'none' runs it without one (the default
-   * with profileDir).
+   * skipped with a warning where no cgroup can be made; 'none' runs it without one. With profileDir
+   * the default is none.
    */
   memoryLimit?: MemoryLimitOption;
   /** Run kopek's TypeScript sources (type stripping, as the tests do), not kopek compiled as the image runs it. */
@@ -495,8 +498,8 @@ async function heapSnapshot(kopek: KopekProcess, dir: string): Promise<string> {
     await sleep(1000);
     if (!kopek.component.running)
       throw new Error(
-        `kopek exited (${String(kopek.component.exitStatus)}) while writing its heap snapshot: ` +
-          'under a memory limit, the cgroup may have killed it (--memory-limit none)',
+        `kopek exited (${String(kopek.component.exitStatus)}) while writing its heap snapshot ` +
+          '(with --memory-limit, its memory cgroup may have killed it)',
       );
     const file = (await readdir(dir)).find((name) => name.endsWith('.heapsnapshot'));
     if (file === undefined) continue;
@@ -726,13 +729,17 @@ async function measureFloor(bench: Bench, built: Built): Promise<void> {
 /** The memory cgroup kopek runs in (see ScaleOptions.memoryLimit), recorded in the result. */
 function benchMemoryCgroup(bench: Bench): MemoryCgroup | undefined {
   const { options, result, say } = bench;
-  // Writing a heap snapshot of a full-size kopek took it past the chart's 512 MiB: the memory
-  // cgroup killed it.
-  const limit = options.memoryLimit ?? (options.profileDir ? 'none' : 'chart');
-  const made = kopekMemoryCgroup(`kopek-bench-${process.pid}`, limit);
+  if (options.profileDir && options.memoryLimit === undefined) {
+    // Writing a heap snapshot of a full-size kopek took it past the chart's 512 MiB: the memory
+    // cgroup killed it.
+    result.memoryLimit = { none: PROFILE_WITHOUT_LIMIT };
+    say(`  kopek runs without a memory limit: ${PROFILE_WITHOUT_LIMIT}`);
+    return undefined;
+  }
+  const made = kopekMemoryCgroup(`kopek-bench-${process.pid}`, options.memoryLimit ?? 'chart');
   if ('none' in made) {
     result.memoryLimit = made;
-    if (limit !== 'none')
+    if (options.memoryLimit !== 'none')
       say(`  warning: kopek runs without the chart's memory limit: ${made.none}`);
     return undefined;
   }
