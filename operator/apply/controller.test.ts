@@ -82,9 +82,20 @@ async function fleet(
     nodes?: Obj[];
     /** The registry's answers (default: none, so Arm64 stays Unknown). */
     imagePlatforms?: ImagePlatformSource;
+    /** Watch events of a new fleet arrive this long after the writes (a busy API server). */
+    watchLatencyMs?: number;
   } = {},
 ): Promise<Fleet> {
-  const kube = options.kube ?? new FakeKube(options.minor ? { minor: options.minor } : {});
+  const clock =
+    options.clock ?? (options.watchLatencyMs !== undefined ? new ManualClock() : undefined);
+  const kube =
+    options.kube ??
+    new FakeKube({
+      ...(options.minor ? { minor: options.minor } : {}),
+      ...(clock && options.watchLatencyMs !== undefined
+        ? { watchLatency: { clock, ms: options.watchLatencyMs } }
+        : {}),
+    });
   if (!options.kube) {
     // PodDisruptionBudgets, the only extra objects these tests need.
     for (const pdb of options.extra ?? []) kube.put(RESOURCES.poddisruptionbudgets, pdb);
@@ -104,7 +115,7 @@ async function fleet(
   }
   const op = await startFakeOperator({
     kube,
-    ...(options.clock ? { clock: options.clock } : {}),
+    ...(clock ? { clock } : {}),
     ...(options.imagePlatforms ? { imagePlatforms: options.imagePlatforms } : {}),
     apply: { applyEnabled: true, settleMs: SETTLE_MS, dryRun: options.dryRun === true },
   });
@@ -844,6 +855,16 @@ describe('Apply mode: a change the API server refuses', () => {
         'admission webhook "policy.example" denied the request: no spot',
       ),
       options: {},
+      patchesOf: patches,
+      read: (kube: FakeKube): Obj => template(kube, 'web'),
+    },
+    {
+      // The cache still holds InProgress without a generation when kopek looks again.
+      part: 'pod template, with watch events behind the writes,',
+      action: 'Spot',
+      resource: 'deployments',
+      refusal: apiError(422, 'Invalid', 'ValidatingAdmissionPolicy "needs-ticket" denied request'),
+      options: { watchLatencyMs: 1500 },
       patchesOf: patches,
       read: (kube: FakeKube): Obj => template(kube, 'web'),
     },

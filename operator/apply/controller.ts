@@ -68,6 +68,8 @@ export class ApplyController {
   private readonly refusals = new Map<string, string>();
   /** The last dry-run change sent per workload (--dry-run), so each is sent and logged once. */
   private readonly dryRunsSent = new Map<string, string>();
+  /** Recommendations whose status.applied kopek wrote and the cache does not hold yet. */
+  private readonly written = new Map<string, string>();
 
   constructor(options: ApplyControllerOptions) {
     this.options = options;
@@ -98,6 +100,7 @@ export class ApplyController {
     this.active.clear();
     this.refusals.clear();
     this.dryRunsSent.clear();
+    this.written.clear();
     await untilAborted(cache.waitForSync(), signal);
     this.leading = true;
     // Changes a previous leader left in flight count against maxConcurrent at once.
@@ -217,6 +220,7 @@ export class ApplyController {
       applyEnabled: this.options.applyEnabled,
       dryRun: this.options.dryRun ?? false,
       dryRunsSent: this.dryRunsSent,
+      written: this.written,
       settleMs: this.options.settleMs ?? 120_000,
       inFlight: (self) => {
         const own = workloadKey(self.namespace, self.kind, self.name);

@@ -16,12 +16,7 @@
  * What the steps share is in step.ts. Status is written before every change to the workload,
  * never after only.
  */
-import type {
-  AppliedChange,
-  Optimization,
-  WorkloadKind,
-  WorkloadRecommendation,
-} from '../../recommender/api/v1alpha1.ts';
+import type { AppliedChange, Optimization, WorkloadKind } from '../../recommender/api/v1alpha1.ts';
 import { concurrencyRefusal, decide, liveRefusal } from '../../recommender/apply/eligibility.ts';
 import {
   changesAnything,
@@ -53,6 +48,7 @@ import { finishRevert } from './revert.ts';
 import { patchServices, readServices } from './services.ts';
 import {
   patchWorkload,
+  readRecommendation,
   refusal,
   writeApplied,
   type ApplyContext,
@@ -102,10 +98,7 @@ export async function applyStep(ctx: ApplyContext, ref: WorkloadRef): Promise<St
   const kind = ref.kind as WorkloadKind;
   const resource = WORKLOAD_RESOURCES[kind];
   if (resource === undefined) return {};
-  const wrec = ctx.cache.get(
-    'workloadrecommendations',
-    `${ref.namespace}/${recommendationName(ref.kind, ref.name)}`,
-  ) as WorkloadRecommendation | undefined;
+  const wrec = await readRecommendation(ctx, ref);
   if (wrec === undefined) {
     // Deleted (with its workload, by the garbage collector): a change it had in flight is over.
     ctx.setActive(ref, false);

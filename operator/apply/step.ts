@@ -19,13 +19,14 @@ import type { ResolvedPolicy, WorkloadFacts } from '../../recommender/facts.ts';
 import { DEFAULT_POLICY } from '../../recommender/policy.ts';
 import type { PriceBook } from '../../recommender/pricing.ts';
 import { listOf } from '../../recommender/reasons.ts';
+import { recommendationName } from '../../recommender/recommend.ts';
 import type { ClusterCache } from '../cache.ts';
 import type { Clock } from '../clock.ts';
 import { KubeApiError, type KubeApi, type ResourceType } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { WorkloadRef } from '../recommendations/keys.ts';
+import { workloadKey, type WorkloadRef } from '../recommendations/keys.ts';
 import { rfc3339 } from '../time.ts';
 import type { EventRecorder, InvolvedObject } from './events.ts';
 
@@ -55,6 +56,11 @@ export interface ApplyContext {
   inFlight: (ref: WorkloadRef) => number;
   /** Marks a workload as rolling out (true) or done (false), for maxConcurrent. */
   setActive: (ref: WorkloadRef, active: boolean) => void;
+  /**
+   * Per workload key, the resourceVersion of its recommendation after kopek last wrote
+   * status.applied, until the cache holds that version (see readRecommendation).
+   */
+  written: Map<string, string>;
 }
 
 /** What the step wants next: look again after `afterMs`, or nothing until something changes. */
@@ -91,7 +97,7 @@ export async function writeApplied(
   subject: Subject,
   applied: AppliedChange,
 ): Promise<void> {
-  await ctx.client.apply(
+  const written = await ctx.client.apply<WorkloadRecommendation>(
     RESOURCES.workloadrecommendations,
     {
       apiVersion: subject.wrec.apiVersion,
@@ -101,6 +107,48 @@ export async function writeApplied(
     },
     { fieldManager: APPLY_FIELD_MANAGER, subresource: 'status', force: true },
   );
+  expectVersion(ctx, subject.ref, written.metadata.resourceVersion);
+}
+
+function expectVersion(ctx: ApplyContext, ref: WorkloadRef, version: string | undefined): void {
+  const key = workloadKey(ref.namespace, ref.kind, ref.name);
+  if (version === undefined) ctx.written.delete(key);
+  else ctx.written.set(key, version);
+}
+
+/**
+ * The workload's recommendation, from the cache unless the cache is behind kopek's own last
+ * write of status.applied: that write's watch event can arrive after kopek looks again, and a
+ * step taken on the status before it would be taken twice (a refused patch sent again). Then it
+ * is read live, and the cache is trusted again once it holds what was read. Undefined when gone.
+ */
+export async function readRecommendation(
+  ctx: ApplyContext,
+  ref: WorkloadRef,
+): Promise<WorkloadRecommendation | undefined> {
+  const name = recommendationName(ref.kind, ref.name);
+  const cached = ctx.cache.get('workloadrecommendations', `${ref.namespace}/${name}`) as
+    WorkloadRecommendation | undefined;
+  const key = workloadKey(ref.namespace, ref.kind, ref.name);
+  const expected = ctx.written.get(key);
+  if (expected === undefined) return cached;
+  if (cached?.metadata.resourceVersion === expected) {
+    ctx.written.delete(key);
+    return cached;
+  }
+  try {
+    const live = await ctx.client.get<WorkloadRecommendation>(
+      RESOURCES.workloadrecommendations,
+      name,
+      ref.namespace,
+    );
+    expectVersion(ctx, ref, live.metadata.resourceVersion);
+    return live;
+  } catch (error) {
+    if (!(error instanceof KubeApiError) || error.status !== 404) throw error;
+    ctx.written.delete(key);
+    return undefined;
+  }
 }
 
 export async function patchWorkload(
