@@ -896,4 +896,28 @@ describe('Apply mode: a change the API server refuses', () => {
       expect(read(kube)).toEqual(before);
     },
   );
+
+  it('does not send the refused patch again when the answer to its Failed write is lost', async () => {
+    const { op, kube } = await fleet(['web'], { watchLatencyMs: 1500 });
+    const before = template(kube, 'web');
+    kube.failNext({ verb: 'patch', resource: 'deployments' }, apiError(403, 'Forbidden'));
+    // The server stores the Failed status once InProgress has reached the cache (a slow
+    // write), and its answer never reaches kopek.
+    const write = kube.apply.bind(kube);
+    let lost = false;
+    kube.apply = async <T>(...args: Parameters<FakeKube['apply']>): Promise<T> => {
+      const status = (args[1] as { status?: { applied?: AppliedChange } }).status;
+      if (lost || status?.applied?.outcome !== 'Failed') return write<T>(...args);
+      await new Promise<void>((resolve) => op.clock.setTimeout(resolve, 2000));
+      await write<T>(...args);
+      lost = true;
+      throw new Error('socket hang up');
+    };
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => lost);
+    await op.clock.advance(2 * 3_600_000);
+    expect(applied(kube, 'web')?.outcome).toBe('Failed');
+    expect(patches(kube)).toBe(1);
+    expect(template(kube, 'web')).toEqual(before);
+  });
 });

@@ -68,7 +68,7 @@ export class ApplyController {
   private readonly refusals = new Map<string, string>();
   /** The last dry-run change sent per workload (--dry-run), so each is sent and logged once. */
   private readonly dryRunsSent = new Map<string, string>();
-  /** Recommendations whose status.applied kopek wrote and the cache does not hold yet. */
+  /** Per workload, the version of its recommendation the cache must reach (readRecommendation). */
   private readonly written = new Map<string, string>();
 
   constructor(options: ApplyControllerOptions) {

@@ -1,6 +1,7 @@
 /**
- * What every step of Apply mode shares: the context, the subject of a step, status.applied's
- * writes and endings, the live workload and the guarded patch of its pod template.
+ * What every step of Apply mode shares: the context, the subject of a step, the recommendation
+ * read and status.applied's writes and endings, the live workload and the guarded patch of its
+ * pod template.
  */
 import type {
   AppliedChange,
@@ -57,8 +58,9 @@ export interface ApplyContext {
   /** Marks a workload as rolling out (true) or done (false), for maxConcurrent. */
   setActive: (ref: WorkloadRef, active: boolean) => void;
   /**
-   * Per workload key, the resourceVersion of its recommendation after kopek last wrote
-   * status.applied, until the cache holds that version (see readRecommendation).
+   * Per workload key, the resourceVersion of its recommendation that the cache must hold before
+   * a step trusts it: what kopek's last write of status.applied answered, or what the read
+   * after it found (see readRecommendation).
    */
   written: Map<string, string>;
 }
@@ -97,6 +99,9 @@ export async function writeApplied(
   subject: Subject,
   applied: AppliedChange,
 ): Promise<void> {
+  // Until the answer comes, no cached version will do: a write whose answer is lost may have
+  // been made, and the next step reads the recommendation live.
+  expectVersion(ctx, subject.ref, UNKNOWN_VERSION);
   const written = await ctx.client.apply<WorkloadRecommendation>(
     RESOURCES.workloadrecommendations,
     {
@@ -109,6 +114,9 @@ export async function writeApplied(
   );
   expectVersion(ctx, subject.ref, written.metadata.resourceVersion);
 }
+
+/** No object has it (the API server gives every stored object a version). */
+const UNKNOWN_VERSION = '';
 
 function expectVersion(ctx: ApplyContext, ref: WorkloadRef, version: string | undefined): void {
   const key = workloadKey(ref.namespace, ref.kind, ref.name);
@@ -136,19 +144,14 @@ export async function readRecommendation(
     ctx.written.delete(key);
     return cached;
   }
-  try {
-    const live = await ctx.client.get<WorkloadRecommendation>(
-      RESOURCES.workloadrecommendations,
-      name,
-      ref.namespace,
-    );
-    expectVersion(ctx, ref, live.metadata.resourceVersion);
-    return live;
-  } catch (error) {
-    if (!(error instanceof KubeApiError) || error.status !== 404) throw error;
-    ctx.written.delete(key);
-    return undefined;
-  }
+  const live = await getIfExists<WorkloadRecommendation>(
+    ctx,
+    RESOURCES.workloadrecommendations,
+    name,
+    ref.namespace,
+  );
+  expectVersion(ctx, ref, live?.metadata.resourceVersion);
+  return live;
 }
 
 export async function patchWorkload(
@@ -233,9 +236,19 @@ export function heldAt(live: Obj): Pick<AppliedChange, 'workloadGeneration'> {
 }
 
 /** The live workload, or undefined when it is gone (the change then ends Failed). */
-export async function readLive(ctx: ApplyContext, subject: Subject): Promise<Obj | undefined> {
+export function readLive(ctx: ApplyContext, subject: Subject): Promise<Obj | undefined> {
+  return getIfExists<Obj>(ctx, subject.type, subject.ref.name, subject.ref.namespace);
+}
+
+/** The object as the API server has it now, or undefined when it is not there (404). */
+async function getIfExists<T>(
+  ctx: ApplyContext,
+  type: ResourceType,
+  name: string,
+  namespace: string,
+): Promise<T | undefined> {
   try {
-    return await ctx.client.get<Obj>(subject.type, subject.ref.name, subject.ref.namespace);
+    return await ctx.client.get<T>(type, name, namespace);
   } catch (error) {
     if (error instanceof KubeApiError && error.status === 404) return undefined;
     throw error;
