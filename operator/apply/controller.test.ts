@@ -375,6 +375,33 @@ describe('Apply mode', () => {
     await second.op.until(() => applied(kube, 'web')?.outcome === 'RolledBack', 5 * 60_000);
   });
 
+  it('finishes the revert the leader before it sent, when its cache still says InProgress', async () => {
+    const { op, kube } = await fleet(['web'], { watchLatencyMs: 1500 });
+    const standby = await startFakeOperator({
+      kube,
+      clock: op.clock,
+      standby: true,
+      apply: { applyEnabled: true, settleMs: SETTLE_MS },
+    });
+    operators.push(standby);
+    const before = template(kube, 'web');
+    approve(kube, 'web', ['Spot']);
+    await op.until(() => patches(kube) === 1);
+    rollOut(kube, 'web', ['pending', 'pending', 'pending'], new Date(op.clock.now()).toISOString());
+    await op.until(() => patches(kube) === 2, 5 * 60_000);
+    // The leader wrote RollingBack and sent the revert, then stopped; the standby leads at once,
+    // its cache 1.5 s behind.
+    await op.stop();
+    operators.splice(operators.indexOf(op), 1);
+    expect(applied(kube, 'web')?.outcome).toBe('RollingBack');
+    standby.lead();
+    rollOut(kube, 'web', ['od-a', 'od-b', 'od-a']);
+    await standby.until(() => applied(kube, 'web')?.outcome !== 'RollingBack', 5 * 60_000);
+    expect(applied(kube, 'web')?.outcome).toBe('RolledBack');
+    expect(template(kube, 'web')).toEqual(before);
+    expect(patches(kube)).toBe(2);
+  });
+
   it('rolls out one change at a time with maxConcurrent 1', async () => {
     const { op, kube } = await fleet(['web', 'api']);
     approve(kube, 'web', ['Spot']);
@@ -896,6 +923,34 @@ describe('Apply mode: a change the API server refuses', () => {
       expect(read(kube)).toEqual(before);
     },
   );
+
+  it("starts no change on an approval whose refusal the cache has not seen yet (the last leader's write)", async () => {
+    const { op, kube } = await fleet(['web'], { watchLatencyMs: 1500 });
+    const before = template(kube, 'web');
+    const generation = (kube.object(RESOURCES.deployments, 'web', 'shop')?.metadata as Obj)
+      .generation as number;
+    approve(kube, 'web', ['Spot']);
+    // Written just after the approval, by the replica that led before: the patch was refused.
+    const at = new Date(op.clock.now()).toISOString();
+    const wrec = recommendationOf(kube, 'shop', 'web') as Obj;
+    const refused: AppliedChange = {
+      actions: ['Spot'],
+      appliedAt: at,
+      updatedAt: at,
+      outcome: 'Failed',
+      reason: 'PatchRefused',
+      message: 'admission webhook "policy.example" denied the request: no spot',
+      workloadGeneration: generation,
+    };
+    kube.put(RESOURCES.workloadrecommendations, {
+      ...wrec,
+      status: { ...(wrec.status as Obj), applied: refused },
+    });
+    await op.clock.advance(2 * 3_600_000);
+    expect(applied(kube, 'web')).toEqual(refused);
+    expect(patches(kube)).toBe(0);
+    expect(template(kube, 'web')).toEqual(before);
+  });
 
   it('does not send the refused patch again when the answer to its Failed write is lost', async () => {
     const { op, kube } = await fleet(['web'], { watchLatencyMs: 1500 });

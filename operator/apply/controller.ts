@@ -13,7 +13,7 @@ import { parseKey, targetOf, workloadKey, type WorkloadRef } from '../recommenda
 import { runWorkers } from '../workers.ts';
 import { EventRecorder } from './events.ts';
 import { applyStep, involvedObjects } from './reconcile.ts';
-import type { ApplyContext } from './step.ts';
+import { UNKNOWN_VERSION, type ApplyContext } from './step.ts';
 
 const CONTROLLER = 'apply';
 
@@ -103,12 +103,15 @@ export class ApplyController {
     this.written.clear();
     await untilAborted(cache.waitForSync(), signal);
     this.leading = true;
-    // Changes a previous leader left in flight count against maxConcurrent at once.
+    // Changes a previous leader left in flight count against maxConcurrent at once. Their first
+    // step reads the recommendation live: the cache can be behind that leader's last steps.
     for (const wrec of this.recommendations()) {
       const outcome = wrec.status?.applied?.outcome;
       const target = targetOf(wrec);
-      if (target && (outcome === 'InProgress' || outcome === 'RollingBack'))
-        this.active.add(workloadKey(target.namespace, target.kind, target.name));
+      if (!target || (outcome !== 'InProgress' && outcome !== 'RollingBack')) continue;
+      const key = workloadKey(target.namespace, target.kind, target.name);
+      this.active.add(key);
+      this.written.set(key, UNKNOWN_VERSION);
     }
     const resync = (): void => {
       for (const wrec of this.recommendations()) {

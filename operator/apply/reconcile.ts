@@ -3,7 +3,8 @@
  * restarted (or newly elected) kopek continues exactly where the last one stopped:
  *
  * - no change in flight → decide (recommender/apply/eligibility.ts); if allowed, GET the live
- *   workload, check it live, record InProgress with the previous and the planned state, THEN
+ *   workload, check it live, check that the approval and status.applied decided on are still the
+ *   server's (approvalCurrent), record InProgress with the previous and the planned state, THEN
  *   send the guarded JSON patch. A refused patch is Failed with the server's message.
  * - InProgress (watch.ts) → the live fields must still be what kopek set (else a person changed
  *   them: Failed, left alone); judge the rollout; Succeeded, or RollingBack then the revert patch.
@@ -49,6 +50,7 @@ import { patchServices, readServices } from './services.ts';
 import {
   patchWorkload,
   readRecommendation,
+  approvalCurrent,
   refusal,
   writeApplied,
   type ApplyContext,
@@ -258,6 +260,7 @@ async function startChecked(
       ? { realizedSavings: last.realizedSavings }
       : {}),
   };
+  if (!(await approvalCurrent(ctx, subject))) return { afterMs: 1000, rollingOut: false };
   // The previous state is stored before the workload changes: a crash after this line finds it.
   await writeApplied(ctx, subject, inProgress);
   // The pod template first, the Services once it has rolled out (see sendFirstPart).

@@ -22,6 +22,7 @@ import type { PriceBook } from '../../recommender/pricing.ts';
 import { listOf } from '../../recommender/reasons.ts';
 import { recommendationName } from '../../recommender/recommend.ts';
 import type { ClusterCache } from '../cache.ts';
+import { canonicalJson } from '../canonical.ts';
 import type { Clock } from '../clock.ts';
 import { KubeApiError, type KubeApi, type ResourceType } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
@@ -59,8 +60,9 @@ export interface ApplyContext {
   setActive: (ref: WorkloadRef, active: boolean) => void;
   /**
    * Per workload key, the resourceVersion of its recommendation that the cache must hold before
-   * a step trusts it: what kopek's last write of status.applied answered, or what the read
-   * after it found (see readRecommendation).
+   * a step trusts it: what kopek's last write of status.applied answered, or what the read after
+   * it found; UNKNOWN_VERSION while a write's answer is pending, and for a change in flight when
+   * this replica took the lease (see readRecommendation).
    */
   written: Map<string, string>;
 }
@@ -115,8 +117,8 @@ export async function writeApplied(
   expectVersion(ctx, subject.ref, written.metadata.resourceVersion);
 }
 
-/** No object has it (the API server gives every stored object a version). */
-const UNKNOWN_VERSION = '';
+/** A version no object has (the API server gives every stored one a version): read it live. */
+export const UNKNOWN_VERSION = '';
 
 function expectVersion(ctx: ApplyContext, ref: WorkloadRef, version: string | undefined): void {
   const key = workloadKey(ref.namespace, ref.kind, ref.name);
@@ -152,6 +154,32 @@ export async function readRecommendation(
   );
   expectVersion(ctx, ref, live?.metadata.resourceVersion);
   return live;
+}
+
+/**
+ * Whether the approvals and status.applied a step read are still the API server's. A change
+ * starts only from those: the cache can be behind a write of status.applied that was not this
+ * process's (the leader's before it took the lease), and a change started on an older one would
+ * be made over one in flight, or over a refusal held. When they are not, the next step reads the
+ * recommendation live.
+ */
+export async function approvalCurrent(ctx: ApplyContext, subject: Subject): Promise<boolean> {
+  const { ref, wrec } = subject;
+  const live = await getIfExists<WorkloadRecommendation>(
+    ctx,
+    RESOURCES.workloadrecommendations,
+    wrec.metadata.name,
+    ref.namespace,
+  );
+  if (live !== undefined && canonicalJson(approvalOf(live)) === canonicalJson(approvalOf(wrec)))
+    return true;
+  expectVersion(ctx, ref, live?.metadata.resourceVersion ?? UNKNOWN_VERSION);
+  return false;
+}
+
+/** What a person approved and what Apply mode recorded of its last change. */
+function approvalOf(wrec: WorkloadRecommendation): unknown {
+  return [wrec.spec.approve ?? [], wrec.status?.applied ?? null];
 }
 
 export async function patchWorkload(
