@@ -931,6 +931,7 @@ describe('Apply mode: a change the API server refuses', () => {
       .generation as number;
     approve(kube, 'web', ['Spot']);
     // Written just after the approval, by the replica that led before: the patch was refused.
+    await op.clock.advance(100);
     const at = new Date(op.clock.now()).toISOString();
     const wrec = recommendationOf(kube, 'shop', 'web') as Obj;
     const refused: AppliedChange = {

@@ -69,7 +69,7 @@ export class ApplyController {
   /** The last dry-run change sent per workload (--dry-run), so each is sent and logged once. */
   private readonly dryRunsSent = new Map<string, string>();
   /** Per workload, the version of its recommendation the cache must reach (readRecommendation). */
-  private readonly written = new Map<string, string>();
+  private readonly expectedVersions = new Map<string, string>();
 
   constructor(options: ApplyControllerOptions) {
     this.options = options;
@@ -100,7 +100,7 @@ export class ApplyController {
     this.active.clear();
     this.refusals.clear();
     this.dryRunsSent.clear();
-    this.written.clear();
+    this.expectedVersions.clear();
     await untilAborted(cache.waitForSync(), signal);
     this.leading = true;
     // Changes a previous leader left in flight count against maxConcurrent at once. Their first
@@ -111,7 +111,7 @@ export class ApplyController {
       if (!target || (outcome !== 'InProgress' && outcome !== 'RollingBack')) continue;
       const key = workloadKey(target.namespace, target.kind, target.name);
       this.active.add(key);
-      this.written.set(key, UNKNOWN_VERSION);
+      this.expectedVersions.set(key, UNKNOWN_VERSION);
     }
     const resync = (): void => {
       for (const wrec of this.recommendations()) {
@@ -223,7 +223,7 @@ export class ApplyController {
       applyEnabled: this.options.applyEnabled,
       dryRun: this.options.dryRun ?? false,
       dryRunsSent: this.dryRunsSent,
-      written: this.written,
+      expectedVersions: this.expectedVersions,
       settleMs: this.options.settleMs ?? 120_000,
       inFlight: (self) => {
         const own = workloadKey(self.namespace, self.kind, self.name);

@@ -4,7 +4,7 @@
  *
  * - no change in flight → decide (recommender/apply/eligibility.ts); if allowed, GET the live
  *   workload, check it live, check that the approval and status.applied decided on are still the
- *   server's (approvalCurrent), record InProgress with the previous and the planned state, THEN
+ *   server's (isApprovalCurrent), record InProgress with the previous and the planned state, THEN
  *   send the guarded JSON patch. A refused patch is Failed with the server's message.
  * - InProgress (watch.ts) → the live fields must still be what kopek set (else a person changed
  *   them: Failed, left alone); judge the rollout; Succeeded, or RollingBack then the revert patch.
@@ -48,9 +48,9 @@ import type { InvolvedObject } from './events.ts';
 import { finishRevert } from './revert.ts';
 import { patchServices, readServices } from './services.ts';
 import {
+  isApprovalCurrent,
   patchWorkload,
   readRecommendation,
-  approvalCurrent,
   refusal,
   writeApplied,
   type ApplyContext,
@@ -260,7 +260,7 @@ async function startChecked(
       ? { realizedSavings: last.realizedSavings }
       : {}),
   };
-  if (!(await approvalCurrent(ctx, subject))) return { afterMs: 1000, rollingOut: false };
+  if (!(await isApprovalCurrent(ctx, subject))) return { afterMs: 1000, rollingOut: false };
   // The previous state is stored before the workload changes: a crash after this line finds it.
   await writeApplied(ctx, subject, inProgress);
   // The pod template first, the Services once it has rolled out (see sendFirstPart).

@@ -17,6 +17,7 @@ import { KubeApiError } from '../kube/client.ts';
 import { RESOURCES } from '../kube/resources.ts';
 import {
   APPLY_FIELD_MANAGER,
+  getIfExists,
   obj,
   type ApplyContext,
   type Obj,
@@ -38,13 +39,8 @@ export async function readServices(
 ): Promise<Map<string, LiveService>> {
   const out = new Map<string, LiveService>();
   for (const name of names) {
-    let service: Obj;
-    try {
-      service = await ctx.client.get<Obj>(RESOURCES.services, name, namespace);
-    } catch (error) {
-      if (error instanceof KubeApiError && error.status === 404) continue;
-      throw error;
-    }
+    const service = await getIfExists<Obj>(ctx, RESOURCES.services, name, namespace);
+    if (service === undefined) continue;
     const annotations = obj(service.metadata).annotations;
     out.set(name, {
       placement: readServicePlacement(service),

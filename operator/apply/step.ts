@@ -60,11 +60,11 @@ export interface ApplyContext {
   setActive: (ref: WorkloadRef, active: boolean) => void;
   /**
    * Per workload key, the resourceVersion of its recommendation that the cache must hold before
-   * a step trusts it: what kopek's last write of status.applied answered, or what the read after
-   * it found; UNKNOWN_VERSION while a write's answer is pending, and for a change in flight when
+   * a step trusts it: what kopek's last write of status.applied answered, or what a live read
+   * found; UNKNOWN_VERSION while a write's answer is pending, and for a change in flight when
    * this replica took the lease (see readRecommendation).
    */
-  written: Map<string, string>;
+  expectedVersions: Map<string, string>;
 }
 
 /** What the step wants next: look again after `afterMs`, or nothing until something changes. */
@@ -96,6 +96,9 @@ export function policyOf(ctx: ApplyContext, ref: WorkloadRef): ResolvedPolicy {
   return ctx.facts(ref)?.policy ?? DEFAULT_POLICY;
 }
 
+/** A version no object has (the API server gives every stored one a version): read it live. */
+export const UNKNOWN_VERSION = '';
+
 export async function writeApplied(
   ctx: ApplyContext,
   subject: Subject,
@@ -117,20 +120,18 @@ export async function writeApplied(
   expectVersion(ctx, subject.ref, written.metadata.resourceVersion);
 }
 
-/** A version no object has (the API server gives every stored one a version): read it live. */
-export const UNKNOWN_VERSION = '';
-
 function expectVersion(ctx: ApplyContext, ref: WorkloadRef, version: string | undefined): void {
   const key = workloadKey(ref.namespace, ref.kind, ref.name);
-  if (version === undefined) ctx.written.delete(key);
-  else ctx.written.set(key, version);
+  if (version === undefined) ctx.expectedVersions.delete(key);
+  else ctx.expectedVersions.set(key, version);
 }
 
 /**
- * The workload's recommendation, from the cache unless the cache is behind kopek's own last
- * write of status.applied: that write's watch event can arrive after kopek looks again, and a
- * step taken on the status before it would be taken twice (a refused patch sent again). Then it
- * is read live, and the cache is trusted again once it holds what was read. Undefined when gone.
+ * The workload's recommendation, from the cache unless the cache is behind the version expected
+ * (ApplyContext.expectedVersions): a write of status.applied whose watch event has not arrived,
+ * kopek's own (it can arrive after kopek looks again, and a step taken on the status before it
+ * would be taken twice: a refused patch sent again) or another replica's. Then it is read live,
+ * and the cache is trusted again once it holds what was read. Undefined when gone.
  */
 export async function readRecommendation(
   ctx: ApplyContext,
@@ -140,10 +141,10 @@ export async function readRecommendation(
   const cached = ctx.cache.get('workloadrecommendations', `${ref.namespace}/${name}`) as
     WorkloadRecommendation | undefined;
   const key = workloadKey(ref.namespace, ref.kind, ref.name);
-  const expected = ctx.written.get(key);
+  const expected = ctx.expectedVersions.get(key);
   if (expected === undefined) return cached;
   if (cached?.metadata.resourceVersion === expected) {
-    ctx.written.delete(key);
+    ctx.expectedVersions.delete(key);
     return cached;
   }
   const live = await getIfExists<WorkloadRecommendation>(
@@ -163,7 +164,7 @@ export async function readRecommendation(
  * be made over one in flight, or over a refusal held. When they are not, the next step reads the
  * recommendation live.
  */
-export async function approvalCurrent(ctx: ApplyContext, subject: Subject): Promise<boolean> {
+export async function isApprovalCurrent(ctx: ApplyContext, subject: Subject): Promise<boolean> {
   const { ref, wrec } = subject;
   const live = await getIfExists<WorkloadRecommendation>(
     ctx,
@@ -171,14 +172,17 @@ export async function approvalCurrent(ctx: ApplyContext, subject: Subject): Prom
     wrec.metadata.name,
     ref.namespace,
   );
-  if (live !== undefined && canonicalJson(approvalOf(live)) === canonicalJson(approvalOf(wrec)))
+  if (
+    live !== undefined &&
+    canonicalJson(approvalAndApplied(live)) === canonicalJson(approvalAndApplied(wrec))
+  )
     return true;
   expectVersion(ctx, ref, live?.metadata.resourceVersion ?? UNKNOWN_VERSION);
   return false;
 }
 
-/** What a person approved and what Apply mode recorded of its last change. */
-function approvalOf(wrec: WorkloadRecommendation): unknown {
+/** What a person approved, and what Apply mode recorded of its last change. */
+function approvalAndApplied(wrec: WorkloadRecommendation): unknown {
   return [wrec.spec.approve ?? [], wrec.status?.applied ?? null];
 }
 
@@ -269,7 +273,7 @@ export function readLive(ctx: ApplyContext, subject: Subject): Promise<Obj | und
 }
 
 /** The object as the API server has it now, or undefined when it is not there (404). */
-async function getIfExists<T>(
+export async function getIfExists<T>(
   ctx: ApplyContext,
   type: ResourceType,
   name: string,
