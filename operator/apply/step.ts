@@ -162,7 +162,7 @@ export async function readRecommendation(
  * starts only from those: the cache can be behind a write of status.applied that was not this
  * process's (the leader's before it took the lease), and a change started on an older one would
  * be made over one in flight, or over a refusal held. When they are not, the next step reads the
- * recommendation live.
+ * recommendation as the server had it (live, unless the cache has caught up).
  */
 export async function isApprovalCurrent(ctx: ApplyContext, subject: Subject): Promise<boolean> {
   const { ref, wrec } = subject;
