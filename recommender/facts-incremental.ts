@@ -216,10 +216,13 @@ export class IncrementalInput {
     // Pods are read through their running entries only, never as a list; PER_ENTRY_KINDS
     // through their lookups; Nodes through the index's nodes and the tally; Jobs of a CronJob
     // through `jobs`. The list of a workload kind is read only to build every workload: it is
-    // made again then, not at each change to one (a Job, a Deployment).
+    // made again then, not at each change to one (a Job, a Deployment). Until then its old list
+    // is dropped: it would hold every object replaced since, each rollout's Deployment and
+    // ReplicaSets (3.4 MiB after 1,500 changes at 2,500 workloads).
     for (const kind of changed) {
       if (WORKLOAD_KINDS.has(kind)) {
         this.unlistedKinds.add(kind);
+        this.index.byKind.delete(kind);
         this.workloads = undefined;
       } else if (kind !== 'Pod' && kind !== 'Node' && !PER_ENTRY_KINDS.has(kind))
         this.index.byKind.set(kind, this.listOf(kind));
