@@ -27,6 +27,8 @@ and the import cost of kopek's entry point.
   --workloads N        workloads (default 5000)
   --pods N             pods in all, DaemonSets' included (default 50000)
   --images N           distinct images (default: 6% of workloads, 5 to 300)
+  --old-revisions N    old revisions per Deployment: ReplicaSets scaled to zero, as rollouts leave
+                       them (default 0; Kubernetes keeps up to 10, revisionHistoryLimit)
   --steady-minutes M   steady-state window (default 5)
   --change-rate R      workload changes per second (default: 1% of the workloads, 50 at full
                        size; each change needs a Deployment with no change still pending)
@@ -55,6 +57,21 @@ and the import cost of kopek's entry point.
   --out FILE           also write the results as JSON
   --keep               keep the working directory (logs, dumps)`;
 
+/** The flags that take a whole number: the option each sets, and its least value. */
+const WHOLE_NUMBER_FLAGS: Readonly<
+  Record<
+    string,
+    readonly ['nodes' | 'workloads' | 'pods' | 'images' | 'oldRevisions' | 'importRuns', number]
+  >
+> = {
+  '--nodes': ['nodes', 1],
+  '--workloads': ['workloads', 1],
+  '--pods': ['pods', 1],
+  '--images': ['images', 1],
+  '--old-revisions': ['oldRevisions', 0],
+  '--import-runs': ['importRuns', 0],
+};
+
 function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
   let changeRate: number | undefined;
   const options: ScaleOptions & { out?: string } = {
@@ -65,6 +82,7 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
     changeRate: 0, // --change-rate, or from the size (below)
     changeSeconds: 60,
     drainSeconds: 60,
+    oldRevisions: 0,
     settleQuietSeconds: 15,
     importRuns: 5,
     analyzeFormats: ['yaml', 'json'],
@@ -97,19 +115,12 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
       if (!Number.isInteger(parsed)) throw new Error(`${flag} must be a whole number`);
       return parsed;
     };
+    const counted = Object.hasOwn(WHOLE_NUMBER_FLAGS, flag) ? WHOLE_NUMBER_FLAGS[flag] : undefined;
+    if (counted !== undefined) {
+      options[counted[0]] = whole(counted[1]);
+      continue;
+    }
     switch (flag) {
-      case '--nodes':
-        options.nodes = whole(1);
-        break;
-      case '--workloads':
-        options.workloads = whole(1);
-        break;
-      case '--pods':
-        options.pods = whole(1);
-        break;
-      case '--images':
-        options.images = whole(1);
-        break;
       case '--steady-minutes':
         options.steadySeconds = number(0) * 60;
         break;
@@ -121,9 +132,6 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         break;
       case '--drain-seconds':
         options.drainSeconds = number(1);
-        break;
-      case '--import-runs':
-        options.importRuns = whole(0);
         break;
       case '--no-analyze':
         options.analyzeFormats = [];

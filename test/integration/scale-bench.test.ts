@@ -23,6 +23,7 @@ describe('the scale benchmark at a tiny size', () => {
       nodes: 6,
       workloads: 8,
       pods: 30,
+      oldRevisions: 2,
       steadySeconds: 3,
       changeRate: 3,
       changeSeconds: 2,
@@ -46,6 +47,8 @@ describe('the scale benchmark at a tiny size', () => {
       analysedWorkloads: 8,
     });
     expect(result.setupSeconds['30 pods ready']).toBeGreaterThan(0);
+    // Two old revisions for each of the 6 Deployments (8 workloads: a StatefulSet and a DaemonSet).
+    expect(result.setupSeconds['12 old ReplicaSets created']).toBeGreaterThan(0);
 
     expect(result.floor?.reused).toMatchObject({ applied: 8, concurrency: 4 });
     // Every pod, node, workload, … kopek watches: at least the 30 pods and 6 nodes.
@@ -147,6 +150,7 @@ describe('the scale benchmark profiling the cold start at a tiny size', () => {
         nodes: 3,
         workloads: 4,
         pods: 10,
+        oldRevisions: 0,
         // Unused: --profile stops after the cold start.
         steadySeconds: 0,
         changeRate: 0,

@@ -54,6 +54,7 @@ import { summarizeCpuProfile, type TimeWindow } from './profile.ts';
 import { timed } from './timed.ts';
 import {
   defaultImageCount,
+  oldRevisions,
   scaleCluster,
   type ScaleCluster,
   type ScaleSizes,
@@ -71,6 +72,8 @@ export const PROFILE_WITHOUT_LIMIT =
 
 export interface ScaleOptions extends ScaleSizes {
   images?: number;
+  /** Old revisions (ReplicaSets scaled to zero) per Deployment, made once its pods run. */
+  oldRevisions: number;
   steadySeconds: number;
   changeRate: number;
   changeSeconds: number;
@@ -666,6 +669,16 @@ async function buildCluster(bench: Bench): Promise<Built> {
   await step(`${generated.serviceEndpoints.length} Services' EndpointSlices complete`, () =>
     waitForEndpoints(admin, generated.serviceEndpoints, say, timeoutMs),
   );
+  if (options.oldRevisions > 0) {
+    const deployments = await admin.listAll<Record<string, unknown>>(
+      collectionPath(RESOURCES.deployments),
+    );
+    const replicaSets = deployments.flatMap((d) => oldRevisions(d, options.oldRevisions));
+    result.sizes.objects += replicaSets.length;
+    await step(`${replicaSets.length} old ReplicaSets created`, () =>
+      createObjects(admin, 'old ReplicaSets', replicaSets, say),
+    );
+  }
   await allowEvents();
   return {
     registry,

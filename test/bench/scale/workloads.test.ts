@@ -5,6 +5,7 @@ import {
   DAEMONSET_NAMESPACE,
   daemonSetCount,
   defaultImageCount,
+  oldRevisions,
   scaleCluster,
 } from './workloads.ts';
 
@@ -133,5 +134,39 @@ describe('sizes', () => {
     expect(defaultImageCount(5000)).toBe(300);
     expect(defaultImageCount(500)).toBe(30);
     expect(defaultImageCount(20)).toBe(5);
+  });
+});
+
+describe('old revisions', () => {
+  it("are a Deployment's ReplicaSets at zero, with templates of their own that their selectors match", () => {
+    const generated = scaleCluster({ nodes: 6, workloads: 8, pods: 30 }, images(5));
+    const deployment = generated.workloads.find((w) => w.kind === 'Deployment') ?? {};
+    const created = {
+      ...deployment,
+      metadata: { ...(deployment.metadata as object), uid: 'a1b2c3d4-e5f6' },
+    };
+    const revisions = oldRevisions(created, 3) as unknown as {
+      metadata: { name: string; ownerReferences: { kind: string; uid: string }[] };
+      spec: {
+        replicas: number;
+        selector: { matchLabels: Record<string, string> };
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { containers: { image: string }[] };
+        };
+      };
+    }[];
+    const template = (deployment as unknown as Workload).spec.template;
+    expect(new Set(revisions.map((rs) => rs.metadata.name)).size).toBe(3);
+    for (const rs of revisions) {
+      expect(rs.spec.replicas).toBe(0);
+      expect(rs.metadata.ownerReferences).toMatchObject([
+        { kind: 'Deployment', uid: 'a1b2c3d4-e5f6' },
+      ]);
+      expect(rs.spec.template.metadata.labels).toMatchObject(rs.spec.selector.matchLabels);
+      expect(rs.spec.template.spec.containers[0]?.image).not.toBe(
+        template?.spec.containers[0]?.image,
+      );
+    }
   });
 });

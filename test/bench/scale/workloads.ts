@@ -517,3 +517,62 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
   out.images = imagesOf(out.workloads);
   return out;
 }
+
+/**
+ * The old revisions a Deployment's controller leaves after rollouts: `count` ReplicaSets scaled to
+ * zero, owned by the Deployment (as created, with its uid), each with the template of an older
+ * image tag and the annotations the controller writes. Revisions 1 to `count`: the controller
+ * numbers the current ReplicaSet after them.
+ */
+export function oldRevisions(deployment: Obj, count: number): Obj[] {
+  const metadata = deployment.metadata as { name: string; namespace: string; uid: string };
+  const spec = deployment.spec as { replicas?: number; selector: Obj; template: Obj };
+  const template = spec.template as { metadata: { labels: Record<string, string> }; spec: Obj };
+  const containers = (template.spec.containers ?? []) as Obj[];
+  return Array.from({ length: count }, (_, k) => {
+    // Unlike any hash the controller computes, so that it never takes one for the current one.
+    const hash = `old${k}${metadata.uid.replaceAll('-', '').slice(0, 6)}`;
+    const labels = { ...template.metadata.labels, 'pod-template-hash': hash };
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: {
+        name: `${metadata.name}-${hash}`,
+        namespace: metadata.namespace,
+        labels,
+        annotations: {
+          'deployment.kubernetes.io/desired-replicas': String(spec.replicas ?? 1),
+          'deployment.kubernetes.io/max-replicas': String(Math.ceil((spec.replicas ?? 1) * 1.25)),
+          'deployment.kubernetes.io/revision': String(k + 1),
+        },
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            name: metadata.name,
+            uid: metadata.uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      spec: {
+        replicas: 0,
+        selector: {
+          matchLabels: {
+            ...((spec.selector.matchLabels ?? {}) as Record<string, string>),
+            'pod-template-hash': hash,
+          },
+        },
+        template: {
+          ...template,
+          metadata: { ...template.metadata, labels },
+          spec: {
+            ...template.spec,
+            containers: containers.map((c) => ({ ...c, image: `${String(c.image)}-old${k}` })),
+          },
+        },
+      },
+    };
+  });
+}
