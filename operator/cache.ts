@@ -1,7 +1,7 @@
 import { systemClock, type Clock, type Timer } from './clock.ts';
 import type { KubeApi } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
-import { projectionFor, type Projected } from './kube/projections.ts';
+import { keptFor, projectionFor, type Projected } from './kube/projections.ts';
 import { RESOURCES, type ResourceName } from './kube/resources.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -120,10 +120,12 @@ export class ClusterCache {
   private startInformer(name: ResourceName): void {
     const { client, log, metrics } = this.options;
     const type = RESOURCES[name];
+    const keep = keptFor(type);
     const informer = new Informer<Projected>({
       type,
       client,
       project: projectionFor(type),
+      ...(keep !== undefined ? { keep } : {}),
       log,
       clock: this.clock,
       observer: {

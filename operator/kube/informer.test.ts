@@ -19,6 +19,7 @@ interface Setup {
   informer: Informer<Projected>;
   relists: RelistReason[];
   restarts: WatchEndReason[];
+  /** `<change> <name>` for each change handlers were told of. */
   seen: string[];
 }
 
@@ -29,7 +30,11 @@ afterEach(async () => {
 });
 
 function setup(
-  options: { onChange?: (object: Projected) => void; relistIntervalMs?: number } = {},
+  options: {
+    onChange?: (object: Projected) => void;
+    relistIntervalMs?: number;
+    keep?: (object: Projected) => boolean;
+  } = {},
 ): Setup {
   const kube = new FakeKube();
   const clock = new ManualClock();
@@ -52,8 +57,9 @@ function setup(
     ...(options.relistIntervalMs !== undefined
       ? { relistIntervalMs: options.relistIntervalMs }
       : {}),
-    onChange: (_change, object) => {
-      seen.push(object.metadata.name);
+    ...(options.keep !== undefined ? { keep: options.keep } : {}),
+    onChange: (change, object) => {
+      seen.push(`${change} ${object.metadata.name}`);
       options.onChange?.(object);
     },
   });
@@ -75,6 +81,26 @@ describe('the list-watch cache', () => {
     expect(informer.get('f')).toBeDefined();
     expect(informer.get('a')?.metadata.labels).toEqual({ team: 'checkout' });
     expect(relists).toEqual(['initial']);
+  });
+
+  it('caches only what keep accepts, and tells of a delete when it stops accepting one', async () => {
+    const { kube, clock, informer, seen } = setup({
+      keep: (object) => object.metadata.labels?.cached !== 'no',
+    });
+    kube.put(TYPE, namespace('a'));
+    kube.put(TYPE, namespace('b', { cached: 'no' }));
+    informer.start();
+    await informer.waitForSync();
+    expect([...informer.list()].map((o) => o.metadata.name)).toEqual(['a']);
+    kube.put(TYPE, namespace('a', { cached: 'no' }));
+    kube.put(TYPE, namespace('c', { cached: 'no' }));
+    await clock.advance(10);
+    expect(informer.size).toBe(0);
+    kube.put(TYPE, namespace('b'));
+    await clock.advance(10);
+    expect(informer.get('b')?.metadata.labels).toEqual({});
+    // c was never cached: it changed nothing handlers were told of.
+    expect(seen).toEqual(['add a', 'delete a', 'add b']);
   });
 
   it('keeps going when a change handler throws: the error is logged, later changes still arrive', async () => {

@@ -10,7 +10,7 @@ import { sharedPrefix } from '../../recommender/objects/read.ts';
  * - paged LIST, then WATCH with bookmarks and a jittered timeout;
  * - 410 Gone → relist; any other error → back off with jitter (0.8 s → 30 s) and resume;
  * - an inactivity watchdog reconnects a watch that went silent; a periodic relist repairs drift;
- * - only a slim projection of each object is kept;
+ * - only a slim projection of each object is kept, and only of the objects `keep` accepts;
  * - handlers are told of changes and must only enqueue: a throwing handler is logged, not fatal.
  */
 
@@ -40,6 +40,11 @@ export interface InformerOptions<T extends CachedObject> {
   client: KubeApi;
   /** Keeps only what kopek reads (never managedFields). */
   project: (object: Record<string, unknown>) => T;
+  /**
+   * Whether to cache an object at all (default: every one). One the cache holds that it no longer
+   * accepts is removed, and handlers are told of a delete.
+   */
+  keep?: (object: T, raw: Record<string, unknown>) => boolean;
   onChange?: (change: ChangeType, object: T, previous?: T) => void;
   log: Logger;
   clock?: Clock;
@@ -230,6 +235,7 @@ export class Informer<T extends CachedObject> {
       });
       for (const item of page.items) {
         const object = this.options.project(item);
+        if (this.options.keep?.(object, item) === false) continue;
         fresh.set(objectKey(object), object);
       }
       // An empty continue token means the last page.
@@ -318,7 +324,7 @@ export class Informer<T extends CachedObject> {
     }
     const object = this.options.project(event.object);
     const key = objectKey(object);
-    if (event.type === 'DELETED') {
+    if (event.type === 'DELETED' || this.options.keep?.(object, event.object) === false) {
       const previous = this.store.get(key);
       if (previous) this.remove(key, previous, object);
     } else {

@@ -7,7 +7,7 @@ import { factsFromObjects } from '../../recommender/facts-from-objects.ts';
 import { groupOf } from '../../recommender/objects/index.ts';
 import { canonicalDigest } from '../canonical.ts';
 import { imageRequests } from '../images.ts';
-import { comparableStatus, projectionFor, storedStatusDigest } from './projections.ts';
+import { comparableStatus, keptFor, projectionFor, storedStatusDigest } from './projections.ts';
 import { RESOURCES } from './resources.ts';
 import { SharedValues, valueHash } from './shared-values.ts';
 
@@ -183,6 +183,33 @@ describe('ReplicaSet projections', () => {
       expect(projected.spec).toEqual(replicaSet().spec);
       expect(projected.status).toEqual({ replicas: 3, readyReplicas: 3 });
     }
+  });
+
+  it("are not cached for a Deployment's or Rollout's old revision, which wants and has no pod", () => {
+    const keep = keptFor(RESOURCES.replicasets);
+    if (keep === undefined) throw new Error('ReplicaSets have no keep rule');
+    const scaled = (
+      ownerKind: string | undefined,
+      replicas: number | undefined,
+      running: number | undefined,
+    ): boolean => {
+      const raw = replicaSet(ownerKind);
+      raw.spec = replicas === undefined ? {} : { replicas };
+      raw.status = running === undefined ? {} : { replicas: running };
+      return keep(project(raw), raw);
+    };
+    for (const owner of ['Deployment', 'Rollout']) {
+      expect(scaled(owner, 0, 0)).toBe(false);
+      expect(scaled(owner, 0, undefined)).toBe(false);
+      // Scaled down, its last pods not gone yet; the current revision; spec.replicas defaults to 1.
+      expect(scaled(owner, 0, 2)).toBe(true);
+      expect(scaled(owner, 3, 3)).toBe(true);
+      expect(scaled(owner, undefined, undefined)).toBe(true);
+    }
+    // A workload of its own, scaled to zero, still gets a recommendation.
+    expect(scaled(undefined, 0, 0)).toBe(true);
+    expect(scaled('SomeOperatorKind', 0, 0)).toBe(true);
+    expect(keptFor(RESOURCES.deployments)).toBeUndefined();
   });
 });
 

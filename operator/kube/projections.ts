@@ -327,6 +327,28 @@ const PROJECTORS: Record<string, Projector> = {
   }),
 };
 
+/**
+ * Which objects of a type the cache keeps (undefined: all). Not a Deployment's or Rollout's
+ * ReplicaSet that neither wants nor has a pod: the old revisions kept for rollbacks (10 per
+ * Deployment by default, revisionHistoryLimit), most of the ReplicaSets of a cluster that rolls
+ * out often, which lead no pod to its workload. A pod still on its way out finds its Deployment
+ * by its pod-template-hash label (workloadOfPod, podWorkloads); Apply mode lists ReplicaSets from
+ * the API server.
+ */
+export function keptFor(
+  type: ResourceType,
+): ((object: Projected, raw: Obj) => boolean) | undefined {
+  if (type.kind !== 'ReplicaSet') return undefined;
+  return (object, raw) => {
+    const owner = controllerOf(object)?.kind;
+    if (owner !== 'Deployment' && owner !== 'Rollout') return true;
+    const wanted = isRecord(raw.spec) ? raw.spec.replicas : undefined;
+    const running = isRecord(raw.status) ? raw.status.replicas : undefined;
+    // spec.replicas defaults to 1; an absent status count is none.
+    return wanted !== 0 || (running !== undefined && running !== 0);
+  };
+}
+
 /** The projection function for a resource type. */
 export function projectionFor(type: ResourceType): (object: Obj) => Projected {
   const apiVersion = apiVersionOf(type);

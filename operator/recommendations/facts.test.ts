@@ -73,10 +73,22 @@ function rebuild(w: World): ReturnType<WorkloadFactsCache['rebuild']> {
 }
 
 /** Every workload's facts built from scratch over the same cache: what incremental must equal. */
-async function fullBuild(w: World): Promise<Map<string, unknown>> {
+function fullBuild(w: World): Promise<Map<string, unknown>> {
   const objects: Projected[] = [];
   for (const name of Object.keys(RESOURCES) as ResourceName[])
     if (name !== 'workloadrecommendations') objects.push(...w.cache.list(name));
+  return buildAll(w, objects);
+}
+
+/** Every workload's facts built over the objects as the API holds them: what `kopek analyze` finds. */
+function buildFromApi(w: World): Promise<Map<string, unknown>> {
+  const objects: Obj[] = [];
+  for (const name of Object.keys(RESOURCES) as ResourceName[])
+    if (name !== 'workloadrecommendations') objects.push(...w.kube.objects(RESOURCES[name]));
+  return buildAll(w, objects);
+}
+
+async function buildAll(w: World, objects: readonly Obj[]): Promise<Map<string, unknown>> {
   const built = factsFromObjects(objects, {
     imagePlatforms: await w.registry.resolve(imageRequests(objects)),
     ...(w.cache.kubernetesMinor !== undefined ? { kubernetesMinor: w.cache.kubernetesMinor } : {}),
@@ -123,7 +135,14 @@ type Change =
       ignore: boolean;
       remove: boolean;
     }
-  | { type: 'replicaset'; app: string; hash: string; remove: boolean }
+  | {
+      type: 'replicaset';
+      app: string;
+      hash: string;
+      /** 0: an old revision, which the cache leaves out (keptFor). */
+      replicas: number;
+      remove: boolean;
+    }
   | {
       type: 'pod';
       name: string;
@@ -201,6 +220,7 @@ const change: fc.Arbitrary<Change> = fc.oneof(
     type: fc.constant('replicaset' as const),
     app: fc.constantFrom(...APPS),
     hash: fc.constantFrom('h1', 'h2'),
+    replicas: fc.constantFrom(0, 1),
     remove,
   }),
   ...[1, 2, 3].map(() => podChange), // pods change most often
@@ -362,7 +382,7 @@ function apply(w: World, c: Change): void {
               },
             ],
           },
-          spec: { replicas: 1, template: template(c.app, 'web', IMAGES[0] ?? '') },
+          spec: { replicas: c.replicas, template: template(c.app, 'web', IMAGES[0] ?? '') },
         },
         `${c.app}-${c.hash}`,
         nsOfApp(c.app),
@@ -584,7 +604,7 @@ const BASELINE: Change[] = [
       ignore: false,
       remove: false,
     },
-    { type: 'replicaset', app, hash: 'h1', remove: false },
+    { type: 'replicaset', app, hash: 'h1', replicas: 1, remove: false },
   ]),
   ...['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'].map((name, i): Change => ({
     type: 'pod',
@@ -693,7 +713,7 @@ describe('incremental facts', () => {
     const steps: Change[] = [
       d0(true),
       { type: 'cronjob', remove: true },
-      { type: 'replicaset', app: 'd0', hash: 'h1', remove: true },
+      { type: 'replicaset', app: 'd0', hash: 'h1', replicas: 1, remove: true },
       { type: 'job', name: 'cron-100', owner: 'cron', seconds: 60, remove: true },
       d0(false),
       { type: 'cronjob', remove: false },
@@ -704,6 +724,36 @@ describe('incremental facts', () => {
       await expectEqualToFull(w);
     }
     expect(w.facts.get('wl/a/Deployment/d0')?.pods.map((p) => p.name)).toContain('p0');
+  });
+
+  it("leaves a Deployment's old ReplicaSet out of the cache; its pod on the way out stays the Deployment's", async () => {
+    const w = await startWorld();
+    for (const c of BASELINE) apply(w, c);
+    await rebuild(w);
+    // d0 rolls out: h2 is the new revision, h1 is scaled to zero while its pod p0 still runs.
+    apply(w, { type: 'replicaset', app: 'd0', hash: 'h2', replicas: 1, remove: false });
+    apply(w, { type: 'replicaset', app: 'd0', hash: 'h1', replicas: 0, remove: false });
+    expect((await rebuild(w)).full).toBe(false);
+    expect(w.cache.get('replicasets', 'a/d0-h1')).toBeUndefined();
+    expect(w.cache.get('replicasets', 'a/d0-h2')).toBeDefined();
+    expect(w.facts.get('wl/a/Deployment/d0')?.pods.map((p) => p.name)).toContain('p0');
+    const fromApi = await buildFromApi(w);
+    expect(new Map([...fromApi.keys()].map((key) => [key, w.facts.get(key)]))).toEqual(fromApi);
+    // p0 goes: the Deployment is rebuilt without it, though its ReplicaSet is not cached.
+    apply(w, {
+      type: 'pod',
+      name: 'p0',
+      owner: 'd0',
+      hash: 'h1',
+      node: 'n0',
+      ready: true,
+      done: false,
+      cpu: 250,
+      remove: true,
+    });
+    await rebuild(w);
+    expect(w.facts.get('wl/a/Deployment/d0')?.pods.map((p) => p.name)).not.toContain('p0');
+    await expectEqualToFull(w);
   });
 
   it('rebuilds everything after a failed rebuild, with the edits it had taken still first', async () => {
@@ -745,7 +795,7 @@ describe('incremental facts', () => {
     const others = [...w.facts.keys()].filter((key) => key.startsWith('wl/a/')).length;
     expect(others).toBeGreaterThan(2);
     // A rollout's new ReplicaSet: only the Deployment that owns it can read it.
-    apply(w, { type: 'replicaset', app: 'd2', hash: 'h2', remove: false });
+    apply(w, { type: 'replicaset', app: 'd2', hash: 'h2', replicas: 1, remove: false });
     const next = await rebuild(w);
     expect(next).toMatchObject({ full: false, built: 1 });
     await expectEqualToFull(w);
@@ -856,11 +906,11 @@ describe('the indexed input kept between rebuilds', () => {
     const podsOfD2 = (): string[] =>
       (w.facts.get('wl/a/Deployment/d2')?.pods ?? []).map((p) => p.name);
     expect(podsOfD2()).toEqual(['p2']);
-    apply(w, { type: 'replicaset', app: 'd2', hash: 'h1', remove: true });
+    apply(w, { type: 'replicaset', app: 'd2', hash: 'h1', replicas: 1, remove: true });
     expect((await rebuild(w)).full).toBe(false);
     expect(podsOfD2()).toEqual([]);
     await expectEqualToFull(w);
-    apply(w, { type: 'replicaset', app: 'd2', hash: 'h1', remove: false });
+    apply(w, { type: 'replicaset', app: 'd2', hash: 'h1', replicas: 1, remove: false });
     await rebuild(w);
     expect(podsOfD2()).toEqual(['p2']);
     // Its node moving to another zone moves it in the client pods per zone too.

@@ -2,12 +2,14 @@
  * How much memory the list-watch cache needs for 50,000 pods: the heap taken by slim projections
  * (what kopek keeps) against the whole objects as the API server sends them (what client-node's
  * informer would keep), measured in the same run; then the projections of a fleet of every kind
- * the synthetic dump has (5,000 workloads), where what the pods share varies as in a cluster.
+ * the synthetic dump has (5,000 workloads), where what the pods share varies as in a cluster;
+ * then what the old revisions of those workloads' Deployments would take, were they cached.
  * Run: npm run bench:cache
  */
-import { projectionFor, type Projected } from '../../operator/kube/projections.ts';
+import { keptFor, projectionFor, type Projected } from '../../operator/kube/projections.ts';
 import type { ResourceType } from '../../operator/kube/client.ts';
 import { RESOURCES } from '../../operator/kube/resources.ts';
+import { IncrementalInput } from '../../recommender/facts-incremental.ts';
 import { syntheticDump } from './synthetic-dump.ts';
 
 const PODS = 50_000;
@@ -245,4 +247,80 @@ fleetTexts.length = 0;
 const fleetMiB = heapMiB() - beforeFleet;
 console.log(
   `fleet projections:      ${fleetMiB.toFixed(1)} MiB heap for ${fleet.length.toLocaleString('en-US')} objects of ${projectors.size} kinds (${FLEET_WORKLOADS.toLocaleString('en-US')} workloads, with their pods, Services, EndpointSlices, PDBs, HPAs, nodes)`,
+);
+
+/**
+ * An old revision of a Deployment as the API server sends it: a ReplicaSet scaled to zero, which
+ * the Deployment keeps for a rollback (revisionHistoryLimit, 10 by default).
+ */
+function oldRevision(i: number): Record<string, unknown> {
+  const app = `service-${Math.floor(i / REVISIONS)}`;
+  const hash = (0x5d8f0000 + i).toString(16).slice(0, 10);
+  const labels = {
+    'app.kubernetes.io/name': app,
+    team: `team-${i % 50}`,
+    'pod-template-hash': hash,
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: `${app}-${hash}`,
+      namespace: `team-${i % 50}`,
+      uid: `7c1e${i.toString(16).padStart(4, '0')}-1c2d-4e5f-8a9b-${i.toString(16).padStart(12, '0')}`,
+      resourceVersion: String(200_000 + i),
+      generation: 4,
+      creationTimestamp: '2026-10-01T10:00:00Z',
+      labels,
+      annotations: {
+        'deployment.kubernetes.io/desired-replicas': '10',
+        'deployment.kubernetes.io/max-replicas': '13',
+        'deployment.kubernetes.io/revision': String((i % REVISIONS) + 1),
+      },
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name: app,
+          uid: `0d3b${i.toString(16).padStart(4, '0')}-1c2d-4e5f-8a9b-000000000000`,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+      managedFields: [{ manager: 'kube-controller-manager', operation: 'Update' }],
+    },
+    spec: {
+      replicas: 0,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: { containers: [{ name: 'app', image: `shop/${app}:${i % REVISIONS}` }] },
+      },
+    },
+    status: { replicas: 0, observedGeneration: 4 },
+  };
+}
+
+fleet.length = 0;
+
+// Each parsed from its own JSON text, projected, and held as the cache and the builder's input
+// would hold it; then counted against keptFor, which leaves such ReplicaSets out of the cache.
+const REVISIONS = 10;
+const projectReplicaSet = projectionFor(RESOURCES.replicasets);
+const keepReplicaSet = keptFor(RESOURCES.replicasets);
+const beforeRevisions = heapMiB();
+// One object read after measuring, so that both stay alive until then (see above).
+const held = { cache: new Map<string, Projected>(), input: new IncrementalInput() };
+let leftOut = 0;
+for (let i = 0; i < FLEET_WORKLOADS * REVISIONS; i++) {
+  const raw = JSON.parse(JSON.stringify(oldRevision(i))) as Record<string, unknown>;
+  const projected = projectReplicaSet(raw);
+  if (keepReplicaSet?.(projected, raw) === false) leftOut++;
+  held.cache.set(`${projected.metadata.namespace ?? ''}/${projected.metadata.name}`, projected);
+  held.input.set(projected);
+}
+held.input.prepare();
+const revisionsMiB = heapMiB() - beforeRevisions;
+console.log(
+  `old ReplicaSets:        ${revisionsMiB.toFixed(1)} MiB heap for ${held.cache.size.toLocaleString('en-US')} (${REVISIONS} per Deployment; ${((revisionsMiB * 2 ** 20) / held.cache.size).toFixed(0)} B each in the cache and the builder's input), were they cached; keptFor leaves out ${leftOut.toLocaleString('en-US')}`,
 );
