@@ -55,6 +55,27 @@ describe('owner chains', () => {
     expect(web?.pods[1]?.node?.capacityType).toBe('spot');
   });
 
+  it('ties a pod whose ReplicaSet is missing to the kind its hash label names, when a Deployment and a Rollout share a name', () => {
+    const rollout = {
+      ...deployment('web'),
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Rollout',
+    };
+    const owner = (name: string): { kind: string; name: string } => ({ kind: 'ReplicaSet', name });
+    const objects = [
+      ...NODES,
+      deployment('web'),
+      rollout,
+      pod('web-6f7c-1', 'shop', 'n-a', owner('web-6f7c'), { 'rollouts-pod-template-hash': '6f7c' }),
+      pod('web-5d8f-1', 'shop', 'n-b', owner('web-5d8f'), { 'pod-template-hash': '5d8f' }),
+    ];
+    const { facts } = factsFromObjects(objects);
+    expect(facts.map((f) => `${f.kind}/${f.name}:${f.pods.map((p) => p.name).join(',')}`)).toEqual([
+      'Deployment/web:web-5d8f-1',
+      'Rollout/web:web-6f7c-1',
+    ]);
+  });
+
   it('names the keys a pod’s workload may read: its owner, and the parents guessed from its name only while the owner is missing', () => {
     const job = {
       apiVersion: 'batch/v1',

@@ -22,11 +22,16 @@ export function workloadOfPod(pod: K8s, index: Index): string | undefined {
         return objectKey(top.kind, ns, top.name);
       return objectKey('ReplicaSet', ns, owner.name);
     }
-    // No ReplicaSet in the dump: its name is the Deployment's plus "-<pod-template-hash>".
-    const hash = meta.labels['pod-template-hash'] ?? meta.labels['rollouts-pod-template-hash'];
+    // No ReplicaSet in the dump (or an old revision, which the operator's cache leaves out): its
+    // name is the Deployment's plus "-<pod-template-hash>", or the Rollout's plus its own hash
+    // label's; the label's kind first, for a Rollout that took over a Deployment's name.
+    const deploymentHash = meta.labels['pod-template-hash'];
+    const hash = deploymentHash ?? meta.labels['rollouts-pod-template-hash'];
     if (hash !== undefined && owner.name.endsWith(`-${hash}`)) {
       const base = owner.name.slice(0, -hash.length - 1);
-      for (const kind of ['Deployment', 'Rollout'])
+      for (const kind of deploymentHash !== undefined
+        ? ['Deployment', 'Rollout']
+        : ['Rollout', 'Deployment'])
         if (index.byKey.has(objectKey(kind, ns, base))) return objectKey(kind, ns, base);
     }
     return objectKey('ReplicaSet', ns, owner.name);
