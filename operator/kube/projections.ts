@@ -329,11 +329,10 @@ const PROJECTORS: Record<string, Projector> = {
 
 /**
  * Which objects of a type the cache keeps (undefined: all). Not a Deployment's or Rollout's
- * ReplicaSet that neither wants nor has a pod: the old revisions kept for rollbacks (10 per
- * Deployment by default, revisionHistoryLimit), most of the ReplicaSets of a cluster that rolls
- * out often, which lead no pod to its workload. A pod still on its way out finds its Deployment
- * by its pod-template-hash label (workloadOfPod, podWorkloads); Apply mode lists ReplicaSets from
- * the API server.
+ * ReplicaSet that wants no pod and counts none (docs/decisions/0028): the old revisions kept for
+ * rollbacks (10 per Deployment by default), most of the ReplicaSets of a cluster that rolls out
+ * often. A pod still on its way out finds its workload by its hash label (workloadOfPod) and its
+ * ReplicaSet's name (podWorkloads); Apply mode lists ReplicaSets from the API server.
  */
 export function keptFor(
   type: ResourceType,

@@ -383,6 +383,8 @@ function apply(w: World, c: Change): void {
             ],
           },
           spec: { replicas: c.replicas, template: template(c.app, 'web', IMAGES[0] ?? '') },
+          // What the ReplicaSet controller counts: not the pods on their way out.
+          status: { replicas: c.replicas },
         },
         `${c.app}-${c.hash}`,
         nsOfApp(c.app),
@@ -730,7 +732,8 @@ describe('incremental facts', () => {
     const w = await startWorld();
     for (const c of BASELINE) apply(w, c);
     await rebuild(w);
-    // d0 rolls out: h2 is the new revision, h1 is scaled to zero while its pod p0 still runs.
+    // d0 rolls out: h2 is the new revision, h1 is scaled to zero while its pod p0 is on its way
+    // out (it runs until it is gone, and the ReplicaSet no longer counts it).
     apply(w, { type: 'replicaset', app: 'd0', hash: 'h2', replicas: 1, remove: false });
     apply(w, { type: 'replicaset', app: 'd0', hash: 'h1', replicas: 0, remove: false });
     expect((await rebuild(w)).full).toBe(false);
@@ -739,6 +742,7 @@ describe('incremental facts', () => {
     expect(w.facts.get('wl/a/Deployment/d0')?.pods.map((p) => p.name)).toContain('p0');
     const fromApi = await buildFromApi(w);
     expect(new Map([...fromApi.keys()].map((key) => [key, w.facts.get(key)]))).toEqual(fromApi);
+    expect(w.facts.size).toBe(fromApi.size);
     // p0 goes: the Deployment is rebuilt without it, though its ReplicaSet is not cached.
     apply(w, {
       type: 'pod',

@@ -254,11 +254,12 @@ console.log(
  * the Deployment keeps for a rollback (revisionHistoryLimit, 10 by default).
  */
 function oldRevision(i: number): Record<string, unknown> {
-  const app = `service-${Math.floor(i / REVISIONS)}`;
+  const deployment = Math.floor(i / REVISIONS);
+  const app = `service-${deployment}`;
   const hash = (0x5d8f0000 + i).toString(16).slice(0, 10);
   const labels = {
     'app.kubernetes.io/name': app,
-    team: `team-${i % 50}`,
+    team: `team-${deployment % 50}`,
     'pod-template-hash': hash,
   };
   return {
@@ -266,7 +267,7 @@ function oldRevision(i: number): Record<string, unknown> {
     kind: 'ReplicaSet',
     metadata: {
       name: `${app}-${hash}`,
-      namespace: `team-${i % 50}`,
+      namespace: `team-${deployment % 50}`,
       uid: `7c1e${i.toString(16).padStart(4, '0')}-1c2d-4e5f-8a9b-${i.toString(16).padStart(12, '0')}`,
       resourceVersion: String(200_000 + i),
       generation: 4,
@@ -282,7 +283,7 @@ function oldRevision(i: number): Record<string, unknown> {
           apiVersion: 'apps/v1',
           kind: 'Deployment',
           name: app,
-          uid: `0d3b${i.toString(16).padStart(4, '0')}-1c2d-4e5f-8a9b-000000000000`,
+          uid: `0d3b${deployment.toString(16).padStart(4, '0')}-1c2d-4e5f-8a9b-000000000000`,
           controller: true,
           blockOwnerDeletion: true,
         },

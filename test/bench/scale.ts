@@ -27,8 +27,8 @@ and the import cost of kopek's entry point.
   --workloads N        workloads (default 5000)
   --pods N             pods in all, DaemonSets' included (default 50000)
   --images N           distinct images (default: 6% of workloads, 5 to 300)
-  --old-revisions N    old revisions per Deployment: ReplicaSets scaled to zero, as rollouts leave
-                       them (default 0; Kubernetes keeps up to 10, revisionHistoryLimit)
+  --old-revisions N    old revisions per Deployment, up to 10: ReplicaSets scaled to zero, as
+                       rollouts leave them (default 0; Kubernetes keeps 10, revisionHistoryLimit)
   --steady-minutes M   steady-state window (default 5)
   --change-rate R      workload changes per second (default: 1% of the workloads, 50 at full
                        size; each change needs a Deployment with no change still pending)
@@ -186,6 +186,8 @@ function parseArgs(argv: readonly string[]): ScaleOptions & { out?: string } {
         throw new Error(`unknown flag ${flag}`);
     }
   }
+  // A Deployment keeps 10 old revisions (revisionHistoryLimit) and deletes older ones.
+  if (options.oldRevisions > 10) throw new Error('--old-revisions takes at most 10');
   if (options.profileDir && options.cpuProfileDir)
     throw new Error('--profile and --cpu-prof profile different phases: pick one');
   // 50 a second at 5,000 workloads: at a smaller size, that many would soon find every

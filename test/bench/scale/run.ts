@@ -45,6 +45,7 @@ import {
   createObjects,
   refuseEvents,
   waitForEndpoints,
+  waitForOldRevisions,
   waitForNodes,
   waitForPods,
   waitForServiceAccounts,
@@ -675,9 +676,10 @@ async function buildCluster(bench: Bench): Promise<Built> {
     );
     const replicaSets = deployments.flatMap((d) => oldRevisions(d, options.oldRevisions));
     result.sizes.objects += replicaSets.length;
-    await step(`${replicaSets.length} old ReplicaSets created`, () =>
-      createObjects(admin, 'old ReplicaSets', replicaSets, say),
-    );
+    await step(`${replicaSets.length} old ReplicaSets created`, async () => {
+      await createObjects(admin, 'old ReplicaSets', replicaSets, say);
+      await waitForOldRevisions(admin, deployments.length, options.oldRevisions, say, timeoutMs);
+    });
   }
   await allowEvents();
   return {

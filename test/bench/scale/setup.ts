@@ -328,3 +328,41 @@ export async function waitForEndpoints(
     await sleep(5000);
   }
 }
+
+/**
+ * Waits until the controllers have taken in the old revisions the benchmark made (oldRevisions in
+ * workloads.ts): each Deployment numbered after its `count` old ReplicaSets (the controller
+ * renumbers its current one), and each old ReplicaSet's status written. Those writes must not
+ * land in what the benchmark measures next.
+ */
+export async function waitForOldRevisions(
+  api: BenchApi,
+  deployments: number,
+  count: number,
+  say: Say,
+  timeoutMs: number,
+): Promise<void> {
+  const started = Date.now();
+  const revision = String(count + 1);
+  for (;;) {
+    const renumbered = (
+      await api.listAll<{ metadata: { annotations?: Record<string, string> } }>(
+        '/apis/apps/v1/deployments',
+      )
+    ).filter((d) => d.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision);
+    const observed = (
+      await api.listAll<{ metadata: { name: string }; status?: { observedGeneration?: number } }>(
+        '/apis/apps/v1/replicasets',
+      )
+    ).filter((rs) => /-old\d+/.test(rs.metadata.name) && (rs.status?.observedGeneration ?? 0) >= 1);
+    say(
+      `  Deployments renumbered: ${renumbered.length}/${deployments}; old ReplicaSets with a status: ${observed.length}/${deployments * count}`,
+    );
+    if (renumbered.length >= deployments && observed.length >= deployments * count) return;
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        `the controllers have not taken in the old revisions after ${Math.round(timeoutMs / 1000)} s`,
+      );
+    await sleep(10_000);
+  }
+}
