@@ -18,6 +18,7 @@ import { silentLogger } from '../../../operator/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inParallel } from '../../support/parallel.ts';
 import type { BenchApi } from './http.ts';
+import { isOldRevision } from './workloads.ts';
 
 export type Say = (line: string) => void;
 
@@ -304,7 +305,7 @@ export async function waitForEndpoints(
   const started = Date.now();
   for (;;) {
     const counts = new Map<string, number>();
-    for (const slice of await api.listAll<Slice>('/apis/discovery.k8s.io/v1/endpointslices')) {
+    for (const slice of await api.listAll<Slice>(collectionPath(RESOURCES.endpointslices))) {
       const service = slice.metadata.labels?.['kubernetes.io/service-name'];
       if (service === undefined) continue;
       const key = `${slice.metadata.namespace}/${service}`;
@@ -347,14 +348,14 @@ export async function waitForOldRevisions(
   for (;;) {
     const renumbered = (
       await api.listAll<{ metadata: { annotations?: Record<string, string> } }>(
-        '/apis/apps/v1/deployments',
+        collectionPath(RESOURCES.deployments),
       )
     ).filter((d) => d.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision);
     const observed = (
       await api.listAll<{ metadata: { name: string }; status?: { observedGeneration?: number } }>(
-        '/apis/apps/v1/replicasets',
+        collectionPath(RESOURCES.replicasets),
       )
-    ).filter((rs) => /-old\d+/.test(rs.metadata.name) && (rs.status?.observedGeneration ?? 0) >= 1);
+    ).filter((rs) => isOldRevision(rs.metadata.name) && (rs.status?.observedGeneration ?? 0) >= 1);
     say(
       `  Deployments renumbered: ${renumbered.length}/${deployments}; old ReplicaSets with a status: ${observed.length}/${deployments * count}`,
     );

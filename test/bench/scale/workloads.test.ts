@@ -5,6 +5,7 @@ import {
   DAEMONSET_NAMESPACE,
   daemonSetCount,
   defaultImageCount,
+  isOldRevision,
   oldRevisions,
   scaleCluster,
 } from './workloads.ts';
@@ -167,6 +168,11 @@ describe('old revisions', () => {
       expect(rs.spec.template.spec.containers[0]?.image).not.toBe(
         template?.spec.containers[0]?.image,
       );
+      expect(isOldRevision(rs.metadata.name)).toBe(true);
     }
+    // The current ReplicaSet, as the Deployment controller names it.
+    expect(isOldRevision(`${(deployment as unknown as Workload).metadata.name}-5d4f8b7c9`)).toBe(
+      false,
+    );
   });
 });

@@ -518,6 +518,14 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
   return out;
 }
 
+/** What names an old revision of `oldRevisions` after its Deployment's name: `-old<k>`. */
+const OLD_REVISION_MARK = 'old';
+
+/** Whether a ReplicaSet's name is one `oldRevisions` gives. */
+export function isOldRevision(name: string): boolean {
+  return new RegExp(`-${OLD_REVISION_MARK}\\d+`).test(name);
+}
+
 /**
  * The old revisions a Deployment's controller leaves after rollouts: `count` ReplicaSets scaled to
  * zero, owned by the Deployment (as created, with its uid), each with the template of an older
@@ -531,7 +539,7 @@ export function oldRevisions(deployment: Obj, count: number): Obj[] {
   const containers = (template.spec.containers ?? []) as Obj[];
   return Array.from({ length: count }, (_, k) => {
     // Unlike any hash the controller computes, so that it never takes one for the current one.
-    const hash = `old${k}${metadata.uid.replaceAll('-', '').slice(0, 6)}`;
+    const hash = `${OLD_REVISION_MARK}${k}${metadata.uid.replaceAll('-', '').slice(0, 6)}`;
     const labels = { ...template.metadata.labels, 'pod-template-hash': hash };
     return {
       apiVersion: 'apps/v1',
