@@ -192,10 +192,14 @@ describe('ReplicaSet projections', () => {
       ownerKind: string | undefined,
       replicas: number | undefined,
       running: number | undefined,
+      terminating?: number,
     ): boolean => {
       const raw = replicaSet(ownerKind);
       raw.spec = replicas === undefined ? {} : { replicas };
-      raw.status = running === undefined ? {} : { replicas: running };
+      raw.status = {
+        ...(running === undefined ? {} : { replicas: running }),
+        ...(terminating === undefined ? {} : { terminatingReplicas: terminating }),
+      };
       return keep(project(raw), raw);
     };
     for (const owner of ['Deployment', 'Rollout']) {
@@ -203,6 +207,9 @@ describe('ReplicaSet projections', () => {
       expect(scaled(owner, 0, undefined)).toBe(false);
       // Scaled down, its last pods not gone yet; the current revision; spec.replicas defaults to 1.
       expect(scaled(owner, 0, 2)).toBe(true);
+      // Scaled down, its last pod being deleted: status.replicas no longer counts it.
+      expect(scaled(owner, 0, 0, 1)).toBe(true);
+      expect(scaled(owner, 0, 0, 0)).toBe(false);
       expect(scaled(owner, 3, 3)).toBe(true);
       expect(scaled(owner, undefined, undefined)).toBe(true);
     }

@@ -327,11 +327,17 @@ const PROJECTORS: Record<string, Projector> = {
   }),
 };
 
+/** Whether a status count counts any pod: absent is none. */
+function counts(count: unknown): boolean {
+  return count !== undefined && count !== 0;
+}
+
 /**
  * Which objects of a type the cache keeps (undefined: all). Not a Deployment's or Rollout's
- * ReplicaSet that wants no pod and counts none (docs/decisions/0028): the old revisions kept for
- * rollbacks (10 per Deployment by default), most of the ReplicaSets of a cluster that rolls out
- * often. A pod still on its way out finds its workload by its hash label (workloadOfPod) and its
+ * ReplicaSet that wants no pod and counts none, running or terminating (docs/decisions/0028): the
+ * old revisions kept for rollbacks (10 per Deployment by default), most of the ReplicaSets of a
+ * cluster that rolls out often. Where the API server does not count terminating pods (before
+ * 1.35), a pod still on its way out finds its workload by its hash label (workloadOfPod) and its
  * ReplicaSet's name (podWorkloads); Apply mode lists ReplicaSets from the API server.
  */
 export function keptFor(
@@ -342,9 +348,10 @@ export function keptFor(
     const owner = controllerOf(object)?.kind;
     if (owner !== 'Deployment' && owner !== 'Rollout') return true;
     const wanted = isRecord(raw.spec) ? raw.spec.replicas : undefined;
-    const running = isRecord(raw.status) ? raw.status.replicas : undefined;
-    // spec.replicas defaults to 1; an absent status count is none.
-    return wanted !== 0 || (running !== undefined && running !== 0);
+    const status = isRecord(raw.status) ? raw.status : {};
+    // spec.replicas defaults to 1; an absent status count is none. status.replicas leaves out
+    // the pods being deleted, which terminatingReplicas counts (Kubernetes 1.35 on by default).
+    return wanted !== 0 || counts(status.replicas) || counts(status.terminatingReplicas);
   };
 }
 

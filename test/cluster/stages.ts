@@ -1,8 +1,8 @@
 /**
  * KWOK Stages that replace KWOK's built-in pod lifecycle for a test: pods start Ready, a Job's
  * pods then complete, and pods are deleted when asked (as by default), except those a test marks
- * to crash-loop. KWOK plays the pod Stages of its `--config` instead of its defaults, so the
- * ordinary ones are listed too.
+ * to crash-loop or to hold on their way out. KWOK plays the pod Stages of its `--config` instead
+ * of its defaults, so the ordinary ones are listed too.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -105,10 +105,19 @@ phase: Succeeded
   { delay: { durationMilliseconds: 1000 } },
 );
 
-/** A pod being deleted goes at once (no kubelet to wait for). */
+/**
+ * A pod with this label, once deleted, stays on its way out (as behind a slow kubelet) until it is
+ * deleted with no grace period.
+ */
+export const HOLD_ON_DELETE_LABEL = 'kopek_test_hold';
+
+/** A pod being deleted goes at once (no kubelet to wait for), but for one a test holds. */
 const DELETE = podStage(
   'pod-delete',
-  [{ key: '.metadata.deletionTimestamp', operator: 'Exists' }],
+  [
+    { key: '.metadata.deletionTimestamp', operator: 'Exists' },
+    { key: `.metadata.labels.${HOLD_ON_DELETE_LABEL}`, operator: 'DoesNotExist' },
+  ],
   { finalizers: { empty: true }, delete: true },
 );
 

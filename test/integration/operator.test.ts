@@ -7,6 +7,7 @@ import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { parseRunConfig, type OperatorConfig } from '../../operator/config.ts';
 import { startOperator, type RunningOperator } from '../../operator/run.ts';
 import { LocalCluster } from '../cluster/cluster.ts';
+import { HOLD_ON_DELETE_LABEL, kwokPodStagesFlag } from '../cluster/stages.ts';
 import { LocalRegistry } from '../registry/registry.ts';
 import { pushImage, pushIndex } from '../registry/seed.ts';
 import { scrape, startClusterForKopek, writeCalls, type MetricSample } from '../support/kopek.ts';
@@ -156,6 +157,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
   let cluster: LocalCluster;
   let registry: LocalRegistry;
   let registryDir: string;
+  let stagesDir: string;
   let operator: RunningOperator;
   let config: OperatorConfig;
 
@@ -196,7 +198,11 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       'oci',
     );
 
-    cluster = await startClusterForKopek();
+    // The test's pod Stages: one can hold a pod on its way out.
+    stagesDir = await mkdtemp(join(tmpdir(), 'kopek-operator-stages-'));
+    cluster = await startClusterForKopek({
+      componentArgs: { kwok: [await kwokPodStagesFlag(stagesDir, [])] },
+    });
     await cluster.kubectl(['apply', '-f', '-'], { input: workloads(registry.host) });
 
     const kubeconfig = await cluster.kubeconfigAsServiceAccount('kopek', 'kopek');
@@ -228,6 +234,7 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
     await cluster.stop();
     await registry.component.stop();
     await rm(registryDir, { recursive: true, force: true });
+    await rm(stagesDir, { recursive: true, force: true });
   });
 
   it('writes a recommendation for every analysed workload, and none for ignored or system ones', async () => {
@@ -481,5 +488,77 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       ),
     ]);
     expect(outcome).toBe('running');
+  });
+
+  it("keeps a Deployment's old ReplicaSet cached while its last pod is on its way out, then leaves it out", async () => {
+    const replicaSetsCached = async (): Promise<number | undefined> =>
+      (await scrape(operator.metricsUrl)).find(
+        (s) => s.name === 'kopek_cache_objects' && s.labels.resource === 'replicasets',
+      )?.value;
+    const replicaSets = async (): Promise<
+      { spec: { replicas: number }; status: { replicas?: number; terminatingReplicas?: number } }[]
+    > =>
+      (
+        JSON.parse(
+          (await cluster.kubectl(['get', 'rs', '-n', 'shop', '-l', 'app=drain', '-o', 'json']))
+            .stdout,
+        ) as {
+          items: {
+            spec: { replicas: number };
+            status: { replicas?: number; terminatingReplicas?: number };
+          }[];
+        }
+      ).items;
+    const before = await replicaSetsCached();
+    const drain = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'drain', namespace: 'shop' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'drain' } },
+        template: {
+          metadata: { labels: { app: 'drain', [HOLD_ON_DELETE_LABEL]: 'true' } },
+          spec: { containers: [container('drain', `${registry.host}/shop/web:1`)] },
+        },
+      },
+    };
+    await cluster.kubectl(['apply', '-f', '-'], { input: stringify(drain) });
+    await cluster.kubectl(['rollout', 'status', 'deployment/drain', '-n', 'shop', '--timeout=60s']);
+    await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 1);
+    const [held] = (
+      await cluster.kubectl(['get', 'pods', '-n', 'shop', '-l', 'app=drain', '-o', 'name'])
+    ).stdout
+      .trim()
+      .split('\n');
+    // A new revision, whose pods are not held: the old ReplicaSet goes to zero and its pod is held
+    // on its way out.
+    await cluster.kubectl([
+      'patch',
+      'deployment/drain',
+      '-n',
+      'shop',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        spec: { template: { metadata: { labels: { [HOLD_ON_DELETE_LABEL]: null } } } },
+      }),
+    ]);
+    await cluster.kubectl(['rollout', 'status', 'deployment/drain', '-n', 'shop', '--timeout=60s']);
+    // The ReplicaSet controller no longer counts it as running, but as terminating (1.35).
+    await expect
+      .poll(
+        async () =>
+          (await replicaSets())
+            .filter((rs) => rs.spec.replicas === 0)
+            .map((rs) => [rs.status.replicas ?? 0, rs.status.terminatingReplicas]),
+        { timeout: 30_000 },
+      )
+      .toEqual([[0, 1]]);
+    await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 2);
+    await cluster.kubectl(['delete', held ?? '', '-n', 'shop', '--grace-period=0', '--force']);
+    await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 1);
+    expect((await replicaSets()).length).toBe(2);
+    await cluster.kubectl(['delete', 'deployment/drain', '-n', 'shop']);
   });
 });
