@@ -117,6 +117,12 @@ export interface KubeApi {
   /** Server-side apply of a whole object (or its status with `subresource: 'status'`). */
   apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T>;
   /**
+   * As `apply`, for a caller that does not read the object the API server sends back: its body
+   * is read as bytes and dropped, not decoded or parsed (a status write, thousands at a cold
+   * start, answered with the whole object, its managedFields included).
+   */
+  applyUnread(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<void>;
+  /**
    * A JSON patch (`application/json-patch+json`): atomic, so a failed `test` operation leaves
    * the object as it was (422 Invalid).
    */
@@ -297,6 +303,23 @@ export class KubeClient implements KubeApi {
   }
 
   async apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T> {
+    const response = await this.sendApply(type, object, options);
+    return this.json(applyVerb(options), type.plural, response);
+  }
+
+  async applyUnread(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<void> {
+    const response = await this.sendApply(type, object, options);
+    this.observed(applyVerb(options), type.plural, response);
+    if (!response.ok) throw toApiError(response.status, await response.text());
+    // Read to its end, so that the connection is free for the next request.
+    await response.arrayBuffer();
+  }
+
+  private sendApply(
+    type: ResourceType,
+    object: KubeObject,
+    options: ApplyOptions,
+  ): Promise<Response> {
     const path =
       objectPath(type, object.metadata.name, object.metadata.namespace) +
       (options.subresource ? `/${options.subresource}` : '');
@@ -305,13 +328,12 @@ export class KubeClient implements KubeApi {
       fieldValidation: 'Strict',
     };
     if (options.force) query.force = 'true';
-    const response = await this.send('PATCH', path, {
+    return this.send('PATCH', path, {
       query,
       body: object,
       // client-node's patch helpers guess the content type; server-side apply needs this one.
       contentType: 'application/apply-patch+yaml',
     });
-    return this.json(options.subresource ? 'apply-status' : 'apply', type.plural, response);
   }
 
   async patch<T>(
@@ -383,4 +405,9 @@ function toApiError(status: number, body: string): KubeApiError {
   } catch {
     return new KubeApiError(status, String(status), body.slice(0, 500) || `HTTP ${status}`);
   }
+}
+
+/** The verb a server-side apply is counted under. */
+function applyVerb(options: ApplyOptions): string {
+  return options.subresource ? 'apply-status' : 'apply';
 }

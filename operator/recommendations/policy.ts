@@ -31,7 +31,7 @@ export async function reconcilePolicy(ctx: PolicyReconcileContext, name: string)
     policy.metadata.generation,
   );
   if (canonicalJson(policy.status ?? {}) === canonicalJson(status)) return;
-  await ctx.client.apply(
+  await ctx.client.applyUnread(
     RESOURCES.savingspolicies,
     { apiVersion: policy.apiVersion, kind: policy.kind, metadata: { name }, status },
     { fieldManager: FIELD_MANAGER, subresource: 'status', force: true },

@@ -119,7 +119,7 @@ export async function reconcileWorkload(
   }
   ctx.decided?.('write');
   try {
-    await ctx.client.apply(
+    await ctx.client.applyUnread(
       RESOURCES.workloadrecommendations,
       {
         apiVersion: desired.apiVersion,

@@ -282,6 +282,10 @@ export class FakeKube implements KubeApi {
     });
   }
 
+  async applyUnread(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<void> {
+    await this.apply(type, object, options);
+  }
+
   /** A JSON patch, all or nothing: a failed test or a missing path is 422 Invalid, as served. */
   patch<T>(
     type: ResourceType,

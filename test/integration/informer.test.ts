@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeClient } from '../../operator/kube/client.ts';
+import { KubeApiError, KubeClient } from '../../operator/kube/client.ts';
 import {
   Informer,
   type InformerObserver,
@@ -132,5 +132,51 @@ describe('list-watch cache against a real API server', () => {
       .poll(() => informer.get('after-outage') !== undefined, { timeout: 30_000 })
       .toBe(true);
     await informer.stop();
+  });
+
+  it('applies without reading the answer: the object is written, and a refusal is an error', async () => {
+    const seen: [string, string, number][] = [];
+    const observed = new KubeClient(cluster.connection(), {
+      observe: (verb, resource, status) => seen.push([verb, resource, status]),
+    });
+    const service = (
+      name: string,
+    ): {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; namespace: string };
+      spec: Record<string, unknown>;
+    } => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'default' },
+      spec: { selector: { app: name }, ports: [{ port: 80 }] },
+    });
+    const options = { fieldManager: 'kopek-test', force: true };
+    // One after another on the pool's connection: each answer must have been read to its end.
+    for (let i = 0; i < 3; i++)
+      await expect(
+        observed.applyUnread(RESOURCES.services, service(`unread-${i}`), options),
+      ).resolves.toBeUndefined();
+    const written = await client.get<{ spec: { selector: Record<string, string> } }>(
+      RESOURCES.services,
+      'unread-2',
+      'default',
+    );
+    expect(written.spec.selector).toEqual({ app: 'unread-2' });
+    // Strict field validation: a field the API does not know is refused.
+    const unknown = service('unknown-field');
+    unknown.spec.notAField = true;
+    const refused = observed.applyUnread(RESOURCES.services, unknown, options);
+    await expect(refused).rejects.toBeInstanceOf(KubeApiError);
+    await expect(refused).rejects.toThrow(/notAField/);
+    // The API server answers 500 for an apply it cannot make a typed object of.
+    await expect(refused).rejects.toMatchObject({ status: 500 });
+    expect(seen.map(([verb, resource, status]) => `${verb} ${resource} ${status}`)).toEqual([
+      'apply services 201',
+      'apply services 201',
+      'apply services 201',
+      'apply services 500',
+    ]);
   });
 });
