@@ -311,7 +311,8 @@ export class KubeClient implements KubeApi {
     const response = await this.sendApply(type, object, options);
     this.observed(applyVerb(options), type.plural, response);
     if (!response.ok) throw toApiError(response.status, await response.text());
-    // Read to its end, so that the connection is free for the next request.
+    // Read to its end (outside V8's heap): the HTTP/2 stream, or an HTTP/1.1 connection, is free
+    // only then.
     await response.arrayBuffer();
   }
 
@@ -408,6 +409,6 @@ function toApiError(status: number, body: string): KubeApiError {
 }
 
 /** The verb a server-side apply is counted under. */
-function applyVerb(options: ApplyOptions): string {
+export function applyVerb(options: ApplyOptions): 'apply' | 'apply-status' {
   return options.subresource ? 'apply-status' : 'apply';
 }

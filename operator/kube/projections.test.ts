@@ -205,7 +205,8 @@ describe('ReplicaSet projections', () => {
     for (const owner of ['Deployment', 'Rollout']) {
       expect(scaled(owner, 0, 0)).toBe(false);
       expect(scaled(owner, 0, undefined)).toBe(false);
-      // Scaled down, its last pods not gone yet; the current revision; spec.replicas defaults to 1.
+      // Scaled down, its last pods not yet being deleted; the current revision; spec.replicas
+      // defaults to 1.
       expect(scaled(owner, 0, 2)).toBe(true);
       // Scaled down, its last pod being deleted: status.replicas no longer counts it.
       expect(scaled(owner, 0, 0, 1)).toBe(true);

@@ -336,9 +336,10 @@ function counts(count: unknown): boolean {
  * Which objects of a type the cache keeps (undefined: all). Not a Deployment's or Rollout's
  * ReplicaSet that wants no pod and counts none, running or terminating (docs/decisions/0028): the
  * old revisions kept for rollbacks (10 per Deployment by default), most of the ReplicaSets of a
- * cluster that rolls out often. Where the API server does not count terminating pods (before
- * 1.35), a pod still on its way out finds its workload by its hash label (workloadOfPod) and its
- * ReplicaSet's name (podWorkloads); Apply mode lists ReplicaSets from the API server.
+ * cluster that rolls out often. Where terminating pods are not counted (before Kubernetes 1.35,
+ * or with its DeploymentReplicaSetTerminatingReplicas feature off), a pod still on its way out
+ * finds its workload by its hash label (workloadOfPod) and its ReplicaSet's name (podWorkloads);
+ * Apply mode lists ReplicaSets from the API server.
  */
 export function keptFor(
   type: ResourceType,
@@ -350,7 +351,8 @@ export function keptFor(
     const wanted = isRecord(raw.spec) ? raw.spec.replicas : undefined;
     const status = isRecord(raw.status) ? raw.status : {};
     // spec.replicas defaults to 1; an absent status count is none. status.replicas leaves out
-    // the pods being deleted, which terminatingReplicas counts (Kubernetes 1.35 on by default).
+    // the pods being deleted, which terminatingReplicas counts (written from Kubernetes 1.35 on,
+    // unless the DeploymentReplicaSetTerminatingReplicas feature is off).
     return wanted !== 0 || counts(status.replicas) || counts(status.terminatingReplicas);
   };
 }

@@ -733,8 +733,9 @@ describe('incremental facts', () => {
     for (const c of BASELINE) apply(w, c);
     await rebuild(w);
     // d0 rolls out: h2 is the new revision, h1 is scaled to zero while its pod p0 is on its way
-    // out (it runs until it is gone, and the ReplicaSet no longer counts it: an API server before
-    // 1.35 writes no terminatingReplicas).
+    // out (it runs until it is gone, and the ReplicaSet no longer counts it: a cluster before 1.35,
+    // or with the DeploymentReplicaSetTerminatingReplicas feature off, writes no
+    // terminatingReplicas).
     apply(w, { type: 'replicaset', app: 'd0', hash: 'h2', replicas: 1, remove: false });
     apply(w, { type: 'replicaset', app: 'd0', hash: 'h1', replicas: 0, remove: false });
     expect((await rebuild(w)).full).toBe(false);

@@ -4,6 +4,7 @@ import { applyJsonPatch, JsonPatchError } from '../../recommender/apply/testing.
 import { isRecord } from '../../recommender/objects/read.ts';
 import {
   apiVersionOf,
+  applyVerb,
   KubeApiError,
   type ApplyOptions,
   type KubeApi,
@@ -264,22 +265,24 @@ export class FakeKube implements KubeApi {
 
   apply<T>(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<T> {
     const { name, namespace } = object.metadata;
-    const verb = options.subresource === 'status' ? 'apply-status' : 'apply';
-    return this.serve({ verb, resource: type.plural, name, ...ns(namespace) }, () => {
-      const key = objectKey(name, namespace, type);
-      const existing = this.store(type).get(key);
-      const applied = clone(object as unknown as Obj);
-      if (options.subresource === 'status') {
-        if (!existing) throw notFound(type, name);
-        return this.applyFields(type, existing, applied, options.fieldManager, ['status']) as T;
-      }
-      if (!existing) {
-        const { status: _ignored, ...withoutStatus } = applied;
-        const owners = new Map([[options.fieldManager, fieldsOf(withoutStatus, ['spec'])]]);
-        return this.insert(type, withoutStatus, owners) as T;
-      }
-      return this.applyFields(type, existing, applied, options.fieldManager, ['spec']) as T;
-    });
+    return this.serve(
+      { verb: applyVerb(options), resource: type.plural, name, ...ns(namespace) },
+      () => {
+        const key = objectKey(name, namespace, type);
+        const existing = this.store(type).get(key);
+        const applied = clone(object as unknown as Obj);
+        if (options.subresource === 'status') {
+          if (!existing) throw notFound(type, name);
+          return this.applyFields(type, existing, applied, options.fieldManager, ['status']) as T;
+        }
+        if (!existing) {
+          const { status: _ignored, ...withoutStatus } = applied;
+          const owners = new Map([[options.fieldManager, fieldsOf(withoutStatus, ['spec'])]]);
+          return this.insert(type, withoutStatus, owners) as T;
+        }
+        return this.applyFields(type, existing, applied, options.fieldManager, ['spec']) as T;
+      },
+    );
   }
 
   async applyUnread(type: ResourceType, object: KubeObject, options: ApplyOptions): Promise<void> {

@@ -106,8 +106,8 @@ phase: Succeeded
 );
 
 /**
- * A pod with this label, once deleted, stays on its way out (as behind a slow kubelet) until it is
- * deleted with no grace period.
+ * A pod with this label (with a value that is not empty), once deleted, stays on its way out
+ * (as behind a slow kubelet) until it is deleted with no grace period.
  */
 export const HOLD_ON_DELETE_LABEL = 'kopek_test_hold';
 

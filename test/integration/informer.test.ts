@@ -136,7 +136,7 @@ describe('list-watch cache against a real API server', () => {
 
   it('applies without reading the answer: the object is written, and a refusal is an error', async () => {
     const seen: [string, string, number][] = [];
-    const observed = new KubeClient(cluster.connection(), {
+    const observedClient = new KubeClient(cluster.connection(), {
       observe: (verb, resource, status) => seen.push([verb, resource, status]),
     });
     const service = (
@@ -153,10 +153,9 @@ describe('list-watch cache against a real API server', () => {
       spec: { selector: { app: name }, ports: [{ port: 80 }] },
     });
     const options = { fieldManager: 'kopek-test', force: true };
-    // One after another on the pool's connection: each answer must have been read to its end.
     for (let i = 0; i < 3; i++)
       await expect(
-        observed.applyUnread(RESOURCES.services, service(`unread-${i}`), options),
+        observedClient.applyUnread(RESOURCES.services, service(`unread-${i}`), options),
       ).resolves.toBeUndefined();
     const written = await client.get<{ spec: { selector: Record<string, string> } }>(
       RESOURCES.services,
@@ -164,19 +163,18 @@ describe('list-watch cache against a real API server', () => {
       'default',
     );
     expect(written.spec.selector).toEqual({ app: 'unread-2' });
-    // Strict field validation: a field the API does not know is refused.
-    const unknown = service('unknown-field');
-    unknown.spec.notAField = true;
-    const refused = observed.applyUnread(RESOURCES.services, unknown, options);
+    // A port out of range: the API server refuses it as invalid, and says why.
+    const invalid = service('invalid-port');
+    invalid.spec.ports = [{ port: 70000 }];
+    const refused = observedClient.applyUnread(RESOURCES.services, invalid, options);
     await expect(refused).rejects.toBeInstanceOf(KubeApiError);
-    await expect(refused).rejects.toThrow(/notAField/);
-    // The API server answers 500 for an apply it cannot make a typed object of.
-    await expect(refused).rejects.toMatchObject({ status: 500 });
+    await expect(refused).rejects.toMatchObject({ status: 422, reason: 'Invalid' });
+    await expect(refused).rejects.toThrow(/70000/);
     expect(seen.map(([verb, resource, status]) => `${verb} ${resource} ${status}`)).toEqual([
       'apply services 201',
       'apply services 201',
       'apply services 201',
-      'apply services 500',
+      'apply services 422',
     ]);
   });
 });

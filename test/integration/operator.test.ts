@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import type { WorkloadRecommendation } from '../../recommender/api/v1alpha1.ts';
 import { parseRunConfig, type OperatorConfig } from '../../operator/config.ts';
@@ -523,6 +523,16 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
         },
       },
     };
+    // Whatever happens below, nothing of it stays: a held pod goes only when deleted at once.
+    onTestFinished(async () => {
+      await cluster.kubectl(
+        ['delete', 'pods', '-n', 'shop', '-l', 'app=drain', '--grace-period=0', '--force'],
+        { allowFailure: true },
+      );
+      await cluster.kubectl(['delete', 'deployment/drain', '-n', 'shop', '--wait=true'], {
+        allowFailure: true,
+      });
+    });
     await cluster.kubectl(['apply', '-f', '-'], { input: stringify(drain) });
     await cluster.kubectl(['rollout', 'status', 'deployment/drain', '-n', 'shop', '--timeout=60s']);
     await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 1);
@@ -556,9 +566,11 @@ describe('kopek run against a real cluster, with the chart RBAC and a real regis
       )
       .toEqual([[0, 1]]);
     await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 2);
+    // Still kept a moment later: not a cache that had yet to see the old ReplicaSet at zero.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await replicaSetsCached()).toBe((before ?? 0) + 2);
     await cluster.kubectl(['delete', held ?? '', '-n', 'shop', '--grace-period=0', '--force']);
     await expect.poll(replicaSetsCached, { timeout: 30_000 }).toBe((before ?? 0) + 1);
     expect((await replicaSets()).length).toBe(2);
-    await cluster.kubectl(['delete', 'deployment/drain', '-n', 'shop']);
   });
 });

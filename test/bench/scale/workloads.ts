@@ -521,9 +521,11 @@ export function scaleCluster(sizes: ScaleSizes, images: readonly SeededImage[]):
 /** What names an old revision of `oldRevisions` after its Deployment's name: `-old<k>`. */
 const OLD_REVISION_MARK = 'old';
 
+const OLD_REVISION_NAME = new RegExp(`-${OLD_REVISION_MARK}\\d+[0-9a-f]{6}$`);
+
 /** Whether a ReplicaSet's name is one `oldRevisions` gives. */
 export function isOldRevision(name: string): boolean {
-  return new RegExp(`-${OLD_REVISION_MARK}\\d+`).test(name);
+  return OLD_REVISION_NAME.test(name);
 }
 
 /**
