@@ -472,6 +472,22 @@ async function runFloorProcess(
   return { ...(JSON.parse(output) as FloorResult), wallSeconds };
 }
 
+/**
+ * A scrape once kopek has nothing queued and no reconcile running, or after `capMs`: the last
+ * status's watch event can reach the bench before kopek has read the reply to that write, and a
+ * scrape at once would miss it.
+ */
+async function scrapeWhenIdle(kopek: KopekProcess, capMs: number): Promise<Series[]> {
+  const started = Date.now();
+  for (;;) {
+    const metrics = await scrape(kopek.metricsUrl, 60_000);
+    const busy =
+      sum(metrics, 'workqueue_depth') + sum(metrics, 'controller_runtime_active_workers');
+    if (busy === 0 || Date.now() - started > capMs) return metrics;
+    await sleep(200);
+  }
+}
+
 /** Waits until kopek has nothing queued and no recommendation changed for `quietMs`. */
 async function settle(
   kopek: KopekProcess,
@@ -837,13 +853,15 @@ async function coldStart(bench: Bench, built: Built): Promise<Running> {
   ]).finally(() => {
     clearInterval(progress);
   });
-  const coldMetrics = await scrape(kopek.metricsUrl, 60_000);
+  // kopek's CPU up to the last recommendation, before any wait for it to be idle.
+  const coldCpuSeconds = cpuSeconds(kopek.pid);
+  const coldMetrics = await scrapeWhenIdle(kopek, 15_000);
   const allWrittenSeconds = (allWrittenAt - kopek.startedAt) / 1000;
   const cold = {
     readySeconds: readyAt > 0 ? (readyAt - kopek.startedAt) / 1000 : Number.NaN,
     allWrittenSeconds,
     ratioToFloor: result.floor ? allWrittenSeconds / result.floor.reused.wallSeconds : undefined,
-    cpuSeconds: cpuSeconds(kopek.pid),
+    cpuSeconds: coldCpuSeconds,
     writes: await writeCalls(kopek.metricsUrl),
     requests: sum(coldMetrics, 'kopek_kube_requests_total'),
     recommendations: tracker.size,
