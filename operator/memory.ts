@@ -35,8 +35,8 @@ export function releaseFreedPages(): void {
  * MiB in the 100–200 ms of a marking at 5,000 workloads, on top of the old generation at its
  * limit: what put the peak over 256 MiB (docs/decisions/0025). Set after start, it takes effect.
  */
-export function collectYoungDuringMarking(): void {
-  setFlagsFromString('--no-separate-gc-phases');
+export function collectYoungDuringMarking(): string {
+  return setFlag('--no-separate-gc-phases');
 }
 
 /**
@@ -46,8 +46,30 @@ export function collectYoungDuringMarking(): void {
  * follows the factor times the live heap, and resident memory with it (docs/decisions/0026). Set
  * after start, it takes effect at the next full collection.
  */
-export function limitHeapGrowth(percent: number): void {
-  setFlagsFromString(`--heap-growing-percent=${percent}`);
+export function limitHeapGrowth(percent: number): string {
+  return setFlag(`--heap-growing-percent=${percent}`);
+}
+
+/**
+ * Sets `kopek run`'s V8 flags after start and returns them, for its log: a process cannot read
+ * a V8 flag back.
+ */
+export function setMemoryFlags(settings: {
+  memorySaver: boolean;
+  heapGrowingPercent: number;
+}): string[] {
+  return [
+    // NODE_OPTIONS refuses this V8 flag. Set after start, it still takes effect (measured with
+    // bench:scale, docs/decisions/0022).
+    ...(settings.memorySaver ? [setFlag('--memory-saver-mode')] : []),
+    collectYoungDuringMarking(),
+    limitHeapGrowth(settings.heapGrowingPercent),
+  ];
+}
+
+function setFlag(flag: string): string {
+  setFlagsFromString(flag);
+  return flag;
 }
 
 const MiB = 2 ** 20;

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import { SNAPSHOT_PRICES } from '../recommender/pricing.ts';
 import { ApplyController } from './apply/controller.ts';
 import { checkAws, formatOutcomes } from './aws/check.ts';
@@ -12,7 +11,7 @@ import { KubeApiError, KubeClient, type KubeApi } from './kube/client.ts';
 import { inClusterConnection, loadKubeConfig, type KubeConnection } from './kube/kubeconfig.ts';
 import { RESOURCES } from './kube/resources.ts';
 import { LeaderElector } from './leader.ts';
-import { collectYoungDuringMarking, limitHeapGrowth, releaseWhenFragmented } from './memory.ts';
+import { releaseWhenFragmented, setMemoryFlags } from './memory.ts';
 import { createLogger, errorMessage, type Logger } from './log.ts';
 import { createMetrics, startMetricsServer, type Metrics } from './metrics.ts';
 import { MetricsAuthorizer } from './metrics-auth.ts';
@@ -383,11 +382,7 @@ export async function runCommand(
   }
   const log = createLogger(config.logLevel);
   if (check) return checkAwsCommand(config, log, output);
-  // A V8 flag, which NODE_OPTIONS refuses. Set after start, it still takes effect (measured with
-  // bench:scale, ADR 0022).
-  if (config.memorySaver) setFlagsFromString('--memory-saver-mode');
-  collectYoungDuringMarking();
-  limitHeapGrowth(config.heapGrowingPercent);
+  log.info('V8 memory flags set', { flags: setMemoryFlags(config) });
   let operator: RunningOperator;
   try {
     operator = await startOperator(config, { log });
