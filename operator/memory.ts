@@ -34,6 +34,7 @@ export function releaseFreedPages(): void {
  * kopek allocates meanwhile stays in a young generation that grows past its semi-space: 12–59
  * MiB in the 100–200 ms of a marking at 5,000 workloads, on top of the old generation at its
  * limit: what put the peak over 256 MiB (docs/decisions/0025). Set after start, it takes effect.
+ * Returns the flag it set.
  */
 export function collectYoungDuringMarking(): string {
   return setFlag('--no-separate-gc-phases');
@@ -44,7 +45,7 @@ export function collectYoungDuringMarking(): string {
  * the next (0: V8's own factor, 30% under a 512 MiB limit). The old generation fills up to that
  * limit with what kopek made since, garbage by then for the most part, so the committed heap
  * follows the factor times the live heap, and resident memory with it (docs/decisions/0026). Set
- * after start, it takes effect at the next full collection.
+ * after start, it takes effect at the next full collection. Returns the flag it set.
  */
 export function limitHeapGrowth(percent: number): string {
   return setFlag(`--heap-growing-percent=${percent}`);
